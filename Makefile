@@ -1,0 +1,28 @@
+# edge_vision developer commands (no ROS install needed; see README.md).
+#   make setup   create/refresh .venv (idempotent; seconds when nothing changed)
+#   make run     the main job on the embedded default
+#   make test    set-up, lint, then every test
+#   make lint    ruff (99 columns)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Isolate test traffic from other ROS 2 processes on this machine.
+TEST_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+.PHONY: setup run test lint clean
+
+setup:
+	@$(PYTHON) tools/setup_env.py --venv $(VENV)
+
+run: setup
+	$(VENV)/bin/edge-vision doctor $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup
+	$(PY) -m ruff check .
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache .ruff_cache

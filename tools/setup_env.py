@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""One-command, idempotent set-up of edge_vision's Python environment (``make setup``).
+
+Two modes, chosen automatically (``--mode`` overrides):
+
+``wheels`` (no ROS 2 distro sourced; this is what CI and a laptop use)
+    Creates ``.venv`` with CPython 3.11, installs the pinned ROS 2 Kilted wheels from PyPI
+    (rclpy, rmw_fastrtps_cpp, the common message packages), builds the interface packages that
+    have no wheel (vision_msgs, from ``tools/interfaces``) with the wheels' ament_cmake/rosidl
+    into the venv, installs the pinned Python dependencies and the project's own packages
+    (editable).
+
+``ros`` (``ROS_DISTRO`` is set and the distro's ``rclpy`` imports)
+    Creates ``.venv`` on top of the distro's interpreter (``--system-site-packages``) so rclpy and
+    every message package come from the distro; builds vision_msgs only if the distro lacks it
+    (``rosdep install`` normally provides ``ros-$ROS_DISTRO-vision-msgs``); installs only the
+    Python dependencies that do not already import, keeping the distro's numpy.
+
+A second run finds the fingerprint of its inputs unchanged and returns in well under a second.
+``.venv/setup.sh`` is written for shells: ``source .venv/setup.sh`` puts the venv's ROS libraries
+on the library path, like a colcon workspace's ``install/setup.sh``.
+
+Only the standard library is used here: this runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / 'tools' / 'requirements'
+INTERFACES = ROOT / 'tools' / 'interfaces'
+PACKAGES = ('src/edge_vision_core', 'src/edge_vision')
+STAMP_NAME = 'edge_vision_setup.json'
+WHEELS_PYTHON = (3, 11)
+
+# In ``ros`` mode: import name -> pip requirement, installed only where the import fails.
+ROS_MODE_PYTHON_DEPS = {
+    'numpy': 'numpy',
+    'cv2': 'opencv-python-headless',
+    'scipy': 'scipy',
+    'yaml': 'PyYAML',
+    'onnxruntime': 'onnxruntime',
+    'openvino': 'openvino',
+    'ai_edge_litert': 'ai-edge-litert',
+    'pytest': 'pytest',
+    'ruff': 'ruff',
+}
+
+
+class SetupError(RuntimeError):
+    """A set-up step failed; the message says what to do."""
+
+
+def log(msg: str) -> None:
+    print(f'[setup] {msg}', flush=True)
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+        quiet: bool = True) -> None:
+    """Run ``cmd``; on failure raise SetupError with the tail of its output."""
+    proc = subprocess.run(cmd, env=env, cwd=cwd, text=True,
+                          stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None)
+    if proc.returncode != 0:
+        tail = '\n'.join((proc.stdout or '').splitlines()[-40:])
+        raise SetupError(f'command failed ({proc.returncode}): {" ".join(cmd)}\n{tail}')
+
+
+def python_version(python: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run([python, '-c', 'import sys; print(*sys.version_info[:2])'],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    major, minor = out.stdout.split()
+    return int(major), int(minor)
+
+
+def detect_mode() -> str:
+    if os.environ.get('ROS_DISTRO'):
+        probe = subprocess.run(['python3', '-c', 'import rclpy'], capture_output=True)
+        if probe.returncode == 0:
+            return 'ros'
+        log(f'ROS_DISTRO={os.environ["ROS_DISTRO"]} is set but its rclpy does not import with '
+            'python3; falling back to the PyPI wheels (source the distro\'s setup.bash to use '
+            'it instead)')
+    return 'wheels'
+
+
+def find_wheels_python() -> str:
+    """The interpreter for the wheels venv: CPython 3.11, which the Kilted wheels are built for."""
+    candidates = [os.environ.get('EDGE_VISION_PYTHON', ''), sys.executable, 'python3.11',
+                  'python3']
+    for cand in candidates:
+        if not cand:
+            continue
+        path = shutil.which(cand) or cand
+        if python_version(path) == WHEELS_PYTHON:
+            return path
+    raise SetupError(
+        'The ROS 2 Kilted wheels on PyPI are built for CPython 3.11 only, and no python3.11 was '
+        'found. Install Python 3.11 (or set EDGE_VISION_PYTHON to one), or source a ROS 2 '
+        'distro (Humble/Jazzy/Kilted) so its own rclpy is used.')
+
+
+def fingerprint(mode: str, python: str) -> str:
+    """Hash of everything whose change requires set-up work."""
+    digest = hashlib.sha256()
+    digest.update(f'{mode}|{python}|{python_version(python)}'.encode())
+    if mode == 'ros':
+        digest.update(os.environ.get('ROS_DISTRO', '').encode())
+    files = [Path(__file__)]
+    files += sorted(REQUIREMENTS.glob('*.txt'))
+    files += sorted(p for p in INTERFACES.rglob('*') if p.is_file())
+    for pkg in PACKAGES:
+        files += [ROOT / pkg / name for name in ('setup.py', 'setup.cfg', 'package.xml')]
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes() if path.exists() else b'<missing>')
+    return digest.hexdigest()
+
+
+def venv_site_packages(venv: Path) -> Path:
+    out = subprocess.run([str(venv / 'bin' / 'python'), '-c',
+                          'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                         capture_output=True, text=True, env=clean_env(venv))
+    return Path(out.stdout.strip())
+
+
+def clean_env(venv: Path) -> dict[str, str]:
+    """Environment for running the venv's tools: venv first on PATH, ROS paths into the venv."""
+    env = dict(os.environ)
+    env['VIRTUAL_ENV'] = str(venv)
+    env['PATH'] = f'{venv / "bin"}{os.pathsep}{env.get("PATH", "")}'
+    env.pop('PYTHONHOME', None)
+    env['PIP_DISABLE_PIP_VERSION_CHECK'] = '1'
+    return env
+
+
+def pip_install(venv: Path, args: list[str]) -> None:
+    run([str(venv / 'bin' / 'python'), '-m', 'pip', 'install', '--quiet', *args],
+        env=clean_env(venv))
+
+
+def imports_ok(venv: Path, modules: list[str]) -> bool:
+    code = ';'.join(f'import {m}' for m in modules)
+    proc = subprocess.run([str(venv / 'bin' / 'python'), '-c', code], capture_output=True,
+                          env=clean_env(venv))
+    return proc.returncode == 0
+
+
+def create_venv(venv: Path, python: str, system_site: bool) -> None:
+    cfg = venv / 'pyvenv.cfg'
+    if cfg.exists():
+        text = cfg.read_text()
+        wants = 'include-system-site-packages = true' if system_site else \
+            'include-system-site-packages = false'
+        if wants in text and python_version(str(venv / 'bin' / 'python')) == \
+                python_version(python):
+            return
+        log(f'{venv} was made for another interpreter or mode; recreating it')
+        shutil.rmtree(venv)
+    log(f'creating {venv} with {python}')
+    cmd = [python, '-m', 'venv', str(venv)]
+    if system_site:
+        cmd.append('--system-site-packages')
+    run(cmd)
+
+
+def build_interfaces(venv: Path, mode: str) -> None:
+    """Build and install vision_msgs into the venv prefix unless it already imports."""
+    if imports_ok(venv, ['vision_msgs.msg']):
+        source = 'the ROS 2 distro' if mode == 'ros' else 'the venv'
+        log(f'vision_msgs already provided by {source}')
+        return
+    for tool in ('cmake', 'c++', 'cc'):
+        if shutil.which(tool) is None:
+            raise SetupError(f'building vision_msgs needs `{tool}`; install cmake and a C/C++ '
+                             'compiler (Debian/Ubuntu: sudo apt install cmake g++)')
+    log('building vision_msgs 4.1.1 from tools/interfaces (about 30 s, once)')
+    env = clean_env(venv)
+    py = str(venv / 'bin' / 'python')
+    probe = subprocess.run(
+        [py, '-c', 'import sysconfig, numpy; '
+         'print(sysconfig.get_paths()["include"]); print(numpy.get_include())'],
+        capture_output=True, text=True, env=env, check=True)
+    py_include, np_include = probe.stdout.split()
+    prefixes = [str(venv)] + [p for p in env.get('CMAKE_PREFIX_PATH', '').split(os.pathsep) if p]
+    env['CMAKE_PREFIX_PATH'] = os.pathsep.join(prefixes)
+    ament = [str(venv)] + [p for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    env['AMENT_PREFIX_PATH'] = os.pathsep.join(ament)
+    build = venv / 'build' / 'vision_msgs'
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    run(['cmake', str(INTERFACES / 'vision_msgs'),
+         f'-DCMAKE_INSTALL_PREFIX={venv}',
+         f'-DPython3_EXECUTABLE={py}',
+         '-DBUILD_TESTING=OFF',
+         '-DCMAKE_BUILD_TYPE=Release',
+         f'-DCMAKE_PROJECT_INCLUDE={INTERFACES / "fix_python_includes.cmake"}',
+         f'-DEV_PYTHON_INCLUDE={py_include}',
+         f'-DEV_NUMPY_INCLUDE={np_include}'], env=env, cwd=build)
+    jobs = str(max(1, os.cpu_count() or 1))
+    run(['cmake', '--build', '.', '--parallel', jobs], env=env, cwd=build)
+    run(['cmake', '--install', '.'], env=env, cwd=build)
+    if not imports_ok(venv, ['vision_msgs.msg']):
+        raise SetupError('vision_msgs was built but does not import; see '
+                         f'{build} for the build tree')
+
+
+def install_python_deps(venv: Path, mode: str) -> None:
+    if mode == 'wheels':
+        log('installing pinned ROS 2 Kilted wheels and Python dependencies')
+        pip_install(venv, ['-r', str(REQUIREMENTS / 'ros-kilted-cp311.txt'),
+                           '-r', str(REQUIREMENTS / 'python.txt'),
+                           '-r', str(REQUIREMENTS / 'dev.txt'),
+                           '-c', str(REQUIREMENTS / 'constraints-cp311.txt')])
+        return
+    missing = [req for mod, req in ROS_MODE_PYTHON_DEPS.items() if not imports_ok(venv, [mod])]
+    if not missing:
+        log('all Python dependencies already provided by the distro')
+        return
+    args = list(missing)
+    if imports_ok(venv, ['numpy']):
+        # Message packages of the distro are compiled against its numpy: never upgrade it.
+        out = subprocess.run([str(venv / 'bin' / 'python'), '-c',
+                              'import numpy; print(numpy.__version__)'],
+                             capture_output=True, text=True, env=clean_env(venv), check=True)
+        constraint = venv / 'numpy-constraint.txt'
+        constraint.write_text(f'numpy=={out.stdout.strip()}\n')
+        args += ['-c', str(constraint)]
+    log(f'installing what the distro lacks: {" ".join(missing)}')
+    pip_install(venv, args)
+
+
+def install_project(venv: Path) -> None:
+    log('installing edge_vision_core and edge_vision (editable)')
+    args = ['--no-deps', '--no-build-isolation']
+    for pkg in PACKAGES:
+        args += ['-e', str(ROOT / pkg)]
+    pip_install(venv, args)
+    # ament_python's setup.cfg puts console scripts in lib/<package> (where `ros2 run` looks);
+    # link them into the venv's bin so they are on PATH like any pip-installed tool.
+    for script in sorted((venv / 'lib' / 'edge_vision').glob('*')):
+        link = venv / 'bin' / script.name
+        if not link.exists():
+            link.symlink_to(os.path.relpath(script, link.parent))
+
+
+def write_setup_sh(venv: Path, mode: str) -> None:
+    """``.venv/setup.sh``: what a shell needs to use the venv's ROS libraries directly."""
+    site = venv_site_packages(venv)
+    lib_dirs = [str(venv / 'lib')] + sorted(str(p) for p in site.glob('ros_*.libs'))
+    lines = [
+        '# Generated by tools/setup_env.py: source it to use edge_vision from this venv.',
+        f'export VIRTUAL_ENV="{venv}"',
+        f'export PATH="{venv / "bin"}:$PATH"',
+        f'export LD_LIBRARY_PATH="{":".join(lib_dirs)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"',
+        f'export AMENT_PREFIX_PATH="{venv}${{AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}}"',
+    ]
+    if mode == 'wheels':
+        # ros_wheels_bootstrapper re-executes every interpreter start unless this is set
+        # together with the library path above.
+        lines.append('export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1')
+    (venv / 'setup.sh').write_text('\n'.join(lines) + '\n')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--venv', default=str(ROOT / '.venv'), help='venv path (default .venv)')
+    parser.add_argument('--mode', choices=('auto', 'wheels', 'ros'), default='auto')
+    parser.add_argument('--force', action='store_true', help='redo every step')
+    args = parser.parse_args(argv)
+
+    start = time.monotonic()
+    venv = Path(args.venv).resolve()
+    mode = detect_mode() if args.mode == 'auto' else args.mode
+    try:
+        python = shutil.which('python3') if mode == 'ros' else find_wheels_python()
+        if python is None:
+            raise SetupError('python3 not found on PATH')
+        stamp = venv / STAMP_NAME
+        digest = fingerprint(mode, python)
+        if not args.force and stamp.exists() and (venv / 'bin' / 'python').exists():
+            if json.loads(stamp.read_text()).get('fingerprint') == digest:
+                log(f'{venv.name} is up to date ({mode} mode)')
+                return 0
+        create_venv(venv, python, system_site=(mode == 'ros'))
+        install_python_deps(venv, mode)
+        build_interfaces(venv, mode)
+        install_project(venv)
+        write_setup_sh(venv, mode)
+        check = ['rclpy', 'vision_msgs.msg', 'sensor_msgs.msg', 'edge_vision_core', 'edge_vision']
+        if not imports_ok(venv, check):
+            raise SetupError(f'set-up finished but one of {check} does not import in {venv}')
+        stamp.write_text(json.dumps({'fingerprint': digest, 'mode': mode,
+                                     'python': python}, indent=1))
+    except SetupError as exc:
+        log(f'FAILED: {exc}')
+        return 1
+    log(f'done in {time.monotonic() - start:.0f} s ({mode} mode); '
+        f'`source {venv.name}/setup.sh` to use it from a shell')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
