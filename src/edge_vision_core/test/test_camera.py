@@ -1,0 +1,59 @@
+"""CameraModel: REP-104 conventions and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_vision_core import CameraModel, ConfigError
+
+
+def test_uncalibrated_model_is_all_zero():
+    cam = CameraModel.uncalibrated(640, 480)
+    assert not cam.is_calibrated
+    assert not np.any(cam.K) and not np.any(cam.P) and cam.D.size == 0
+
+
+def test_from_intrinsics():
+    cam = CameraModel.from_intrinsics(640, 480, 500, 510, 320.5, 240.5, [0.1, -0.2, 0, 0, 0.01])
+    assert cam.is_calibrated and cam.has_distortion and not cam.is_fisheye
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (500, 510, 320.5, 240.5)
+    np.testing.assert_array_equal(cam.P[:, :3], cam.K)
+    np.testing.assert_array_equal(cam.R, np.eye(3))
+    with pytest.raises(ValueError):
+        cam.K[0, 0] = 1  # matrices are read-only
+
+
+def test_scaled_halves_the_focal_lengths_and_centre():
+    cam = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240)
+    half = cam.scaled(320, 240)
+    assert (half.fx, half.fy, half.cx, half.cy) == (250, 250, 160, 120)
+    assert half.P[0, 0] == 250 and half.width == 320
+
+
+@pytest.mark.parametrize(('kwargs', 'match'), [
+    ({'K': np.zeros(8)}, 'K needs 9 values'),
+    ({'P': np.zeros((3, 3))}, 'P needs 12 values'),
+    ({'K': [np.nan] * 9}, 'NaN or inf'),
+    ({'D': [0.1, 0.2, 0.3], 'K': np.eye(3)}, 'takes 4 or 5 or 8 or 12 or 14 coefficients'),
+    ({'distortion_model': 'equidistant', 'D': [0.1] * 5, 'K': np.eye(3)}, 'takes 4'),
+    ({'distortion_model': 'fancy', 'D': [0.1] * 5}, "unknown distortion_model 'fancy'"),
+    ({'width': -1}, 'width must be an integer >= 0'),
+])
+def test_invalid_models_name_the_problem(kwargs, match):
+    args = {'width': 640, 'height': 480}
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=match):
+        CameraModel(**args)
+
+
+def test_calibrated_model_needs_a_size():
+    with pytest.raises(ConfigError, match='needs its image width and height'):
+        CameraModel(width=0, height=0, K=np.eye(3))
+
+
+def test_allclose():
+    a = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240, [0.1, 0, 0, 0, 0])
+    b = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240, [0.1, 0, 0, 0, 0])
+    c = CameraModel.from_intrinsics(640, 480, 501, 500, 320, 240, [0.1, 0, 0, 0, 0])
+    assert a.allclose(b) and not a.allclose(c)
