@@ -1,0 +1,300 @@
+"""Message <-> core conversions: the only place where ROS messages meet edge_vision_core types.
+
+Nodes stay thin by calling these functions; every function is tested without spinning a node.
+
+Images (``sensor_msgs/Image``) follow cv_bridge's semantics for the encodings both support
+(see :mod:`edge_vision_core.encodings`): reading is a zero-copy view of the message buffer when
+the byte order is native, writing copies the pixels once into the message.
+
+Detections (``vision_msgs/Detection2DArray``, vision_msgs 4.x):
+
+- ``bbox.center.position`` is the box centre and ``bbox.size_x/size_y`` its size, in pixels of
+  the image named by ``header`` (same stamp and frame_id as that image);
+- each detection carries one ``ObjectHypothesisWithPose`` whose ``hypothesis.class_id`` is the
+  class *name* when a label list is known (readable in ``ros2 topic echo`` and rviz) and the
+  decimal class index otherwise; ``vision_msgs/LabelInfo`` (published latched by the inference
+  node) maps indices to names;
+- ``Detection2D.id`` is the decimal track id for tracked detections, empty otherwise.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import RegionOfInterest as RoiMsg
+from std_msgs.msg import Header
+from vision_msgs.msg import (
+    Detection2D,
+    Detection2DArray,
+    LabelInfo,
+    ObjectHypothesisWithPose,
+    VisionClass,
+)
+
+from edge_vision_core import CameraModel, ConversionError, Detections, FrameMeta
+from edge_vision_core.camera import RegionOfInterest
+from edge_vision_core.encodings import (
+    array_to_buffer,
+    buffer_to_array,
+    compress,
+    convert_encoding,
+    decompress,
+    encoding_for_array,
+)
+
+__all__ = [
+    'camera_info_to_model',
+    'compressed_to_numpy',
+    'detections_to_msg',
+    'header_to_meta',
+    'image_to_numpy',
+    'label_info_to_labels',
+    'labels_to_label_info',
+    'meta_to_header',
+    'model_to_camera_info',
+    'msg_to_detections',
+    'numpy_to_compressed',
+    'numpy_to_image',
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers
+
+def header_to_meta(header: Header) -> FrameMeta:
+    """``std_msgs/Header`` -> FrameMeta (exact integer-nanosecond stamp)."""
+    return FrameMeta.from_sec_nanosec(header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
+def meta_to_header(meta: FrameMeta) -> Header:
+    """FrameMeta -> ``std_msgs/Header``."""
+    sec, nanosec = meta.sec_nanosec
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=meta.frame_id)
+
+
+def _copy_header(header: Header | None) -> Header:
+    if header is None:
+        return Header()
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec),
+                  frame_id=header.frame_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+def image_to_numpy(msg: Image, desired_encoding: str = 'passthrough') -> np.ndarray:
+    """``sensor_msgs/Image`` -> array of shape (H, W) or (H, W, C).
+
+    With ``desired_encoding='passthrough'`` (or equal to ``msg.encoding``) and a native byte
+    order, the result is a view of ``msg.data`` (no copy): writing to it changes the message.
+    Otherwise the pixels are converted like cv_bridge's ``imgmsg_to_cv2``.
+
+    Raises:
+        ConversionError: unknown encoding (the message lists the supported ones), sizes that
+            do not match the buffer, or an unsupported conversion.
+    """
+    arr = buffer_to_array(msg.data, msg.height, msg.width, msg.step, msg.encoding,
+                          bool(msg.is_bigendian))
+    return convert_encoding(arr, msg.encoding, desired_encoding)
+
+
+def numpy_to_image(arr: np.ndarray, encoding: str = 'passthrough',
+                   header: Header | None = None) -> Image:
+    """Array -> ``sensor_msgs/Image`` (one copy of the pixels into the message).
+
+    Args:
+        arr: (H, W) or (H, W, C) array matching ``encoding`` (e.g. uint8 (H, W, 3) for
+            ``bgr8``); ``passthrough`` names it from its dtype (``8UC3``), like cv_bridge.
+        encoding: the ROS encoding written into the message.
+        header: copied into the message (stamp and frame_id).
+    """
+    buf, step, big = array_to_buffer(arr, encoding)
+    data = array.array('B')
+    data.frombytes(buf)
+    msg = Image()
+    msg.header = _copy_header(header)
+    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
+    msg.encoding = encoding if encoding != 'passthrough' else encoding_for_array(arr)
+    msg.is_bigendian = int(big)
+    msg.step = step
+    msg.data = data
+    return msg
+
+
+def compressed_to_numpy(msg: CompressedImage, desired_encoding: str = 'passthrough'
+                        ) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (JPEG/PNG) -> array.
+
+    ``passthrough`` returns the decoded layout: bgr8, bgra8, mono8 or mono16.
+    """
+    arr, _ = decompress(msg.data, msg.format, desired_encoding)
+    return arr
+
+
+def numpy_to_compressed(arr: np.ndarray, encoding: str = 'bgr8', fmt: str = 'jpeg',
+                        quality: int = 90, header: Header | None = None) -> CompressedImage:
+    """Array -> ``sensor_msgs/CompressedImage`` with compressed_image_transport's format string
+    (``"bgr8; jpeg compressed bgr8"``), so ``image_transport`` republishers decode it."""
+    data, fmt_field = compress(arr, encoding, fmt, quality)
+    msg = CompressedImage()
+    msg.header = _copy_header(header)
+    msg.format = fmt_field
+    buf = array.array('B')
+    buf.frombytes(data)
+    msg.data = buf
+    return msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Detections
+
+def _class_name(class_id: int, labels: Sequence[str] | None) -> str:
+    if labels is not None and 0 <= class_id < len(labels):
+        return labels[class_id]
+    return str(class_id)
+
+
+def detections_to_msg(dets: Detections, header: Header | None = None,
+                      labels: Sequence[str] | None = None) -> Detection2DArray:
+    """Detections -> ``vision_msgs/Detection2DArray``; every Detection2D gets ``header`` too.
+
+    Args:
+        dets: boxes in pixels of the image ``header`` describes.
+        header: the source image's header (stamp and frame_id are preserved).
+        labels: class names indexed by class id; without it class ids are written as numbers.
+    """
+    out = Detection2DArray()
+    out.header = _copy_header(header)
+    xywh = dets.xywh.astype(np.float64)
+    scores = dets.scores.astype(np.float64)
+    tracked = dets.track_ids is not None
+    detections = []
+    for i in range(len(dets)):
+        det = Detection2D()
+        det.header = _copy_header(header)
+        det.bbox.center.position.x = float(xywh[i, 0])
+        det.bbox.center.position.y = float(xywh[i, 1])
+        det.bbox.size_x = float(xywh[i, 2])
+        det.bbox.size_y = float(xywh[i, 3])
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = _class_name(int(dets.class_ids[i]), labels)
+        hyp.hypothesis.score = float(scores[i])
+        det.results = [hyp]
+        if tracked:
+            det.id = str(int(dets.track_ids[i]))
+        detections.append(det)
+    out.detections = detections
+    return out
+
+
+def _parse_class(class_id: str, name_to_id: dict[str, int]) -> int:
+    if class_id in name_to_id:
+        return name_to_id[class_id]
+    try:
+        return int(class_id)
+    except ValueError:
+        known = ', '.join(sorted(name_to_id)[:10]) or 'none'
+        raise ConversionError(
+            f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
+            f'list (known: {known}...). Pass the labels from the vision_msgs/LabelInfo topic'
+        ) from None
+
+
+def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
+                      ) -> Detections:
+    """``vision_msgs/Detection2DArray`` -> Detections.
+
+    The best-scoring hypothesis of each detection gives its class and score; a detection with no
+    hypothesis gets class -1 and score 0. ``Detection2D.id`` values that are all integers
+    become ``track_ids``; all empty gives None.
+
+    Raises:
+        ConversionError: a class name not in ``labels`` and not an integer, or ids that are
+            neither all empty nor all integers.
+    """
+    n = len(msg.detections)
+    name_to_id = {name: i for i, name in enumerate(labels or ())}
+    boxes = np.empty((n, 4), np.float64)
+    scores = np.zeros(n, np.float64)
+    class_ids = np.full(n, -1, np.int64)
+    ids = []
+    for i, det in enumerate(msg.detections):
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        w, h = det.bbox.size_x, det.bbox.size_y
+        boxes[i] = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        if det.results:
+            best = max(det.results, key=lambda r: r.hypothesis.score)
+            scores[i] = best.hypothesis.score
+            class_ids[i] = _parse_class(best.hypothesis.class_id, name_to_id)
+        ids.append(det.id)
+    track_ids = None
+    if any(ids):
+        try:
+            track_ids = np.array([int(x) for x in ids], np.int64)
+        except ValueError:
+            raise ConversionError(
+                f'Detection2D.id must be empty for all detections or an integer track id for '
+                f'all, got {ids[:5]}') from None
+    return Detections(boxes, scores, class_ids, track_ids)
+
+
+def labels_to_label_info(labels: Sequence[str], header: Header | None = None,
+                         threshold: float = 0.0) -> LabelInfo:
+    """Label list -> ``vision_msgs/LabelInfo`` (class index -> name, and the score threshold)."""
+    if len(labels) > 65536:
+        raise ConversionError(f'LabelInfo class ids are uint16: {len(labels)} labels is too many')
+    msg = LabelInfo()
+    msg.header = _copy_header(header)
+    msg.class_map = [VisionClass(class_id=i, class_name=str(name))
+                     for i, name in enumerate(labels)]
+    msg.threshold = float(threshold)
+    return msg
+
+
+def label_info_to_labels(msg: LabelInfo) -> list[str]:
+    """``vision_msgs/LabelInfo`` -> label list indexed by class id (gaps filled with the id)."""
+    if not msg.class_map:
+        return []
+    size = max(c.class_id for c in msg.class_map) + 1
+    labels = [str(i) for i in range(size)]
+    for c in msg.class_map:
+        labels[c.class_id] = c.class_name
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Camera calibration
+
+def camera_info_to_model(msg: CameraInfo) -> CameraModel:
+    """``sensor_msgs/CameraInfo`` -> CameraModel (validated: sizes, distortion model, NaNs)."""
+    roi = RegionOfInterest(msg.roi.x_offset, msg.roi.y_offset, msg.roi.height, msg.roi.width,
+                           bool(msg.roi.do_rectify))
+    try:
+        return CameraModel(width=int(msg.width), height=int(msg.height), K=np.asarray(msg.k),
+                           D=np.asarray(msg.d), R=np.asarray(msg.r), P=np.asarray(msg.p),
+                           distortion_model=msg.distortion_model or 'plumb_bob',
+                           binning_x=int(msg.binning_x), binning_y=int(msg.binning_y), roi=roi)
+    except ValueError as exc:
+        raise ConversionError(f'invalid CameraInfo (frame_id {msg.header.frame_id!r}): '
+                              f'{exc}') from exc
+
+
+def model_to_camera_info(model: CameraModel, header: Header | None = None) -> CameraInfo:
+    """CameraModel -> ``sensor_msgs/CameraInfo`` with ``header`` copied."""
+    msg = CameraInfo()
+    msg.header = _copy_header(header)
+    msg.width, msg.height = model.width, model.height
+    msg.distortion_model = model.distortion_model
+    msg.d = [float(x) for x in model.D]
+    msg.k = model.K.ravel().astype(np.float64)
+    msg.r = model.R.ravel().astype(np.float64)
+    msg.p = model.P.ravel().astype(np.float64)
+    msg.binning_x, msg.binning_y = model.binning_x, model.binning_y
+    msg.roi = RoiMsg(x_offset=model.roi.x_offset, y_offset=model.roi.y_offset,
+                     height=model.roi.height, width=model.roi.width,
+                     do_rectify=model.roi.do_rectify)
+    return msg

@@ -1,0 +1,48 @@
+"""edge_vision: ROS 2 nodes, launch files, configuration and the edge-vision CLI.
+
+The workspace-level ``launch/`` and ``config/`` folders are installed into
+``share/edge_vision/`` so ``ros2 launch edge_vision detect.launch.py`` finds them.
+"""
+
+import os
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'edge_vision'
+HERE = Path(__file__).resolve().parent
+WORKSPACE = HERE.parent.parent  # src/edge_vision -> repository root
+
+
+def shared(folder: str, patterns: tuple[str, ...]) -> list[str]:
+    """Files of a workspace-level folder, relative to this setup.py (setuptools wants that)."""
+    root = WORKSPACE / folder
+    files = sorted(p for pattern in patterns for p in root.glob(pattern) if p.is_file())
+    return [os.path.relpath(p, HERE) for p in files]
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['data/*']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', shared('launch', ('*.launch.py', '*.launch.xml'))),
+        (f'share/{PACKAGE}/config', shared('config', ('*.yaml', '*.rviz', '*.xml'))),
+    ],
+    python_requires='>=3.10',
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='edge_vision developers',
+    maintainer_email='edge-vision@users.noreply.github.com',
+    description='ROS 2 nodes and CLI of the edge_vision suite',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'edge-vision = edge_vision.cli:main',
+        ],
+    },
+)

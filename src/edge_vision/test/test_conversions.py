@@ -1,0 +1,217 @@
+"""Message <-> core conversions, without spinning a node."""
+
+from __future__ import annotations
+
+import array
+import struct
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from edge_vision.conversions import (
+    camera_info_to_model,
+    compressed_to_numpy,
+    detections_to_msg,
+    header_to_meta,
+    image_to_numpy,
+    label_info_to_labels,
+    labels_to_label_info,
+    meta_to_header,
+    model_to_camera_info,
+    msg_to_detections,
+    numpy_to_compressed,
+    numpy_to_image,
+)
+from edge_vision_core import CameraModel, ConversionError, Detections, FrameMeta
+
+HEADER = Header(stamp=Time(sec=1_700_000_123, nanosec=456_789), frame_id='cam0_optical_frame')
+
+
+def image_msg(encoding: str, width: int, height: int, step: int, raw: bytes,
+              big: bool = False) -> Image:
+    msg = Image(height=height, width=width, encoding=encoding, step=step, is_bigendian=big)
+    msg.data = array.array('B', raw)
+    return msg
+
+
+# (encoding, width, height, step, raw bytes, expected) written out by hand
+CASES = [
+    ('mono8', 2, 2, 3, bytes([0, 255, 0xEE, 7, 8, 0xEE]), np.array([[0, 255], [7, 8]], np.uint8)),
+    ('mono16', 2, 1, 4, struct.pack('<HH', 513, 65534), np.array([[513, 65534]], np.uint16)),
+    ('16UC1', 1, 2, 4, struct.pack('<HxxHxx', 42, 4242), np.array([[42], [4242]], np.uint16)),
+    ('bgr8', 1, 2, 4, bytes([1, 2, 3, 0xEE, 4, 5, 6, 0xEE]),
+     np.array([[[1, 2, 3]], [[4, 5, 6]]], np.uint8)),
+    ('rgb8', 2, 1, 6, bytes([9, 8, 7, 6, 5, 4]), np.array([[[9, 8, 7], [6, 5, 4]]], np.uint8)),
+    ('bgra8', 1, 1, 4, bytes([1, 2, 3, 4]), np.array([[[1, 2, 3, 4]]], np.uint8)),
+    ('rgba8', 1, 1, 6, bytes([5, 6, 7, 8, 0xEE, 0xEE]), np.array([[[5, 6, 7, 8]]], np.uint8)),
+    ('32FC1', 2, 1, 8, struct.pack('<ff', 0.25, 1e6), np.array([[0.25, 1e6]], np.float32)),
+    ('yuv422', 2, 1, 4, bytes([128, 30, 128, 40]), np.array([[[128, 30], [128, 40]]], np.uint8)),
+    ('yuyv', 2, 1, 4, bytes([30, 128, 40, 128]), np.array([[[30, 128], [40, 128]]], np.uint8)),
+]
+
+
+@pytest.mark.parametrize(('encoding', 'width', 'height', 'step', 'raw', 'expected'), CASES,
+                         ids=[c[0] for c in CASES])
+def test_image_round_trip_per_encoding(encoding, width, height, step, raw, expected):
+    msg = image_msg(encoding, width, height, step, raw)
+    arr = image_to_numpy(msg)
+    np.testing.assert_array_equal(arr, expected)
+    assert arr.dtype == expected.dtype
+    back = numpy_to_image(arr, encoding, HEADER)
+    assert (back.encoding, back.width, back.height) == (encoding, width, height)
+    assert back.step == width * arr.itemsize * (1 if arr.ndim == 2 else arr.shape[2])
+    assert back.is_bigendian == 0
+    assert back.header == HEADER and back.header is not HEADER
+    np.testing.assert_array_equal(image_to_numpy(back), expected)
+
+
+def test_image_to_numpy_is_zero_copy():
+    msg = numpy_to_image(np.zeros((4, 6, 3), np.uint8), 'bgr8')
+    arr = image_to_numpy(msg)
+    assert np.shares_memory(arr, np.frombuffer(msg.data, np.uint8))
+
+
+def test_big_endian_message():
+    msg = image_msg('mono16', 2, 1, 4, struct.pack('>HH', 1, 0x1234), big=True)
+    np.testing.assert_array_equal(image_to_numpy(msg), [[1, 0x1234]])
+    out = numpy_to_image(np.array([[1, 2]], '>u2'), 'mono16')
+    assert out.is_bigendian == 1 and bytes(out.data) == struct.pack('>HH', 1, 2)
+
+
+def test_desired_encoding_converts_like_cv_bridge():
+    msg = image_msg('rgb8', 1, 1, 3, bytes([10, 20, 30]))
+    np.testing.assert_array_equal(image_to_numpy(msg, 'bgr8'), [[[30, 20, 10]]])
+    msg16 = image_msg('mono16', 1, 1, 2, struct.pack('<H', 65535))
+    np.testing.assert_array_equal(image_to_numpy(msg16, 'mono8'), [[255]])
+
+
+def test_passthrough_encoding_name():
+    assert numpy_to_image(np.zeros((2, 2), np.float32)).encoding == '32FC1'
+
+
+@pytest.mark.parametrize(('msg', 'match'), [
+    (image_msg('bgr9', 1, 1, 3, b'\0\0\0'), "unsupported image encoding 'bgr9'; supported:"),
+    (image_msg('bgr8', 2, 1, 3, b'\0\0\0'), 'step 3 < width 2'),
+    (image_msg('mono8', 2, 2, 2, b'\0\0\0'), 'data has 3 bytes'),
+    (image_msg('rgb8', 1, 1, 3, b'\0\0\0'), None),
+])
+def test_bad_image_messages_raise_conversion_errors(msg, match):
+    if match is None:
+        with pytest.raises(ConversionError, match='unsupported conversion'):
+            image_to_numpy(msg, 'uyvy')
+    else:
+        with pytest.raises(ConversionError, match=match):
+            image_to_numpy(msg)
+
+
+def test_compressed_round_trip():
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[8:24, 12:36] = (0, 128, 255)
+    msg = numpy_to_compressed(img, 'bgr8', 'png', header=HEADER)
+    assert isinstance(msg, CompressedImage)
+    assert msg.format == 'bgr8; png compressed bgr8' and msg.header == HEADER
+    np.testing.assert_array_equal(compressed_to_numpy(msg), img)
+    np.testing.assert_array_equal(compressed_to_numpy(msg, 'rgb8'), img[:, :, ::-1])
+    jpeg = numpy_to_compressed(img, 'bgr8', 'jpeg', quality=90)
+    assert np.abs(compressed_to_numpy(jpeg).astype(int) - img).mean() < 4
+    broken = CompressedImage(format='jpeg')
+    broken.data = array.array('B', b'garbage')
+    with pytest.raises(ConversionError, match='could not decode'):
+        compressed_to_numpy(broken)
+
+
+def test_header_meta_round_trip_is_exact():
+    meta = header_to_meta(HEADER)
+    assert meta == FrameMeta(1_700_000_123_000_456_789, 'cam0_optical_frame')
+    assert meta_to_header(meta) == HEADER
+
+
+LABELS = ['person', 'bicycle', 'car']
+
+
+def test_detections_round_trip_with_labels_and_tracks():
+    dets = Detections([[10, 20, 50, 100], [0.5, 1.5, 2.5, 3.5]], [0.9, 0.25], [2, 0],
+                      track_ids=[17, 3])
+    msg = detections_to_msg(dets, HEADER, LABELS)
+    assert msg.header == HEADER and all(d.header == HEADER for d in msg.detections)
+    first = msg.detections[0]
+    assert (first.bbox.center.position.x, first.bbox.center.position.y) == (30, 60)
+    assert (first.bbox.size_x, first.bbox.size_y) == (40, 80)
+    assert first.results[0].hypothesis.class_id == 'car'
+    assert first.results[0].hypothesis.score == pytest.approx(0.9)
+    assert [d.id for d in msg.detections] == ['17', '3']
+    back = msg_to_detections(msg, LABELS)
+    np.testing.assert_allclose(back.boxes, dets.boxes)
+    np.testing.assert_allclose(back.scores, dets.scores)
+    assert back.class_ids.tolist() == [2, 0] and back.track_ids.tolist() == [17, 3]
+
+
+def test_detections_without_labels_use_indices_and_empty_ids():
+    msg = detections_to_msg(Detections([[0, 0, 2, 2]], [0.5], [7]), HEADER)
+    assert msg.detections[0].results[0].hypothesis.class_id == '7'
+    assert msg.detections[0].id == ''
+    back = msg_to_detections(msg)
+    assert back.class_ids.tolist() == [7] and back.track_ids is None
+
+
+def test_empty_detections_keep_the_header():
+    msg = detections_to_msg(Detections.empty(), HEADER)
+    assert msg.header == HEADER and len(msg.detections) == 0
+    assert len(msg_to_detections(msg)) == 0
+
+
+def test_best_hypothesis_wins_and_missing_results_are_kept():
+    det = Detection2D()
+    for name, score in (('bicycle', 0.2), ('car', 0.7)):
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = name, score
+        det.results.append(hyp)
+    msg = Detection2DArray(detections=[det, Detection2D()])
+    back = msg_to_detections(msg, LABELS)
+    assert back.class_ids.tolist() == [2, -1]
+    np.testing.assert_allclose(back.scores, [0.7, 0.0])
+
+
+def test_unknown_class_names_and_bad_ids_are_refused():
+    msg = detections_to_msg(Detections([[0, 0, 1, 1]], [1], [1]), HEADER, LABELS)
+    with pytest.raises(ConversionError, match="unknown class 'bicycle'.*LabelInfo"):
+        msg_to_detections(msg)
+    msg.detections[0].id = 'abc'
+    with pytest.raises(ConversionError, match='integer track id'):
+        msg_to_detections(msg, LABELS)
+
+
+def test_label_info_round_trip():
+    info = labels_to_label_info(LABELS, HEADER, threshold=0.35)
+    assert [(c.class_id, c.class_name) for c in info.class_map] == [
+        (0, 'person'), (1, 'bicycle'), (2, 'car')]
+    assert info.threshold == pytest.approx(0.35)
+    assert label_info_to_labels(info) == LABELS
+
+
+def test_camera_info_round_trip():
+    cam = CameraModel.from_intrinsics(640, 480, 520.5, 519.0, 321.2, 242.8,
+                                      [-0.28, 0.07, 0.001, -0.0005, 0.0])
+    msg = model_to_camera_info(cam, HEADER)
+    assert msg.header == HEADER and msg.distortion_model == 'plumb_bob'
+    assert list(msg.k) == [520.5, 0, 321.2, 0, 519.0, 242.8, 0, 0, 1]
+    assert list(msg.d) == [-0.28, 0.07, 0.001, -0.0005, 0.0]
+    assert camera_info_to_model(msg).allclose(cam)
+
+
+def test_uncalibrated_camera_info():
+    model = camera_info_to_model(CameraInfo(width=640, height=480))
+    assert not model.is_calibrated
+
+
+def test_invalid_camera_info_names_the_frame():
+    msg = CameraInfo(width=640, height=480, distortion_model='plumb_bob')
+    msg.header.frame_id = 'left_optical'
+    msg.d = [0.1, 0.2, 0.3]
+    msg.k = [500.0, 0, 320, 0, 500, 240, 0, 0, 1]
+    with pytest.raises(ConversionError, match="frame_id 'left_optical'.*coefficients"):
+        camera_info_to_model(msg)
