@@ -1,0 +1,55 @@
+"""Integration-test set-up: real rclpy on real DDS, isolated from other ROS 2 processes.
+
+At import (before any rclpy.init) this picks a ROS_DOMAIN_ID of its own for the session and
+restricts discovery to this machine, so parallel runs and a developer's own robot traffic do not
+cross. Child processes started by tests inherit the same environment.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+os.environ['ROS_DOMAIN_ID'] = os.environ.get('EDGE_VISION_TEST_DOMAIN_ID',
+                                             str(random.Random().randint(100, 200)))
+if os.environ.get('ROS_DISTRO', '').lower() in ('humble', 'iron'):
+    os.environ['ROS_LOCALHOST_ONLY'] = '1'
+else:
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+from edge_vision.dds import apply_transport_defaults
+
+apply_transport_defaults()
+
+
+@pytest.fixture
+def ros_context() -> Iterator[object]:
+    """An initialised rclpy Context, shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def spin_until() -> Callable[..., bool]:
+    """``spin_until(executor, predicate, timeout)``: spin until predicate() or timeout."""
+
+    def _spin(executor, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    return _spin
