@@ -1,7 +1,8 @@
 """The ``edge-vision`` command line: one entry point, one module per subcommand.
 
-Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int`` and keeps its
-heavy imports (rclpy, inference runtimes) inside ``run`` so ``edge-vision --help`` stays fast.
+Subcommands are the modules of :mod:`edge_vision.commands` (see its docstring for the contract).
+Errors of the library (:class:`edge_vision_core.EdgeVisionError`) end the command with exit code
+2 and one clear line on stderr instead of a traceback.
 """
 
 from __future__ import annotations
@@ -9,15 +10,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
 from edge_vision_core import EdgeVisionError
 
-#: subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    'doctor': ('edge_vision.doctor',
-               'check the ROS 2 environment: rclpy, type hashes, and image delivery over DDS'),
-}
+from . import commands
+
+
+def command_modules() -> dict[str, str]:
+    """``{subcommand name: module name}`` for every module in edge_vision.commands."""
+    return {info.name.replace('_', '-'): f'{commands.__name__}.{info.name}'
+            for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)
+            if not info.name.startswith('_')}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, module_name in command_modules().items():
         module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=help_text, description=module.__doc__.split('\n\n')[0])
+        cmd = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)
         cmd.set_defaults(_module=module)
     return parser

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dds import apply_transport_defaults
+from ..dds import apply_transport_defaults
 
+HELP = 'check the ROS 2 environment: rclpy, type hashes, and image delivery over DDS'
 NAMESPACE = '/edge_vision_doctor'
 FRAME_ID = 'doctor_optical_frame'
 
@@ -90,7 +91,7 @@ def _run_publisher(args: argparse.Namespace) -> int:
 
     from edge_vision_core import Detections
 
-    from .conversions import detections_to_msg, numpy_to_image
+    from ..conversions import detections_to_msg, numpy_to_image
 
     width, height = _parse_size(args.size)
     rclpy.init()
@@ -141,8 +142,8 @@ def run(args: argparse.Namespace) -> int:
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from .conversions import header_to_meta, image_to_numpy, msg_to_detections
-    from .type_hashes import UPSTREAM_TYPE_HASHES
+    from ..conversions import header_to_meta, image_to_numpy, msg_to_detections
+    from ..type_hashes import UPSTREAM_TYPE_HASHES
 
     expected = max(1, int(round(args.seconds * args.rate)))
     print('edge_vision doctor')
