@@ -1,0 +1,1 @@
+"""Anomaly detection: patch features, normal-appearance models, scores and heatmaps."""

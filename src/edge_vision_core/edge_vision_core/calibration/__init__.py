@@ -1,0 +1,1 @@
+"""Camera calibration: targets, view selection, solvers and camera_info files."""

@@ -1,0 +1,1 @@
+"""Evaluation: detection, tracking and anomaly metrics and dataset readers."""

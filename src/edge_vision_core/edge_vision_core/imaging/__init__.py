@@ -1,0 +1,1 @@
+"""Image quality: full- and no-reference metrics, corrections (exposure, white balance, sharpening, denoising, undistortion)."""

@@ -1,0 +1,1 @@
+"""Inference: backends per accelerator, model adapters/decoders, letterbox, NMS, model manifests."""

@@ -1,0 +1,1 @@
+"""Model optimization: quantization, pruning, input-size variants, hardware benchmarks."""

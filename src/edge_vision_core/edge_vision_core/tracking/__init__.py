@@ -1,0 +1,1 @@
+"""Multi-object tracking: Kalman filter, association, camera-motion compensation."""
