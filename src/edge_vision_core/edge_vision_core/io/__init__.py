@@ -1,1 +1,1 @@
-"""Frame sources: V4L2 cameras, video files, image folders, network streams and a synthetic scene."""
+"""Frame sources: V4L2 cameras, video files, image folders, streams, a synthetic scene."""

@@ -1,0 +1,414 @@
+"""Frame sources: V4L2 cameras, video files, image folders, network streams, synthetic scenes.
+
+One ``source`` string picks the kind (:func:`parse_source`):
+
+=============================================  ==============================================
+``synthetic`` / ``synthetic:pan``              :class:`SyntheticSource` (``pan``: moving camera)
+``0``, ``/dev/video0``, ``v4l2:///dev/video2``  :class:`V4L2Source` (OpenCV's V4L2 backend)
+``rtsp://...``, ``http(s)://...``, ``udp://``   :class:`StreamSource` (FFmpeg backend)
+``gst:...`` or any string containing ``!``      :class:`StreamSource` (GStreamer pipeline)
+a directory, or a glob (``frames/*.png``)       :class:`ImageFolderSource`
+any other path                                  :class:`VideoFileSource`
+=============================================  ==============================================
+
+Every source returns frames as ``bgr8`` (H, W, 3) uint8 arrays (mono cameras too, so the
+pipeline has one layout), in :class:`SourceFrame` with the source's own frame index and, for the
+synthetic source, the ground truth.
+
+Failure contract (the camera node builds its retry logic on it):
+
+- :meth:`FrameSource.open` raises :class:`~edge_vision_core.errors.SourceError` with what is
+  wrong and what to do (missing device, file not found, backend without GStreamer...);
+- :meth:`FrameSource.read` returns ``None`` at the end of a finite source (file without
+  ``loop``), raises :class:`CorruptFrameError` for one unreadable frame (skip, count, go on),
+  and raises ``SourceError`` when the device or stream is gone (close, reopen later).
+"""
+
+from __future__ import annotations
+
+import abc
+import glob
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import check_config, param
+from ..errors import ConfigError, SourceError
+from ..types import Detections
+from .synthetic import SyntheticConfig, SyntheticScene
+
+__all__ = [
+    'CorruptFrameError',
+    'FrameSource',
+    'ImageFolderSource',
+    'SourceConfig',
+    'SourceFrame',
+    'StreamSource',
+    'SyntheticSource',
+    'V4L2Source',
+    'VideoFileSource',
+    'open_source',
+    'parse_source',
+]
+
+_LOG = logging.getLogger(__name__)
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+class CorruptFrameError(SourceError):
+    """One frame could not be decoded; the source itself is still usable."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What to open and how (the camera node's source parameters)."""
+
+    source: str = field(default='synthetic', metadata=param(
+        'Frame source: "synthetic" (or "synthetic:pan"), a V4L2 device ("0", "/dev/video0"), '
+        'a video file, an image folder or glob, a stream URL (rtsp://, http://) or a '
+        'GStreamer pipeline ("gst:..." or containing "!").'))
+    width: int = field(default=0, metadata=param(
+        'Requested frame width for cameras/synthetic (0 = the source default).', min=0,
+        max=7680, unit='px'))
+    height: int = field(default=0, metadata=param(
+        'Requested frame height for cameras/synthetic (0 = the source default).', min=0,
+        max=4320, unit='px'))
+    fps: float = field(default=0.0, metadata=param(
+        'Frame rate requested from a camera (0 = its default).', min=0.0, max=1000.0,
+        unit='Hz'))
+    pixel_format: str = field(default='', metadata=param(
+        'V4L2 pixel format as a FOURCC, e.g. MJPG or YUYV (empty = driver default).'))
+    loop: bool = field(default=False, metadata=param(
+        'Restart video files and image folders at the end instead of stopping.'))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.source.strip():
+            raise ConfigError('SourceConfig.source is empty; use "synthetic", a device, a file, '
+                              'a folder or a URL')
+        if self.pixel_format and not re.fullmatch(r'[A-Za-z0-9 ]{4}', self.pixel_format):
+            raise ConfigError(f'SourceConfig.pixel_format must be a 4-character FOURCC such as '
+                              f'MJPG or YUYV, got {self.pixel_format!r}')
+
+
+@dataclass
+class SourceFrame:
+    """One frame from a source.
+
+    Attributes:
+        image: (H, W, 3) uint8 BGR.
+        index: the source's running frame number (0-based; restarts when a file loops).
+        truth: ground-truth detections (synthetic source only), boxes in ``image`` pixels.
+    """
+
+    image: np.ndarray
+    index: int
+    truth: Detections | None = None
+
+
+class FrameSource(abc.ABC):
+    """A source of BGR frames. Not thread-safe: one reader at a time."""
+
+    #: True for cameras and streams: frames come at the device's pace and can disappear.
+    live: bool = False
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.config = config
+
+    @property
+    def native_fps(self) -> float | None:
+        """The source's own frame rate if it has one (a file's, a camera's), else None."""
+        return None
+
+    @property
+    def description(self) -> str:
+        return f'{type(self).__name__}({self.config.source})'
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Open the device/file; raises SourceError saying what is wrong."""
+
+    @abc.abstractmethod
+    def read(self) -> SourceFrame | None:
+        """The next frame; None at the end of a finite source (see module docstring)."""
+
+    def close(self) -> None:
+        """Release the device/file. Safe to call twice."""
+        return None
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.dtype != np.uint8:
+        frame = cv2.convertScaleAbs(frame, alpha=255.0 / 65535.0)
+    return frame
+
+
+class SyntheticSource(FrameSource):
+    """The synthetic scene of :mod:`edge_vision_core.io.synthetic` as a source (never ends)."""
+
+    def __init__(self, config: SourceConfig, scene: SyntheticScene | None = None) -> None:
+        super().__init__(config)
+        if scene is None:
+            pan = config.source.strip().lower() == 'synthetic:pan'
+            scene = SyntheticScene(SyntheticConfig(
+                width=config.width or 640, height=config.height or 480,
+                pan_px_per_frame=3.0 if pan else 0.0))
+        self.scene = scene
+        self._index = 0
+
+    @property
+    def native_fps(self) -> float | None:
+        return self.config.fps or 30.0
+
+    def open(self) -> None:
+        self._index = 0
+
+    def read(self) -> SourceFrame:
+        image, truth = self.scene.render(self._index)
+        frame = SourceFrame(image, self._index, truth)
+        self._index += 1
+        return frame
+
+
+class _CaptureSource(FrameSource):
+    """Common code of the cv2.VideoCapture-based sources."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self._cap: cv2.VideoCapture | None = None
+        self._index = 0
+
+    @property
+    def native_fps(self) -> float | None:
+        if self._cap is None:
+            return None
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return fps if 0.5 <= fps <= 1000 else None
+
+    def _capture(self, target: str | int, api: int) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(target, api)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(self._open_failure())
+        return cap
+
+    def _open_failure(self) -> str:
+        return f'could not open {self.config.source!r}'
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _v4l2_target(spec: str) -> str | int:
+    spec = spec.strip()
+    if spec.startswith('v4l2://'):
+        spec = spec[len('v4l2://'):]
+    return int(spec) if spec.isdigit() else spec
+
+
+class V4L2Source(_CaptureSource):
+    """A V4L2 camera through OpenCV (``CAP_V4L2``), with size, rate and FOURCC requests."""
+
+    live = True
+
+    def open(self) -> None:
+        target = _v4l2_target(self.config.source)
+        path = f'/dev/video{target}' if isinstance(target, int) else target
+        if not os.path.exists(path):
+            raise SourceError(f'camera {path} does not exist: is it plugged in? (ls /dev/video* '
+                              f'lists the devices; the user needs the "video" group)')
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise SourceError(f'no permission to open {path}: add the user to the "video" '
+                              f'group (sudo usermod -aG video $USER) and log in again')
+        cap = self._capture(target, cv2.CAP_V4L2)
+        cfg = self.config
+        if cfg.pixel_format:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cfg.pixel_format))
+        if cfg.width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
+        if cfg.height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
+        if cfg.fps:
+            cap.set(cv2.CAP_PROP_FPS, cfg.fps)
+        self._cap, self._index = cap, 0
+        got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if (cfg.width and got[0] != cfg.width) or (cfg.height and got[1] != cfg.height):
+            _LOG.warning('%s: asked for %dx%d, the driver gives %dx%d', path, cfg.width,
+                         cfg.height, *got)
+
+    def _open_failure(self) -> str:
+        return (f'OpenCV could not open camera {self.config.source!r} with V4L2: it may be in '
+                f'use by another process (fuser /dev/video*) or not a capture device')
+
+    def read(self) -> SourceFrame:
+        if self._cap is None:
+            raise SourceError('camera is not open')
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(f'camera {self.config.source!r} stopped delivering frames '
+                              f'(unplugged?)')
+        out = SourceFrame(_to_bgr(frame), self._index)
+        self._index += 1
+        return out
+
+
+class VideoFileSource(_CaptureSource):
+    """A video file; ends (``read() -> None``) or loops at the end."""
+
+    def open(self) -> None:
+        path = Path(self.config.source).expanduser()
+        if not path.is_file():
+            raise SourceError(f'video file {str(path)!r} not found')
+        self._cap = self._capture(str(path), cv2.CAP_ANY)
+        self._index = 0
+
+    def _open_failure(self) -> str:
+        return (f'OpenCV cannot decode video file {self.config.source!r} (unsupported codec or '
+                f'not a video)')
+
+    def read(self) -> SourceFrame | None:
+        if self._cap is None:
+            raise SourceError('video file is not open')
+        ok, frame = self._cap.read()
+        if not ok:
+            if not Path(self.config.source).expanduser().is_file():
+                raise SourceError(f'video file {self.config.source!r} disappeared')
+            if not self.config.loop:
+                return None
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._index = 0
+            ok, frame = self._cap.read()
+            if not ok:
+                raise SourceError(f'could not restart video file {self.config.source!r}')
+        out = SourceFrame(_to_bgr(frame), self._index)
+        self._index += 1
+        return out
+
+
+class ImageFolderSource(FrameSource):
+    """Images of a folder (sorted by name) or a glob pattern, one frame each."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self._files: list[str] = []
+        self._pos = 0
+
+    def open(self) -> None:
+        spec = os.path.expanduser(self.config.source)
+        if os.path.isdir(spec):
+            files = [str(p) for p in sorted(Path(spec).iterdir())
+                     if p.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            files = sorted(f for f in glob.glob(spec) if f.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise SourceError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {spec!r}')
+        self._files, self._pos = files, 0
+
+    def read(self) -> SourceFrame | None:
+        if not self._files:
+            raise SourceError('image folder source is not open')
+        if self._pos >= len(self._files):
+            if not self.config.loop:
+                return None
+            self._pos = 0
+        index = self._pos
+        path = self._files[index]
+        self._pos += 1
+        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            if not os.path.exists(path):
+                raise CorruptFrameError(f'image {path!r} disappeared')
+            raise CorruptFrameError(f'could not decode image {path!r}')
+        return SourceFrame(_to_bgr(image), index)
+
+
+class StreamSource(_CaptureSource):
+    """A network stream (FFmpeg backend) or a GStreamer pipeline ending in ``appsink``."""
+
+    live = True
+
+    @property
+    def is_gstreamer(self) -> bool:
+        spec = self.config.source.strip()
+        return spec.startswith('gst:') or '!' in spec
+
+    def open(self) -> None:
+        spec = self.config.source.strip()
+        if self.is_gstreamer:
+            if not _has_gstreamer():
+                raise SourceError(
+                    'this OpenCV build has no GStreamer support (the PyPI opencv wheels do '
+                    'not); use the distro OpenCV (python3-opencv) or an rtsp:// URL')
+            pipeline = spec[len('gst:'):] if spec.startswith('gst:') else spec
+            self._cap = self._capture(pipeline, cv2.CAP_GSTREAMER)
+        else:
+            self._cap = self._capture(spec, cv2.CAP_FFMPEG)
+        self._index = 0
+
+    def _open_failure(self) -> str:
+        return (f'could not open stream {self.config.source!r}: check the URL/pipeline, the '
+                f'network and credentials')
+
+    def read(self) -> SourceFrame:
+        if self._cap is None:
+            raise SourceError('stream is not open')
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(f'stream {self.config.source!r} stopped delivering frames')
+        out = SourceFrame(_to_bgr(frame), self._index)
+        self._index += 1
+        return out
+
+
+def _has_gstreamer() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith('GStreamer:'):
+            return 'YES' in line
+    return False
+
+
+_STREAM = re.compile(r'^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://', re.IGNORECASE)
+
+
+def parse_source(spec: str) -> type[FrameSource]:
+    """The source class for a ``source`` string (see the module docstring's table)."""
+    text = spec.strip()
+    lower = text.lower()
+    if lower in ('synthetic', 'synthetic:pan'):
+        return SyntheticSource
+    if lower.startswith('synthetic'):
+        raise ConfigError(f'unknown synthetic source {spec!r}; use "synthetic" or '
+                          f'"synthetic:pan"')
+    if text.isdigit() or lower.startswith('v4l2://') or re.fullmatch(r'/dev/video\d+', text):
+        return V4L2Source
+    if _STREAM.match(text) or lower.startswith('gst:') or '!' in text:
+        return StreamSource
+    expanded = os.path.expanduser(text)
+    if os.path.isdir(expanded) or glob.has_magic(expanded):
+        return ImageFolderSource
+    if Path(expanded).suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFolderSource
+    return VideoFileSource
+
+
+def open_source(config: SourceConfig) -> FrameSource:
+    """Create (not open) the source ``config.source`` names."""
+    return parse_source(config.source)(config)

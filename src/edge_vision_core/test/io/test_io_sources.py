@@ -1,0 +1,157 @@
+"""Frame sources: parsing, the failure contract, the synthetic scene's ground truth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_vision_core import ConfigError, SourceError
+from edge_vision_core.io.sources import (
+    CorruptFrameError,
+    ImageFolderSource,
+    SourceConfig,
+    StreamSource,
+    SyntheticSource,
+    V4L2Source,
+    VideoFileSource,
+    open_source,
+    parse_source,
+)
+from edge_vision_core.io.synthetic import SyntheticConfig, SyntheticScene
+
+
+@pytest.mark.parametrize(('spec', 'cls'), [
+    ('synthetic', SyntheticSource), ('synthetic:pan', SyntheticSource),
+    ('0', V4L2Source), ('/dev/video3', V4L2Source), ('v4l2:///dev/video1', V4L2Source),
+    ('rtsp://10.0.0.2:554/stream', StreamSource), ('http://cam.local/mjpg', StreamSource),
+    ('gst:videotestsrc ! appsink', StreamSource), ('v4l2src ! videoconvert ! appsink',
+                                                    StreamSource),
+    ('frames/*.png', ImageFolderSource), ('one.jpg', ImageFolderSource),
+    ('clip.mp4', VideoFileSource),
+])
+def test_source_strings_pick_the_kind(spec, cls):
+    assert parse_source(spec) is cls
+
+
+def test_directories_are_image_folders(tmp_path):
+    assert parse_source(str(tmp_path)) is ImageFolderSource
+
+
+@pytest.mark.parametrize(('kwargs', 'match'), [
+    ({'source': ' '}, 'source is empty'),
+    ({'pixel_format': 'MJPEG'}, '4-character FOURCC'),
+    ({'fps': -1.0}, r'fps must be in \[0.0, 1000.0\]'),
+    ({'source': 'synthetic:moon'}, 'unknown synthetic source'),
+])
+def test_bad_source_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        open_source(SourceConfig(**kwargs))
+
+
+def test_missing_camera_and_file_raise_source_errors(tmp_path):
+    with pytest.raises(SourceError, match='does not exist: is it plugged in'):
+        open_source(SourceConfig(source='/dev/video99')).open()
+    with pytest.raises(SourceError, match='not found'):
+        open_source(SourceConfig(source=str(tmp_path / 'nope.mp4'))).open()
+    with pytest.raises(SourceError, match='no images'):
+        open_source(SourceConfig(source=str(tmp_path))).open()
+    bad = tmp_path / 'bad.avi'
+    bad.write_bytes(b'\x00' * 100)
+    with pytest.raises(SourceError, match='cannot decode video file'):
+        open_source(SourceConfig(source=str(bad))).open()
+
+
+def _video(path, n, size=(64, 48)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 12.0, size)
+    for i in range(n):
+        writer.write(np.full((size[1], size[0], 3), i * 20, np.uint8))
+    writer.release()
+
+
+def test_video_file_ends_or_loops(tmp_path):
+    path = tmp_path / 'v.avi'
+    _video(path, 5)
+    with open_source(SourceConfig(source=str(path))) as src:
+        assert src.native_fps == pytest.approx(12.0)
+        frames = [src.read() for _ in range(6)]
+    assert [f.index for f in frames[:5]] == [0, 1, 2, 3, 4] and frames[5] is None
+    assert frames[0].image.shape == (48, 64, 3)
+    with open_source(SourceConfig(source=str(path), loop=True)) as src:
+        indices = [src.read().index for _ in range(8)]
+    assert indices == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_deleted_video_is_reported_as_gone(tmp_path):
+    path = tmp_path / 'v.avi'
+    _video(path, 3)
+    src = open_source(SourceConfig(source=str(path)))
+    src.open()
+    path.unlink()
+    with pytest.raises(SourceError):
+        while src.read() is not None:
+            pass
+    src.close()
+
+
+def test_image_folder_skips_corrupt_files(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f'{i}.png'), np.full((8, 8), i * 50, np.uint8))
+    (tmp_path / '1.png').write_bytes(b'junk')
+    src = open_source(SourceConfig(source=str(tmp_path / '*.png')))
+    src.open()
+    first = src.read()
+    assert first.image.shape == (8, 8, 3) and first.image[0, 0, 0] == 0
+    with pytest.raises(CorruptFrameError, match='could not decode'):
+        src.read()
+    assert src.read().image[0, 0, 0] == 100
+    assert src.read() is None
+
+
+def test_synthetic_scene_is_deterministic_and_its_truth_matches_the_pixels():
+    scene = SyntheticScene(SyntheticConfig(num_objects=3, noise_sigma=0, occluder=False,
+                                           seed=3))
+    a, truth = scene.render(10)
+    b, _ = SyntheticScene(SyntheticConfig(num_objects=3, noise_sigma=0, occluder=False,
+                                          seed=3)).render(10)
+    np.testing.assert_array_equal(a, b)
+    background = SyntheticScene(SyntheticConfig(num_objects=0, noise_sigma=0, occluder=False,
+                                                seed=3)).render(10)[0]
+    changed = np.any(a != background, axis=2)
+    assert truth.track_ids.tolist() == [0, 1, 2]
+    for box in truth.boxes.astype(int):
+        x1, y1, x2, y2 = box
+        assert changed[y1:y2, x1:x2].mean() > 0.4  # the object is really there
+    outside = changed.copy()
+    for x1, y1, x2, y2 in truth.boxes.astype(int):
+        outside[max(0, y1 - 2):y2 + 2, max(0, x1 - 2):x2 + 2] = False
+    assert outside.mean() < 0.001  # and nothing is drawn elsewhere
+
+
+def test_synthetic_occluder_hides_objects_for_a_few_frames():
+    scene = SyntheticScene(SyntheticConfig(num_objects=1, speed=0.0, noise_sigma=0, seed=1))
+    visible = [len(scene.render(i)[1]) for i in range(400)]
+    hidden = [i for i, v in enumerate(visible) if v == 0]
+    assert hidden, 'the bar must pass over the object at some point'
+    runs = np.split(hidden, np.where(np.diff(hidden) != 1)[0] + 1)
+    assert all(1 <= len(r) <= 40 for r in runs)
+
+
+def test_synthetic_pan_moves_the_background():
+    scene = SyntheticScene(SyntheticConfig(num_objects=0, occluder=False, noise_sigma=0,
+                                           pan_px_per_frame=3.0))
+    f0, f1 = scene.render(0)[0], scene.render(1)[0]
+    np.testing.assert_array_equal(f0[:, 3:], f1[:, :-3])
+
+
+def test_sprites_are_pasted_with_their_class_ids():
+    sprite = np.zeros((20, 10, 3), np.uint8)
+    sprite[:] = (0, 0, 255)
+    scene = SyntheticScene(SyntheticConfig(num_objects=2, occluder=False, noise_sigma=0),
+                           sprites=[sprite], sprite_class_ids=[15])
+    frame, truth = scene.render(0)
+    assert truth.class_ids.tolist() == [15, 15]
+    x1, y1, x2, y2 = truth.boxes[0].astype(int)
+    assert (frame[y1 + 2:y2 - 2, x1 + 2:x2 - 2] == (0, 0, 255)).all(axis=2).mean() > 0.5
+    with pytest.raises(ConfigError, match='sprite must be'):
+        SyntheticScene(sprites=[np.zeros((2, 2), np.uint8)])
