@@ -53,3 +53,61 @@ def spin_until() -> Callable[..., bool]:
         return predicate()
 
     return _spin
+
+
+class NodeProcess:
+    """A node executable in its own process (what ``ros2 run`` does), stopped with SIGINT."""
+
+    def __init__(self, module: str, params: dict[str, object], namespace: str,
+                 extra_env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+        import tempfile
+
+        args = [sys.executable, '-m', module, '--ros-args', '-r', f'__ns:={namespace}']
+        for key, value in params.items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            args += ['-p', f'{key}:={value}']
+        self.log = tempfile.NamedTemporaryFile('w+', suffix='.log', delete=False)
+        env = dict(os.environ, **(extra_env or {}))
+        env['PYTHONUNBUFFERED'] = '1'
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def output(self) -> str:
+        with open(self.log.name) as f:
+            return f.read()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return -9
+        return self.proc.returncode
+
+
+@pytest.fixture
+def node_process() -> Iterator[Callable[..., NodeProcess]]:
+    """Start node executables as processes; each is stopped (SIGINT) after the test."""
+    started: list[NodeProcess] = []
+
+    def _start(module: str, params: dict[str, object] | None = None,
+               namespace: str = '/test', extra_env: dict[str, str] | None = None
+               ) -> NodeProcess:
+        proc = NodeProcess(module, params or {}, namespace, extra_env)
+        started.append(proc)
+        return proc
+
+    yield _start
+    for proc in started:
+        proc.stop()

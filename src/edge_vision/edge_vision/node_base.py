@@ -1,0 +1,182 @@
+"""What every edge_vision node shares: lifecycle with autostart, diagnostics, guarded publishing.
+
+Lifecycle semantics (REP-2001 managed nodes), the same for every node:
+
+- *unconfigured*: parameters are declared (``ros2 param list`` shows them), nothing else runs;
+- ``configure``: parameters are validated and loaded, the model/file/calibration is loaded;
+  an invalid value or a bad file fails the transition with a message naming it, and the node
+  stays unconfigured (fix the parameter, configure again);
+- ``activate``: devices open, subscriptions start, messages flow;
+- ``deactivate``: streams stop, devices are released; ``cleanup`` drops what configure loaded.
+
+With ``autostart:=true`` (the default) a node configures and activates itself at start-up,
+so ``ros2 run`` and plain launch files work without a lifecycle manager. With
+``autostart:=false`` it waits for ``ros2 lifecycle set`` or a manager (launch_ros
+``LifecycleNode`` + events, nav2_lifecycle_manager).
+
+Diagnostics: every node publishes ``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics``
+(period ``diagnostics_period``), one status per node: its lifecycle state plus the counters and
+timings the node reports in :meth:`EdgeVisionNode.diagnostic_values`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from edge_vision_core import EdgeVisionError
+
+from .dds import apply_transport_defaults
+
+__all__ = ['EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
+
+# DiagnosticStatus levels as ints (the message field is a byte).
+OK, WARN, ERROR = (int.from_bytes(v, 'little') if isinstance(v, bytes) else int(v)
+                   for v in (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR))
+
+
+class EdgeVisionNode(LifecycleNode):
+    """Base class of the edge_vision nodes (see the module docstring for the semantics).
+
+    Subclasses implement ``on_configure``/``on_activate``/``on_deactivate``/``on_cleanup``
+    (returning :data:`TransitionCallbackReturn`), and may override :meth:`diagnostic_values`.
+    Use :meth:`fail` in ``on_configure`` to report why a transition failed.
+    """
+
+    def __init__(self, node_name: str, **kwargs: object) -> None:
+        super().__init__(node_name, **kwargs)
+        self.declare_parameter('autostart', True, ParameterDescriptor(
+            description='Configure and activate at start-up (false: wait for a lifecycle '
+                        'manager or `ros2 lifecycle set`).', read_only=True))
+        self.declare_parameter('diagnostics_period', 1.0, ParameterDescriptor(
+            description='Seconds between /diagnostics messages (0 disables them).',
+            read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0,
+                                                     step=0.0)]))
+        self.publish_failures = 0
+        self.last_error = ''
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        period = float(self.get_parameter('diagnostics_period').value)
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics) \
+            if period > 0 else None
+
+    # -- lifecycle helpers -----------------------------------------------------------------
+
+    def autostart(self) -> bool:
+        """Configure and activate if ``autostart`` is set; returns True when active."""
+        if not self.get_parameter('autostart').value:
+            self.get_logger().info('autostart is off: waiting for lifecycle transitions')
+            return False
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            name = self.get_fully_qualified_name()
+            self.get_logger().error(f'configure failed: {self.last_error}; fix the parameter '
+                                    f'and run `ros2 lifecycle set {name} configure`')
+            return False
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error(f'activate failed: {self.last_error}')
+            return False
+        return True
+
+    def fail(self, error: Exception | str) -> TransitionCallbackReturn:
+        """Log ``error`` and return FAILURE (for use in transition callbacks)."""
+        self.last_error = str(error)
+        self.get_logger().error(self.last_error)
+        return TransitionCallbackReturn.FAILURE
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The current lifecycle state's label ('unconfigured', 'inactive', 'active'...)."""
+        return str(self._state_machine.current_state[1])
+
+    def release(self) -> None:
+        """Stop threads and release devices at process shutdown; idempotent. Subclasses that
+        hold resources override it (deactivate/cleanup usually call it too)."""
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f'error in state {state.label}: {self.last_error}')
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def publish(self, publisher: object, msg: object) -> bool:
+        """Publish, counting (not raising) DDS write failures such as a full reliable history.
+
+        Returns False when the message could not be written; the count is in diagnostics.
+        """
+        try:
+            publisher.publish(msg)
+            return True
+        except _rclpy.RCLError as exc:
+            self.publish_failures += 1
+            self.get_logger().warning(
+                f'could not publish on {publisher.topic_name}: {exc} '
+                f'({self.publish_failures} failures so far)', throttle_duration_sec=5.0)
+            return False
+
+    # -- diagnostics -----------------------------------------------------------------------
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        """``(level, message, values)`` of this node's status; subclasses extend it."""
+        return OK, self.lifecycle_state, {}
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            level, message, values = self.diagnostic_values()
+        except Exception as exc:  # diagnostics must never kill the node
+            level, message, values = ERROR, f'diagnostics failed: {exc}', {}
+        values = dict(values)
+        values.setdefault('lifecycle_state', self.lifecycle_state)
+        if self.publish_failures:
+            values['publish_failures'] = self.publish_failures
+            level = max(level, WARN)
+        status = DiagnosticStatus(
+            level=bytes([level]),
+            name=f'{self.get_fully_qualified_name()}', message=message,
+            hardware_id=str(values.pop('hardware_id', '')),
+            values=[KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f'{value:.3f}'
+    return str(value)
+
+
+def run_node(factory: Callable[[], EdgeVisionNode], args: Sequence[str] | None = None) -> int:
+    """``main()`` body of every node executable: DDS defaults, init, autostart, spin, shutdown.
+
+    A configuration error leaves the node running unconfigured (so it can be fixed with
+    ``ros2 param set`` + ``ros2 lifecycle set``) rather than exiting into a crash loop.
+    """
+    note = apply_transport_defaults()
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = factory()
+        node.get_logger().info(note)
+        node.autostart()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except EdgeVisionError as exc:
+        print(f'{exc}', file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            node.release()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
