@@ -1,0 +1,375 @@
+"""camera_node: frames in, with acquisition stamps and calibration.
+
+Publishes (relative names, so one namespace per camera, e.g. ``/camera0``):
+
+- ``image_raw`` (sensor_msgs/Image, bgr8) and ``camera_info`` (sensor_msgs/CameraInfo) with
+  identical headers: ``stamp`` = acquisition time (the node clock right after the frame was
+  read; simulated time under ``use_sim_time``), ``frame_id`` = the ``frame_id`` parameter;
+- ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, compressed_image_transport's
+  format string) when ``publish_compressed`` is true, encoded only while someone subscribes;
+- ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, the
+  source, its state.
+
+QoS: image topics RELIABLE / KEEP_LAST ``qos.publisher_depth`` (REP-2003; ``qos.*``
+parameters), ``camera_info`` the same. Mismatched subscribers are reported in the log.
+
+Service: ``set_camera_info`` (sensor_msgs/srv/SetCameraInfo) stores a new calibration in the
+``camera_info_url`` file (camera_info_manager YAML; ``file://`` URLs only) and publishes it
+from the next frame on.
+
+Parameters: ``source``, ``width``, ``height``, ``fps``, ``pixel_format``, ``loop`` (see
+:class:`edge_vision_core.io.sources.SourceConfig`), :class:`CameraConfig` (``frame_id``,
+``camera_name``, ``camera_info_url``, ``rate``, ``publish_compressed``, ``jpeg_quality``,
+``reconnect_min_s``, ``reconnect_max_s``), ``qos.*`` (:class:`edge_vision.qos.QosConfig`),
+``autostart`` and ``diagnostics_period`` (:mod:`edge_vision.node_base`). ``ros2 param describe``
+shows each one's meaning and range.
+
+Lifecycle: ``configure`` validates the parameters and loads the calibration; ``activate`` opens
+the source and starts the capture thread; ``deactivate`` stops it and releases the device.
+
+Faults: a missing or unplugged device, a deleted file or a dropped stream is logged clearly and
+retried with exponential backoff (``reconnect_min_s`` .. ``reconnect_max_s``) until it comes
+back; an unreadable frame is skipped and counted; the end of a file without ``loop`` stops the
+stream with a message (the node stays up and can be re-activated).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.srv import SetCameraInfo
+
+from edge_vision_core import CameraModel, ConfigError, EdgeVisionError
+from edge_vision_core.calibration.info_file import (
+    load_camera_info,
+    resolve_camera_info_url,
+    save_camera_info,
+)
+from edge_vision_core.config import check_config, param
+from edge_vision_core.io.sources import (
+    CorruptFrameError,
+    FrameSource,
+    SourceConfig,
+    SourceFrame,
+    open_source,
+)
+from edge_vision_core.timing import Pacer, RateMeter
+from edge_vision_core.types import FrameMeta
+
+from .conversions import (
+    camera_info_to_model,
+    meta_to_header,
+    model_to_camera_info,
+    numpy_to_compressed,
+    numpy_to_image,
+)
+from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .params import ConfigBinding
+from .qos import QosConfig, publisher_event_callbacks, stream_publisher_qos
+
+__all__ = ['CameraConfig', 'CameraNode', 'main']
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """camera_node settings besides the source (see the module docstring)."""
+
+    frame_id: str = field(default='camera_optical_frame', metadata=param(
+        'frame_id of image_raw and camera_info: the camera\'s optical frame (REP-103: z '
+        'forward, x right, y down).'))
+    camera_name: str = field(default='camera', metadata=param(
+        'Camera name: ${NAME} in camera_info_url and camera_name in the calibration file.'))
+    camera_info_url: str = field(default='', metadata=param(
+        'Calibration file URL (file:///path.yaml, package://pkg/path.yaml; ${NAME} and '
+        '${ROS_HOME} are substituted; empty = file://${ROS_HOME}/camera_info/${NAME}.yaml). A '
+        'missing file means uncalibrated (K all zero, REP-104).'))
+    rate: float = field(default=0.0, metadata=param(
+        'Publishing rate: 0 = the source\'s own rate (a video\'s fps, a camera\'s pace, 30 for '
+        'synthetic, 10 for image folders), > 0 = this rate (live sources drop frames to keep '
+        'it), -1 = as fast as frames can be read (benchmarks).', min=-1.0, max=1000.0,
+        unit='Hz'))
+    publish_compressed: bool = field(default=True, metadata=param(
+        'Offer image_raw/compressed (JPEG); frames are encoded only while it has subscribers.'))
+    jpeg_quality: int = field(default=80, metadata=param(
+        'JPEG quality of image_raw/compressed.', min=1, max=100))
+    reconnect_min_s: float = field(default=0.5, metadata=param(
+        'First retry delay after the source fails to open or drops out.', min=0.01,
+        max=60.0, unit='s'))
+    reconnect_max_s: float = field(default=10.0, metadata=param(
+        'Longest retry delay (the delay doubles up to this).', min=0.01, max=3600.0, unit='s'))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if -1.0 < self.rate < 0.0:
+            raise ConfigError(f'CameraConfig.rate must be -1, 0 or positive, got {self.rate}')
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ConfigError('CameraConfig.reconnect_max_s must be >= reconnect_min_s')
+        if not self.frame_id:
+            raise ConfigError('CameraConfig.frame_id is empty; downstream transforms need the '
+                              'camera\'s optical frame')
+
+
+_DEFAULT_FOLDER_RATE = 10.0
+
+
+class CameraNode(EdgeVisionNode):
+    """The camera driver (see the module docstring)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('camera_node', **kwargs)
+        self._source_params = ConfigBinding(self, SourceConfig, on_change=self._reject_live)
+        self._params = ConfigBinding(self, CameraConfig, on_change=self._on_change)
+        self._qos_params = ConfigBinding(self, QosConfig, prefix='qos.')
+        self._lock = threading.Lock()
+        self._model: CameraModel | None = None
+        self._info_path = None
+        self._source: FrameSource | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pub_image = self._pub_info = self._pub_compressed = None
+        self._service = None
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.frames_published = 0
+        self.corrupt_frames = 0
+        self.reconnects = 0
+        self.state = 'idle'
+        self._rate = RateMeter()
+        self._size_warned = False
+
+    # -- parameters ------------------------------------------------------------------------
+
+    def _reject_live(self, config: SourceConfig, changed: set[str]) -> None:
+        if self._thread is not None:
+            raise ConfigError(f'{", ".join(sorted(changed))} cannot change while streaming: '
+                              f'deactivate, set, activate')
+
+    def _on_change(self, config: CameraConfig, changed: set[str]) -> None:
+        if changed & {'camera_info_url', 'camera_name', 'rate'} and self._thread is not None:
+            raise ConfigError(f'{", ".join(sorted(changed))} cannot change while streaming: '
+                              f'deactivate, set, activate')
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            source_cfg = self._source_params.load()
+            cfg = self._params.load()
+            self._qos_params.load()
+            self._source = open_source(source_cfg)  # validates the spec; opens on activate
+            self._load_calibration(cfg)
+        except EdgeVisionError as exc:
+            return self.fail(f'configure: {exc}')
+        qos = stream_publisher_qos(self._qos_params.config)
+        self._pub_image = self.create_lifecycle_publisher(
+            Image, 'image_raw', qos, event_callbacks=publisher_event_callbacks(self, 'image_raw'))
+        self._pub_info = self.create_lifecycle_publisher(
+            CameraInfo, 'camera_info', qos,
+            event_callbacks=publisher_event_callbacks(self, 'camera_info'))
+        if cfg.publish_compressed:
+            self._pub_compressed = self.create_lifecycle_publisher(
+                CompressedImage, 'image_raw/compressed', qos)
+        self._service = self.create_service(SetCameraInfo, 'set_camera_info',
+                                            self._set_camera_info)
+        self.get_logger().info(f'configured: source {self._source.description}, frame_id '
+                               f'{cfg.frame_id!r}, calibration {self._calibration_text()}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load_calibration(self, cfg: CameraConfig) -> None:
+        self._info_path = resolve_camera_info_url(cfg.camera_info_url, cfg.camera_name)
+        if self._info_path.is_file():
+            model, _ = load_camera_info(self._info_path)
+            self._model = model
+        else:
+            self._model = None
+            self.get_logger().warning(
+                f'no calibration file at {self._info_path}: publishing an uncalibrated '
+                f'CameraInfo (K all zero, REP-104). Calibrate with `edge-vision calibrate` or '
+                f'the set_camera_info service')
+
+    def _calibration_text(self) -> str:
+        if self._model is None:
+            return 'none (uncalibrated)'
+        return f'{self._info_path} ({self._model.width}x{self._model.height})'
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._reset_counters()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._capture_loop, name='camera_capture',
+                                        daemon=True)
+        self._thread.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self.release()
+        for pub in (self._pub_image, self._pub_info, self._pub_compressed):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._pub_image = self._pub_info = self._pub_compressed = None
+        if self._service is not None:
+            self.destroy_service(self._service)
+            self._service = None
+        self._source = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        if self._source is not None:
+            self._source.close()
+        self.state = 'stopped'
+
+    # -- capture ---------------------------------------------------------------------------
+
+    def _target_rate(self) -> float:
+        rate = self._params.config.rate
+        if rate != 0:
+            return rate
+        native = self._source.native_fps if self._source is not None else None
+        return native or _DEFAULT_FOLDER_RATE
+
+    def _capture_loop(self) -> None:
+        cfg = self._params.config
+        source = self._source
+        backoff = cfg.reconnect_min_s
+        opened = False
+        pacer: Pacer | None = None
+        next_publish = 0.0
+        while not self._stop.is_set():
+            if not opened:
+                try:
+                    source.open()
+                except EdgeVisionError as exc:
+                    self.state = 'reconnecting'
+                    self.last_error = str(exc)
+                    self.get_logger().error(f'{exc}; retrying in {backoff:.1f} s',
+                                            throttle_duration_sec=max(5.0, backoff))
+                    self.reconnects += 1
+                    if self._stop.wait(backoff):
+                        break
+                    backoff = min(cfg.reconnect_max_s, backoff * 2)
+                    continue
+                opened, backoff = True, cfg.reconnect_min_s
+                self.state = 'streaming'
+                rate = self._target_rate()
+                pacer = Pacer(0.0 if source.live else rate)
+                period = 1.0 / rate if rate > 0 else 0.0
+                self.get_logger().info(f'streaming from {source.description} at '
+                                       f'{rate if rate > 0 else "max"} Hz')
+            if self._stop.wait(pacer.next_delay()):
+                break
+            try:
+                frame = source.read()
+            except CorruptFrameError as exc:
+                self.corrupt_frames += 1
+                self.get_logger().warning(f'skipped a corrupt frame ({self.corrupt_frames} so '
+                                          f'far): {exc}', throttle_duration_sec=5.0)
+                continue
+            except EdgeVisionError as exc:
+                self.last_error = str(exc)
+                self.get_logger().error(f'{exc}; reopening')
+                source.close()
+                opened = False
+                continue
+            if frame is None:
+                self.state = 'finished'
+                self.get_logger().info(
+                    f'end of {source.description} after {self.frames_published} frames; the '
+                    f'stream stops here (set loop:=true to repeat)')
+                source.close()
+                return
+            if source.live and period > 0:
+                now = time.monotonic()
+                if now < next_publish:
+                    continue  # camera faster than the requested rate: drop this frame
+                next_publish = max(next_publish + period, now)
+            self._publish(frame, cfg)
+
+    def _publish(self, frame: SourceFrame, cfg: CameraConfig) -> None:
+        meta = FrameMeta(self.get_clock().now().nanoseconds, cfg.frame_id)
+        header = meta_to_header(meta)
+        image_msg = numpy_to_image(frame.image, 'bgr8', header)
+        height, width = frame.image.shape[:2]
+        with self._lock:
+            model = self._model
+        if model is not None and (model.width, model.height) != (width, height):
+            if not self._size_warned:
+                self.get_logger().warning(
+                    f'calibration is for {model.width}x{model.height} but frames are '
+                    f'{width}x{height}: publishing it anyway; recalibrate at this size')
+                self._size_warned = True
+        info = model_to_camera_info(model or CameraModel.uncalibrated(width, height), header)
+        if not self.publish(self._pub_image, image_msg):
+            return
+        self.publish(self._pub_info, info)
+        if self._pub_compressed is not None and \
+                self._pub_compressed.get_subscription_count() > 0:
+            self.publish(self._pub_compressed, numpy_to_compressed(
+                frame.image, 'bgr8', 'jpeg', cfg.jpeg_quality, header))
+        self.frames_published += 1
+        self._rate.tick()
+
+    # -- service ---------------------------------------------------------------------------
+
+    def _set_camera_info(self, request: SetCameraInfo.Request,
+                         response: SetCameraInfo.Response) -> SetCameraInfo.Response:
+        cfg = self._params.config
+        try:
+            model = camera_info_to_model(request.camera_info)
+            if cfg.camera_info_url.startswith('package://'):
+                raise ConfigError(f'camera_info_url {cfg.camera_info_url!r} is inside a '
+                                  f'package (read-only); use a file:// URL to store '
+                                  f'calibrations')
+            save_camera_info(self._info_path, model, cfg.camera_name)
+        except EdgeVisionError as exc:
+            response.success = False
+            response.status_message = str(exc)
+            self.get_logger().error(f'set_camera_info refused: {exc}')
+            return response
+        with self._lock:
+            self._model = model
+        self._size_warned = False
+        response.success = True
+        response.status_message = f'saved to {self._info_path}'
+        self.get_logger().info(f'new calibration saved to {self._info_path}')
+        return response
+
+    # -- diagnostics -----------------------------------------------------------------------
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = {
+            'source': self._source.description if self._source else '',
+            'state': self.state,
+            'fps': self._rate.rate(),
+            'frames_published': self.frames_published,
+            'corrupt_frames_skipped': self.corrupt_frames,
+            'reconnects': self.reconnects,
+            'calibrated': self._model is not None,
+        }
+        if self.state == 'reconnecting':
+            return ERROR, f'source unavailable: {self.last_error}', values
+        if self.corrupt_frames:
+            return WARN, f'{self.state}; {self.corrupt_frames} corrupt frames skipped', values
+        return OK, f'{self.lifecycle_state}, {self.state}', values
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CameraNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
