@@ -59,12 +59,15 @@ class NodeProcess:
     """A node executable in its own process (what ``ros2 run`` does), stopped with SIGINT."""
 
     def __init__(self, module: str, params: dict[str, object], namespace: str,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, params_file: str | None = None
+                 ) -> None:
         import subprocess
         import sys
         import tempfile
 
         args = [sys.executable, '-m', module, '--ros-args', '-r', f'__ns:={namespace}']
+        if params_file:
+            args += ['--params-file', params_file]
         for key, value in params.items():
             if isinstance(value, bool):
                 value = 'true' if value else 'false'
@@ -102,9 +105,9 @@ def node_process() -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
     def _start(module: str, params: dict[str, object] | None = None,
-               namespace: str = '/test', extra_env: dict[str, str] | None = None
-               ) -> NodeProcess:
-        proc = NodeProcess(module, params or {}, namespace, extra_env)
+               namespace: str = '/test', extra_env: dict[str, str] | None = None,
+               params_file: str | None = None) -> NodeProcess:
+        proc = NodeProcess(module, params or {}, namespace, extra_env, params_file)
         started.append(proc)
         return proc
 

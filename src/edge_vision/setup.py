@@ -39,7 +39,6 @@ setup(
     maintainer_email='edge-vision@users.noreply.github.com',
     description='ROS 2 nodes and CLI of the edge_vision suite',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'edge-vision = edge_vision.cli:main',

@@ -27,5 +27,4 @@ setup(
     maintainer_email='edge-vision@users.noreply.github.com',
     description='ROS-free core library of edge_vision',
     license='Apache-2.0',
-    tests_require=['pytest'],
 )

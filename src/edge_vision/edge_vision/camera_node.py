@@ -67,7 +67,6 @@ from .conversions import (
     numpy_to_image,
 )
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
-from .params import ConfigBinding
 from .qos import QosConfig, publisher_event_callbacks, stream_publisher_qos
 
 __all__ = ['CameraConfig', 'CameraNode', 'main']
@@ -118,11 +117,10 @@ _DEFAULT_FOLDER_RATE = 10.0
 class CameraNode(EdgeVisionNode):
     """The camera driver (see the module docstring)."""
 
+    PARAMETERS = (('', SourceConfig), ('', CameraConfig), ('qos.', QosConfig))
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__('camera_node', **kwargs)
-        self._source_params = ConfigBinding(self, SourceConfig, on_change=self._reject_live)
-        self._params = ConfigBinding(self, CameraConfig, on_change=self._on_change)
-        self._qos_params = ConfigBinding(self, QosConfig, prefix='qos.')
         self._lock = threading.Lock()
         self._model: CameraModel | None = None
         self._info_path = None
@@ -143,13 +141,10 @@ class CameraNode(EdgeVisionNode):
 
     # -- parameters ------------------------------------------------------------------------
 
-    def _reject_live(self, config: SourceConfig, changed: set[str]) -> None:
-        if self._thread is not None:
-            raise ConfigError(f'{", ".join(sorted(changed))} cannot change while streaming: '
-                              f'deactivate, set, activate')
-
-    def _on_change(self, config: CameraConfig, changed: set[str]) -> None:
-        if changed & {'camera_info_url', 'camera_name', 'rate'} and self._thread is not None:
+    def on_parameter_change(self, config: object, changed: set[str]) -> None:
+        live = isinstance(config, SourceConfig) or \
+            changed & {'camera_info_url', 'camera_name', 'rate', 'publish_compressed'}
+        if live and self._thread is not None:
             raise ConfigError(f'{", ".join(sorted(changed))} cannot change while streaming: '
                               f'deactivate, set, activate')
 
@@ -157,14 +152,13 @@ class CameraNode(EdgeVisionNode):
 
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
-            source_cfg = self._source_params.load()
-            cfg = self._params.load()
-            self._qos_params.load()
+            self.load_parameters()
+            source_cfg, cfg = self.config(SourceConfig), self.config(CameraConfig)
             self._source = open_source(source_cfg)  # validates the spec; opens on activate
             self._load_calibration(cfg)
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
-        qos = stream_publisher_qos(self._qos_params.config)
+        qos = stream_publisher_qos(self.config(QosConfig))
         self._pub_image = self.create_lifecycle_publisher(
             Image, 'image_raw', qos, event_callbacks=publisher_event_callbacks(self, 'image_raw'))
         self._pub_info = self.create_lifecycle_publisher(
@@ -236,14 +230,14 @@ class CameraNode(EdgeVisionNode):
     # -- capture ---------------------------------------------------------------------------
 
     def _target_rate(self) -> float:
-        rate = self._params.config.rate
+        rate = self.config(CameraConfig).rate
         if rate != 0:
             return rate
         native = self._source.native_fps if self._source is not None else None
         return native or _DEFAULT_FOLDER_RATE
 
     def _capture_loop(self) -> None:
-        cfg = self._params.config
+        cfg = self.config(CameraConfig)
         source = self._source
         backoff = cfg.reconnect_min_s
         opened = False
@@ -327,7 +321,7 @@ class CameraNode(EdgeVisionNode):
 
     def _set_camera_info(self, request: SetCameraInfo.Request,
                          response: SetCameraInfo.Response) -> SetCameraInfo.Response:
-        cfg = self._params.config
+        cfg = self.config(CameraConfig)
         try:
             model = camera_info_to_model(request.camera_info)
             if cfg.camera_info_url.startswith('package://'):

@@ -23,23 +23,43 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from edge_vision_core import EdgeVisionError
+from edge_vision_core.config import check_config, param
 
 from .dds import apply_transport_defaults
+from .params import ConfigBinding
 
-__all__ = ['EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
+__all__ = ['BaseConfig', 'EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
 
 # DiagnosticStatus levels as ints (the message field is a byte).
+C = TypeVar('C')
+
 OK, WARN, ERROR = (int.from_bytes(v, 'little') if isinstance(v, bytes) else int(v)
                    for v in (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR))
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Parameters every edge_vision node has."""
+
+    autostart: bool = field(default=True, metadata=param(
+        'Configure and activate at start-up (false: wait for a lifecycle manager or '
+        '`ros2 lifecycle set`).', read_only=True))
+    diagnostics_period: float = field(default=1.0, metadata=param(
+        'Seconds between /diagnostics messages (0 disables them).', min=0.0, max=3600.0,
+        unit='s', read_only=True))
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 class EdgeVisionNode(LifecycleNode):
@@ -50,28 +70,51 @@ class EdgeVisionNode(LifecycleNode):
     Use :meth:`fail` in ``on_configure`` to report why a transition failed.
     """
 
+    #: The node's parameter groups: ``(prefix, config dataclass)`` pairs, declared in this
+    #: order after :class:`BaseConfig`. Subclasses set it; ``edge-vision params`` documents it.
+    PARAMETERS: tuple[tuple[str, type], ...] = ()
+
     def __init__(self, node_name: str, **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
-        self.declare_parameter('autostart', True, ParameterDescriptor(
-            description='Configure and activate at start-up (false: wait for a lifecycle '
-                        'manager or `ros2 lifecycle set`).', read_only=True))
-        self.declare_parameter('diagnostics_period', 1.0, ParameterDescriptor(
-            description='Seconds between /diagnostics messages (0 disables them).',
-            read_only=True,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0,
-                                                     step=0.0)]))
         self.publish_failures = 0
         self.last_error = ''
+        base = ConfigBinding(self, BaseConfig)
+        try:
+            base_cfg = base.load()
+        except EdgeVisionError as exc:
+            self.get_logger().error(f'{exc}; using the defaults')
+            base_cfg = BaseConfig()
+        self._autostart = base_cfg.autostart
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        period = float(self.get_parameter('diagnostics_period').value)
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics) \
-            if period > 0 else None
+        self._diag_timer = self.create_timer(base_cfg.diagnostics_period,
+                                             self._publish_diagnostics) \
+            if base_cfg.diagnostics_period > 0 else None
+        self.params = {cls: ConfigBinding(self, cls, prefix=prefix,
+                                          on_change=self.on_parameter_change)
+                       for prefix, cls in self.PARAMETERS}
+
+    def load_parameters(self) -> None:
+        """Load and validate every parameter group (call first in ``on_configure``).
+
+        Raises:
+            ConfigError: the first invalid group, with the validator's message.
+        """
+        for binding in self.params.values():
+            binding.load()
+
+    def config(self, cls: type[C]) -> C:
+        """The current (validated) value of one parameter group."""
+        return self.params[cls].config
+
+    def on_parameter_change(self, config: object, changed: set[str]) -> None:
+        """Called with a candidate config when parameters change at runtime; raise ConfigError
+        to refuse the change (e.g. while streaming). Accepts everything by default."""
 
     # -- lifecycle helpers -----------------------------------------------------------------
 
     def autostart(self) -> bool:
         """Configure and activate if ``autostart`` is set; returns True when active."""
-        if not self.get_parameter('autostart').value:
+        if not self._autostart:
             self.get_logger().info('autostart is off: waiting for lifecycle transitions')
             return False
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
