@@ -57,14 +57,13 @@ from edge_vision_core.io.sources import (
     open_source,
 )
 from edge_vision_core.timing import Pacer, RateMeter
-from edge_vision_core.types import FrameMeta
+from edge_vision_core.types import Frame, FrameMeta
 
 from .conversions import (
     camera_info_to_model,
-    meta_to_header,
-    model_to_camera_info,
-    numpy_to_compressed,
-    numpy_to_image,
+    frame_to_camera_info,
+    frame_to_compressed,
+    frame_to_image,
 )
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, publisher_event_callbacks, stream_publisher_qos
@@ -127,7 +126,7 @@ class CameraNode(EdgeVisionNode):
         self._source: FrameSource | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._pub_image = self._pub_info = self._pub_compressed = None
+        self._outputs = ()
         self._service = None
         self._reset_counters()
 
@@ -159,14 +158,17 @@ class CameraNode(EdgeVisionNode):
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         qos = stream_publisher_qos(self.config(QosConfig))
-        self._pub_image = self.create_lifecycle_publisher(
-            Image, 'image_raw', qos, event_callbacks=publisher_event_callbacks(self, 'image_raw'))
-        self._pub_info = self.create_lifecycle_publisher(
-            CameraInfo, 'camera_info', qos,
-            event_callbacks=publisher_event_callbacks(self, 'camera_info'))
+        outputs = [
+            self.add_output('image_raw', Image, frame_to_image, qos,
+                            event_callbacks=publisher_event_callbacks(self, 'image_raw')),
+            self.add_output('camera_info', CameraInfo, frame_to_camera_info, qos,
+                            event_callbacks=publisher_event_callbacks(self, 'camera_info'))]
         if cfg.publish_compressed:
-            self._pub_compressed = self.create_lifecycle_publisher(
-                CompressedImage, 'image_raw/compressed', qos)
+            quality = cfg.jpeg_quality
+            outputs.append(self.add_output(
+                'image_raw/compressed', CompressedImage,
+                lambda frame: frame_to_compressed(frame, 'jpeg', quality), qos))
+        self._outputs = tuple(outputs)
         self._service = self.create_service(SetCameraInfo, 'set_camera_info',
                                             self._set_camera_info)
         self.get_logger().info(f'configured: source {self._source.description}, frame_id '
@@ -204,15 +206,12 @@ class CameraNode(EdgeVisionNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self.release()
-        for pub in (self._pub_image, self._pub_info, self._pub_compressed):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self._pub_image = self._pub_info = self._pub_compressed = None
+        self._outputs = ()
         if self._service is not None:
             self.destroy_service(self._service)
             self._service = None
         self._source = None
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
         self.release()
@@ -293,11 +292,9 @@ class CameraNode(EdgeVisionNode):
                 next_publish = max(next_publish + period, now)
             self._publish(frame, cfg)
 
-    def _publish(self, frame: SourceFrame, cfg: CameraConfig) -> None:
+    def _publish(self, source_frame: SourceFrame, cfg: CameraConfig) -> None:
         meta = FrameMeta(self.get_clock().now().nanoseconds, cfg.frame_id)
-        header = meta_to_header(meta)
-        image_msg = numpy_to_image(frame.image, 'bgr8', header)
-        height, width = frame.image.shape[:2]
+        height, width = source_frame.image.shape[:2]
         with self._lock:
             model = self._model
         if model is not None and (model.width, model.height) != (width, height):
@@ -306,14 +303,10 @@ class CameraNode(EdgeVisionNode):
                     f'calibration is for {model.width}x{model.height} but frames are '
                     f'{width}x{height}: publishing it anyway; recalibrate at this size')
                 self._size_warned = True
-        info = model_to_camera_info(model or CameraModel.uncalibrated(width, height), header)
-        if not self.publish(self._pub_image, image_msg):
-            return
-        self.publish(self._pub_info, info)
-        if self._pub_compressed is not None and \
-                self._pub_compressed.get_subscription_count() > 0:
-            self.publish(self._pub_compressed, numpy_to_compressed(
-                frame.image, 'bgr8', 'jpeg', cfg.jpeg_quality, header))
+        frame = Frame(source_frame.image, meta, 'bgr8',
+                      model or CameraModel.uncalibrated(width, height))
+        for output in self._outputs:
+            output.emit(frame)
         self.frames_published += 1
         self._rate.tick()
 

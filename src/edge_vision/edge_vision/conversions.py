@@ -35,7 +35,7 @@ from vision_msgs.msg import (
     VisionClass,
 )
 
-from edge_vision_core import CameraModel, ConversionError, Detections, FrameMeta
+from edge_vision_core import CameraModel, ConversionError, Detections, Frame, FrameMeta
 from edge_vision_core.camera import RegionOfInterest
 from edge_vision_core.encodings import (
     array_to_buffer,
@@ -48,6 +48,10 @@ from edge_vision_core.encodings import (
 
 __all__ = [
     'camera_info_to_model',
+    'frame_to_camera_info',
+    'frame_to_compressed',
+    'frame_to_image',
+    'image_to_frame',
     'compressed_to_numpy',
     'detections_to_msg',
     'header_to_meta',
@@ -298,3 +302,34 @@ def model_to_camera_info(model: CameraModel, header: Header | None = None) -> Ca
                      height=model.roi.height, width=model.roi.width,
                      do_rectify=model.roi.do_rectify)
     return msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames (image + header + calibration), the objects image streams carry between stages
+
+def image_to_frame(msg: Image, desired_encoding: str = 'passthrough',
+                   camera: CameraModel | None = None) -> Frame:
+    """``sensor_msgs/Image`` -> Frame (zero-copy view when no conversion is needed)."""
+    arr = image_to_numpy(msg, desired_encoding)
+    encoding = msg.encoding if desired_encoding == 'passthrough' else desired_encoding
+    return Frame(arr, header_to_meta(msg.header), encoding, camera)
+
+
+def frame_to_image(frame: Frame) -> Image:
+    """Frame -> ``sensor_msgs/Image`` with the frame's stamp and frame_id."""
+    return numpy_to_image(frame.image, frame.encoding, meta_to_header(frame.meta))
+
+
+def frame_to_camera_info(frame: Frame) -> CameraInfo:
+    """The frame's calibration as ``sensor_msgs/CameraInfo`` with the frame's header
+    (uncalibrated, REP-104, when the frame carries none)."""
+    model = frame.camera if frame.camera is not None else \
+        CameraModel.uncalibrated(frame.width, frame.height)
+    return model_to_camera_info(model, meta_to_header(frame.meta))
+
+
+def frame_to_compressed(frame: Frame, fmt: str = 'jpeg', quality: int = 80
+                        ) -> CompressedImage:
+    """Frame -> ``sensor_msgs/CompressedImage`` with the frame's header."""
+    return numpy_to_compressed(frame.image, frame.encoding, fmt, quality,
+                               meta_to_header(frame.meta))

@@ -22,9 +22,10 @@ timings the node reports in :meth:`EdgeVisionNode.diagnostic_values`.
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -36,7 +37,9 @@ from edge_vision_core import EdgeVisionError
 from edge_vision_core.config import check_config, param
 
 from .dds import apply_transport_defaults
+from .intra import InputSpec, Output
 from .params import ConfigBinding
+from .qos import subscription_event_callbacks
 
 __all__ = ['BaseConfig', 'EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
 
@@ -92,6 +95,84 @@ class EdgeVisionNode(LifecycleNode):
         self.params = {cls: ConfigBinding(self, cls, prefix=prefix,
                                           on_change=self.on_parameter_change)
                        for prefix, cls in self.PARAMETERS}
+        self.outputs: list[Output] = []
+        self.inputs: list[InputSpec] = []
+        self.bad_messages = 0
+        self.processing_errors = 0
+
+    # -- ports -----------------------------------------------------------------------------
+
+    def add_output(self, topic: str, msg_type: type, to_msg: Callable[[Any], Any],
+                   qos: Any, latched: bool = False, event_callbacks: Any = None) -> Output:
+        """Declare an output (in ``on_configure``); see :class:`edge_vision.intra.Output`."""
+        out = Output(self, topic, msg_type, to_msg, qos, latched, event_callbacks)
+        self.outputs.append(out)
+        return out
+
+    def add_input(self, topic: str, msg_type: type, from_msg: Callable[[Any], Any],
+                  handler: Callable[[Any], None], qos: Any, linkable: bool = True) -> InputSpec:
+        """Declare an input (in ``on_configure``). Its subscription is created on activate,
+        unless the composer linked it to an in-process producer."""
+        spec = InputSpec(topic, msg_type, from_msg, handler, qos, linkable,
+                         resolved=self.resolve_topic_name(topic),
+                         event_callbacks=subscription_event_callbacks(self, topic))
+        self.inputs.append(spec)
+        return spec
+
+    def _deliver(self, spec: InputSpec, item: Any) -> None:
+        """Run an input handler; errors are logged and counted, never fatal to the node."""
+        try:
+            spec.handler(item)
+        except EdgeVisionError as exc:
+            self.processing_errors += 1
+            self.last_error = str(exc)
+            self.get_logger().error(f'{spec.resolved}: {exc}', throttle_duration_sec=5.0)
+        except Exception as exc:  # a bug must not take the robot's pipeline down
+            self.processing_errors += 1
+            self.last_error = f'{type(exc).__name__}: {exc}'
+            self.get_logger().error(
+                f'{spec.resolved}: unexpected {type(exc).__name__}: {exc}\n'
+                f'{traceback.format_exc()}', throttle_duration_sec=5.0)
+
+    def _on_message(self, spec: InputSpec, msg: Any) -> None:
+        try:
+            item = spec.from_msg(msg)
+        except EdgeVisionError as exc:
+            self.bad_messages += 1
+            self.last_error = str(exc)
+            self.get_logger().error(f'dropped a message on {spec.resolved} '
+                                    f'({self.bad_messages} so far): {exc}',
+                                    throttle_duration_sec=5.0)
+            return
+        self._deliver(spec, item)
+
+    def _link_handler(self, spec: InputSpec) -> Callable[[Any], None]:
+        return lambda item: self._deliver(spec, item)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for spec in self.inputs:
+            if spec.link is None and spec.subscription is None:
+                spec.subscription = self.create_subscription(
+                    spec.msg_type, spec.topic, lambda msg, s=spec: self._on_message(s, msg),
+                    spec.qos, event_callbacks=spec.event_callbacks)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for spec in self.inputs:
+            if spec.subscription is not None:
+                self.destroy_subscription(spec.subscription)
+                spec.subscription = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for spec in self.inputs:
+            if spec.link is not None:
+                spec.link.close()
+        self.inputs.clear()
+        for out in self.outputs:
+            out.destroy()
+        self.outputs.clear()
+        return TransitionCallbackReturn.SUCCESS
 
     def load_parameters(self) -> None:
         """Load and validate every parameter group (call first in ``on_configure``).
@@ -176,9 +257,14 @@ class EdgeVisionNode(LifecycleNode):
             level, message, values = ERROR, f'diagnostics failed: {exc}', {}
         values = dict(values)
         values.setdefault('lifecycle_state', self.lifecycle_state)
-        if self.publish_failures:
-            values['publish_failures'] = self.publish_failures
-            level = max(level, WARN)
+        for key in ('publish_failures', 'bad_messages', 'processing_errors'):
+            if getattr(self, key):
+                values[key] = getattr(self, key)
+                level = max(level, WARN)
+        for spec in self.inputs:
+            if spec.link is not None:
+                values[f'in_process {spec.resolved} delivered/dropped'] = \
+                    f'{spec.link.delivered}/{spec.link.dropped}'
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f'{self.get_fully_qualified_name()}', message=message,

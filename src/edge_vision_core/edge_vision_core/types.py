@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .camera import CameraModel
 from .errors import ConfigError
 
-__all__ = ['Detections', 'Frame', 'FrameMeta']
+__all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta']
 
 _NS_PER_S = 1_000_000_000
 
@@ -80,11 +81,14 @@ class Frame:
             (H, W, 3) uint8 in B, G, R order). May be a non-contiguous view.
         meta: acquisition stamp and optical frame id.
         encoding: a ROS image encoding name (see ``edge_vision_core.encodings``).
+        camera: the calibration of the camera at this image's size, or None when unknown
+            (an uncalibrated camera has a CameraModel with ``is_calibrated`` False).
     """
 
     image: np.ndarray
     meta: FrameMeta = field(default_factory=FrameMeta)
     encoding: str = 'bgr8'
+    camera: CameraModel | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.ndim not in (2, 3):
@@ -236,3 +240,21 @@ class Detections:
         half = xywh[:, 2:] / 2
         boxes = np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
         return Detections(boxes, scores, class_ids, **kwargs)
+
+
+@dataclass(eq=False)
+class FrameDetections:
+    """The detections (or tracks) of one frame, as one stage hands them to the next.
+
+    Attributes:
+        meta: the frame's stamp and frame_id (copied from the image they were found in).
+        detections: boxes in that image's pixels.
+        image_size: ``(width, height)`` of that image, when known.
+        frame: the image itself when the producer still holds it (in-process pipelines use it
+            to draw overlays without another copy), else None.
+    """
+
+    meta: FrameMeta
+    detections: Detections
+    image_size: tuple[int, int] | None = None
+    frame: Frame | None = None

@@ -1,0 +1,130 @@
+"""Node inputs and outputs that work over DDS or, in one process, by handing objects over.
+
+rclpy has no intra-process transport: every image that crosses a topic is serialized and
+deserialized (about 3 ms per VGA frame in Python, see ENVIRONMENT.md). edge_vision nodes
+therefore declare their streams as ports carrying *core objects* (``Frame``,
+``FrameDetections``...) plus the conversions to and from messages:
+
+- :class:`Output` publishes lazily: the message is built and published only while the topic
+  has subscribers (rviz, a logger, a node in another process), and every in-process
+  :class:`Link` gets the object itself, without conversion or copy;
+- an input is either a ROS subscription (message -> object -> handler) or, when the composer
+  (:mod:`edge_vision.compose`) finds a producer of the same resolved topic in the same process,
+  a :class:`Link`: a one-slot mailbox whose guard condition wakes the consumer's callback in
+  the executor. The slot holds the newest object only; an object replaced before the consumer
+  took it is counted in ``dropped`` (never silently lost).
+
+Objects handed over a link are shared, not copied: producers must not modify an object after
+emitting it, consumers must not modify what they receive (make a new array instead).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.callback_groups import CallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+__all__ = ['InputSpec', 'Link', 'Output']
+
+
+class Link:
+    """One-slot, newest-wins handover from a producer thread to a consumer's executor."""
+
+    def __init__(self, consumer: Node, handler: Callable[[Any], None],
+                 callback_group: CallbackGroup | None = None) -> None:
+        self._handler = handler
+        self._lock = threading.Lock()
+        self._item: Any = None
+        self.delivered = 0
+        self.dropped = 0
+        self._guard = consumer.create_guard_condition(self._on_trigger, callback_group)
+        self._consumer = consumer
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+        self._guard.trigger()
+
+    def _on_trigger(self) -> None:
+        with self._lock:
+            item, self._item = self._item, None
+        if item is not None:
+            self.delivered += 1
+            self._handler(item)
+
+    def close(self) -> None:
+        self._consumer.destroy_guard_condition(self._guard)
+
+
+class Output:
+    """A node output: a topic plus in-process links.
+
+    Args:
+        node: the producing node (an :class:`edge_vision.node_base.EdgeVisionNode`).
+        topic: topic name (relative names resolve in the node's namespace).
+        msg_type: message class.
+        to_msg: builds the message from the emitted object (called only when needed).
+        qos: publisher QoS.
+        latched: publish every emitted object even without subscribers (transient local
+            topics such as ``label_info``, whose late joiners need the last value).
+    """
+
+    def __init__(self, node: Node, topic: str, msg_type: type, to_msg: Callable[[Any], Any],
+                 qos: QoSProfile, latched: bool = False, event_callbacks: Any = None) -> None:
+        self.node = node
+        self.topic = topic
+        self.resolved = node.resolve_topic_name(topic)
+        self.to_msg = to_msg
+        self.latched = latched
+        kwargs = {'event_callbacks': event_callbacks} if event_callbacks is not None else {}
+        self.publisher = node.create_lifecycle_publisher(msg_type, topic, qos, **kwargs)
+        self.links: list[Link] = []
+        self.emitted = 0
+        self.published = 0
+
+    def has_subscribers(self) -> bool:
+        return self.publisher.get_subscription_count() > 0
+
+    def emit(self, item: Any) -> None:
+        """Hand ``item`` to every link; publish its message if anyone subscribes to the topic."""
+        self.emitted += 1
+        for link in self.links:
+            link.put(item)
+        if self.latched or self.has_subscribers():
+            if self.node.publish(self.publisher, self.to_msg(item)):
+                self.published += 1
+
+    def destroy(self) -> None:
+        self.node.destroy_lifecycle_publisher(self.publisher)
+
+
+@dataclass
+class InputSpec:
+    """A node input: a topic whose messages (or linked objects) go to ``handler``.
+
+    Attributes:
+        topic: topic name (relative names resolve in the node's namespace).
+        msg_type: message class of the topic.
+        from_msg: converts a received message into the object ``handler`` takes.
+        handler: the node's processing function for one object.
+        qos: subscription QoS when the input comes over DDS.
+        linkable: False for inputs that must always come over DDS.
+    """
+
+    topic: str
+    msg_type: type
+    from_msg: Callable[[Any], Any]
+    handler: Callable[[Any], None]
+    qos: QoSProfile
+    linkable: bool = True
+    resolved: str = ''
+    link: Link | None = None
+    subscription: Any = None
+    event_callbacks: Any = None
