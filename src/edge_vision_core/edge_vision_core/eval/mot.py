@@ -217,7 +217,8 @@ def detections_from_ground_truth(gt: MotTable, *, drop: float = 0.0, jitter: flo
         low_score_fraction: fraction of true boxes given a low score (uniform in [0.1, 0.5),
             as occluded objects get) instead of a high one (uniform in [0.5, 1.0]). With 0 and no
             other corruption, every score is 1.
-        seed: random seed (the result is a pure function of the arguments).
+        seed: random seed (the result is a pure function of the arguments, the same on every
+            numpy version).
 
     Returns:
         A detection table (ids -1), sorted by frame.
@@ -227,9 +228,11 @@ def detections_from_ground_truth(gt: MotTable, *, drop: float = 0.0, jitter: flo
             raise ConfigError(f'{name} must be in [0, 1], got {value}')
     if jitter < 0 or false_positives < 0:
         raise ConfigError('jitter and false_positives must be >= 0')
-    rng = np.random.default_rng(seed)
+    # The legacy RandomState keeps its streams across numpy versions (Generator does not
+    # promise that), so the same seed gives the same detections on numpy 1.21 and 2.x.
+    rng = np.random.RandomState(seed)
     gt = gt.select(gt.scores != 0)
-    keep = rng.random(len(gt)) >= drop
+    keep = rng.random_sample(len(gt)) >= drop
     det = gt.select(keep)
     n = len(det)
     xyxy = det.boxes_xyxy
@@ -237,7 +240,7 @@ def detections_from_ground_truth(gt: MotTable, *, drop: float = 0.0, jitter: flo
     xyxy = xyxy + rng.normal(0.0, jitter, (n, 4)) * size if jitter > 0 else xyxy
     corrupt = drop > 0 or jitter > 0 or false_positives > 0 or low_score_fraction > 0
     if corrupt:
-        low = rng.random(n) < low_score_fraction
+        low = rng.random_sample(n) < low_score_fraction
         scores = np.where(low, rng.uniform(0.1, 0.5, n), rng.uniform(0.5, 1.0, n))
     else:
         scores = np.ones(n)
@@ -248,7 +251,7 @@ def detections_from_ground_truth(gt: MotTable, *, drop: float = 0.0, jitter: flo
         lo, hi = gt.boxes_xyxy[:, :2].min(0), gt.boxes_xyxy[:, 2:].max(0)
         counts = rng.poisson(false_positives, gt.num_frames)
         total = int(counts.sum())
-        wh = gt.boxes[rng.integers(0, len(gt), total), 2:]
+        wh = gt.boxes[rng.randint(0, len(gt), total), 2:]
         tl = rng.uniform(lo, np.maximum(lo + 1, hi - wh))
         frames.append(np.repeat(np.arange(1, gt.num_frames + 1), counts))
         boxes.append(np.concatenate([tl, tl + wh], axis=1))

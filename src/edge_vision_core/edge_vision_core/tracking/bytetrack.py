@@ -570,14 +570,18 @@ class ByteTracker:
         self._hits, self._since, self._age = self._hits[keep], self._since[keep], self._age[keep]
 
     def _remove_duplicates(self, track_det: np.ndarray) -> np.ndarray:
-        """Remove the younger of each confirmed/lost pair overlapping above duplicate_iou."""
+        """Remove the younger of each confirmed/lost pair (same class unless class-agnostic)
+        overlapping above duplicate_iou."""
         threshold = self.config.duplicate_iou
         active = np.flatnonzero(self._state == TrackState.CONFIRMED)
         lost = np.flatnonzero(self._state == TrackState.LOST)
         if threshold >= 1.0 or len(active) == 0 or len(lost) == 0:
             return track_det
         boxes = measurements_to_boxes(self._mean)
-        a, b = np.nonzero(box_iou(boxes[active], boxes[lost]) > threshold)
+        overlap = box_iou(boxes[active], boxes[lost]) > threshold
+        if not self.config.class_agnostic:
+            overlap &= self._class[active][:, None] == self._class[lost][None, :]
+        a, b = np.nonzero(overlap)
         if len(a) == 0:
             return track_det
         ia, ib = active[a], lost[b]
