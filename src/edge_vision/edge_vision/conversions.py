@@ -35,7 +35,14 @@ from vision_msgs.msg import (
     VisionClass,
 )
 
-from edge_vision_core import CameraModel, ConversionError, Detections, Frame, FrameMeta
+from edge_vision_core import (
+    CameraModel,
+    ConversionError,
+    Detections,
+    Frame,
+    FrameDetections,
+    FrameMeta,
+)
 from edge_vision_core.camera import RegionOfInterest
 from edge_vision_core.encodings import (
     array_to_buffer,
@@ -48,6 +55,7 @@ from edge_vision_core.encodings import (
 
 __all__ = [
     'camera_info_to_model',
+    'frame_detections_to_msg',
     'frame_to_camera_info',
     'frame_to_compressed',
     'frame_to_image',
@@ -61,6 +69,7 @@ __all__ = [
     'meta_to_header',
     'model_to_camera_info',
     'msg_to_detections',
+    'msg_to_frame_detections',
     'numpy_to_compressed',
     'numpy_to_image',
 ]
@@ -195,12 +204,17 @@ def detections_to_msg(dets: Detections, header: Header | None = None,
     return out
 
 
-def _parse_class(class_id: str, name_to_id: dict[str, int]) -> int:
+def _parse_class(class_id: str, name_to_id: dict[str, int],
+                 extend: list[str] | None = None) -> int:
     if class_id in name_to_id:
         return name_to_id[class_id]
     try:
         return int(class_id)
     except ValueError:
+        if extend is not None:
+            name_to_id[class_id] = len(extend)
+            extend.append(class_id)
+            return name_to_id[class_id]
         known = ', '.join(sorted(name_to_id)[:10]) or 'none'
         raise ConversionError(
             f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
@@ -208,13 +222,19 @@ def _parse_class(class_id: str, name_to_id: dict[str, int]) -> int:
         ) from None
 
 
-def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
-                      ) -> Detections:
+def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
+                      extend_labels: bool = False) -> Detections:
     """``vision_msgs/Detection2DArray`` -> Detections.
 
     The best-scoring hypothesis of each detection gives its class and score; a detection with no
     hypothesis gets class -1 and score 0. ``Detection2D.id`` values that are all integers
     become ``track_ids``; all empty gives None.
+
+    Args:
+        msg: the message.
+        labels: class names indexed by class id (from ``vision_msgs/LabelInfo``).
+        extend_labels: append class names missing from ``labels`` (a mutable list) instead of
+            raising, for consumers that only display names.
 
     Raises:
         ConversionError: a class name not in ``labels`` and not an integer, or ids that are
@@ -222,6 +242,7 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
     """
     n = len(msg.detections)
     name_to_id = {name: i for i, name in enumerate(labels or ())}
+    extend = labels if extend_labels and isinstance(labels, list) else None
     boxes = np.empty((n, 4), np.float64)
     scores = np.zeros(n, np.float64)
     class_ids = np.full(n, -1, np.int64)
@@ -233,7 +254,7 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
         if det.results:
             best = max(det.results, key=lambda r: r.hypothesis.score)
             scores[i] = best.hypothesis.score
-            class_ids[i] = _parse_class(best.hypothesis.class_id, name_to_id)
+            class_ids[i] = _parse_class(best.hypothesis.class_id, name_to_id, extend)
         ids.append(det.id)
     track_ids = None
     if any(ids):
@@ -333,3 +354,16 @@ def frame_to_compressed(frame: Frame, fmt: str = 'jpeg', quality: int = 80
     """Frame -> ``sensor_msgs/CompressedImage`` with the frame's header."""
     return numpy_to_compressed(frame.image, frame.encoding, fmt, quality,
                                meta_to_header(frame.meta))
+
+
+def frame_detections_to_msg(item: FrameDetections) -> Detection2DArray:
+    """FrameDetections -> ``vision_msgs/Detection2DArray`` with the frame's header."""
+    return detections_to_msg(item.detections, meta_to_header(item.meta), item.labels)
+
+
+def msg_to_frame_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
+                            extend_labels: bool = False) -> FrameDetections:
+    """``vision_msgs/Detection2DArray`` -> FrameDetections (see :func:`msg_to_detections`)."""
+    dets = msg_to_detections(msg, labels, extend_labels)
+    return FrameDetections(header_to_meta(msg.header), dets,
+                           labels=tuple(labels) if labels else None)

@@ -18,7 +18,7 @@ from .errors import (
     ModelError,
     SourceError,
 )
-from .types import Detections, Frame, FrameMeta
+from .types import Detections, Frame, FrameDetections, FrameMeta
 
 __version__ = '0.1.0'
 
@@ -31,6 +31,7 @@ __all__ = [
     'Detections',
     'EdgeVisionError',
     'Frame',
+    'FrameDetections',
     'FrameMeta',
     'ModelError',
     'RegionOfInterest',

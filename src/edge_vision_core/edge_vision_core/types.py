@@ -252,9 +252,11 @@ class FrameDetections:
         image_size: ``(width, height)`` of that image, when known.
         frame: the image itself when the producer still holds it (in-process pipelines use it
             to draw overlays without another copy), else None.
+        labels: class names indexed by class id, when known.
     """
 
     meta: FrameMeta
     detections: Detections
     image_size: tuple[int, int] | None = None
     frame: Frame | None = None
+    labels: tuple[str, ...] | None = None

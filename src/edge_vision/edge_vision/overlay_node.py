@@ -1,0 +1,193 @@
+"""overlay_node: an annotated image for rviz — boxes, classes, scores, track ids and trails,
+an optional anomaly heatmap blend, and a small HUD with the rate and the latency.
+
+Subscribes (relative names; remap to choose the sources):
+
+- ``image`` (sensor_msgs/Image; bgr8, rgb8, mono8 and the other encodings of
+  :mod:`edge_vision_core.encodings` are converted to bgr8) — the frames the results refer to;
+- ``tracks`` (vision_msgs/Detection2DArray) — remap to ``detections`` without a tracker;
+- ``label_info`` (vision_msgs/LabelInfo, transient local) — class names;
+- ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1) when ``show_anomaly`` is true.
+
+Results are drawn on the image with the *same stamp* (exact-time pairing; unmatched items are
+counted in diagnostics). In a composed pipeline the results carry their frame and no pairing is
+needed.
+
+Publishes ``image_annotated`` (sensor_msgs/Image, bgr8, header of the source image), lazily
+(only while it has subscribers, e.g. rviz with ``config/edge_vision.rviz``).
+
+Parameters: :class:`OverlayConfig`, ``qos.*``, ``autostart``, ``diagnostics_period``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from edge_vision_core import EdgeVisionError, Frame, FrameDetections
+from edge_vision_core.config import check_config, param
+from edge_vision_core.encodings import convert_encoding
+from edge_vision_core.sync import ExactTimeMatcher
+from edge_vision_core.timing import RateMeter, StageTimer
+from edge_vision_core.viz import TrailHistory, blend_heatmap, draw_detections, draw_hud
+
+from .conversions import (
+    frame_to_image,
+    image_to_frame,
+    image_to_numpy,
+    label_info_to_labels,
+    msg_to_frame_detections,
+)
+from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .qos import (
+    QosConfig,
+    latched_qos,
+    publisher_event_callbacks,
+    results_qos,
+    stream_publisher_qos,
+    stream_subscriber_qos,
+)
+
+__all__ = ['OverlayConfig', 'OverlayNode', 'main']
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    """What overlay_node draws."""
+
+    trail_length: int = field(default=20, metadata=param(
+        'Points in each track\'s trail (0 = no trails).', min=0, max=500))
+    show_hud: bool = field(default=True, metadata=param(
+        'Draw the HUD (rate, latency, object count) in the top-left corner.'))
+    show_anomaly: bool = field(default=False, metadata=param(
+        'Subscribe to anomaly/heatmap and blend it over the image.', read_only=True))
+    heatmap_alpha: float = field(default=0.4, metadata=param(
+        'Opacity of the anomaly heatmap.', min=0.0, max=1.0))
+    heatmap_max_age_s: float = field(default=1.0, metadata=param(
+        'Ignore heatmaps older than this relative to the frame.', min=0.0, max=60.0,
+        unit='s'))
+    pairing_buffer: int = field(default=10, metadata=param(
+        'Images and result messages kept while waiting for their partner.', min=1,
+        max=200, read_only=True))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class OverlayNode(EdgeVisionNode):
+    """Draws results over images (see the module docstring)."""
+
+    PARAMETERS = (('', OverlayConfig), ('qos.', QosConfig))
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('overlay_node', **kwargs)
+        self._labels: list[str] = []
+        self._matcher: ExactTimeMatcher[Frame, FrameDetections] = ExactTimeMatcher()
+        self._trails = TrailHistory()
+        self._rate = RateMeter()
+        self._timer = StageTimer()
+        self._heatmap: tuple[int, np.ndarray] | None = None
+        self._frames_in_results = False
+        self._out = None
+        self.drawn = 0
+        self._latency_ms = float('nan')
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.load_parameters()
+        except EdgeVisionError as exc:
+            return self.fail(f'configure: {exc}')
+        cfg = self.config(OverlayConfig)
+        qos = self.config(QosConfig)
+        self._matcher = ExactTimeMatcher(cfg.pairing_buffer)
+        self._trails = TrailHistory(max(1, cfg.trail_length))
+        self._out = self.add_output(
+            'image_annotated', Image, frame_to_image, stream_publisher_qos(qos),
+            event_callbacks=publisher_event_callbacks(self, 'image_annotated'))
+        self.add_input('image', Image, lambda m: image_to_frame(m, 'bgr8'), self._on_image,
+                       stream_subscriber_qos(qos))
+        self.add_input('tracks', Detection2DArray,
+                       lambda m: msg_to_frame_detections(m, self._labels, extend_labels=True),
+                       self._on_results, results_qos())
+        self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
+                       latched_qos(), linkable=False)
+        if cfg.show_anomaly:
+            self.add_input('anomaly/heatmap', Image, self._heatmap_from_msg,
+                           self._on_heatmap, stream_subscriber_qos(qos))
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _on_labels(self, labels: list[str]) -> None:
+        self._labels[:] = labels
+
+    @staticmethod
+    def _heatmap_from_msg(msg: Image) -> tuple[int, np.ndarray]:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        return stamp, image_to_numpy(msg, '32FC1') if msg.encoding != '32FC1' else \
+            image_to_numpy(msg)
+
+    def _on_heatmap(self, item: tuple[int, np.ndarray]) -> None:
+        self._heatmap = item
+
+    def _on_image(self, frame: Frame) -> None:
+        if self._frames_in_results:
+            return  # results bring their own frames (composed pipeline)
+        pair = self._matcher.add_a(frame.meta.stamp_ns, frame)
+        if pair is not None:
+            self._draw(*pair)
+
+    def _on_results(self, item: FrameDetections) -> None:
+        if item.frame is not None:
+            self._frames_in_results = True
+            self._draw(item.frame, item)
+            return
+        pair = self._matcher.add_b(item.meta.stamp_ns, item)
+        if pair is not None:
+            self._draw(*pair)
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def _draw(self, frame: Frame, results: FrameDetections) -> None:
+        cfg = self.config(OverlayConfig)
+        with self._timer.stage('draw'):
+            image = frame.image if frame.encoding == 'bgr8' else \
+                convert_encoding(frame.image, frame.encoding, 'bgr8')
+            image = np.array(image, copy=True)  # never draw on a shared frame
+            if cfg.show_anomaly and self._heatmap is not None:
+                stamp, heat = self._heatmap
+                if abs(frame.meta.stamp_ns - stamp) <= cfg.heatmap_max_age_s * 1e9:
+                    blend_heatmap(image, heat, cfg.heatmap_alpha, 0.0, None)
+            self._trails.update(results.detections)
+            labels = results.labels or (tuple(self._labels) if self._labels else None)
+            draw_detections(image, results.detections, labels,
+                            self._trails if cfg.trail_length > 0 else None)
+            self._rate.tick()
+            self._latency_ms = (self.get_clock().now().nanoseconds - frame.meta.stamp_ns) / 1e6
+            if cfg.show_hud:
+                draw_hud(image, [
+                    f'{self._rate.rate():5.1f} fps  latency {self._latency_ms:5.1f} ms',
+                    f'{len(results.detections)} objects'])
+        self.drawn += 1
+        self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        timing = self._timer.summary().get('draw', {})
+        values = {'fps': self._rate.rate(), 'frames_drawn': self.drawn,
+                  'latency_ms': self._latency_ms, 'draw_ms_p50': timing.get('p50', 0.0),
+                  'paired': self._matcher.matched, 'unpaired_dropped': self._matcher.dropped,
+                  'labels': len(self._labels)}
+        if self._matcher.dropped > self._matcher.matched and self._matcher.dropped > 10:
+            return WARN, 'most images and results do not pair: do their stamps match?', values
+        return OK, self.lifecycle_state, values
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(OverlayNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

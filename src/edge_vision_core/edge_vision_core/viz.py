@@ -1,0 +1,140 @@
+"""Drawing detections, tracks, trails, heatmaps and a HUD on BGR images (OpenCV only).
+
+All functions draw in place on a ``bgr8`` (H, W, 3) uint8 image and return it; boxes are
+``[x1, y1, x2, y2]`` in that image's pixels. Colours are stable per track id (or class id for
+untracked detections) so the same object keeps its colour from frame to frame.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError
+from .types import Detections
+
+__all__ = ['TrailHistory', 'blend_heatmap', 'color_for', 'draw_detections', 'draw_hud']
+
+
+def color_for(key: int) -> tuple[int, int, int]:
+    """A bright, stable BGR colour for an integer key (golden-ratio hue spacing)."""
+    hue = int((key * 0.618033988749895 % 1.0) * 180)
+    hsv = np.uint8([[[hue, 220, 255]]])
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+class TrailHistory:
+    """Recent box centres per track id, for drawing short trails.
+
+    Call :meth:`update` once per frame with that frame's tracks; ids not seen for
+    ``max_age`` frames are forgotten.
+    """
+
+    def __init__(self, length: int = 20, max_age: int = 30) -> None:
+        if length < 1 or max_age < 1:
+            raise ConfigError('TrailHistory length and max_age must be >= 1')
+        self.length, self.max_age = length, max_age
+        self._points: dict[int, collections.deque[tuple[int, int]]] = {}
+        self._last_seen: dict[int, int] = {}
+        self._frame = 0
+
+    def update(self, dets: Detections) -> None:
+        self._frame += 1
+        if dets.track_ids is not None:
+            centers = dets.xywh[:, :2]
+            for tid, (cx, cy) in zip(dets.track_ids.tolist(), centers, strict=True):
+                if not (np.isfinite(cx) and np.isfinite(cy)):
+                    continue
+                trail = self._points.setdefault(tid, collections.deque(maxlen=self.length))
+                trail.append((int(round(cx)), int(round(cy))))
+                self._last_seen[tid] = self._frame
+        for tid in [t for t, seen in self._last_seen.items()
+                    if self._frame - seen > self.max_age]:
+            del self._points[tid], self._last_seen[tid]
+
+    def trail(self, track_id: int) -> list[tuple[int, int]]:
+        return list(self._points.get(track_id, ()))
+
+    def reset(self) -> None:
+        self._points.clear()
+        self._last_seen.clear()
+
+
+def _label(dets: Detections, i: int, labels: Sequence[str] | None) -> str:
+    cid = int(dets.class_ids[i])
+    name = labels[cid] if labels is not None and 0 <= cid < len(labels) else str(cid)
+    text = f'{name} {float(dets.scores[i]):.2f}'
+    if dets.track_ids is not None:
+        text = f'#{int(dets.track_ids[i])} {text}'
+    return text
+
+
+def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] | None = None,
+                    trails: TrailHistory | None = None, thickness: int = 2) -> np.ndarray:
+    """Boxes with "#id class score" labels, and trails for tracked detections."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ConfigError(f'draw_detections needs a bgr8 image, got {image.dtype} '
+                          f'{image.shape}')
+    height, width = image.shape[:2]
+    scale = max(0.4, min(width, height) / 900)
+    valid = dets.valid_mask()
+    for i in np.flatnonzero(valid):
+        key = int(dets.track_ids[i]) if dets.track_ids is not None else \
+            int(dets.class_ids[i]) + 1000
+        color = color_for(key)
+        x1, y1, x2, y2 = (int(round(v)) for v in np.clip(dets.boxes[i], -1e6, 1e6))
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        if trails is not None and dets.track_ids is not None:
+            points = trails.trail(int(dets.track_ids[i]))
+            if len(points) > 1:
+                cv2.polylines(image, [np.array(points, np.int32)], False, color,
+                              max(1, thickness - 1), cv2.LINE_AA)
+        text = _label(dets, i, labels)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = y1 - 4 if y1 - th - base - 4 >= 0 else y1 + th + 4
+        cv2.rectangle(image, (x1, ty - th - 3), (x1 + tw + 4, ty + base - 1), color, -1)
+        cv2.putText(image, text, (x1 + 2, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
+                  vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Blend a float heatmap (any size; resized to the image) as a JET overlay.
+
+    Values are scaled to [0, 1] with ``vmin``/``vmax`` (default: the heatmap's own range).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
+    heat = np.asarray(heatmap, np.float32)
+    if heat.ndim != 2 or heat.size == 0:
+        raise ConfigError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
+    heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
+    lo = float(heat.min()) if vmin is None else vmin
+    hi = float(heat.max()) if vmax is None else vmax
+    norm = np.clip((heat - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(heat)
+    norm = cv2.resize(norm, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    cv2.addWeighted(colored, alpha, image, 1 - alpha, 0, dst=image)
+    return image
+
+
+def draw_hud(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """A small translucent box with text lines in the top-left corner."""
+    if not lines:
+        return image
+    scale = max(0.4, min(image.shape[:2]) / 1000)
+    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0] for t in lines]
+    line_h = max(h for _, h in sizes) + 6
+    box_w = max(w for w, _ in sizes) + 12
+    box_h = line_h * len(lines) + 6
+    roi = image[:min(box_h, image.shape[0]), :min(box_w, image.shape[1])]
+    roi[:] = (roi * 0.4).astype(np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(image, text, (6, (i + 1) * line_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return image

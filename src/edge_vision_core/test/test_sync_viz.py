@@ -1,0 +1,56 @@
+"""Exact-stamp pairing and the drawing helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_vision_core import ConfigError, Detections
+from edge_vision_core.sync import ExactTimeMatcher
+from edge_vision_core.viz import TrailHistory, blend_heatmap, color_for, draw_detections, draw_hud
+
+
+def test_pairs_in_any_order_and_drops_what_can_no_longer_match():
+    m = ExactTimeMatcher(capacity=3)
+    assert m.add_a(1, 'img1') is None
+    assert m.add_b(2, 'det2') is None
+    assert m.add_a(2, 'img2') == ('img2', 'det2')
+    assert m.dropped == 1  # img1 is older than the matched pair
+    assert m.add_b(3, 'det3') is None and m.add_a(3, 'img3') == ('img3', 'det3')
+    for s in range(10, 15):
+        m.add_a(s, s)
+    assert m.dropped == 3  # capacity 3: two oldest pushed out... plus img1
+    assert m.matched == 2
+
+
+def test_trails_follow_track_centres_and_forget_old_tracks():
+    trails = TrailHistory(length=3, max_age=2)
+    for i in range(5):
+        trails.update(Detections([[i, 0, i + 2, 2]], [1], [0], track_ids=[7]))
+    assert trails.trail(7) == [(3, 1), (4, 1), (5, 1)]
+    for _ in range(3):
+        trails.update(Detections.empty(with_track_ids=True))
+    assert trails.trail(7) == []
+
+
+def test_draw_detections_colours_boxes_by_track_and_skips_invalid_boxes():
+    img = np.zeros((100, 100, 3), np.uint8)
+    dets = Detections([[10, 10, 50, 50], [np.nan, 0, 5, 5]], [0.8, 0.9], [0, 1],
+                      track_ids=[3, 4])
+    draw_detections(img, dets, ['person', 'car'])
+    assert tuple(img[30, 10]) == color_for(3)
+    assert img[70:, 60:].max() == 0
+    with pytest.raises(ConfigError, match='bgr8'):
+        draw_detections(np.zeros((4, 4), np.uint8), dets)
+
+
+def test_heatmap_and_hud():
+    img = np.full((40, 60, 3), 100, np.uint8)
+    heat = np.zeros((4, 6), np.float32)
+    heat[:2] = 1.0
+    blend_heatmap(img, heat, alpha=0.5)
+    assert not np.array_equal(img[0, 0], img[-1, -1])
+    with pytest.raises(ConfigError):
+        blend_heatmap(img, np.zeros(3), 0.5)
+    draw_hud(img, ['10 fps'])
+    assert img[:5, :5].mean() < 100

@@ -1,0 +1,90 @@
+"""overlay_node in its own process: draws results on the image with the same stamp."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ros_context,
+                                                               spin_until):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    from edge_vision.conversions import (
+        detections_to_msg,
+        image_to_numpy,
+        labels_to_label_info,
+        meta_to_header,
+        numpy_to_image,
+    )
+    from edge_vision.qos import latched_qos
+    from edge_vision_core import Detections, FrameMeta
+
+    ns = '/overlay_test'
+    node = node_process('edge_vision.overlay_node', {'diagnostics_period': 0.3}, ns)
+    test_node = rclpy.create_node('overlay_driver', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub_img = test_node.create_publisher(Image, f'{ns}/image', reliable)
+    pub_det = test_node.create_publisher(Detection2DArray, f'{ns}/tracks', reliable)
+    pub_labels = test_node.create_publisher(LabelInfo, f'{ns}/label_info', latched_qos())
+    out, diags = [], []
+    test_node.create_subscription(Image, f'{ns}/image_annotated', out.append,
+                                  qos_profile_sensor_data)
+    test_node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(test_node)
+    assert spin_until(executor, lambda: pub_img.get_subscription_count() > 0 and
+                      pub_det.get_subscription_count() > 0 and
+                      test_node.count_publishers(f'{ns}/image_annotated') > 0, 20), \
+        node.output()
+    labels = ['person', 'car']
+    pub_labels.publish(labels_to_label_info(labels))
+    base = np.full((120, 160, 3), 30, np.uint8)
+    sent = []
+    for i in range(12):
+        meta = FrameMeta(1_000_000_000 * (100 + i), 'cam_optical')
+        header = meta_to_header(meta)
+        dets = Detections([[20, 30, 80, 90]], [0.9], [1], track_ids=[5])
+        # results before the image for odd frames: pairing must not care about order
+        msgs = [numpy_to_image(base, 'bgr8', header), detections_to_msg(dets, header, labels)]
+        for msg in (msgs if i % 2 == 0 else msgs[::-1]):
+            (pub_img if isinstance(msg, Image) else pub_det).publish(msg)
+        sent.append(header)
+        executor.spin_once(timeout_sec=0.05)
+        time.sleep(0.05)
+    bad = detections_to_msg(Detections([[0, 0, 5, 5], [1, 1, 4, 4]], [1, 1], [0, 0],
+                                       track_ids=[1, 2]), sent[0], labels)
+    bad.detections[0].id = 'not-a-number'
+    pub_det.publish(bad)
+    assert spin_until(executor, lambda: len(out) >= 10, 20), node.output()
+    stamps = {(h.stamp.sec, h.stamp.nanosec) for h in sent}
+    assert all((m.header.stamp.sec, m.header.stamp.nanosec) in stamps for m in out)
+    assert out[-1].header.frame_id == 'cam_optical'
+    img = image_to_numpy(out[-1])
+    assert img.shape == (120, 160, 3)
+    edge = img[30, 20:80]  # the top edge of the box is drawn in the track's colour
+    assert np.abs(edge.astype(int) - 30).max() > 60
+    assert spin_until(executor, lambda: 'dropped a message on /overlay_test/tracks'
+                      in node.output(), 10), node.output()
+
+    def bad_count():
+        for array in reversed(diags):
+            for status in array.status:
+                if status.name.endswith('overlay_node'):
+                    return {kv.key: kv.value for kv in status.values}.get('bad_messages')
+        return None
+
+    assert spin_until(executor, lambda: bad_count() == '1', 10)
+    assert node.alive()
+    executor.shutdown()
+    test_node.destroy_node()
+    assert node.stop() == 0
