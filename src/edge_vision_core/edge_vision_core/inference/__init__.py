@@ -1,1 +1,57 @@
-"""Inference: backends per accelerator, model adapters/decoders, letterbox, NMS, model manifests."""
+"""Inference: backends per accelerator, model adapters/decoders, letterbox, NMS, model manifests.
+
+The parts, each usable on its own:
+
+- :mod:`.backends`: ``Backend`` ABC and the ``BACKENDS`` registry (onnxruntime, openvino,
+  litert, tensorrt), runtimes imported lazily;
+- :mod:`.letterbox`: aspect-preserving resize and its exact inverse;
+- :mod:`.nms`: class-aware NMS (NumPy and OpenCV 4.5+ implementations);
+- :mod:`.adapters`: pure decoders for NanoDet, YOLOv5/v8/v11, end-to-end NMS exports, TFLite SSD
+  and semantic segmentation;
+- :mod:`.manifest`: the per-model YAML and the registry of shipped models;
+- :mod:`.detector`: ``Detector`` = manifest + backend + adapter, ``detect(image)`` per frame.
+
+Importing this package imports no inference runtime.
+"""
+
+from __future__ import annotations
+
+from .adapters import ADAPTERS, Candidates, finalize
+from .backends import (
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    TensorSpec,
+    available_backends,
+    create_backend,
+)
+from .detector import DetectionResult, Detector, DetectorOptions, StageTimings
+from .letterbox import LetterboxTransform, compute_letterbox, letterbox, mask_to_image
+from .manifest import ModelFile, ModelManifest, list_models, load_manifest, resolve_model
+from .nms import batched_nms
+
+__all__ = [
+    'ADAPTERS',
+    'BACKENDS',
+    'Backend',
+    'BackendOptions',
+    'Candidates',
+    'DetectionResult',
+    'Detector',
+    'DetectorOptions',
+    'LetterboxTransform',
+    'ModelFile',
+    'ModelManifest',
+    'StageTimings',
+    'TensorSpec',
+    'available_backends',
+    'batched_nms',
+    'compute_letterbox',
+    'create_backend',
+    'finalize',
+    'letterbox',
+    'list_models',
+    'load_manifest',
+    'mask_to_image',
+    'resolve_model',
+]

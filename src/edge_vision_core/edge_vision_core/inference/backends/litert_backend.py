@@ -1,0 +1,130 @@
+"""LiteRT (TensorFlow Lite) backend: XNNPACK on CPU, or an external delegate such as Coral.
+
+The runtime is ``ai-edge-litert`` (``ai_edge_litert.interpreter``) when installed, else the older
+``tflite-runtime`` (``tflite_runtime.interpreter``). Devices: ``cpu`` (the built-in XNNPACK
+delegate with ``threads`` threads) and ``edgetpu`` (the Coral Edge TPU delegate
+``libedgetpu.so.1``, offered only when that library loads here; models must be compiled for the
+Edge TPU). ``delegate`` names any other external delegate library to load instead.
+Quantized outputs are dequantized to float32; quantized inputs are quantized from float inputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BackendError
+from .base import Backend, TensorSpec
+
+__all__ = ['EDGETPU_LIBRARY', 'LiteRtBackend']
+
+EDGETPU_LIBRARY = {'darwin': 'libedgetpu.1.dylib', 'win32': 'edgetpu.dll'}.get(
+    sys.platform, 'libedgetpu.so.1')
+
+
+def _import():
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter
+        except ImportError as exc:
+            raise BackendError('backend litert needs ai-edge-litert (pip install ai-edge-litert)'
+                               ' or tflite-runtime (pip install tflite-runtime)') from exc
+    return interpreter
+
+
+@functools.lru_cache(maxsize=1)
+def _edgetpu_present() -> bool:
+    try:
+        ctypes.CDLL(EDGETPU_LIBRARY)
+    except OSError:
+        return False
+    return True
+
+
+class LiteRtBackend(Backend):
+    """TFLite models on LiteRT / tflite-runtime (see the module docstring)."""
+
+    name = 'litert'
+    suffixes = ('.tflite',)
+    install_hint = 'pip install ai-edge-litert (or tflite-runtime)'
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        try:
+            _import()
+        except BackendError:
+            return False
+        return True
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        if not cls.is_installed():
+            return ()
+        return ('edgetpu', 'cpu') if _edgetpu_present() else ('cpu',)
+
+    def resolve_device(self, device: str) -> str:
+        if device.strip().lower() == 'auto':
+            return 'cpu'  # an Edge TPU needs a model compiled for it: never picked implicitly
+        return super().resolve_device(device)
+
+    def _load(self, path: Path) -> None:
+        interp = _import()
+        delegates = []
+        library = self.options.delegate or (EDGETPU_LIBRARY if self.device == 'edgetpu' else '')
+        if library:
+            try:
+                delegates.append(interp.load_delegate(library))
+            except (OSError, ValueError) as exc:
+                raise BackendError(f'litert could not load the delegate {library!r}: {exc}; '
+                                   f'install it (Coral: the libedgetpu1-std package) or choose '
+                                   f'device cpu') from exc
+        self._interpreter = interp.Interpreter(
+            model_path=str(path), num_threads=self.options.threads or None,
+            experimental_delegates=delegates or None)
+        self._interpreter.allocate_tensors()
+
+        def spec(detail: dict) -> TensorSpec:
+            scale, zero = detail.get('quantization', (0.0, 0))
+            quant = (float(scale), int(zero)) if scale else None
+            return TensorSpec(detail['name'], tuple(int(d) for d in detail['shape']),
+                              np.dtype(detail['dtype']), quant)
+
+        self._in = self._interpreter.get_input_details()
+        self._out = self._interpreter.get_output_details()
+        self.inputs = [spec(d) for d in self._in]
+        self.outputs = [spec(d) for d in self._out]
+
+    @property
+    def interpreter(self):
+        """The LiteRT ``Interpreter`` (for benchmarks and advanced use)."""
+        self._check_open()
+        return self._interpreter
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._check_open()
+        interp = self._interpreter
+        for spec, detail, value in zip(self.inputs, self._in, inputs, strict=True):
+            if spec.quantization and value.dtype != spec.dtype:
+                scale, zero = spec.quantization
+                info = np.iinfo(spec.dtype)
+                value = np.clip(np.round(value / scale + zero), info.min, info.max)
+            interp.set_tensor(detail['index'], np.asarray(value, spec.dtype))
+        interp.invoke()
+        results = []
+        for spec, detail in zip(self.outputs, self._out, strict=True):
+            value = interp.get_tensor(detail['index'])
+            if spec.quantization:
+                scale, zero = spec.quantization
+                value = (value.astype(np.float32) - zero) * np.float32(scale)
+            results.append(value)
+        return results
+
+    def _release(self) -> None:
+        self._interpreter = None

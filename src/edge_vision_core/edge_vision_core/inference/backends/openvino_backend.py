@@ -1,0 +1,100 @@
+"""OpenVINO backend: CPU, GPU, NPU and AUTO devices; reads ONNX, OpenVINO IR and TFLite.
+
+Devices are OpenVINO's names (``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``; case-insensitive
+here); ``auto`` maps to OpenVINO's ``AUTO`` plug-in, which picks the best device present.
+``threads`` sets ``INFERENCE_NUM_THREADS``; ``precision`` sets ``INFERENCE_PRECISION_HINT``
+(``f32``/``f16``); the compiled model is tuned for latency (one request at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BackendError
+from .base import Backend, TensorSpec
+
+__all__ = ['OpenVinoBackend']
+
+
+def _import():
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendError('backend openvino needs the openvino package: pip install openvino'
+                           ) from exc
+    return openvino
+
+
+class OpenVinoBackend(Backend):
+    """ONNX, IR (.xml + .bin) and TFLite models on OpenVINO (see the module docstring)."""
+
+    name = 'openvino'
+    suffixes = ('.xml', '.onnx', '.tflite')
+    install_hint = 'pip install openvino'
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        try:
+            _import()
+        except BackendError:
+            return False
+        return True
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        if not cls.is_installed():
+            return ()
+        found = tuple(_import().Core().available_devices)
+        return (*found, 'AUTO') if found else ()
+
+    def resolve_device(self, device: str) -> str:
+        if device.strip().lower() == 'auto':
+            return 'AUTO' if self.devices() else super().resolve_device(device)
+        return super().resolve_device(device)
+
+    def _load(self, path: Path) -> None:
+        ov = _import()
+        core = ov.Core()
+        if self.options.cache_dir:
+            core.set_property({'CACHE_DIR': self.options.cache_dir})
+        config: dict[str, object] = {'PERFORMANCE_HINT': 'LATENCY'}
+        base = self.device.split('.')[0]
+        if self.options.threads and base in ('CPU', 'AUTO'):
+            config['INFERENCE_NUM_THREADS'] = self.options.threads
+        if self.options.precision != 'auto':
+            config['INFERENCE_PRECISION_HINT'] = {'fp32': 'f32', 'fp16': 'f16'}[
+                self.options.precision]
+        model = core.read_model(str(path))
+        self._compiled = core.compile_model(model, self.device, config)
+        self._request = self._compiled.create_infer_request()
+
+        def spec(port) -> TensorSpec:
+            shape = port.get_partial_shape()
+            dims = tuple(d.get_length() if d.is_static else None for d in shape)
+            try:
+                name = port.get_any_name()
+            except RuntimeError:
+                name = ''
+            return TensorSpec(name, dims, np.dtype(port.get_element_type().to_dtype()))
+
+        self.inputs = [spec(p) for p in self._compiled.inputs]
+        self.outputs = [spec(p) for p in self._compiled.outputs]
+
+    @property
+    def compiled_model(self):
+        """The ``openvino.CompiledModel`` (for benchmarks and advanced use)."""
+        self._check_open()
+        return self._compiled
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._check_open()
+        request = self._request
+        request.infer(list(inputs), share_inputs=True)
+        return [request.get_output_tensor(i).data.copy() for i in range(len(self.outputs))]
+
+    def _release(self) -> None:
+        self._request = None
+        self._compiled = None

@@ -1,0 +1,490 @@
+"""The detector: manifest + backend + adapter behind one ``detect(image)`` call.
+
+Modelled on MediaPipe Tasks' ObjectDetector: an options dataclass, a factory
+(:meth:`Detector.create`), one call per frame, ``close()`` and context-manager support. A ROS
+node owns one Detector: it creates it in ``on_configure`` (so a bad model fails configure with
+the reason), calls :meth:`Detector.detect` per image (or the three stages separately to overlap
+capture and inference), and closes it in ``on_cleanup``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import check_config, param
+from ..errors import ConfigError, ModelError
+from ..types import Detections
+from .adapters import (
+    Candidates,
+    decode_nanodet,
+    decode_segmentation,
+    decode_ssd_postprocess,
+    decode_yolo_nms,
+    decode_yolov5,
+    decode_yolov8,
+    finalize,
+)
+from .backends import PRECISIONS, Backend, BackendOptions, backend_class, create_backend
+from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, mask_to_image
+from .manifest import ModelManifest, resolve_model, verify_checksum
+from .nms import NMS_METHODS
+
+__all__ = ['DetectionResult', 'Detector', 'DetectorOptions', 'StageTimings']
+
+_LOG = logging.getLogger(__name__)
+
+#: model file formats each backend reads, in order of preference.
+BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
+    'onnxruntime': ('onnx',),
+    'openvino': ('openvino', 'onnx', 'tflite'),
+    'litert': ('tflite',),
+    'tensorrt': ('engine',),
+}
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Settings of a :class:`Detector` (each field becomes a ROS parameter of inference_node).
+
+    Thresholds left at -1 take the model manifest's value.
+    """
+
+    model: str = field(default='nanodet-m-416', metadata=param(
+        'Model: a registered name (nanodet-m-416, the embedded default), a manifest YAML path, '
+        'or a model file with a sibling <stem>.yaml manifest.', read_only=True))
+    backend: str = field(default='onnxruntime', metadata=param(
+        'Inference runtime: onnxruntime, openvino, litert or tensorrt (where installed).',
+        read_only=True))
+    device: str = field(default='auto', metadata=param(
+        "Device of the backend (cpu, cuda, tensorrt | CPU, GPU, NPU, AUTO | cpu, edgetpu | "
+        "cuda); 'auto' picks the backend's best device.", read_only=True))
+    threads: int = field(default=0, metadata=param(
+        'CPU inference threads; 0 lets the runtime decide.', min=0, max=256, read_only=True))
+    precision: str = field(default='auto', metadata=param(
+        'Precision hint (auto, fp32, fp16): picks an fp16 model file when the manifest has one '
+        'and asks the runtime for fp16 where the device supports it.', choices=PRECISIONS,
+        read_only=True))
+    score_threshold: float = field(default=-1.0, metadata=param(
+        'Minimum detection score in [0, 1]; -1 uses the model manifest value.', min=-1.0,
+        max=1.0))
+    nms_threshold: float = field(default=-1.0, metadata=param(
+        'IoU above which NMS suppresses a box of the same class, in [0, 1]; -1 uses the '
+        'manifest value.', min=-1.0, max=1.0))
+    max_detections: int = field(default=-1, metadata=param(
+        'Keep at most this many detections per image (0 = no limit); -1 uses the manifest '
+        'value.', min=-1, max=100000))
+    class_agnostic_nms: bool = field(default=False, metadata=param(
+        'Run NMS across classes (a box suppresses overlapping boxes of any class).'))
+    nms_method: str = field(default='auto', metadata=param(
+        'NMS implementation: auto, numpy or opencv (same results).', choices=NMS_METHODS))
+    delegate: str = field(default='', metadata=param(
+        'LiteRT only: external delegate library (e.g. libedgetpu.so.1).', read_only=True))
+    cache_dir: str = field(default='', metadata=param(
+        'Folder for compiled-model caches (OpenVINO, TensorRT provider); empty = none.',
+        read_only=True))
+    verify_checksum: bool = field(default=True, metadata=param(
+        "Check the model file's SHA-256 against the manifest before loading.", read_only=True))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.model.strip():
+            raise ConfigError('DetectorOptions.model must name a model or a file')
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall-clock milliseconds of the three stages of one :meth:`Detector.detect` call."""
+
+    pre_ms: float = 0.0
+    infer_ms: float = 0.0
+    post_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.pre_ms + self.infer_ms + self.post_ms
+
+
+@dataclass(eq=False)
+class DetectionResult:
+    """What one image produced.
+
+    Attributes:
+        detections: boxes in the input image's pixels (clipped), scores, class ids (indices
+            into ``labels``); empty for segmentation models.
+        labels: the model's class names (``labels[class_id]``).
+        timings: pre-processing, inference and post-processing milliseconds.
+        image_size: ``(width, height)`` of the input image.
+        mask: segmentation models only: (H, W) uint8 class id per input-image pixel.
+    """
+
+    detections: Detections
+    labels: tuple[str, ...]
+    timings: StageTimings
+    image_size: tuple[int, int]
+    mask: np.ndarray | None = None
+
+    def class_names(self) -> list[str]:
+        """The label of every detection (``str(class_id)`` when out of the label range)."""
+        n = len(self.labels)
+        return [self.labels[c] if 0 <= c < n else str(int(c))
+                for c in self.detections.class_ids]
+
+
+@dataclass
+class _Prepared:
+    """Output of :meth:`Detector.preprocess`: the model inputs and the letterbox."""
+
+    inputs: list[np.ndarray]
+    transform: LetterboxTransform
+    pre_ms: float = 0.0
+
+
+class Detector:
+    """Object detector (or semantic segmenter) on one backend.
+
+    Model contract (checked at creation against the manifest, errors name the file):
+
+    - one image input of rank 4: ``[1, 3, H, W]`` (layout NCHW) or ``[1, H, W, 3]`` (NHWC),
+      ``H, W`` = the manifest's ``input_size`` (or dynamic), float32 normalised as
+      ``(pixel - mean) / std`` in the manifest's colour order, or uint8/int8 raw pixels for
+      quantized models;
+    - outputs as the manifest's adapter expects (see :mod:`.adapters`), with as many class
+      scores as the manifest has labels.
+
+    Coordinate frame: :meth:`detect` takes a ``bgr8`` (H, W, 3) uint8 image (mono8 (H, W) and
+    bgra8 (H, W, 4) are converted) and returns boxes ``[x1, y1, x2, y2]`` in that image's
+    pixels (corner coordinates, see :mod:`edge_vision_core.types`), clipped to the image; the
+    letterbox is undone exactly.
+
+    Use :meth:`create` (or :meth:`from_manifest`); the instance holds the runtime until
+    :meth:`close`.
+    """
+
+    def __init__(self, manifest: ModelManifest, backend: Backend, options: DetectorOptions
+                 ) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.options = options
+        self._closed = False
+        m = manifest
+        self.score_threshold = (m.score_threshold if options.score_threshold < 0
+                                else options.score_threshold)
+        self.nms_threshold = (m.nms_threshold if options.nms_threshold < 0
+                              else options.nms_threshold)
+        self.max_detections = (m.max_detections if options.max_detections < 0
+                               else options.max_detections)
+        self._input = backend.inputs[0] if backend.inputs else None
+        self._check_contract()
+        self._input_size = m.input_size
+        dtype = self._input.dtype
+        self._float_input = np.issubdtype(dtype, np.floating)
+        channels = m.channels
+        order = {'bgr': [0, 1, 2], 'rgb': [2, 1, 0], 'gray': [0]}[m.color_order]
+        self._channel_order = order
+        self._scale = (1.0 / np.asarray(m.std[:channels], np.float64)).tolist()
+        self._offset = (-np.asarray(m.mean[:channels], np.float64)
+                        / np.asarray(m.std[:channels], np.float64)).tolist()
+        self._letterboxed: np.ndarray | None = None
+        self._blob: np.ndarray | None = None
+        self._cached_plan: tuple[tuple[int, int], LetterboxTransform] | None = None
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, options: DetectorOptions | None = None, **overrides: Any) -> Detector:
+        """Resolve the model, load it into the backend and check the model contract.
+
+        Args:
+            options: settings (defaults: the embedded model on ONNX Runtime).
+            **overrides: fields of DetectorOptions to replace, e.g. ``backend='openvino'``.
+
+        Raises:
+            ConfigError: invalid option values.
+            BackendError: unknown/missing backend or unavailable device (lists what is here).
+            ModelError: unknown model, missing/corrupt file, or a manifest that does not match
+                the model (naming the file and the mismatch).
+        """
+        options = options or DetectorOptions()
+        if overrides:
+            from dataclasses import replace
+            options = replace(options, **overrides)
+        return cls.from_manifest(resolve_model(options.model), options)
+
+    @classmethod
+    def from_manifest(cls, manifest: ModelManifest, options: DetectorOptions | None = None,
+                      **overrides: Any) -> Detector:
+        """Like :meth:`create` with an already loaded manifest (``options.model`` ignored)."""
+        options = options or DetectorOptions()
+        if overrides:
+            from dataclasses import replace
+            options = replace(options, **overrides)
+        name = options.backend.strip().lower()
+        backend_class(name)  # unknown / missing backend: fail before touching files
+        model_file = manifest.pick_file(BACKEND_FORMATS.get(name, ()), options.precision)
+        if options.verify_checksum:
+            verify_checksum(model_file)
+        backend = create_backend(name, BackendOptions(
+            model_path=str(model_file.path), device=options.device, threads=options.threads,
+            precision=options.precision, delegate=options.delegate,
+            cache_dir=options.cache_dir))
+        try:
+            return cls(manifest, backend, options)
+        except BaseException:
+            backend.close()
+            raise
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.manifest.adapter == 'segmentation'
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the model input."""
+        return self._input_size
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.backend.options.model_path)
+
+    # -- the three stages ---------------------------------------------------------------------
+
+    def preprocess(self, image: np.ndarray) -> _Prepared:
+        """Letterbox and normalise one image into the model's input tensor.
+
+        The returned tensor lives in a buffer reused by the next call: run inference on it
+        before preprocessing the next image (or copy it).
+        """
+        t0 = time.perf_counter()
+        image = self._as_bgr(image)
+        h, w = image.shape[:2]
+        plan = self._cached_plan
+        if plan is None or plan[0] != (w, h):
+            transform = compute_letterbox((w, h), self._input_size,
+                                          keep_aspect=self.manifest.resize == 'letterbox')
+            self._cached_plan = plan = ((w, h), transform)
+        transform = plan[1]
+        m = self.manifest
+        if m.color_order == 'gray' and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxed = apply_letterbox(image, transform, pad_value=m.pad_value, out=self._letterboxed)
+        self._letterboxed = boxed
+        tensor = self._to_tensor(boxed)
+        return _Prepared([tensor], transform, (time.perf_counter() - t0) * 1e3)
+
+    def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the backend on prepared inputs (releases the GIL inside the runtimes)."""
+        self._check_open()
+        return self.backend.run(inputs)
+
+    def postprocess(self, outputs: list[np.ndarray], transform: LetterboxTransform
+                    ) -> tuple[Detections, np.ndarray | None]:
+        """Decode raw outputs into detections in image pixels (and a mask for segmentation)."""
+        m = self.manifest
+        size = self._input_size
+        if m.adapter == 'segmentation':
+            mask = mask_to_image(decode_segmentation(outputs, m.num_classes), transform)
+            return Detections.empty(), mask
+        cand: Candidates
+        if m.adapter == 'nanodet':
+            cand = decode_nanodet(outputs, size, m.num_classes, strides=m.strides,
+                                  reg_max=m.reg_max, center_offset=m.center_offset,
+                                  score_threshold=self.score_threshold)
+        elif m.adapter == 'yolov5':
+            cand = decode_yolov5(outputs, size, m.num_classes,
+                                 score_threshold=self.score_threshold,
+                                 normalized=m.normalized_boxes)
+        elif m.adapter == 'yolov8':
+            cand = decode_yolov8(outputs, size, m.num_classes,
+                                 score_threshold=self.score_threshold,
+                                 normalized=m.normalized_boxes)
+        elif m.adapter == 'yolo_nms':
+            cand = decode_yolo_nms(outputs, size, score_threshold=self.score_threshold,
+                                   normalized=m.normalized_boxes)
+        else:  # ssd_postprocess
+            cand = decode_ssd_postprocess(outputs, size, score_threshold=self.score_threshold,
+                                          label_offset=m.label_offset,
+                                          output_names=self.backend.output_names)
+        dets = finalize(cand, transform, iou_threshold=self.nms_threshold,
+                        max_detections=self.max_detections,
+                        class_agnostic=self.options.class_agnostic_nms,
+                        nms_method=self.options.nms_method)
+        return dets, None
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        """Detect objects in one image.
+
+        Args:
+            image: (H, W, 3) uint8 BGR (also (H, W) mono8 or (H, W, 4) BGRA).
+
+        Returns:
+            DetectionResult with detections in ``image``'s pixels and the stage timings.
+
+        Raises:
+            ConfigError: an image of another shape or dtype.
+            BackendError: the detector was closed.
+        """
+        self._check_open()
+        prepared = self.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(prepared.inputs)
+        t2 = time.perf_counter()
+        dets, mask = self.postprocess(outputs, prepared.transform)
+        t3 = time.perf_counter()
+        timings = StageTimings(prepared.pre_ms, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return DetectionResult(dets, self.labels, timings, prepared.transform.src_size, mask)
+
+    __call__ = detect
+
+    def warmup(self, runs: int = 2) -> None:
+        """Run a few dummy inferences so the first real frame does not pay for lazy set-up."""
+        w, h = self._input_size
+        blank = np.zeros((h, w, 3), np.uint8)
+        for _ in range(runs):
+            self.detect(blank)
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend (model memory, device handles); safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self.backend.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            from ..errors import BackendError
+            raise BackendError('the detector was closed; create a new one')
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f'Detector({self.manifest.name}, {self.backend.name}:{self.backend.device}, '
+                f'{self.model_path.name})')
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _as_bgr(self, image: np.ndarray) -> np.ndarray:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (
+                2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) \
+                or 0 in image.shape[:2]:
+            desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
+                    else type(image).__name__)
+            raise ConfigError(f'detect() needs a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
+                              f'got {desc}')
+        if image.ndim == 3 and image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        if self.manifest.color_order != 'gray' and (image.ndim == 2 or image.shape[2] == 1):
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return image
+
+    def _to_tensor(self, boxed: np.ndarray) -> np.ndarray:
+        """(h, w[, c]) uint8 letterboxed BGR/gray -> the model's input tensor."""
+        m = self.manifest
+        h, w = boxed.shape[:2]
+        channels = m.channels
+        planes = [boxed] if boxed.ndim == 2 else cv2.split(boxed)
+        planes = [planes[i] for i in self._channel_order]
+        if not self._float_input:
+            hwc = planes[0][..., None] if channels == 1 else cv2.merge(planes)
+            tensor = hwc.transpose(2, 0, 1)[None] if m.layout == 'NCHW' else hwc[None]
+            return np.ascontiguousarray(tensor, self._input.dtype)
+        if m.layout == 'NCHW':
+            shape = (1, channels, h, w)
+            if self._blob is None or self._blob.shape != shape:
+                self._blob = np.empty(shape, np.float32)
+            # One fused pass per channel: x = pixel * (1/std) - mean/std, written in place.
+            for c, plane in enumerate(planes):
+                cv2.addWeighted(plane, self._scale[c], plane, 0.0, self._offset[c],
+                                dst=self._blob[0, c], dtype=cv2.CV_32F)
+            tensor = self._blob
+        else:
+            hwc = planes[0][..., None] if channels == 1 else cv2.merge(planes)
+            tensor = (hwc.astype(np.float32) * np.float32(self._scale[0]) if len(
+                set(self._scale)) == 1 and not any(self._offset) else
+                hwc.astype(np.float32) * np.asarray(self._scale, np.float32)
+                + np.asarray(self._offset, np.float32))[None]
+        if tensor.dtype != self._input.dtype:
+            tensor = tensor.astype(self._input.dtype)
+        return tensor
+
+    def _check_contract(self) -> None:
+        """The manifest and the loaded model agree on input and outputs (ModelError if not)."""
+        m, b = self.manifest, self.backend
+        where = f'model {self.model_path} (manifest {m.source})'
+        if len(b.inputs) != 1:
+            raise ModelError(f'{where}: expected one image input, the model has '
+                             f'{len(b.inputs)} ({[t.name for t in b.inputs]})')
+        shape = b.inputs[0].shape
+        if len(shape) != 4:
+            raise ModelError(f'{where}: the image input must have rank 4 ([1, C, H, W] or '
+                             f'[1, H, W, C]), the model input {b.inputs[0].name!r} has shape '
+                             f'{list(shape)} (rank {len(shape)})')
+        c, hh, ww = (shape[1], shape[2], shape[3]) if m.layout == 'NCHW' else (
+            shape[3], shape[1], shape[2])
+        if c is not None and c != m.channels:
+            other = 'NHWC' if m.layout == 'NCHW' else 'NCHW'
+            raise ModelError(f'{where}: layout {m.layout} with color_order {m.color_order} '
+                             f'needs {m.channels} channels, the model input has shape '
+                             f'{list(shape)}; is the layout {other}?')
+        w, h = m.input_size
+        if (hh is not None and hh != h) or (ww is not None and ww != w):
+            raise ModelError(f'{where}: input_size is {w}x{h} but the model input is '
+                             f'{ww}x{hh} (shape {list(shape)}); fix input_size')
+        n = m.num_classes
+        outs = [t.shape for t in b.outputs]
+        last = [s[-1] if s else None for s in outs]
+        if m.adapter == 'nanodet':
+            bins = 4 * (m.reg_max + 1)
+            cls_outs = [s for s in outs if s and s[-1] == n]
+            if len(outs) == 1 and outs[0] and outs[0][-1] is not None:
+                if outs[0][-1] != n + bins:
+                    raise ModelError(f'{where}: nanodet single output must have {n} + {bins} '
+                                     f'(labels + 4 x (reg_max + 1)) channels, got '
+                                     f'{list(outs[0])}; check the labels count and reg_max')
+            elif len(cls_outs) != len(m.strides) or any(
+                    v not in (n, bins) for v in last if v is not None):
+                raise ModelError(f'{where}: nanodet expects, per stride {list(m.strides)}, a '
+                                 f'[1, N, {n}] score output ({n} labels) and a [1, N, {bins}] '
+                                 f'distribution output (reg_max {m.reg_max}); the model has '
+                                 f'outputs {[list(s) for s in outs]}. Check the labels count')
+        elif m.adapter == 'yolov5':
+            if outs and last[0] is not None and last[0] != 5 + n:
+                raise ModelError(f'{where}: yolov5 output must be [1, N, {5 + n}] (5 + {n} '
+                                 f'labels), the model has {list(outs[0])}; the labels count '
+                                 f'does not match the class outputs')
+        elif m.adapter == 'yolov8':
+            s = outs[0] if outs else ()
+            if len(s) == 3 and None not in s[1:] and 4 + n not in (s[1], s[2]):
+                raise ModelError(f'{where}: yolov8 output must be [1, {4 + n}, N] (4 + {n} '
+                                 f'labels), the model has {list(s)}; the labels count does '
+                                 f'not match the class outputs')
+        elif m.adapter == 'segmentation':
+            s = outs[0] if outs else ()
+            if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
+                raise ModelError(f'{where}: segmentation output {list(s)} has no axis of '
+                                 f'{n} classes (labels); check the labels')
+        elif m.adapter == 'ssd_postprocess' and len(outs) != 4:
+            raise ModelError(f'{where}: ssd_postprocess needs the 4 outputs of '
+                             f'DetectionPostProcess (boxes, classes, scores, count), the model '
+                             f'has {len(outs)}')
+        elif m.adapter == 'yolo_nms' and len(outs) not in (1, 4):
+            raise ModelError(f'{where}: yolo_nms needs one [1, K, 6] output or four outputs '
+                             f'(num_dets, boxes, scores, classes), the model has {len(outs)}')
+
