@@ -1,1 +1,20 @@
-"""Image quality: full- and no-reference metrics, corrections (exposure, white balance, sharpening, denoising, undistortion)."""
+"""Image quality: full- and no-reference metrics and corrections, without ROS.
+
+- :mod:`.reference`: PSNR, SSIM and MSE equal to scikit-image's (``psnr``, ``ssim``), fast.
+- :mod:`.metrics`: per-frame no-reference quality (``measure_quality`` -> ``QualityMetrics``:
+  brightness, contrast, clipped fractions, sharpness, noise sigma, SNR).
+- :mod:`.corrections`: exposure (gamma, CLAHE), white balance, sharpening, denoising, resize
+  as pure functions.
+- :mod:`.undistort`: ``Undistorter``, undistortion/rectification with cached maps (REP-104).
+- :mod:`.preprocess`: ``Preprocessor`` + ``PreprocessConfig``, the per-stream pipeline that
+  ``preprocess_node`` wraps: measure, gate, correct, report.
+
+Images are numpy arrays in ROS encodings: natively mono8, mono16, bgr8, rgb8, bgr16, rgb16
+((H, W) or (H, W, 3), uint8/uint16); the Preprocessor converts other camera encodings.
+"""
+
+from __future__ import annotations
+
+from .reference import mse, psnr, ssim
+
+__all__ = ['mse', 'psnr', 'ssim']
