@@ -15,6 +15,18 @@ Images are numpy arrays in ROS encodings: natively mono8, mono16, bgr8, rgb8, bg
 
 from __future__ import annotations
 
+from ._image import NATIVE_ENCODINGS, working_encoding
+from .metrics import NOISE_METHODS, QualityMetrics, estimate_noise_sigma, measure_quality
 from .reference import mse, psnr, ssim
 
-__all__ = ['mse', 'psnr', 'ssim']
+__all__ = [
+    'NATIVE_ENCODINGS',
+    'NOISE_METHODS',
+    'QualityMetrics',
+    'estimate_noise_sigma',
+    'measure_quality',
+    'mse',
+    'psnr',
+    'ssim',
+    'working_encoding',
+]
