@@ -44,6 +44,7 @@ setup(
             'edge-vision = edge_vision.cli:main',
             'camera_node = edge_vision.camera_node:main',
             'overlay_node = edge_vision.overlay_node:main',
+            'tracker_node = edge_vision.tracker_node:main',
         ],
     },
 )

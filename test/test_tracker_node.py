@@ -1,0 +1,103 @@
+"""tracker_node in its own process: stable ids through occlusion, bad input counted."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_ids_survive_occlusion_and_bad_input_is_counted(node_process, ros_context,
+                                                        spin_until):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.conversions import detections_to_msg, meta_to_header, msg_to_detections
+    from edge_vision_core import Detections, FrameMeta
+    from edge_vision_core.io.synthetic import SyntheticConfig, SyntheticScene
+
+    ns = '/tracker_test'
+    node = node_process('edge_vision.tracker_node', {'diagnostics_period': 0.3}, ns)
+    test_node = rclpy.create_node('tracker_driver', context=ros_context)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    pub = test_node.create_publisher(Detection2DArray, f'{ns}/detections', reliable)
+    tracks, diags = [], []
+    test_node.create_subscription(Detection2DArray, f'{ns}/tracks', tracks.append, reliable)
+    test_node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(test_node)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and
+                      test_node.count_publishers(f'{ns}/tracks') > 0, 20), node.output()
+
+    scene = SyntheticScene(SyntheticConfig(num_objects=3, speed=5.0, seed=4))
+    truth_by_stamp = {}
+    hidden_frames = 0
+    for i in range(150):
+        _, truth = scene.render(i)
+        hidden_frames += 3 - len(truth)
+        meta = FrameMeta(5_000_000_000 + i * 33_333_333, 'cam')
+        dets = Detections(truth.boxes, np.full(len(truth), 0.9), np.zeros(len(truth)))
+        pub.publish(detections_to_msg(dets, meta_to_header(meta)))
+        truth_by_stamp[meta.sec_nanosec] = truth
+        if i == 75:  # a repeated stamp and a NaN box: ignored and counted, not fatal
+            pub.publish(detections_to_msg(dets, meta_to_header(meta)))
+            nan = Detections([[np.nan, 0, 10, 10]], [0.9], [0])
+            pub.publish(detections_to_msg(nan, meta_to_header(
+                FrameMeta(meta.stamp_ns + 1, 'cam'))))
+        executor.spin_once(timeout_sec=0)
+        time.sleep(0.004)
+    assert hidden_frames > 0, 'the occluder must hide objects at some point'
+    assert spin_until(executor, lambda: len(tracks) >= 140, 30), node.output()
+
+    # every ground-truth object should be followed by exactly one track id
+    ids_per_object = collections.defaultdict(set)
+    for msg in tracks:
+        truth = truth_by_stamp.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        got = msg_to_detections(msg)
+        if truth is None:  # the NaN-only message: its box was dropped, nothing to track
+            assert len(got) == 0
+            continue
+        for box, tid in zip(got.boxes, got.track_ids, strict=True):
+            ious = _iou(box, truth.boxes)
+            if len(ious) and ious.max() > 0.9:
+                ids_per_object[int(truth.track_ids[ious.argmax()])].add(int(tid))
+    assert len(ids_per_object) == 3
+    assert all(len(ids) == 1 for ids in ids_per_object.values()), dict(ids_per_object)
+    assert all(m.header.frame_id == 'cam' for m in tracks)
+
+    def stat(key):
+        for array in reversed(diags):
+            for status in array.status:
+                if status.name.endswith('tracker_node'):
+                    return {kv.key: kv.value for kv in status.values}.get(key)
+        return None
+
+    assert spin_until(executor, lambda: stat('ignored_stamps') == '1' and
+                      stat('dropped_invalid_boxes') == '1', 10), (stat('ignored_stamps'),
+                                                                 stat('dropped_invalid_boxes'))
+    assert 'not after the previous stamp' in node.output()
+    assert node.alive()
+    executor.shutdown()
+    test_node.destroy_node()
+    assert node.stop() == 0
+
+
+def _iou(box, boxes):
+    boxes = np.asarray(boxes)
+    if boxes.size == 0:
+        return np.zeros(0)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (area + areas - inter)
