@@ -1,0 +1,75 @@
+"""Composition: nodes in one process hand frames over in memory and publish only on demand."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_camera_to_overlay_in_process(ros_context, tmp_path):
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.camera_node import CameraNode
+    from edge_vision.compose import Composition
+    from edge_vision.conversions import detections_to_msg, image_to_numpy
+    from edge_vision.overlay_node import OverlayNode
+    from edge_vision_core import Detections
+    from edge_vision_core.viz import color_for
+
+    ns = '/composed'
+    camera = functools.partial(
+        CameraNode, context=ros_context, namespace=ns, parameter_overrides=[
+            Parameter('rate', value=20.0),
+            Parameter('camera_info_url', value=f'file://{tmp_path}/none.yaml')])
+    overlay = functools.partial(OverlayNode, context=ros_context, namespace=ns,
+                                cli_args=['--ros-args', '-r', 'image:=image_raw'])
+    comp = Composition([camera, overlay], context=ros_context)
+    try:
+        assert comp.start() == []
+        links = {(r.node, r.topic): r.producer for r in comp.links}
+        assert links[(f'{ns}/overlay_node', f'{ns}/image_raw')] == f'{ns}/camera_node'
+        assert links[(f'{ns}/overlay_node', f'{ns}/tracks')] is None  # comes over DDS
+
+        # An outside node learns the frame stamps from camera_info (a small message), sends
+        # tracks for them, and watches the overlay. Nobody outside subscribes to image_raw.
+        from sensor_msgs.msg import CameraInfo
+
+        outside = rclpy.create_node('outside', context=ros_context)
+        comp.executor.add_node(outside)
+        annotated = []
+        tracks_pub = outside.create_publisher(
+            Detection2DArray, f'{ns}/tracks',
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        box = Detections([[100, 100, 300, 300]], [0.9], [0], track_ids=[1])
+        outside.create_subscription(
+            CameraInfo, f'{ns}/camera_info',
+            lambda info: tracks_pub.publish(detections_to_msg(box, info.header)),
+            qos_profile_sensor_data)
+        outside.create_subscription(Image, f'{ns}/image_annotated', annotated.append,
+                                    qos_profile_sensor_data)
+        camera_node, overlay_node = comp.nodes
+        image_raw_out = camera_node.outputs[0]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(annotated) < 5:
+            comp.spin_once(timeout_sec=0.05)
+        assert len(annotated) >= 5, 'annotated images must arrive from the composed graph'
+        img = image_to_numpy(annotated[-1])
+        assert img.shape == (480, 640, 3)
+        assert tuple(img[200, 100]) == color_for(1)  # the track's box is drawn
+        # nobody outside subscribes to image_raw: the camera never serialized a frame,
+        # yet the overlay received them in memory
+        assert image_raw_out.published == 0 and image_raw_out.emitted >= 5
+        assert overlay_node.inputs[0].link.delivered > 5
+        assert np.isfinite(overlay_node._latency_ms)
+        outside.destroy_node()
+    finally:
+        comp.shutdown()
