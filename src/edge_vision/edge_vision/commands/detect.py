@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default auto)")
     parser.add_argument('--threads', type=int, default=0,
                         help='CPU inference threads (default 0: the runtime decides)')
-    parser.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16'),
+    parser.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
                         help='precision hint (default auto)')
     parser.add_argument('--score', type=float, default=-1.0,
                         help='score threshold in [0, 1] (default: the model manifest value)')

@@ -227,7 +227,9 @@ def decode_yolov8(outputs: Sequence[np.ndarray], input_size: tuple[int, int], nu
         ModelError: when neither dimension is ``4 + C``.
     """
     pred = _flat2d(outputs[0])
-    rows_first = pred.ndim == 2 and pred.shape[1] == 4 + num_classes
+    # The Ultralytics layout [4 + C, N] wins when both dimensions could be 4 + C.
+    rows_first = pred.ndim == 2 and pred.shape[0] != 4 + num_classes \
+        and pred.shape[1] == 4 + num_classes
     if pred.ndim != 2 or not (pred.shape[0] == 4 + num_classes or rows_first):
         raise ModelError(f'yolov8 adapter: expected an output [1, {4 + num_classes}, N] '
                          f'(4 + {num_classes} classes), got {tuple(np.shape(outputs[0]))}; check '

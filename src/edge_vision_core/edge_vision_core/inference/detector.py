@@ -68,8 +68,9 @@ class DetectorOptions:
     threads: int = field(default=0, metadata=param(
         'CPU inference threads; 0 lets the runtime decide.', min=0, max=256, read_only=True))
     precision: str = field(default='auto', metadata=param(
-        'Precision hint (auto, fp32, fp16): picks an fp16 model file when the manifest has one '
-        'and asks the runtime for fp16 where the device supports it.', choices=PRECISIONS,
+        'Precision hint (auto, fp32, fp16, bf16): fp16 picks an fp16 model file when the '
+        'manifest has one and asks the runtime for it where the device supports it; auto keeps '
+        'full precision on CPUs.', choices=PRECISIONS,
         read_only=True))
     score_threshold: float = field(default=-1.0, metadata=param(
         'Minimum detection score in [0, 1]; -1 uses the model manifest value.', min=-1.0,

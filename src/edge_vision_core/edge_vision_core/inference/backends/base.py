@@ -29,7 +29,7 @@ __all__ = ['PRECISIONS', 'Backend', 'BackendOptions', 'TensorSpec']
 
 _LOG = logging.getLogger(__name__)
 
-PRECISIONS = ('auto', 'fp32', 'fp16')
+PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ class BackendOptions:
         'CPU threads for inference; 0 lets the runtime decide.', min=0, max=256,
         read_only=True))
     precision: str = field(default='auto', metadata=param(
-        'Precision hint: auto (the runtime default), fp32, or fp16 where the device supports '
-        'it (OpenVINO GPU/NPU, TensorRT, ONNX Runtime TensorRT provider).',
+        'Precision hint: auto (full precision on CPUs, the device default elsewhere), fp32, '
+        'fp16 (OpenVINO GPU/NPU, TensorRT, ONNX Runtime TensorRT provider) or bf16 (OpenVINO '
+        'CPU with BF16 units); backends ignore hints they cannot apply.',
         choices=PRECISIONS, read_only=True))
     delegate: str = field(default='', metadata=param(
         'LiteRT only: path or name of an external delegate library (e.g. libedgetpu.so.1); '

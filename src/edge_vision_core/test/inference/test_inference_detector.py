@@ -1,0 +1,100 @@
+"""The embedded default detector on real photographs, and the Detector API contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge_vision_core import ConfigError
+from edge_vision_core.inference import DetectorOptions
+from edge_vision_core.inference.backends import available_backends
+
+pytest.importorskip('edge_vision_models')
+INSTALLED = [b for b in ('onnxruntime', 'openvino', 'litert') if b in available_backends()]
+
+# image -> (expected class, a point of the image the object's box must contain)
+EXPECTED = {
+    'astronaut': ('person', (200, 300)),
+    'chelsea': ('cat', (220, 150)),
+    'motorcycle': ('motorcycle', (400, 250)),
+}
+
+
+@pytest.mark.parametrize('backend', INSTALLED)
+@pytest.mark.parametrize('image_name', list(EXPECTED))
+def test_default_model_finds_the_expected_object(backend, image_name, default_detector,
+                                                 real_images):
+    image = real_images[image_name]
+    result = default_detector(backend).detect(image)
+    label, (px, py) = EXPECTED[image_name]
+    names = result.class_names()
+    assert label in names, f'{image_name}: found {names}'
+    box = result.detections.boxes[names.index(label)]
+    assert box[0] <= px <= box[2] and box[1] <= py <= box[3], box
+    h, w = image.shape[:2]
+    boxes = result.detections.boxes
+    assert np.all(boxes >= 0) and np.all(boxes[:, [0, 2]] <= w) and np.all(boxes[:, [1, 3]] <= h)
+    assert result.image_size == (w, h)
+    t = result.timings
+    assert t.pre_ms > 0 and t.infer_ms > 0 and t.post_ms > 0
+    assert t.total_ms == pytest.approx(t.pre_ms + t.infer_ms + t.post_ms)
+
+
+def test_blank_image_gives_no_detection(default_detector):
+    result = default_detector('onnxruntime').detect(np.zeros((240, 320, 3), np.uint8))
+    assert len(result.detections) == 0
+
+
+def test_mono_and_bgra_inputs_match_bgr(default_detector, real_images):
+    import cv2
+
+    detector = default_detector('onnxruntime')
+    bgr = real_images['astronaut']
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    via_gray = detector.detect(gray).detections
+    expected = detector.detect(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)).detections
+    np.testing.assert_allclose(via_gray.boxes, expected.boxes)
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    np.testing.assert_allclose(detector.detect(bgra).detections.boxes,
+                               detector.detect(bgr).detections.boxes)
+
+
+@pytest.mark.parametrize('bad', [np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2),
+                                                                             np.uint8),
+                                 np.zeros((0, 10, 3), np.uint8), [[1, 2, 3]]],
+                         ids=['float', 'two-channel', 'empty', 'list'])
+def test_bad_images_raise_config_error(default_detector, bad):
+    with pytest.raises(ConfigError, match='uint8'):
+        default_detector('onnxruntime').detect(bad)
+
+
+def test_options_override_the_manifest_thresholds(default_detector, real_images):
+    from edge_vision_core.inference import Detector
+
+    base = default_detector('onnxruntime')
+    assert base.score_threshold == base.manifest.score_threshold
+    with Detector.create(score_threshold=0.7, max_detections=1) as strict:
+        result = strict.detect(real_images['astronaut'])
+        assert len(result.detections) <= 1
+        assert np.all(result.detections.scores > 0.7)
+
+
+@pytest.mark.parametrize(('field', 'value'), [('threads', -1), ('precision', 'int4'),
+                                             ('score_threshold', 1.5), ('model', ' '),
+                                             ('nms_method', 'fast')])
+def test_options_are_validated(field, value):
+    with pytest.raises(ConfigError):
+        DetectorOptions(**{field: value})
+
+
+def test_importing_inference_imports_no_runtime():
+    code = ('import sys, edge_vision_core.inference, edge_vision_core.inference.backends;'
+            'bad = [m for m in ("onnxruntime", "openvino", "ai_edge_litert", "tflite_runtime",'
+            ' "tensorrt", "rclpy", "edge_vision_models") if m in sys.modules];'
+            'print(bad); sys.exit(1 if bad else 0)')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
