@@ -90,6 +90,8 @@ def linear_assignment(cost: np.ndarray,
     rows, cols = linear_sum_assignment(clipped)
     keep = allowed[rows, cols]
     matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
-    unmatched_rows = np.setdiff1d(np.arange(n), matches[:, 0]).astype(np.int64)
-    unmatched_cols = np.setdiff1d(np.arange(m), matches[:, 1]).astype(np.int64)
-    return matches, unmatched_rows, unmatched_cols
+    free_rows = np.ones(n, bool)
+    free_rows[matches[:, 0]] = False
+    free_cols = np.ones(m, bool)
+    free_cols[matches[:, 1]] = False
+    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)

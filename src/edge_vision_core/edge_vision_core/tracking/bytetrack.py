@@ -71,6 +71,11 @@ class TrackState(enum.IntEnum):
     REMOVED = 3  #: gone; its id is never reused by this tracker (until reset())
 
 
+# plain ints for the hot path (comparing arrays with IntEnum members is slower)
+_TENTATIVE, _CONFIRMED, _LOST = (int(TrackState.TENTATIVE), int(TrackState.CONFIRMED),
+                                 int(TrackState.LOST))
+
+
 @dataclass(frozen=True)
 class ByteTrackConfig:
     """Settings of :class:`ByteTracker` (each one becomes a ROS parameter of tracker_node).
@@ -126,8 +131,9 @@ class ByteTrackConfig:
         'detection (ByteTrack track_buffer 30 at 30 fps = 1 s); round(lost_timeout_s * '
         'frame_rate) frames at the nominal rate.', min=0.0, max=3600.0, unit='s'))
     duplicate_iou: float = field(default=0.85, metadata=param(
-        'A confirmed and a lost track overlapping by more than this IoU are duplicates; the '
-        'younger is removed. 1.0 disables.', min=0.0, max=1.0))
+        'A confirmed and a lost track (of the same class unless class_agnostic) overlapping '
+        'by more than this IoU are duplicates; the younger is removed. 1.0 disables.',
+        min=0.0, max=1.0))
     output_boxes: str = field(default='detection', metadata=param(
         'Boxes reported for tracks: detection (the matched detection box, unchanged) or '
         'filtered (the Kalman estimate after the update: smoother, slightly lagging).',
@@ -287,11 +293,11 @@ class ByteTracker:
                include_lost: bool = True) -> list[TrackInfo]:
         """Snapshots of the live tracks (confirmed, and lost/tentative if asked), by id."""
         rate = self.config.frame_rate
-        wanted = self._state == TrackState.CONFIRMED
+        wanted = self._state == _CONFIRMED
         if include_lost:
-            wanted |= self._state == TrackState.LOST
+            wanted |= self._state == _LOST
         if include_tentative:
-            wanted |= self._state == TrackState.TENTATIVE
+            wanted |= self._state == _TENTATIVE
         boxes = measurements_to_boxes(self._mean)
         out = []
         for i in np.flatnonzero(wanted):
@@ -406,8 +412,8 @@ class ByteTracker:
 
         # a. confirmed + lost tracks <-> high-score detections by IoU, then optionally the
         #    leftovers by centre distance
-        pool = np.flatnonzero((self._state == TrackState.CONFIRMED)
-                              | (self._state == TrackState.LOST))
+        pool = np.flatnonzero((self._state == _CONFIRMED)
+                              | (self._state == _LOST))
         pairs, free_tracks, remaining_high = self._associate(
             pool, high_dets, track_boxes, det_boxes, det_scores, det_class,
             cfg.match_iou_high, cfg.fuse_score, cfg.lost_cost_per_s)
@@ -418,13 +424,13 @@ class ByteTracker:
             track_det[pairs[:, 0]] = pairs[:, 1]
 
         # b. confirmed tracks still unmatched <-> low-score detections
-        pool = free_tracks[self._state[free_tracks] == TrackState.CONFIRMED]
+        pool = free_tracks[self._state[free_tracks] == _CONFIRMED]
         pairs, _, _ = self._associate(pool, low_dets, track_boxes, det_boxes, det_scores,
                                       det_class, cfg.match_iou_low, False)
         track_det[pairs[:, 0]] = pairs[:, 1]
 
         # c. tentative tracks <-> remaining high-score detections
-        pool = np.flatnonzero(self._state == TrackState.TENTATIVE)
+        pool = np.flatnonzero(self._state == _TENTATIVE)
         pairs, _, remaining_high = self._associate(
             pool, remaining_high, track_boxes, det_boxes, det_scores, det_class,
             cfg.match_iou_tentative, cfg.fuse_score)
@@ -434,10 +440,10 @@ class ByteTracker:
 
         # State changes of the unmatched tracks.
         unmatched = track_det < 0
-        newly_lost = unmatched & (self._state == TrackState.CONFIRMED)
-        self._state[newly_lost] = TrackState.LOST
+        newly_lost = unmatched & (self._state == _CONFIRMED)
+        self._state[newly_lost] = _LOST
         self._mean[newly_lost, 6:8] = 0.0  # an unseen box keeps its size
-        tentative_missed = unmatched & (self._state == TrackState.TENTATIVE)
+        tentative_missed = unmatched & (self._state == _TENTATIVE)
 
         # New tracks from confident detections nobody claimed.
         starters = remaining_high[det_scores[remaining_high] >= cfg.new_track_threshold]
@@ -449,7 +455,7 @@ class ByteTracker:
         track_det = self._remove_duplicates(track_det)
 
         # Report confirmed tracks matched in this image.
-        report = (self._state == TrackState.CONFIRMED) & (track_det >= 0)
+        report = (self._state == _CONFIRMED) & (track_det >= 0)
         rows = track_det[report]
         order = np.argsort(rows, kind='stable')
         rows = rows[order]
@@ -533,9 +539,9 @@ class ByteTracker:
         self._score[matched] = det_scores[rows]
         self._class[matched] = det_class[rows]
         state = self._state[matched]
-        confirm = (state == TrackState.LOST) | (
-            (state == TrackState.TENTATIVE) & (self._hits[matched] >= self.config.min_hits))
-        state[confirm] = TrackState.CONFIRMED
+        confirm = (state == _LOST) | (
+            (state == _TENTATIVE) & (self._hits[matched] >= self.config.min_hits))
+        state[confirm] = _CONFIRMED
         self._state[matched] = state
 
     def _start_tracks(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
@@ -544,7 +550,7 @@ class ByteTracker:
             return
         mean, cov = self._kf.initiate(boxes_to_measurements(boxes))
         first = self._frames_since_reset == 1 or self.config.min_hits <= 1
-        state = TrackState.CONFIRMED if first else TrackState.TENTATIVE
+        state = _CONFIRMED if first else _TENTATIVE
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
         self.stats.tracks_started += n
@@ -573,8 +579,8 @@ class ByteTracker:
         """Remove the younger of each confirmed/lost pair (same class unless class-agnostic)
         overlapping above duplicate_iou."""
         threshold = self.config.duplicate_iou
-        active = np.flatnonzero(self._state == TrackState.CONFIRMED)
-        lost = np.flatnonzero(self._state == TrackState.LOST)
+        active = np.flatnonzero(self._state == _CONFIRMED)
+        lost = np.flatnonzero(self._state == _LOST)
         if threshold >= 1.0 or len(active) == 0 or len(lost) == 0:
             return track_det
         boxes = measurements_to_boxes(self._mean)
