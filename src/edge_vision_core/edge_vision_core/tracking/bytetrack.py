@@ -21,14 +21,16 @@ Per image:
    detections split by score as in ByteTrack (Zhang et al., ECCV 2022):
 
    a. confirmed and lost tracks <-> high-score detections (``score >= high_threshold``),
-      cost ``1 - IoU`` (times the score with ``fuse_score``), gate ``match_iou_high``;
+      cost ``1 - IoU`` (IoU times the score with ``fuse_score``) plus ``lost_cost_per_s`` per
+      second a track has been lost, gate ``match_iou_high``. The lost-time cost is this
+      implementation's addition: without it a track lost for most of a second, whose
+      prediction drifted onto another person, took that person's detection on TUD-Campus;
+      then, with ``center_gate`` > 0, the leftovers of this stage by centre distance;
    b. confirmed tracks still unmatched <-> low-score detections, gate ``match_iou_low``:
       occluded or blurred objects keep their track without starting false ones;
    c. tentative tracks <-> the remaining high-score detections, gate ``match_iou_tentative``.
 
-   With ``class_agnostic`` False a track only matches detections of its own class. With
-   ``center_gate`` > 0, pairs that fail the IoU gate but whose centres are close (fast motion,
-   low frame rates) are admitted too.
+   With ``class_agnostic`` False a track only matches detections of its own class.
 5. State machine: a new track is *tentative* and becomes *confirmed* after ``min_hits``
    consecutive detections (at once in the first image after construction or :meth:`reset`, so
    objects in view at start-up are reported immediately); a tentative track that misses a frame
