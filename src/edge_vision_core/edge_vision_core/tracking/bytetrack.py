@@ -242,16 +242,28 @@ class ByteTracker:
     """
 
     def __init__(self, config: ByteTrackConfig | None = None) -> None:
+        self._config: ByteTrackConfig | None = None
+        self._cmc: CameraMotionEstimator | None = None
         self.config = config or ByteTrackConfig()
-        if not isinstance(self.config, ByteTrackConfig):
-            raise ConfigError(f'ByteTracker needs a ByteTrackConfig, got '
-                              f'{type(self.config).__name__}')
-        self._kf = BoxKalmanFilter(self.config.kalman_std_position,
-                                   self.config.kalman_std_velocity)
-        cmc = self.config.camera_motion_config()
-        self._cmc = CameraMotionEstimator(cmc) if cmc is not None else None
-        self._warned_no_image = False
         self.reset()
+
+    @property
+    def config(self) -> ByteTrackConfig:
+        """The settings. Assigning a new ByteTrackConfig applies it from the next update()
+        and keeps the tracks (runtime parameter changes); the camera-motion estimator is
+        rebuilt only when its own settings change."""
+        return self._config
+
+    @config.setter
+    def config(self, value: ByteTrackConfig) -> None:
+        if not isinstance(value, ByteTrackConfig):
+            raise ConfigError(f'ByteTracker needs a ByteTrackConfig, got {type(value).__name__}')
+        old, self._config = self._config, value
+        self._kf = BoxKalmanFilter(value.kalman_std_position, value.kalman_std_velocity)
+        cmc = value.camera_motion_config()
+        if old is None or cmc != old.camera_motion_config():
+            self._cmc = CameraMotionEstimator(cmc) if cmc is not None else None
+            self._warned_no_image = False
 
     # ----------------------------------------------------------------------------- state ---
 

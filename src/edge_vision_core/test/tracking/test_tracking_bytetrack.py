@@ -165,6 +165,24 @@ def test_two_instances_have_independent_id_counters():
     assert ids_of(second.update(boxes_at([[50, 405]]))) == [1]
 
 
+def test_config_can_change_at_run_time_and_keeps_the_tracks():
+    from dataclasses import replace
+
+    tracker = make(min_hits=5)
+    for _ in range(3):
+        tracker.update(boxes_at([[100, 100]]))
+    tracker.config = replace(tracker.config, min_hits=2, kalman_std_position=0.1,
+                             camera_motion='sparse_flow')
+    assert tracker._cmc is not None and tracker._kf.std_position == 0.1
+    tracker.update(boxes_at([[300, 300]]))  # new object: tentative
+    out = tracker.update(boxes_at([[300, 300]]))  # confirmed after 2 hits under new setting
+    assert ids_of(out) == [2] and tracker.stats.tracks_started == 2
+    tracker.config = replace(tracker.config, camera_motion='none')
+    assert tracker._cmc is None
+    with pytest.raises(ConfigError, match='needs a ByteTrackConfig'):
+        tracker.config = {'min_hits': 1}
+
+
 def test_reset_restarts_ids_unless_asked_to_keep_counting():
     tracker = make()
     for _ in range(3):
