@@ -18,11 +18,13 @@ from __future__ import annotations
 from ._image import NATIVE_ENCODINGS, working_encoding
 from .metrics import NOISE_METHODS, QualityMetrics, estimate_noise_sigma, measure_quality
 from .reference import mse, psnr, ssim
+from .undistort import Undistorter
 
 __all__ = [
     'NATIVE_ENCODINGS',
     'NOISE_METHODS',
     'QualityMetrics',
+    'Undistorter',
     'estimate_noise_sigma',
     'measure_quality',
     'mse',
