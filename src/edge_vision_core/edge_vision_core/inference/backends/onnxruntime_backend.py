@@ -2,8 +2,10 @@
 
 Devices: ``cpu`` (CPUExecutionProvider), ``cuda`` (CUDAExecutionProvider), ``tensorrt``
 (TensorrtExecutionProvider, with CUDA and CPU as fallbacks for unsupported nodes). ``auto``
-prefers tensorrt, then cuda, then cpu. ``threads`` sets the intra-op thread count;
-``precision='fp16'`` enables FP16 in the TensorRT provider.
+picks cuda when the CUDA provider is there, else cpu; tensorrt is used only when asked for
+(onnxruntime-gpu lists its provider even where the TensorRT libraries are missing).
+``threads`` sets the intra-op thread count; ``precision='fp16'`` enables FP16 in the TensorRT
+provider.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class OnnxRuntimeBackend(Backend):
             return ()
         have = set(_import().get_available_providers())
         return tuple(dev for dev, provider in _PROVIDERS.items() if provider in have)
+
+    def resolve_device(self, device: str) -> str:
+        if device.strip().lower() == 'auto':
+            return 'cuda' if 'cuda' in self.devices() else 'cpu'
+        return super().resolve_device(device)
 
     def _load(self, path: Path) -> None:
         ort = _import()
