@@ -25,7 +25,7 @@ from .backends import (
     available_backends,
     create_backend,
 )
-from .detector import DetectionResult, Detector, DetectorOptions, StageTimings
+from .detector import DetectionResult, Detector, DetectorOptions, PreparedInput, StageTimings
 from .letterbox import LetterboxTransform, compute_letterbox, letterbox, mask_to_image
 from .manifest import ModelFile, ModelManifest, list_models, load_manifest, resolve_model
 from .nms import batched_nms
@@ -42,6 +42,7 @@ __all__ = [
     'LetterboxTransform',
     'ModelFile',
     'ModelManifest',
+    'PreparedInput',
     'StageTimings',
     'TensorSpec',
     'available_backends',

@@ -36,7 +36,7 @@ from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, m
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .nms import NMS_METHODS
 
-__all__ = ['DetectionResult', 'Detector', 'DetectorOptions', 'StageTimings']
+__all__ = ['DetectionResult', 'Detector', 'DetectorOptions', 'PreparedInput', 'StageTimings']
 
 _LOG = logging.getLogger(__name__)
 
@@ -139,8 +139,14 @@ class DetectionResult:
 
 
 @dataclass
-class _Prepared:
-    """Output of :meth:`Detector.preprocess`: the model inputs and the letterbox."""
+class PreparedInput:
+    """Output of :meth:`Detector.preprocess`.
+
+    Attributes:
+        inputs: the model's input tensors (one image tensor), ready for :meth:`Detector.infer`.
+        transform: the letterbox from the image to the model input (for the inverse).
+        pre_ms: milliseconds the preprocessing took.
+    """
 
     inputs: list[np.ndarray]
     transform: LetterboxTransform
@@ -165,7 +171,9 @@ class Detector:
     letterbox is undone exactly.
 
     Use :meth:`create` (or :meth:`from_manifest`); the instance holds the runtime until
-    :meth:`close`.
+    :meth:`close`. One Detector serves one thread at a time (it reuses its input buffers); to
+    overlap capture and inference, keep the newest frame aside and let one worker thread call
+    :meth:`detect` (the runtimes release the GIL while they compute).
     """
 
     def __init__(self, manifest: ModelManifest, backend: Backend, options: DetectorOptions
@@ -262,7 +270,7 @@ class Detector:
 
     # -- the three stages ---------------------------------------------------------------------
 
-    def preprocess(self, image: np.ndarray) -> _Prepared:
+    def preprocess(self, image: np.ndarray) -> PreparedInput:
         """Letterbox and normalise one image into the model's input tensor.
 
         The returned tensor lives in a buffer reused by the next call: run inference on it
@@ -283,7 +291,7 @@ class Detector:
         boxed = apply_letterbox(image, transform, pad_value=m.pad_value, out=self._letterboxed)
         self._letterboxed = boxed
         tensor = self._to_tensor(boxed)
-        return _Prepared([tensor], transform, (time.perf_counter() - t0) * 1e3)
+        return PreparedInput([tensor], transform, (time.perf_counter() - t0) * 1e3)
 
     def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the backend on prepared inputs (releases the GIL inside the runtimes)."""
