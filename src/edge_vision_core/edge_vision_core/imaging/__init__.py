@@ -17,13 +17,29 @@ from __future__ import annotations
 
 from ._image import NATIVE_ENCODINGS, working_encoding
 from .metrics import NOISE_METHODS, QualityMetrics, estimate_noise_sigma, measure_quality
+from .preprocess import (
+    GATE_REASONS,
+    STEPS,
+    PreprocessConfig,
+    Preprocessor,
+    PreprocessResult,
+    PreprocessStats,
+    QualityVerdict,
+)
 from .reference import mse, psnr, ssim
 from .undistort import Undistorter
 
 __all__ = [
+    'GATE_REASONS',
     'NATIVE_ENCODINGS',
     'NOISE_METHODS',
+    'STEPS',
+    'PreprocessConfig',
+    'PreprocessResult',
+    'PreprocessStats',
+    'Preprocessor',
     'QualityMetrics',
+    'QualityVerdict',
     'Undistorter',
     'estimate_noise_sigma',
     'measure_quality',

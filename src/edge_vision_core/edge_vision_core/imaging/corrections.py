@@ -417,7 +417,8 @@ def denoise(image: np.ndarray, encoding: str, *, method: str = 'gaussian',
         return cv2.fastNlMeansDenoising(image, None, h, 7, search_window)
     # 16-bit: OpenCV supports it with the L1 patch norm only, one channel at a time
     planes = cv2.split(image) if image.ndim == 3 else [image]
-    out = [cv2.fastNlMeansDenoising(p, None, [h * to_native], 7, search_window, cv2.NORM_L1)
+    out = [cv2.fastNlMeansDenoising(p, h=[h * to_native], templateWindowSize=7,
+                                    searchWindowSize=search_window, normType=cv2.NORM_L1)
            for p in planes]
     return cv2.merge(out) if image.ndim == 3 else out[0]
 

@@ -32,5 +32,11 @@ def load_image() -> Callable[[str], tuple[np.ndarray, str]]:
 
 
 @pytest.fixture
+def tuning_images() -> frozenset[str]:
+    """Names of the images the correction defaults were tuned on."""
+    return TUNING_IMAGES
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
