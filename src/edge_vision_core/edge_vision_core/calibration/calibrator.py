@@ -34,7 +34,7 @@ import numpy as np
 from ..config import check_config, param
 from ..errors import CalibrationError, ConfigError
 from .solver import CalibrationResult, SolverConfig, solve
-from .targets import TargetConfig, TargetDetection, make_target, to_gray
+from .targets import Diagnosis, TargetConfig, TargetDetection, make_target, to_gray
 from .views import CoverageProgress, ViewParams, coverage, edge_width, view_distance, view_params
 
 __all__ = ['REASONS', 'Calibrator', 'CalibratorConfig', 'ViewVerdict']
@@ -157,6 +157,8 @@ class Calibrator:
         self._image_size: tuple[int, int] | None = None
         self._last_corners: tuple[np.ndarray, np.ndarray] | None = None
         self._undetected: list[np.ndarray] = []
+        self._mismatch: Diagnosis | None = None
+        self._diagnosed = False
 
     # -- state -------------------------------------------------------------------------------
 
@@ -167,6 +169,19 @@ class Calibrator:
         self._image_size = None
         self._last_corners = None
         self._undetected.clear()
+        self._mismatch = None
+        self._diagnosed = False
+
+    @property
+    def mismatch(self) -> Diagnosis | None:
+        """Set when the first images show a *different* target than configured.
+
+        After the first three images without the target (and before any view was accepted),
+        the calibrator looks for other board sizes, dictionaries or detectors; if one fits,
+        this holds the diagnosis ("did you mean --size 9x6?"): the configuration is wrong and
+        more images will not help. None otherwise.
+        """
+        return self._mismatch
 
     @property
     def view_count(self) -> int:
@@ -239,11 +254,19 @@ class Calibrator:
         detection = self.target.detect(gray)
         if detection is None:
             self._last_corners = None
+            message = f'{name or "image"}: no target found'
             if len(self._undetected) < _MAX_DIAGNOSIS_IMAGES:
                 scale = min(1.0, 1024 / max(size))
                 small = gray if scale == 1.0 else _resize(gray, scale)
                 self._undetected.append(small)
-            return self._verdict('no_target', f'{name or "image"}: no target found', name=name)
+                if (len(self._undetected) == _MAX_DIAGNOSIS_IMAGES and not self._views
+                        and not self._diagnosed):
+                    self._diagnosed = True
+                    diagnosis = self.target.diagnose(self._undetected)
+                    if diagnosis.other_target:
+                        self._mismatch = diagnosis
+                        message += f'; {diagnosis.message}'
+            return self._verdict('no_target', message, name=name)
         return self.add_detection(detection, gray, name)
 
     def add_detection(self, detection: TargetDetection, gray: np.ndarray | None = None,
@@ -320,9 +343,9 @@ class Calibrator:
             if seen == 0:
                 raise CalibrationError('no images were given to the calibration')
             if self._counts['no_target'] == seen:
-                hint = self.target.diagnose(self._undetected)
+                diagnosis = self._mismatch or self.target.diagnose(self._undetected)
                 raise CalibrationError(
-                    f'found no {self.target.describe()} in {seen} images; {hint}')
+                    f'found no {self.target.describe()} in {seen} images; {diagnosis.message}')
         n = len(self._views)
         if n < self.config.min_views:
             raise CalibrationError(

@@ -8,8 +8,9 @@ each. This module computes the same kind of measures (the formulas are our own):
   on an image shrunk on all sides by half the board's apparent size (so a large board that
   cannot move much still reaches 0 and 1);
 - ``size``: square root of the board's area over the image area (0 to 1);
-- ``skew``: how far the board's outline is from a rectangle (its largest corner-angle
-  deviation from 90 degrees, doubled, in radians, capped at 1): 0 for a board facing the camera.
+- ``skew``: how far the board's outline is from a rectangle (the mean deviation of its four
+  corner angles from 90 degrees, doubled, in radians, capped at 1): 0 for a board facing the
+  camera or turned in its own plane, about 0.3 for a board tilted by 35 degrees.
 
 The board's outline is the quadrilateral of the detected corners' extent (for a partly
 visible ChArUco board, the visible part), mapped through the board-to-image homography.
@@ -92,7 +93,7 @@ def _quad_area(quad: np.ndarray) -> float:
 
 
 def _quad_skew(quad: np.ndarray) -> float:
-    worst = 0.0
+    deviation = 0.0
     for i in range(4):
         a, b, c = quad[i - 1], quad[i], quad[(i + 1) % 4]
         u, v = a - b, c - b
@@ -100,8 +101,8 @@ def _quad_skew(quad: np.ndarray) -> float:
         if norm <= 0:
             return 1.0
         angle = math.acos(float(np.clip(np.dot(u, v) / norm, -1.0, 1.0)))
-        worst = max(worst, abs(math.pi / 2 - angle))
-    return min(1.0, 2.0 * worst)
+        deviation += abs(math.pi / 2 - angle) / 4
+    return min(1.0, 2.0 * deviation)
 
 
 def view_params(detection: TargetDetection) -> ViewParams:
@@ -159,7 +160,8 @@ class CoverageProgress:
     def summary(self) -> str:
         """One line, e.g. ``'12 views; x 86% y 100% size 45% skew 30%'``."""
         bars = ' '.join(f'{p.name} {p.progress:.0%}' for p in self.params)
-        return f'{self.views} views; {bars}' + ('; ready' if self.ready else '')
+        views = f'{self.views} view' + ('' if self.views == 1 else 's')
+        return f'{views}; {bars}' + ('; ready' if self.ready else '')
 
 
 def coverage(params: Sequence[ViewParams], ready: bool = False) -> CoverageProgress:
