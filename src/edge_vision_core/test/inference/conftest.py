@@ -41,15 +41,17 @@ def default_detector() -> Iterator[Callable[[str], Detector]]:
         detector.close()
 
 
-def write_constant_onnx(path, input_shape: tuple[int, ...],
-                        outputs: dict[str, np.ndarray]) -> None:
+def write_constant_onnx(path, input_shape: tuple[int, ...], outputs: dict[str, np.ndarray],
+                        input_type: str = 'float') -> None:
     """A tiny ONNX model whose outputs are fixed tensors (plus 0 x max(input), so they depend
     on the input): stands in for any detector layout in adapter tests."""
     onnx = pytest.importorskip('onnx')
     from onnx import TensorProto, helper, numpy_helper
 
+    elem = {'float': TensorProto.FLOAT, 'uint8': TensorProto.UINT8}[input_type]
     nodes = [
-        helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
+        helper.make_node('Cast', ['images'], ['images_f'], to=TensorProto.FLOAT),
+        helper.make_node('ReduceMax', ['images_f'], ['peak'], keepdims=0),
         helper.make_node('Constant', [], ['zero'],
                          value=numpy_helper.from_array(np.array(0.0, np.float32))),
         helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
@@ -64,7 +66,7 @@ def write_constant_onnx(path, input_shape: tuple[int, ...],
                                                            list(value.shape)))
     graph = helper.make_graph(
         nodes, 'constant_detector',
-        [helper.make_tensor_value_info('images', TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info('images', elem, list(input_shape))],
         graph_outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
     model.ir_version = 8
@@ -74,13 +76,15 @@ def write_constant_onnx(path, input_shape: tuple[int, ...],
 
 @pytest.fixture
 def constant_model(tmp_path) -> Callable[..., str]:
-    """``make(outputs, manifest: dict, input_shape=(1, 3, 64, 64))`` -> manifest path."""
+    """``make(outputs, manifest, input_shape=(1, 3, 64, 64), input_type='float')`` -> the
+    manifest path (``input_size`` is taken from the last two input dims unless given)."""
     import yaml
 
     def make(outputs: dict[str, np.ndarray], manifest: dict,
-             input_shape: tuple[int, ...] = (1, 3, 64, 64), name: str = 'synthetic') -> str:
+             input_shape: tuple[int, ...] = (1, 3, 64, 64), name: str = 'synthetic',
+             input_type: str = 'float') -> str:
         model_path = tmp_path / f'{name}.onnx'
-        write_constant_onnx(model_path, input_shape, outputs)
+        write_constant_onnx(model_path, input_shape, outputs, input_type)
         data = {'name': name, 'file': model_path.name, 'layout': 'NCHW',
                 'input_size': [input_shape[-1], input_shape[-2]], **manifest}
         yaml_path = tmp_path / f'{name}.yaml'

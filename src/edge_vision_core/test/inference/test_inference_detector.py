@@ -98,3 +98,38 @@ def test_importing_inference_imports_no_runtime():
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_nchw_bgr_normalisation_matches_the_manifest(default_detector, real_images):
+    from edge_vision_core.inference import letterbox
+
+    detector = default_detector('onnxruntime')
+    m = detector.manifest
+    image = real_images['coffee']
+    prepared = detector.preprocess(image)
+    boxed, _ = letterbox(image, m.input_size, pad_value=m.pad_value)
+    expected = ((boxed.astype(np.float64) - np.array(m.mean)) / np.array(m.std))
+    expected = expected.transpose(2, 0, 1)[None]  # manifest colour order is bgr: no swap
+    np.testing.assert_allclose(prepared.inputs[0], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize('input_type', ['float', 'uint8'])
+def test_nhwc_rgb_inputs(constant_model, input_type):
+    from edge_vision_core.inference import Detector, letterbox
+
+    outputs = {'output0': np.zeros((1, 4 + 2, 20), np.float32)}
+    manifest = constant_model(outputs, {'adapter': 'yolov8', 'labels': ['a', 'b'],
+                                        'layout': 'NHWC', 'color_order': 'rgb',
+                                        'scale': 1 / 255, 'input_size': [64, 48]},
+                              input_shape=(1, 48, 64, 3), input_type=input_type)
+    image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    with Detector.create(model=manifest) as detector:
+        tensor = detector.preprocess(image).inputs[0]
+        boxed, _ = letterbox(image, (64, 48), pad_value=114)
+        rgb = boxed[..., ::-1][None]
+        if input_type == 'uint8':
+            assert tensor.dtype == np.uint8
+            np.testing.assert_array_equal(tensor, rgb)
+        else:
+            np.testing.assert_allclose(tensor, rgb / 255.0, atol=1e-6)
+        assert len(detector.detect(image).detections) == 0
