@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tgt.add_argument('--detector', choices=('classic', 'sectors'), default='classic',
                      help='chessboard detector: classic (findChessboardCorners) or sectors '
                           '(findChessboardCornersSB, more robust to blur)')
+    tgt.add_argument('--refine-window', type=int, default=0, metavar='PX',
+                     help='half-size of the sub-pixel corner window; 0 = adapted to the '
+                          'corner spacing (0; OpenCV\'s tutorial uses 11)')
     sel = parser.add_argument_group('view selection')
     sel.add_argument('--min-views', type=int, default=10, help='fewest views to calibrate (10)')
     sel.add_argument('--min-distance', type=float, default=0.2,
@@ -78,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help='pinhole: no tangential distortion')
     sol.add_argument('--alpha', type=float, default=0.0,
                      help='P scaling: 0 = valid pixels only, 1 = all pixels (0)')
+    sol.add_argument('--outlier-px', type=float, default=1.0, metavar='PX',
+                     help='refit without corners whose error exceeds max(PX, 5 x median); '
+                          '0 keeps every corner (1)')
     out = parser.add_argument_group('output')
     out.add_argument('--camera-name', default='camera',
                      help='camera_name stored in the YAML (camera_info_manager checks it)')
@@ -214,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     target = TargetConfig(pattern=args.pattern, cols=cols, rows=rows, square_size=args.square,
                           marker_size=args.marker, dictionary=args.dictionary,
                           legacy_pattern=args.legacy_pattern,
-                          chessboard_detector=args.detector)
+                          chessboard_detector=args.detector, refine_window=args.refine_window)
     config = CalibratorConfig(model=args.model, min_view_distance=args.min_distance,
                               max_edge_width=args.max_edge_width,
                               max_board_speed=args.max_speed, min_views=args.min_views,
@@ -222,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
                               max_views=max(100, args.min_views),
                               fix_aspect_ratio=args.fix_aspect_ratio,
                               fix_principal_point=args.fix_principal_point,
-                              zero_tangent_dist=args.zero_tangent, alpha=args.alpha)
+                              zero_tangent_dist=args.zero_tangent, alpha=args.alpha,
+                              outlier_px=args.outlier_px)
     calibrator = Calibrator(target, config)
     is_video = _image_files(args.source) is None
     print(f'target: {calibrator.target.describe()}; model: {args.model}')
