@@ -41,7 +41,7 @@ NOISE_METHODS = ('immerkaer_mad', 'immerkaer')
 # Immerkaer's operator: the difference of two Laplacians, which cancels image structure up to
 # second order. Its squared weights sum to 36, so on white noise of std sigma the response is
 # N(0, 36 sigma^2).
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+_SECOND_DIFFERENCE = np.array([1.0, -2.0, 1.0], dtype=np.float32)  # outer product: the operator
 _MAD_TO_SIGMA = 0.6744897501960817  # median of |N(0, 1)|
 
 
@@ -194,18 +194,25 @@ def _noise_sigma(image: np.ndarray, method: str) -> float:
     if method not in NOISE_METHODS:
         raise ConfigError(f'unknown noise method {method!r}; expecting one of '
                           f'{", ".join(NOISE_METHODS)}')
+    # The operator is separable: [1, -2, 1] down the columns times [1, -2, 1] along the rows.
     depth = cv2.CV_16S if image.dtype == np.uint8 else cv2.CV_32F  # |r| <= 16 * 255 fits int16
-    response = cv2.filter2D(np.ascontiguousarray(image), depth, _IMMERKAER)[1:-1, 1:-1]
+    response = cv2.sepFilter2D(np.ascontiguousarray(image), depth, _SECOND_DIFFERENCE,
+                               _SECOND_DIFFERENCE)[1:-1, 1:-1]
     if method == 'immerkaer':
         mean_abs = cv2.norm(response, cv2.NORM_L1) / response.size
         return math.sqrt(math.pi / 2.0) * mean_abs / 6.0
-    magnitude = np.abs(response)
     channels = 1 if image.ndim == 2 else image.shape[2]
-    if magnitude.dtype == np.int16:
-        magnitude = magnitude.view(np.uint16)
-        medians = [_histogram_median(magnitude, c, 16 * 255 + 1) for c in range(channels)]
-    else:
-        flat = magnitude.reshape(-1, channels)
+    medians = None
+    if response.dtype == np.int16:
+        # |r| saturated to 8 bits: values above 255 lie above the median (for sigma < ~60
+        # levels), so the median of the saturated values is the exact median, from a 256-bin
+        # histogram instead of a 4081-bin one.
+        magnitude = cv2.convertScaleAbs(response)
+        medians = [_histogram_median(magnitude, c, 256) for c in range(channels)]
+        if max(medians) >= 254.5:
+            medians = None  # extreme noise: redo without saturation
+    if medians is None:
+        flat = np.abs(response.astype(np.float32)).reshape(-1, channels)
         medians = [float(np.median(flat[:, c])) for c in range(channels)]
     rms = math.sqrt(sum(m * m for m in medians) / channels)
     return rms / (6.0 * _MAD_TO_SIGMA)

@@ -1,0 +1,177 @@
+"""Speed of the image-quality code: SSIM against scikit-image, and every metric and correction.
+
+Usage: ``.venv/bin/python benchmarks/bench_quality.py [--repeat 15] [--skip-corrections]``
+
+1. SSIM (and PSNR) at 1920x1080 on the same frames, ours and scikit-image's, in one run: real
+   images (scikit-image's astronaut and coffee, resized) against a blurred + noisy version,
+   colour (bgr8, ``channel_axis=-1``) and grey (mono8). Calls alternate between the two
+   implementations so a busy machine slows both alike; times are medians. Also the largest
+   absolute difference of the values.
+2. The cost of each no-reference metric and each correction per frame at VGA (640x480) and
+   1080p, bgr8: median milliseconds over ``--repeat`` calls, on the calling thread's view of
+   this machine (OpenCV may use its own threads; ``cv2.getNumThreads()`` is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import skimage.data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from edge_vision_core import CameraModel
+from edge_vision_core.imaging import PreprocessConfig, Preprocessor, Undistorter, psnr, ssim
+from edge_vision_core.imaging import corrections as cor
+from edge_vision_core.imaging.metrics import estimate_noise_sigma, measure_quality
+
+SIZES = {'VGA': (640, 480), '1080p': (1920, 1080)}
+
+
+def median_ms(repeat: int, fn: Callable[[], object]) -> float:
+    fn()  # warm-up: first-call allocations, OpenCV's lazy initialisation
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def frame(name: str, size: tuple[int, int]) -> np.ndarray:
+    img = getattr(skimage.data, name)()[:, :, ::-1]  # RGB -> BGR
+    return cv2.resize(np.ascontiguousarray(img), size, interpolation=cv2.INTER_CUBIC)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.5).astype(np.float32)
+    return np.clip(np.rint(blurred + rng.normal(0, 8, img.shape)), 0, 255).astype(np.uint8)
+
+
+def bench_ssim(repeat: int) -> None:
+    rng = np.random.default_rng(0)
+    print('1) SSIM/PSNR at 1920x1080, ours vs skimage.metrics on the same frames (median ms)')
+    print(f'{"frame":>18} {"ours":>8} {"skimage":>8} {"ratio":>6} {"max |diff|":>11} '
+          f'{"PSNR ours":>9} {"skimage":>8} {"ratio":>6} {"max |diff|":>11}')
+    for name in ('astronaut', 'coffee'):
+        ref = frame(name, SIZES['1080p'])
+        img = degrade(ref, rng)
+        for layout in ('bgr8', 'mono8'):
+            a, b = (ref, img) if layout == 'bgr8' else (ref[:, :, 1].copy(), img[:, :, 1].copy())
+            axis = -1 if layout == 'bgr8' else None
+            ours_t, theirs_t, p_ours_t, p_theirs_t = [], [], [], []
+            diff = pdiff = 0.0
+            for _ in range(max(3, repeat // 3)):
+                t0 = time.perf_counter()
+                v_ours = ssim(a, b)
+                t1 = time.perf_counter()
+                v_theirs = structural_similarity(a, b, channel_axis=axis)
+                t2 = time.perf_counter()
+                p_ours = psnr(a, b)
+                t3 = time.perf_counter()
+                p_theirs = peak_signal_noise_ratio(a, b)
+                t4 = time.perf_counter()
+                ours_t.append(t1 - t0)
+                theirs_t.append(t2 - t1)
+                p_ours_t.append(t3 - t2)
+                p_theirs_t.append(t4 - t3)
+                diff = max(diff, abs(v_ours - v_theirs))
+                pdiff = max(pdiff, abs(p_ours - p_theirs))
+            o, t = statistics.median(ours_t) * 1e3, statistics.median(theirs_t) * 1e3
+            po, pt = statistics.median(p_ours_t) * 1e3, statistics.median(p_theirs_t) * 1e3
+            print(f'{name + " " + layout:>18} {o:8.1f} {t:8.1f} {t / o:5.1f}x {diff:11.1e} '
+                  f'{po:9.2f} {pt:8.2f} {pt / po:5.1f}x {pdiff:11.1e}')
+
+
+def cases_for(size: tuple[int, int], rng: np.random.Generator
+              ) -> dict[str, Callable[[], object]]:
+    """The operations to time on one frame size (bgr8 astronaut, degraded as needed)."""
+    w, h = size
+    clean = frame('astronaut', size)
+    noisy = degrade(clean, rng)
+    dark = cv2.convertScaleAbs(clean, alpha=0.35)
+    gray = cv2.cvtColor(noisy, cv2.COLOR_BGR2GRAY)
+    camera = CameraModel.from_intrinsics(w, h, 0.8 * w, 0.8 * w, w / 2, h / 2,
+                                         [-0.25, 0.07, 0.001, 0.0, 0.0])
+    und = Undistorter()
+    und.rectify(noisy, camera)
+    sigma = estimate_noise_sigma(noisy, 'bgr8')
+    gamma = cor.exposure_gamma(dark, 'bgr8')
+    clahe = cv2.createCLAHE(2.0, (8, 8))
+    kernel = PreprocessConfig().sharpen_kernel
+    full = Preprocessor(PreprocessConfig(enable_denoise=True, enable_white_balance=True,
+                                         enable_sharpen=True, exposure_tolerance=0.0))
+    full.process(noisy, 'bgr8', camera)  # builds its maps
+    return {
+        'metrics: measure_quality (all)': lambda: measure_quality(noisy, 'bgr8'),
+        'metrics: measure_quality, decimation 2':
+            lambda: measure_quality(noisy, 'bgr8', decimation=2),
+        'metrics: measure_quality, mono8': lambda: measure_quality(gray, 'mono8'),
+        'metrics: noise sigma only (immerkaer_mad)': lambda: estimate_noise_sigma(noisy, 'bgr8'),
+        'metrics: noise sigma only (immerkaer)':
+            lambda: estimate_noise_sigma(noisy, 'bgr8', method='immerkaer'),
+        'full-reference: ssim': lambda: ssim(clean, noisy),
+        'full-reference: psnr': lambda: psnr(clean, noisy),
+        'exposure: solve gamma': lambda: cor.exposure_gamma(dark, 'bgr8'),
+        'exposure: apply gamma (LUT)': lambda: cor.apply_gamma(dark, gamma),
+        'clahe (luma, YCrCb)': lambda: cor.clahe_luma(dark, 'bgr8', clahe=clahe),
+        'white balance: gray_edge gains + apply': lambda: cor.apply_channel_gains(
+            noisy, cor.gray_edge_gains(noisy, 'bgr8')),
+        'white balance: gray_world gains + apply': lambda: cor.apply_channel_gains(
+            noisy, cor.gray_world_gains(noisy, 'bgr8')),
+        'sharpen: unsharp mask': lambda: cor.unsharp_mask(noisy),
+        'sharpen: 3x3 kernel': lambda: cor.sharpen_kernel(noisy, kernel),
+        'denoise: gaussian 5x5': lambda: cor.denoise(noisy, 'bgr8', method='gaussian'),
+        'denoise: median 5x5': lambda: cor.denoise(noisy, 'bgr8', method='median'),
+        'denoise: bilateral d=5':
+            lambda: cor.denoise(noisy, 'bgr8', method='bilateral', noise_sigma=sigma),
+        'denoise: nlmeans 7/11 (colour)':
+            lambda: cor.denoise(noisy, 'bgr8', method='nlmeans', noise_sigma=sigma),
+        'denoise: nlmeans 7/11 (mono8)':
+            lambda: cor.denoise(gray, 'mono8', method='nlmeans', noise_sigma=sigma),
+        'undistort: remap (cached maps)': lambda: und.rectify(noisy, camera),
+        'undistort: build maps (once per calibration)':
+            lambda: Undistorter().rectified_camera(camera),
+        'resize to half (area)': lambda: cor.resize(noisy, w // 2, h // 2),
+        'Preprocessor: defaults (metrics, gate, exposure, undistort)':
+            lambda: Preprocessor().process(dark, 'bgr8', camera),
+        'Preprocessor: + bilateral, gray-edge WB, unsharp':
+            lambda: full.process(noisy, 'bgr8', camera),
+    }
+
+
+def bench_costs(repeat: int) -> None:
+    rng = np.random.default_rng(1)
+    print('\n2) cost per bgr8 frame (median ms)')
+    rows: dict[str, dict[str, float]] = {}
+    for label, size in SIZES.items():
+        for key, fn in cases_for(size, rng).items():
+            slow = 'nlmeans' in key or 'build maps' in key
+            runs = max(3, repeat // 5) if slow else repeat
+            rows.setdefault(key, {})[label] = median_ms(runs, fn)
+    print(f'{"operation":>60} ' + ' '.join(f'{s:>9}' for s in SIZES))
+    for key, cells in rows.items():
+        print(f'{key:>60} ' + ' '.join(f'{cells[s]:9.2f}' for s in SIZES))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--repeat', type=int, default=15)
+    parser.add_argument('--skip-corrections', action='store_true',
+                        help='only the SSIM comparison')
+    args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
+    print(f'CPU cores: {os.cpu_count()}, cv2.getNumThreads(): {cv2.getNumThreads()}, '
+          f'OpenCV {cv2.__version__}, numpy {np.__version__}, load average {load:.2f}\n')
+    bench_ssim(args.repeat)
+    if not args.skip_corrections:
+        bench_costs(args.repeat)
+
+
+if __name__ == '__main__':
+    main()
