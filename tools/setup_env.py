@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / 'tools' / 'requirements'
 INTERFACES = ROOT / 'tools' / 'interfaces'
-PACKAGES = ('src/edge_vision_core', 'src/edge_vision')
+PACKAGES = ('src/edge_vision_core', 'src/edge_vision_models', 'src/edge_vision')
 STAMP_NAME = 'edge_vision_setup.json'
 WHEELS_PYTHON = (3, 11)
 
@@ -51,6 +51,10 @@ ROS_MODE_PYTHON_DEPS = {
     'onnxruntime': 'onnxruntime',
     'openvino': 'openvino',
     'ai_edge_litert': 'ai-edge-litert',
+    'skimage': 'scikit-image',
+    'motmetrics': 'motmetrics',
+    'onnx': 'onnx',
+    'matplotlib': 'matplotlib',
     'pytest': 'pytest',
     'ruff': 'ruff',
 }
@@ -227,6 +231,9 @@ def install_python_deps(venv: Path, mode: str) -> None:
                            '-r', str(REQUIREMENTS / 'python.txt'),
                            '-r', str(REQUIREMENTS / 'dev.txt'),
                            '-c', str(REQUIREMENTS / 'constraints-cp311.txt')])
+        # Packages whose declared dependencies are wrong for us (e.g. opencv-python next to
+        # opencv-python-headless); what they really need is in the files above.
+        pip_install(venv, ['--no-deps', '-r', str(REQUIREMENTS / 'no-deps.txt')])
         return
     missing = [req for mod, req in ROS_MODE_PYTHON_DEPS.items() if not imports_ok(venv, [mod])]
     if not missing:
@@ -246,7 +253,7 @@ def install_python_deps(venv: Path, mode: str) -> None:
 
 
 def install_project(venv: Path) -> None:
-    log('installing edge_vision_core and edge_vision (editable)')
+    log('installing edge_vision_core, edge_vision_models and edge_vision (editable)')
     args = ['--no-deps', '--no-build-isolation']
     for pkg in PACKAGES:
         args += ['-e', str(ROOT / pkg)]
@@ -302,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         build_interfaces(venv, mode)
         install_project(venv)
         write_setup_sh(venv, mode)
-        check = ['rclpy', 'vision_msgs.msg', 'sensor_msgs.msg', 'edge_vision_core', 'edge_vision']
+        check = ['rclpy', 'vision_msgs.msg', 'sensor_msgs.msg', 'edge_vision_core',
+             'edge_vision_models', 'edge_vision']
         if not imports_ok(venv, check):
             raise SetupError(f'set-up finished but one of {check} does not import in {venv}')
         stamp.write_text(json.dumps({'fingerprint': digest, 'mode': mode,
