@@ -104,9 +104,11 @@ def cases_for(size: tuple[int, int], rng: np.random.Generator
     gamma = cor.exposure_gamma(dark, 'bgr8')
     clahe = cv2.createCLAHE(2.0, (8, 8))
     kernel = PreprocessConfig().sharpen_kernel
+    default = Preprocessor()
+    default.process(dark, 'bgr8', camera)  # builds its undistortion maps
     full = Preprocessor(PreprocessConfig(enable_denoise=True, enable_white_balance=True,
                                          enable_sharpen=True, exposure_tolerance=0.0))
-    full.process(noisy, 'bgr8', camera)  # builds its maps
+    full.process(noisy, 'bgr8', camera)
     return {
         'metrics: measure_quality (all)': lambda: measure_quality(noisy, 'bgr8'),
         'metrics: measure_quality, decimation 2':
@@ -139,7 +141,7 @@ def cases_for(size: tuple[int, int], rng: np.random.Generator
             lambda: Undistorter().rectified_camera(camera),
         'resize to half (area)': lambda: cor.resize(noisy, w // 2, h // 2),
         'Preprocessor: defaults (metrics, gate, exposure, undistort)':
-            lambda: Preprocessor().process(dark, 'bgr8', camera),
+            lambda: default.process(dark, 'bgr8', camera),
         'Preprocessor: + bilateral, gray-edge WB, unsharp':
             lambda: full.process(noisy, 'bgr8', camera),
     }

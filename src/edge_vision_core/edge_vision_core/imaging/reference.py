@@ -273,9 +273,10 @@ def _strip_sum_exact(x: np.ndarray, y: np.ndarray, r0: int, r1: int, win: int, c
     pad = (win - 1) // 2
     n = win * win
     xs, ys = x[r0:r1 + 2 * pad], y[r0:r1 + 2 * pad]
-    xx = cv2.multiply(xs, xs, dtype=cv2.CV_16U)
-    yy = cv2.multiply(ys, ys, dtype=cv2.CV_16U)
-    xy = cv2.multiply(xs, ys, dtype=cv2.CV_16U)
+    x16, y16 = xs.astype(np.uint16), ys.astype(np.uint16)  # products <= 255^2 fit uint16
+    xx = np.multiply(x16, x16)
+    yy = np.multiply(y16, y16)
+    xy = np.multiply(x16, y16)
     sx, sy, sxx, syy, sxy = _box_sums(win, pad, cv2.CV_32S, xs, ys, xx, yy, xy)
     pxy = np.multiply(sx, sy)
     pxx = np.multiply(sx, sx)
