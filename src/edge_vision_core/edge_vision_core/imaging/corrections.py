@@ -30,6 +30,7 @@ __all__ = [
     'INTERPOLATIONS',
     'apply_channel_gains',
     'apply_gamma',
+    'check_sharpen_kernel',
     'clahe_luma',
     'denoise',
     'exposure_gamma',
@@ -331,15 +332,12 @@ def unsharp_mask(image: np.ndarray, *, sigma: float = 1.0, amount: float = 1.0,
     return sharp
 
 
-def sharpen_kernel(image: np.ndarray, kernel: np.ndarray | tuple[float, ...]) -> np.ndarray:
-    """Convolve with a generic square sharpening kernel (``cv2.filter2D``, reflected borders).
+def check_sharpen_kernel(kernel: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    """Validate a sharpening kernel; return it as a (k, k) float32 array.
 
-    Args:
-        image: (H, W) or (H, W, C) uint8/uint16 array.
-        kernel: (k, k) array, or k*k values row-major, k odd; it must sum to 1 so flat areas
-            keep their level (e.g. ``[0, -1, 0, -1, 5, -1, 0, -1, 0]``).
+    Raises:
+        ConfigError: not k*k values with k odd, NaN/inf values, or a sum other than 1.
     """
-    _check_integer_image(image)
     k = np.asarray(kernel, dtype=np.float32)
     side = int(round(math.sqrt(k.size)))
     if side * side != k.size or side % 2 == 0 or side < 1:
@@ -351,6 +349,19 @@ def sharpen_kernel(image: np.ndarray, kernel: np.ndarray | tuple[float, ...]) ->
     if abs(float(k.sum()) - 1.0) > 1e-3:
         raise ConfigError(f'the sharpening kernel sums to {float(k.sum()):.4g}; it must sum to 1 '
                           f'(otherwise it changes the brightness: divide it by its sum)')
+    return k
+
+
+def sharpen_kernel(image: np.ndarray, kernel: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    """Convolve with a generic square sharpening kernel (``cv2.filter2D``, reflected borders).
+
+    Args:
+        image: (H, W) or (H, W, C) uint8/uint16 array.
+        kernel: (k, k) array, or k*k values row-major, k odd; it must sum to 1 so flat areas
+            keep their level (e.g. ``[0, -1, 0, -1, 5, -1, 0, -1, 0]``).
+    """
+    _check_integer_image(image)
+    k = check_sharpen_kernel(kernel)
     return cv2.filter2D(np.ascontiguousarray(image), -1, k, borderType=cv2.BORDER_REFLECT_101)
 
 

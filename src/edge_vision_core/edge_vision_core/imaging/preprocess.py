@@ -247,7 +247,7 @@ class PreprocessConfig:
             raise ConfigError(f'PreprocessConfig.undistort_alpha must be -1 or in [0, 1], got '
                               f'{self.undistort_alpha}')
         try:  # the same checks the kernel meets at run time, now, with the field's name
-            cor.sharpen_kernel(np.zeros((3, 3), np.uint8), self.sharpen_kernel)
+            cor.check_sharpen_kernel(self.sharpen_kernel)
         except ConfigError as exc:
             raise ConfigError(f'PreprocessConfig.sharpen_kernel: {exc}') from None
 
@@ -283,7 +283,7 @@ class PreprocessStats:
     frames: int = 0
     flagged: int = 0
     dropped: int = 0
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
     warnings: int = 0
 
 
@@ -389,7 +389,9 @@ class Preprocessor:
                             result.diagnostic_values())
 
     Call :meth:`process` for every frame; it never keeps a frame. State (undistortion maps,
-    the smoothed gamma, counters) is per instance; :meth:`reset` clears it.
+    the smoothed gamma, counters) is per instance; :meth:`reset` clears it. One instance per
+    stream, called from one thread at a time (it is not thread-safe). It holds no OS resources,
+    so there is nothing to close.
     """
 
     def __init__(self, config: PreprocessConfig | None = None) -> None:

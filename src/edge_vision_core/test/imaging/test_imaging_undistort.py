@@ -40,8 +40,11 @@ def _render_distorted(ideal: np.ndarray, camera: CameraModel) -> np.ndarray:
     pts = np.stack([u.ravel(), v.ravel()], axis=1).reshape(-1, 1, 2)
     if camera.is_fisheye:
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
-        ideal_pts = cv2.fisheye.undistortPoints(pts, camera.K, camera.D, P=camera.K,
-                                                criteria=crit)
+        try:
+            ideal_pts = cv2.fisheye.undistortPoints(pts, camera.K, camera.D, P=camera.K,
+                                                    criteria=crit)
+        except cv2.error:  # OpenCV < 4.6 (Humble's 4.5) has no criteria: its default then
+            ideal_pts = cv2.fisheye.undistortPoints(pts, camera.K, camera.D, P=camera.K)
     else:
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
         ideal_pts = cv2.undistortPointsIter(pts, camera.K, camera.D, None, camera.K, crit)
