@@ -43,6 +43,7 @@ setup(
         'console_scripts': [
             'edge-vision = edge_vision.cli:main',
             'camera_node = edge_vision.camera_node:main',
+            'inference_node = edge_vision.inference_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'tracker_node = edge_vision.tracker_node:main',
         ],

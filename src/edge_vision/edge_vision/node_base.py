@@ -200,11 +200,11 @@ class EdgeVisionNode(LifecycleNode):
             return False
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             name = self.get_fully_qualified_name()
-            self.get_logger().error(f'configure failed: {self.last_error}; fix the parameter '
-                                    f'and run `ros2 lifecycle set {name} configure`')
+            self.get_logger().error(f'configure failed (see above): fix the parameter and run '
+                                    f'`ros2 lifecycle set {name} configure`')
             return False
         if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error(f'activate failed: {self.last_error}')
+            self.get_logger().error('activate failed (see above)')
             return False
         return True
 

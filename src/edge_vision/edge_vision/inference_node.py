@@ -1,0 +1,280 @@
+"""inference_node: one node, many accelerators, standard vision_msgs out.
+
+Subscribes ``image`` (sensor_msgs/Image, best effort, newest frame only): bgr8, rgb8, mono8,
+bgra8/rgba8, yuyv/uyvy and the other encodings of :mod:`edge_vision_core.encodings` that convert
+to bgr8; anything else is refused with a throttled error naming the encoding and counted.
+
+Publishes (relative names):
+
+- ``detections`` (vision_msgs/Detection2DArray, RELIABLE): header copied from the image (same
+  stamp and frame_id), boxes in that image's pixels (``bbox.center`` + ``size_x/size_y``), one
+  hypothesis per detection whose ``class_id`` is the class *name* (e.g. ``person``) and whose
+  ``score`` is the model's confidence; ``Detection2D.id`` is empty (the tracker fills it);
+- ``label_info`` (vision_msgs/LabelInfo, RELIABLE + TRANSIENT_LOCAL): class index -> name and
+  the score threshold, so late joiners map names and indices;
+- ``mask`` (sensor_msgs/Image, mono8 class id per pixel, the image's header) for semantic
+  segmentation models.
+
+Newest frame only: with ``async_inference`` (default) frames go to a one-slot mailbox that a
+worker thread drains, so capture and inference overlap and a frame replaced before inference
+started is counted as ``stale_frames_dropped`` (never silently lost); without it, inference runs
+in the subscription callback.
+
+Lifecycle: ``configure`` resolves the model (name, manifest or file), verifies its checksum, loads
+it on the backend and checks the model against its manifest; a missing, corrupt or mismatched
+model, an unknown backend or an absent device fails the transition with a message naming the
+file or listing what is available, and the node stays up, unconfigured. ``activate`` starts the
+worker, ``cleanup`` releases the runtime.
+
+Diagnostics: fps, per-stage milliseconds (pre, infer, post: p50/p95), frames dropped, model,
+backend and device.
+
+Parameters: :class:`edge_vision_core.inference.DetectorOptions` (model, backend, device,
+threads, precision, thresholds...), :class:`InferenceConfig`, ``qos.*``, ``autostart``,
+``diagnostics_period``. Thresholds and NMS settings can change at runtime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from edge_vision_core import EdgeVisionError, Frame, FrameDetections, FrameMeta
+from edge_vision_core.config import check_config, param
+from edge_vision_core.inference import Detector, DetectorOptions
+from edge_vision_core.timing import RateMeter, StageTimer
+
+from .conversions import (
+    frame_detections_to_msg,
+    frame_to_image,
+    image_to_frame,
+    labels_to_label_info,
+    meta_to_header,
+)
+from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .qos import (
+    QosConfig,
+    latched_qos,
+    publisher_event_callbacks,
+    results_qos,
+    stream_publisher_qos,
+    stream_subscriber_qos,
+)
+
+__all__ = ['InferenceConfig', 'InferenceNode', 'main']
+
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """inference_node settings besides the detector's."""
+
+    async_inference: bool = field(default=True, metadata=param(
+        'Run inference in a worker thread on the newest frame, so receiving and inference '
+        'overlap (false: infer inside the subscription callback).', read_only=True))
+    warmup_runs: int = field(default=2, metadata=param(
+        'Dummy inferences at configure time, so the first real frame is not slow.', min=0,
+        max=100, read_only=True))
+    attach_frames: bool = field(default=True, metadata=param(
+        'In a composed pipeline, pass the image along with the detections to in-process '
+        'consumers (tracker, overlay) so they need no second copy.', read_only=True))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class InferenceNode(EdgeVisionNode):
+    """Object detection / segmentation node (see the module docstring)."""
+
+    PARAMETERS = (('', DetectorOptions), ('', InferenceConfig), ('qos.', QosConfig))
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('inference_node', **kwargs)
+        self._detector: Detector | None = None
+        self._lock = threading.Condition()
+        self._pending: Frame | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._timer = StageTimer()
+        self._rate = RateMeter()
+        self.frames_in = 0
+        self.stale_dropped = 0
+        self._out_dets = self._out_labels = self._out_mask = None
+        self._labels: tuple[str, ...] = ()
+
+    # -- parameters --------------------------------------------------------------------------
+
+    def on_parameter_change(self, config: object, changed: set[str]) -> None:
+        if not isinstance(config, DetectorOptions) or self._detector is None:
+            return
+        det = self._detector
+        m = det.manifest
+        det.score_threshold = m.score_threshold if config.score_threshold < 0 \
+            else config.score_threshold
+        det.nms_threshold = m.nms_threshold if config.nms_threshold < 0 \
+            else config.nms_threshold
+        det.max_detections = m.max_detections if config.max_detections < 0 \
+            else config.max_detections
+        det.options = dataclasses.replace(
+            det.options, class_agnostic_nms=config.class_agnostic_nms,
+            nms_method=config.nms_method)
+        if 'score_threshold' in changed and self._out_labels is not None:
+            self._publish_labels()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.load_parameters()
+            options = self.config(DetectorOptions)
+            detector = Detector.create(options)
+        except EdgeVisionError as exc:
+            return self.fail(f'configure: {exc}')
+        try:
+            detector.warmup(self.config(InferenceConfig).warmup_runs)
+        except EdgeVisionError as exc:
+            detector.close()
+            return self.fail(f'configure: the model does not run: {exc}')
+        self._detector = detector
+        self._labels = tuple(detector.labels)
+        qos = self.config(QosConfig)
+        self._out_dets = self.add_output(
+            'detections', Detection2DArray, frame_detections_to_msg, results_qos(),
+            event_callbacks=publisher_event_callbacks(self, 'detections'))
+        self._out_labels = self.add_output(
+            'label_info', LabelInfo,
+            lambda labels: labels_to_label_info(labels, meta_to_header(FrameMeta()),
+                                                self._detector.score_threshold),
+            latched_qos(), latched=True)
+        if detector.is_segmentation:
+            self._out_mask = self.add_output('mask', Image, frame_to_image,
+                                             stream_publisher_qos(qos))
+        self.add_input('image', Image, lambda msg: image_to_frame(msg, 'bgr8'), self._on_image,
+                       stream_subscriber_qos(qos))
+        self.get_logger().info(
+            f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
+            f'{detector.score_threshold:.2f}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _publish_labels(self) -> None:
+        self._out_labels.emit(self._labels)
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self._publish_labels()
+        if self.config(InferenceConfig).async_inference:
+            self._stop.clear()
+            self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
+            self._worker.start()
+        return result
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._stop_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._stop_worker()
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        self._stop_worker()
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=10.0)
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _on_image(self, frame: Frame) -> None:
+        self.frames_in += 1
+        if self._worker is None:
+            self._infer(frame)
+            return
+        with self._lock:
+            if self._pending is not None:
+                self.stale_dropped += 1
+            self._pending = frame
+            self._lock.notify()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while self._pending is None and not self._stop.is_set():
+                    self._lock.wait(timeout=0.5)
+                frame, self._pending = self._pending, None
+            if frame is None:
+                continue
+            try:
+                self._infer(frame)
+            except EdgeVisionError as exc:
+                self.processing_errors += 1
+                self.last_error = str(exc)
+                self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=5.0)
+            except Exception as exc:  # keep the worker alive whatever the runtime raises
+                self.processing_errors += 1
+                self.last_error = f'{type(exc).__name__}: {exc}'
+                self.get_logger().error(f'inference failed: {self.last_error}',
+                                        throttle_duration_sec=5.0)
+
+    def _infer(self, frame: Frame) -> None:
+        detector = self._detector
+        if detector is None:
+            return
+        result = detector.detect(frame.image)
+        t = result.timings
+        self._timer.add('pre', t.pre_ms)
+        self._timer.add('infer', t.infer_ms)
+        self._timer.add('post', t.post_ms)
+        self._rate.tick()
+        attach = frame if self.config(InferenceConfig).attach_frames else None
+        self._out_dets.emit(FrameDetections(frame.meta, result.detections, result.image_size,
+                                            attach, self._labels))
+        if self._out_mask is not None and result.mask is not None:
+            self._out_mask.emit(Frame(result.mask, frame.meta, 'mono8', frame.camera))
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = {'fps': self._rate.rate(), 'frames_received': self.frames_in,
+                                     'stale_frames_dropped': self.stale_dropped}
+        det = self._detector
+        if det is not None:
+            values.update(model=str(det.model_path), backend=det.options.backend,
+                          device=det.options.device, classes=len(self._labels),
+                          score_threshold=det.score_threshold)
+            values['hardware_id'] = f'{det.options.backend}:{det.options.device}'
+        for stage, stats in self._timer.summary().items():
+            values[f'{stage}_ms_p50'] = stats['p50']
+            values[f'{stage}_ms_p95'] = stats['p95']
+        if det is None:
+            return ERROR if self.last_error else OK, \
+                self.last_error or self.lifecycle_state, values
+        if self.processing_errors:
+            return WARN, f'inference errors: {self.last_error}', values
+        return OK, self.lifecycle_state, values
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(InferenceNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""inference_node in its own process with the embedded default model."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope='module')
+def astronaut_bgr():
+    data = pytest.importorskip('skimage.data')
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def _driver(ros_context, ns):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    from edge_vision.qos import latched_qos
+
+    node = rclpy.create_node('inference_driver', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Image, f'{ns}/image', reliable)
+    got = {'dets': [], 'labels': []}
+    node.create_subscription(Detection2DArray, f'{ns}/detections', got['dets'].append, reliable)
+    node.create_subscription(LabelInfo, f'{ns}/label_info', got['labels'].append, latched_qos())
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    return node, pub, got, executor
+
+
+def test_detects_a_person_keeps_the_header_and_refuses_bad_encodings(
+        node_process, ros_context, spin_until, astronaut_bgr):
+    from edge_vision.conversions import (
+        label_info_to_labels,
+        meta_to_header,
+        msg_to_detections,
+        numpy_to_image,
+    )
+    from edge_vision_core import FrameMeta
+
+    ns = '/infer_test'
+    proc = node_process('edge_vision.inference_node', {'threads': 1}, ns)
+    node, pub, got, executor = _driver(ros_context, ns)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and got['labels'],
+                      60), proc.output()
+    labels = label_info_to_labels(got['labels'][-1])
+    assert len(labels) == 80 and labels[0] == 'person'
+    header = meta_to_header(FrameMeta(1_234_567_890_123_456_789, 'astro_optical'))
+    for encoding, image in (('bgr8', astronaut_bgr), ('rgb8', astronaut_bgr[:, :, ::-1])):
+        pub.publish(numpy_to_image(np.ascontiguousarray(image), encoding, header))
+        count = len(got['dets'])
+        assert spin_until(executor, lambda c=count: len(got['dets']) > c, 30), proc.output()
+        msg = got['dets'][-1]
+        assert msg.header == header
+        dets = msg_to_detections(msg, labels)
+        names = [labels[c] for c in dets.class_ids]
+        assert 'person' in names, names
+        person = dets.boxes[names.index('person')]
+        # the astronaut fills the left two thirds of the 512x512 picture
+        assert person[0] < 100 and person[2] > 250 and person[3] > 400
+        assert msg.detections[0].results[0].hypothesis.class_id in labels
+    bad = numpy_to_image(np.zeros((8, 8), np.float32), '32FC1', header)
+    pub.publish(bad)
+    assert spin_until(executor, lambda: 'dropped a message on /infer_test/image'
+                      in proc.output(), 20), proc.output()
+    assert "'32FC1'" in proc.output() or '32FC1' in proc.output()
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
+
+
+@pytest.mark.parametrize(('params', 'expected'), [
+    ({'backend': 'tensorflow'}, "unknown backend 'tensorflow'"),
+    ({'backend': 'openvino', 'device': 'NPU'}, "device 'NPU' is not available"),
+    ({'model': '/nonexistent/model.yaml'}, '/nonexistent/model.yaml'),
+])
+def test_bad_model_or_backend_fails_configure_clearly(node_process, params, expected):
+    proc = node_process('edge_vision.inference_node', params, '/infer_bad')
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and 'configure failed' not in proc.output():
+        time.sleep(0.2)
+    out = proc.output()
+    assert 'configure failed' in out and expected in out, out
+    assert 'installed here' in out.lower() or 'model' in expected
+    assert proc.alive(), 'a bad model must not crash the node'
+    assert proc.stop() == 0
+
+
+def test_corrupt_model_file_is_named(node_process, tmp_path):
+    from pathlib import Path
+
+    from edge_vision_models import __file__ as models_init
+
+    src = Path(models_init).parent / 'models'
+    manifest = (src / 'nanodet-m-416.yaml').read_text()
+    (tmp_path / 'nanodet-m-416.onnx').write_bytes(
+        (src / 'nanodet-m-416.onnx').read_bytes()[:100_000])
+    (tmp_path / 'nanodet-m-416.yaml').write_text(manifest)
+    proc = node_process('edge_vision.inference_node',
+                        {'model': str(tmp_path / 'nanodet-m-416.yaml')}, '/infer_corrupt')
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and 'configure failed' not in proc.output():
+        time.sleep(0.2)
+    out = proc.output()
+    assert 'nanodet-m-416.onnx' in out and 'corrupt' in out, out
+    assert proc.alive()
+    assert proc.stop() == 0
