@@ -104,8 +104,7 @@ class TargetConfig:
     refine_window: int = field(default=0, metadata=param(
         'Half-size of the sub-pixel corner refinement window; 0 = automatic: for chessboards '
         '0.4 x the distance from each corner to its nearest neighbour (2 to 11 px), for '
-        'ChArUco boards OpenCV\'s own refinement (>= 4.7) or the white margin between corner '
-        'and markers (older OpenCV).',
+        'ChArUco boards OpenCV\'s own refinement (window set by the distance to the markers).',
         min=0, max=50, unit='px'))
     min_charuco_corners: int = field(default=8, metadata=param(
         'ChArUco: fewest corners a view must show to count as a detection.', min=4, max=10000))
@@ -562,7 +561,7 @@ class CharucoTarget(CalibrationTarget):
         self._board = self._api.board(config, self._dictionary)
         self._objp = self._api.corners(self._board)
         self._objp.setflags(write=False)
-        self._y_up_cache: bool | None = None
+        self._check: tuple[bool, np.ndarray] | None = None
 
     @property
     def corner_count(self) -> int:
@@ -586,24 +585,19 @@ class CharucoTarget(CalibrationTarget):
         return self._api.detect(self._board, self._dictionary, gray)
 
     def detect(self, image: np.ndarray) -> TargetDetection | None:
-        # Full resolution. OpenCV >= 4.7 refines each corner with a window sized by its
-        # distance to the markers; re-refining was measured worse on rendered boards (RMS
-        # 0.11 px against 0.08). OpenCV 4.5's corners are shifted by about +0.5 px in x and y
-        # (measured: mean +0.48, +0.49 px, RMS 0.69 px), so there we refine them again with
-        # a window inside the white margin around each corner (RMS 0.09 px).
+        # Full resolution, with OpenCV's own sub-pixel refinement (it sizes each corner's
+        # window by the distance to the markers; re-refining with cornerSubPix was measured
+        # worse on rendered boards: RMS 0.11 px against 0.08 with OpenCV 4.14), corrected by
+        # the half-pixel shift some OpenCV versions have (see _self_check).
         gray = to_gray(image)
         corners, ids, _ = self._detect_raw(gray)
         if corners is None or len(ids) < self.config.min_charuco_corners:
             return None
         if np.any(ids < 0) or np.any(ids >= self.corner_count):
             return None
-        if not self._api.modern or self.config.refine_window > 0:
-            window = self.config.refine_window
-            if window <= 0:
-                ratio = self.config.effective_marker_size / self.config.square_size
-                margin = _local_spacing(corners, self.neighbour_pairs(ids)) * (1 - ratio) / 2
-                window = np.clip(np.floor(margin), 2, 11).astype(int)
-            corners = _refine(gray, corners, window)
+        corners = corners - self._self_check()[1].astype(np.float32)
+        if self.config.refine_window > 0:
+            corners = _refine(gray, corners, self.config.refine_window)
         objp = self._objp[ids]
         # Corners on one line carry no information about the board's orientation.
         centred = objp[:, :2] - objp[:, :2].mean(axis=0)
@@ -612,31 +606,52 @@ class CharucoTarget(CalibrationTarget):
         return TargetDetection(corners, objp, ids, (gray.shape[1], gray.shape[0]),
                                complete=len(ids) == self.corner_count)
 
+    def _mapping(self, pixels_per_square: int, margin_px: int, y_up: bool) -> np.ndarray:
+        k = pixels_per_square / self.config.square_size
+        offset = margin_px - 0.5  # the board's outer corner lies between pixels
+        if y_up:
+            return np.array([[k, 0.0, offset],
+                             [0.0, -k, offset + self.config.rows * pixels_per_square]])
+        return np.array([[k, 0.0, offset], [0.0, k, offset]])
+
     def board_image(self, pixels_per_square: int, margin_px: int
                     ) -> tuple[np.ndarray, np.ndarray]:
         c, pps = self.config, int(pixels_per_square)
         size = (c.cols * pps + 2 * margin_px, c.rows * pps + 2 * margin_px)
         image = self._api.draw(self._board, size, margin_px)
-        k = pps / c.square_size
-        offset = margin_px - 0.5  # the board's outer corner lies between pixels
-        if self._y_up():
-            return image, np.array([[k, 0.0, offset], [0.0, -k, offset + c.rows * pps]])
-        return image, np.array([[k, 0.0, offset], [0.0, k, offset]])
+        return image, self._mapping(pps, margin_px, self._self_check()[0])
 
-    def _y_up(self) -> bool:
-        """True when the board's y axis points up in its picture (OpenCV < 4.6)."""
-        if self._y_up_cache is None:
-            # Detect the corners in a clean, large picture and see where corner 0 lies.
-            pps = 60
-            image = self._api.draw(self._board, (self.config.cols * pps + pps,
-                                                 self.config.rows * pps + pps), pps // 2)
-            corners, ids, _ = self._detect_raw(image)
+    def _self_check(self) -> tuple[bool, np.ndarray]:
+        """How this OpenCV draws and reads ChArUco boards: ``(y_up, corner_offset)``.
+
+        Detects the corners in the board's own picture (slightly blurred, as a camera sees
+        it), where their true positions are known:
+
+        - ``y_up``: the board's y axis points up in its picture (OpenCV < 4.6 put the origin
+          at the bottom-left);
+        - ``corner_offset``: (2,) px, the mean shift of OpenCV's ChArUco corners from the true
+          ones, rounded to half pixels. Measured +0.5 px in x and y with OpenCV 4.5.5, 4.6.0
+          and 4.7.0 (the rendered-view RMS drops from 0.69 px to 0.11-0.17 px once it is
+          subtracted) and 0 with 4.14.
+        """
+        if self._check is None:
+            pps, margin = 60, 30
+            c = self.config
+            picture = self._api.draw(self._board, (c.cols * pps + 2 * margin,
+                                                   c.rows * pps + 2 * margin), margin)
+            corners, ids, _ = self._detect_raw(cv2.GaussianBlur(picture, (0, 0), 1.0))
             if corners is None:
-                self._y_up_cache = False
+                self._check = (False, np.zeros(2))
             else:
-                first = corners[np.argmin(ids)]
-                self._y_up_cache = bool(first[1] > image.shape[0] / 2)
-        return self._y_up_cache
+                y_up = bool(corners[np.argmin(ids)][1] > picture.shape[0] / 2)
+                A = self._mapping(pps, margin, y_up)
+                truth = self._objp[ids][:, :2].astype(np.float64) @ A[:, :2].T + A[:, 2]
+                shift = np.round(2.0 * (corners - truth).mean(axis=0)) / 2.0
+                if np.any(shift):
+                    _LOG.info('OpenCV %s shifts ChArUco corners by (%+.1f, %+.1f) px; '
+                              'correcting', cv2.__version__, shift[0], shift[1])
+                self._check = (y_up, shift)
+        return self._check
 
     def diagnose(self, images: Iterable[np.ndarray]) -> Diagnosis:
         c = self.config
