@@ -72,6 +72,15 @@ def _check_finite(name: str, value: float, lo: float, hi: float) -> float:
 
 # BT.601 luma weights of (B, G, R), as cv2.COLOR_BGR2GRAY
 _LUMA_WEIGHTS_BGR = (0.114, 0.587, 0.299)
+# Image statistics (histograms, channel means) of large frames use every k-th row so that about
+# this many pixels remain: far more than a mean or a gain needs, at a fraction of the cost.
+_STATS_PIXELS = 300_000
+
+
+def _sample_rows(image: np.ndarray) -> np.ndarray:
+    """Every k-th row of a large image (a view), keeping about _STATS_PIXELS pixels."""
+    step = max(1, (image.shape[0] * image.shape[1]) // _STATS_PIXELS)
+    return image[::step] if step > 1 else image
 
 
 def _luma_weighted_histogram(image: np.ndarray, encoding: str, scale: float
@@ -82,7 +91,7 @@ def _luma_weighted_histogram(image: np.ndarray, encoding: str, scale: float
     ``sum_c w_c mean(f(channel_c))``: the channel histograms weighted by the luma weights
     describe it exactly (a histogram of luma itself would not: f(luma) != luma(f)).
     """
-    img = np.ascontiguousarray(image)
+    img = np.ascontiguousarray(_sample_rows(image))
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels == 1:
         luma_weights: tuple[float, ...] = (1.0,)
@@ -108,8 +117,8 @@ def exposure_gamma(image: np.ndarray, encoding: str, *, target: float = 0.45,
     """The gamma that brings the image's mean luma to ``target`` (fraction of full scale).
 
     Solves ``mean luma of apply_gamma(image, gamma) = goal`` exactly (bisection on log gamma
-    over the channel histograms weighted by the BT.601 luma weights), where ``goal`` is the
-    mean luma clamped to
+    over the channel histograms weighted by the BT.601 luma weights; frames above 0.3 Mpx are
+    sampled every k-th row), where ``goal`` is the mean luma clamped to
     ``[target - tolerance, target + tolerance]``: images already within the band keep gamma 1,
     and the gamma is a continuous function of the brightness (no jump at the band's edges, so
     video does not flicker).
@@ -222,7 +231,7 @@ def gray_world_gains(image: np.ndarray, encoding: str, *, max_gain: float = 4.0,
     The gray-world assumption (Buchsbaum 1980) is that a scene averages to grey; each channel is
     scaled to the mean of the three channel means, so overall brightness is kept. Pixels with a
     saturated channel (>= 98 % of full scale) are left out of the means: their colour is
-    unknown.
+    unknown. Frames above 0.3 Mpx are sampled every k-th row.
 
     Args:
         image: native colour image (mono images get ``(1.0,)``).
@@ -238,7 +247,7 @@ def gray_world_gains(image: np.ndarray, encoding: str, *, max_gain: float = 4.0,
     if not is_colour(encoding):
         return (1.0,)
     scale = full_scale(image.dtype, bit_depth)
-    img = np.ascontiguousarray(image)
+    img = np.ascontiguousarray(_sample_rows(image))
     limit = 0.98 * scale
     brightest = cv2.max(cv2.max(img[:, :, 0], img[:, :, 1]), img[:, :, 2])
     mask = (brightest < limit).astype(np.uint8)
@@ -260,9 +269,10 @@ def gray_edge_gains(image: np.ndarray, encoding: str, *, max_gain: float = 4.0
     constancy", IEEE TIP 2007) is that the average *gradient* of a scene is achromatic. It
     holds far better than gray-world on scenes dominated by one colour (a brown table, an
     orange cat), see ``benchmarks/bench_quality_tuning.py``. Gradients are 3x3 Sobel
-    magnitudes (Minkowski norm p = 1) on a copy shrunk by 2 with area averaging (the
-    pre-smoothing of the method, and 4x fewer pixels). Gains are normalised to keep the mean
-    level, like :func:`gray_world_gains`.
+    magnitudes (Minkowski norm p = 1) on a copy shrunk with area averaging by
+    ``max(2, ceil(longer side / 480))`` (2 for VGA, 4 for 1080p): the pre-smoothing of the
+    method, and far fewer pixels. Gains are normalised to keep the mean level, like
+    :func:`gray_world_gains`.
 
     Args:
         image: native colour image (mono images get ``(1.0,)``).
@@ -277,7 +287,8 @@ def gray_edge_gains(image: np.ndarray, encoding: str, *, max_gain: float = 4.0
     if not is_colour(encoding):
         return (1.0,)
     h, w = image.shape[:2]
-    small = cv2.resize(np.ascontiguousarray(image), (max(w // 2, 3), max(h // 2, 3)),
+    factor = max(2, math.ceil(max(h, w) / 480))
+    small = cv2.resize(np.ascontiguousarray(image), (max(w // factor, 3), max(h // factor, 3)),
                        interpolation=cv2.INTER_AREA)
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
