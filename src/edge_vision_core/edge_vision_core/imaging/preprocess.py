@@ -406,7 +406,13 @@ class Preprocessor:
 
     @property
     def config(self) -> PreprocessConfig:
+        """The settings in use."""
         return self._config
+
+    @property
+    def undistorter(self) -> Undistorter:
+        """The undistorter in use (its maps and ``rectified_camera()`` for a calibration)."""
+        return self._undistorter
 
     def configure(self, config: PreprocessConfig) -> None:
         """Switch to new settings between frames (e.g. on a ROS parameter change).

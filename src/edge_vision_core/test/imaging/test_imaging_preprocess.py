@@ -268,10 +268,10 @@ def test_configure_keeps_the_maps_unless_undistortion_changes(load_image):
     pre.process(img, enc, camera)
     pre.configure(dataclasses.replace(pre.config, enable_sharpen=True))
     pre.process(img, enc, camera)
-    assert pre._undistorter.maps_built == 1
+    assert pre.undistorter.maps_built == 1
     pre.configure(dataclasses.replace(pre.config, undistort_alpha=0.5))
     result = pre.process(img, enc, camera)
-    assert pre._undistorter.maps_built == 1 and pre.config.undistort_alpha == 0.5
+    assert pre.undistorter.maps_built == 1 and pre.config.undistort_alpha == 0.5
     assert not result.camera.allclose(Undistorter().rectified_camera(camera))
     with pytest.raises(ConfigError):
         pre.configure({'enable_sharpen': True})
