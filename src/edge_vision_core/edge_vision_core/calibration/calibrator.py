@@ -12,9 +12,9 @@
 
 Each image gets a :class:`ViewVerdict` saying whether it became a calibration view and why
 (not), so a node can show progress like ROS camera_calibration's X / Y / Size / Skew bars. The
-calibrator keeps the accepted detections (not the images), plus up to three shrunk images in
-which no target was found, so that a failed calibration can say what was found instead
-("did you mean 8x6?").
+calibrator keeps the accepted detections (not the images), plus the latest three (shrunk)
+images in which no target was found, so that a failed calibration can say what was found
+instead ("did you mean 8x6?").
 
 Rules (all in :class:`CalibratorConfig`): a view is accepted when the target is found, sharp
 enough (edge width, see :mod:`.views`), clear of the image border, not moving fast (for
@@ -26,7 +26,7 @@ view parameters). ``ready`` becomes True when every coverage bar is full and the
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +45,10 @@ _LOG = logging.getLogger(__name__)
 REASONS: tuple[str, ...] = ('accepted', 'no_target', 'blurred', 'near_border', 'moving',
                             'redundant', 'wrong_size', 'full')
 
-_MAX_DIAGNOSIS_IMAGES = 3
+# The latest images without the target are kept (shrunk) for diagnosis; while no view has been
+# accepted, a diagnosis runs when the count of such images reaches one of these numbers.
+_DIAGNOSIS_IMAGES = 3
+_DIAGNOSE_AT = frozenset({3, 10, 30, 100, 300, 1000, 3000, 10000})
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,8 @@ class Calibrator:
         self._counts: Counter[str] = Counter()
         self._image_size: tuple[int, int] | None = None
         self._last_corners: tuple[np.ndarray, np.ndarray] | None = None
-        self._undetected: list[np.ndarray] = []
+        self._undetected: deque[np.ndarray] = deque(maxlen=_DIAGNOSIS_IMAGES)
         self._mismatch: Diagnosis | None = None
-        self._diagnosed = False
 
     # -- state -------------------------------------------------------------------------------
 
@@ -170,16 +172,16 @@ class Calibrator:
         self._last_corners = None
         self._undetected.clear()
         self._mismatch = None
-        self._diagnosed = False
 
     @property
     def mismatch(self) -> Diagnosis | None:
         """Set when the first images show a *different* target than configured.
 
-        After the first three images without the target (and before any view was accepted),
-        the calibrator looks for other board sizes, dictionaries or detectors; if one fits,
-        this holds the diagnosis ("did you mean --size 9x6?"): the configuration is wrong and
-        more images will not help. None otherwise.
+        While no view has been accepted, after 3, 10, 30, 100... images without the target
+        the calibrator looks for other board sizes, dictionaries or detectors in the latest
+        three of them; if one fits, this holds the diagnosis ("did you mean --size 9x6?"): the
+        configuration is wrong and more images will not help. None otherwise (and again once
+        a view is accepted).
         """
         return self._mismatch
 
@@ -255,17 +257,13 @@ class Calibrator:
         if detection is None:
             self._last_corners = None
             message = f'{name or "image"}: no target found'
-            if len(self._undetected) < _MAX_DIAGNOSIS_IMAGES:
-                scale = min(1.0, 1024 / max(size))
-                small = gray if scale == 1.0 else _resize(gray, scale)
-                self._undetected.append(small)
-                if (len(self._undetected) == _MAX_DIAGNOSIS_IMAGES and not self._views
-                        and not self._diagnosed):
-                    self._diagnosed = True
-                    diagnosis = self.target.diagnose(self._undetected)
-                    if diagnosis.other_target:
-                        self._mismatch = diagnosis
-                        message += f'; {diagnosis.message}'
+            scale = min(1.0, 1024 / max(size))
+            self._undetected.append(gray.copy() if scale == 1.0 else _resize(gray, scale))
+            if not self._views and self._counts['no_target'] + 1 in _DIAGNOSE_AT:
+                diagnosis = self.target.diagnose(self._undetected)
+                self._mismatch = diagnosis if diagnosis.other_target else None
+                if diagnosis.other_target:
+                    message += f'; {diagnosis.message}'
             return self._verdict('no_target', message, name=name)
         return self.add_detection(detection, gray, name)
 
@@ -313,6 +311,7 @@ class Calibrator:
                                      f'(distance {nearest:.2f} <= '
                                      f'{self.config.min_view_distance:g})', **extras)
         self._views.append(_View(name, detection, params))
+        self._mismatch = None
         return self._verdict('accepted', f'{label}: view {len(self._views)} accepted '
                              f'(x {params.x:.2f} y {params.y:.2f} size {params.size:.2f} '
                              f'skew {params.skew:.2f})', **extras)

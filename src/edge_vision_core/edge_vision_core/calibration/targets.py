@@ -66,6 +66,7 @@ _DICT_SIZES = {'DICT_ARUCO_ORIGINAL': 1024, 'DICT_APRILTAG_16h5': 30,
                'DICT_APRILTAG_25h9': 35, 'DICT_APRILTAG_36h10': 2320,
                'DICT_APRILTAG_36h11': 587}
 
+
 @dataclass(frozen=True)
 class TargetConfig:
     """The calibration target: its kind, size and detection settings."""
@@ -414,7 +415,10 @@ class ChessboardTarget(CalibrationTarget):
                 big, small = max(size), min(size)
                 votes[(big, small) if c.cols >= c.rows else (small, big)] += 1
         if votes:
-            (cols, rows), count = votes.most_common(1)[0]
+            # The detector can stop growing the grid early (it then reports part of the
+            # board), never beyond the board: the largest grid seen is the board.
+            cols, rows = max(votes, key=lambda size: (size[0] * size[1], votes[size]))
+            count = votes[(cols, rows)]
             if {cols, rows} == {c.cols, c.rows}:
                 return Diagnosis(
                     f'but the sector-based detector sees a {cols}x{rows} chessboard in {count} '

@@ -116,6 +116,17 @@ def test_a_wrong_size_is_noticed_after_three_images(rendered_views):
         cal.calibrate()
 
 
+def test_a_stream_that_shows_the_board_late_is_still_diagnosed(rendered_views):
+    views = rendered_views('pinhole', 'chessboard')
+    cal = Calibrator(TargetConfig(cols=10, rows=7, square_size=0.03))
+    for _ in range(3):  # the camera sees no board at first
+        cal.add_image(np.full((480, 640), 110, np.uint8))
+    assert cal.mismatch is None
+    verdicts = [cal.add_image(image) for image in views.images[:7]]  # 10 images in all
+    assert cal.mismatch is not None and 'did you mean --size 9x6' in verdicts[-1].message
+    assert all('did you mean' not in v.message for v in verdicts[:-1])
+
+
 def test_too_few_views_says_what_was_seen_and_what_to_do(rendered_views):
     views = rendered_views('pinhole', 'chessboard')
     cal = chessboard_calibrator(min_views=10)
