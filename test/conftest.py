@@ -114,3 +114,25 @@ def node_process() -> Iterator[Callable[..., NodeProcess]]:
     yield _start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def publish_until() -> Callable[..., bool]:
+    """``publish_until(executor, [(pub, msg), ...], predicate, timeout)``: publish every 0.2 s
+    and spin until predicate(). The first samples after discovery can be lost (a subscriber
+    may match the publisher after the publisher matched it), so tests that send a single
+    message resend it until its effect shows."""
+
+    def _run(executor, msgs, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pub, msg in msgs:
+                pub.publish(msg)
+            end = time.monotonic() + 0.2
+            while time.monotonic() < end:
+                if predicate():
+                    return True
+                executor.spin_once(timeout_sec=0.02)
+        return predicate()
+
+    return _run

@@ -37,7 +37,7 @@ def _driver(ros_context, ns):
 
 
 def test_detects_a_person_keeps_the_header_and_refuses_bad_encodings(
-        node_process, ros_context, spin_until, astronaut_bgr):
+        node_process, ros_context, spin_until, publish_until, astronaut_bgr):
     from edge_vision.conversions import (
         label_info_to_labels,
         meta_to_header,
@@ -55,9 +55,10 @@ def test_detects_a_person_keeps_the_header_and_refuses_bad_encodings(
     assert len(labels) == 80 and labels[0] == 'person'
     header = meta_to_header(FrameMeta(1_234_567_890_123_456_789, 'astro_optical'))
     for encoding, image in (('bgr8', astronaut_bgr), ('rgb8', astronaut_bgr[:, :, ::-1])):
-        pub.publish(numpy_to_image(np.ascontiguousarray(image), encoding, header))
         count = len(got['dets'])
-        assert spin_until(executor, lambda c=count: len(got['dets']) > c, 30), proc.output()
+        msg = numpy_to_image(np.ascontiguousarray(image), encoding, header)
+        assert publish_until(executor, [(pub, msg)], lambda c=count: len(got['dets']) > c, 30), \
+            proc.output()
         msg = got['dets'][-1]
         assert msg.header == header
         dets = msg_to_detections(msg, labels)
@@ -68,9 +69,8 @@ def test_detects_a_person_keeps_the_header_and_refuses_bad_encodings(
         assert person[0] < 100 and person[2] > 250 and person[3] > 400
         assert msg.detections[0].results[0].hypothesis.class_id in labels
     bad = numpy_to_image(np.zeros((8, 8), np.float32), '32FC1', header)
-    pub.publish(bad)
-    assert spin_until(executor, lambda: 'dropped a message on /infer_test/image'
-                      in proc.output(), 20), proc.output()
+    assert publish_until(executor, [(pub, bad)], lambda: 'dropped a message on /infer_test/image'
+                         in proc.output(), 20), proc.output()
     assert "'32FC1'" in proc.output() or '32FC1' in proc.output()
     assert proc.alive()
     executor.shutdown()

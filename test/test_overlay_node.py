@@ -11,7 +11,7 @@ pytestmark = pytest.mark.ros
 
 
 def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ros_context,
-                                                               spin_until):
+                                                               spin_until, publish_until):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -49,6 +49,12 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     labels = ['person', 'car']
     pub_labels.publish(labels_to_label_info(labels))
     base = np.full((120, 160, 3), 30, np.uint8)
+    # warm-up pair until the overlay answers, so no frame below is lost to discovery
+    warm = meta_to_header(FrameMeta(1, 'cam_optical'))
+    assert publish_until(executor, [(pub_img, numpy_to_image(base, 'bgr8', warm)),
+                                    (pub_det, detections_to_msg(Detections.empty(), warm))],
+                         lambda: bool(out), 20), node.output()
+    out.clear()
     sent = []
     for i in range(12):
         meta = FrameMeta(1_000_000_000 * (100 + i), 'cam_optical')

@@ -45,6 +45,7 @@ setup(
             'camera_node = edge_vision.camera_node:main',
             'inference_node = edge_vision.inference_node:main',
             'overlay_node = edge_vision.overlay_node:main',
+            'preprocess_node = edge_vision.preprocess_node:main',
             'tracker_node = edge_vision.tracker_node:main',
         ],
     },
