@@ -64,8 +64,8 @@ class SolverConfig:
         '1 = every source pixel kept (black borders).', min=0.0, max=1.0))
     outlier_px: float = field(default=1.0, metadata=param(
         'After a first fit, drop corners whose reprojection error exceeds max(outlier_px, 5 x '
-        'the median error) and fit again; 0 = keep every corner.', min=0.0, max=100.0,
-        unit='px'))
+        'the median error), and views that lose more than half of their corners so, then fit '
+        'again; 0 = keep every corner.', min=0.0, max=100.0, unit='px'))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -91,8 +91,9 @@ class CalibrationResult:
         view_points: (V,) int number of corners of each view used in the fit.
         rvecs, tvecs: (V, 3) float64 board pose per view (board -> camera, Rodrigues, metres;
             NaN for a dropped view).
-        dropped_views: indices of views the fisheye solver rejected as ill-conditioned.
-        dropped_corners: number of corners dropped as outliers.
+        dropped_views: indices of views left out: rejected as ill-conditioned by the fisheye
+            solver, or with most of their corners outliers.
+        dropped_corners: number of outlier corners dropped from the views that were kept.
     """
 
     model: CameraModel
@@ -117,8 +118,10 @@ class CalibrationResult:
                if self.dropped_corners else ''),
         ]
         if self.dropped_views:
-            lines.append('views rejected as ill-conditioned: '
-                         + ', '.join(str(i) for i in self.dropped_views))
+            labels = [names[i] if names is not None and i < len(names) else f'view {i}'
+                      for i in self.dropped_views]
+            lines.append('views left out (ill-conditioned or mostly outliers): '
+                         + ', '.join(labels))
         lines.append('per-view RMS (px):')
         for i, err in enumerate(self.view_errors):
             name = names[i] if names is not None and i < len(names) else f'view {i}'
@@ -256,18 +259,23 @@ def solve(views: Sequence[TargetDetection], config: SolverConfig | None = None,
         limit = max(config.outlier_px, 5.0 * median)
         masks = {i: r <= limit for i, r in res.items()}
         n_out = sum(int((~m).sum()) for m in masks.values())
-        if n_out:
-            objs2 = [objs[i][masks[i]] if i in masks else objs[i] for i in range(len(objs))]
-            imgs2 = [imgs[i][masks[i]] if i in masks else imgs[i] for i in range(len(imgs))]
-            if all(len(o) >= 4 for o in objs2):
-                _LOG.info('dropping %d outlier corners (error > %.2f px) and fitting again',
-                          n_out, limit)
-                objs, imgs, dropped_corners = objs2, imgs2, n_out
-                keep = [i for i in range(len(views)) if i not in dropped]
-                sub = _fit(config, [objs[i] for i in keep], [imgs[i] for i in keep], size)
-                K, D = sub[0], sub[1]
-                poses = {keep[j]: pose for j, pose in sub[2].items()}
-                dropped = sorted(set(dropped) | {keep[j] for j in sub[3]})
+        # A view that keeps under half of its corners (or under 4) is wrong as a whole (a
+        # misdetection, a board that moved during the exposure): drop the view.
+        bad_views = [i for i, m in masks.items() if m.sum() < max(4, 0.5 * len(m))]
+        keep = [i for i in masks if i not in bad_views]
+        if n_out and len(keep) >= min_views:
+            _LOG.info('dropping %d outlier corners (error > %.2f px)%s and fitting again',
+                      n_out, limit, f', and views {bad_views}' if bad_views else '')
+            objs = [objs[i][masks[i]] if i in masks else objs[i] for i in range(len(objs))]
+            imgs = [imgs[i][masks[i]] if i in masks else imgs[i] for i in range(len(imgs))]
+            dropped_corners = sum(int((~masks[i]).sum()) for i in keep)
+            sub = _fit(config, [objs[i] for i in keep], [imgs[i] for i in keep], size)
+            K, D = sub[0], sub[1]
+            poses = {keep[j]: pose for j, pose in sub[2].items()}
+            dropped = sorted(set(dropped) | set(bad_views) | {keep[j] for j in sub[3]})
+        elif n_out:
+            _LOG.warning('%d corners have errors above %.2f px, but dropping them would leave '
+                         'fewer than %d views; kept', n_out, limit, min_views)
     res = _residuals(config, K, D, objs, imgs, poses)
     n = len(views)
     view_errors = np.full(n, np.nan)

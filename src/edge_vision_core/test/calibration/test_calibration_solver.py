@@ -78,6 +78,24 @@ def test_outlier_corners_are_dropped_and_the_fit_stays_accurate(rendered_views):
     assert cleaned.model.fx == pytest.approx(views.camera.fx, rel=0.01)
 
 
+@pytest.mark.parametrize('camera', ['pinhole', 'fisheye'])
+def test_a_wrong_view_is_left_out_as_a_whole(rendered_views, camera):
+    views = rendered_views(camera, 'chessboard')
+    dets = [d for d in (make_det(views, i) for i in range(len(views.images))) if d is not None]
+    good = dets[2]
+    centre = good.image_points.mean(axis=0)
+    squashed = (good.image_points - centre) * [1.0, 0.3] + centre  # not this board's image
+    dets.insert(3, TargetDetection(squashed, good.object_points, good.ids, good.image_size,
+                                   True))
+    result = solve(dets, SolverConfig(model=camera))
+    assert result.dropped_views == (3,)
+    assert np.isnan(result.view_errors[3]) and result.view_points[3] == 0
+    assert result.rms < 0.3
+    assert result.model.fx == pytest.approx(views.camera.fx, rel=0.01)
+    assert 'views left out (ill-conditioned or mostly outliers): view 3' in result.report()
+    assert solve(dets, SolverConfig(model=camera, outlier_px=0)).rms > 1.0
+
+
 def test_report_lists_every_view_and_the_rms(rendered_views):
     views = rendered_views('pinhole', 'chessboard')
     dets = [d for d in (make_det(views, i) for i in range(6)) if d is not None]
