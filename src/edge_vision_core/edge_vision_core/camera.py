@@ -166,13 +166,18 @@ class CameraModel:
                 and self.roi == other.roi)
 
     def scaled(self, width: int, height: int) -> CameraModel:
-        """The same camera at another image size (e.g. after a resize): K and P rows scaled."""
+        """The same camera at another image size, as ``cv2.resize`` produces it.
+
+        ROS (and OpenCV) put pixel centres at integer coordinates, and ``cv2.resize`` maps a
+        source point ``x`` to ``(x + 0.5) * s - 0.5``; K and P are transformed the same way
+        (focal lengths scale by ``s``, principal points by that affine map).
+        """
         if width <= 0 or height <= 0:
             raise ConfigError(f'scaled() needs a positive size, got {width}x{height}')
         if self.width == 0 or self.height == 0:
             raise ConfigError('cannot scale a CameraModel without a width and height')
         sx, sy = width / self.width, height / self.height
-        scale = np.diag([sx, sy, 1.0])
+        scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
         return CameraModel(width=width, height=height, K=scale @ self.K, D=self.D, R=self.R,
                            P=scale @ self.P, distortion_model=self.distortion_model,
                            binning_x=self.binning_x, binning_y=self.binning_y, roi=self.roi)

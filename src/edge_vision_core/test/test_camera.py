@@ -24,11 +24,17 @@ def test_from_intrinsics():
         cam.K[0, 0] = 1  # matrices are read-only
 
 
-def test_scaled_halves_the_focal_lengths_and_centre():
-    cam = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240)
+def test_scaled_follows_cv2_resize_pixel_centres():
+    cam = CameraModel.from_intrinsics(640, 480, 500, 500, 319.5, 239.5)
     half = cam.scaled(320, 240)
-    assert (half.fx, half.fy, half.cx, half.cy) == (250, 250, 160, 120)
-    assert half.P[0, 0] == 250 and half.width == 320
+    # the image centre stays the image centre: (319.5 + 0.5) / 2 - 0.5
+    assert (half.fx, half.fy, half.cx, half.cy) == (250, 250, 159.5, 119.5)
+    assert half.P[0, 0] == 250 and half.P[0, 2] == 159.5 and half.width == 320
+    # a point projected in the original maps where cv2.resize moves that pixel
+    point = np.array([0.1, -0.05, 1.0])
+    u0 = cam.K @ point
+    u1 = half.K @ point
+    assert u1[0] == pytest.approx((u0[0] + 0.5) * 0.5 - 0.5)
 
 
 @pytest.mark.parametrize(('kwargs', 'match'), [
