@@ -1,12 +1,12 @@
 """Calibrate a camera from images or a video of a chessboard or ChArUco board.
 
 Reads every image of a folder (or a glob such as 'shots/*.png', or the frames of a video),
-finds the target, keeps the sharp views that add diversity (position, size and tilt of the
-board, like ROS camera_calibration's X / Y / Size / Skew bars), fits the camera model and
-reports the RMS reprojection error and the error of every view. With --out it writes the
-camera_info YAML that camera_info_manager (and edge_vision's camera_node) reads; with
---set-camera-info it sends the calibration to a running camera driver's
-sensor_msgs/srv/SetCameraInfo service, which stores it at its camera_info_url.
+finds the target, keeps the sharp views (of a video: the sharp frames that add diversity in
+position, size and tilt of the board, like ROS camera_calibration's X / Y / Size / Skew bars),
+fits the camera model and reports the RMS reprojection error and the error of every view.
+With --out it writes the camera_info YAML that camera_info_manager (and edge_vision's
+camera_node) reads; with --set-camera-info it sends the calibration to a running camera
+driver's sensor_msgs/srv/SetCameraInfo service, which stores it at its camera_info_url.
 
 Sizes: for a chessboard --size counts INNER corners (a board of 10x7 squares is 9x6); for a
 ChArUco board it counts squares. --square is the side of one square in metres.
@@ -62,9 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           'corner spacing (0; OpenCV\'s tutorial uses 11)')
     sel = parser.add_argument_group('view selection')
     sel.add_argument('--min-views', type=int, default=10, help='fewest views to calibrate (10)')
-    sel.add_argument('--min-distance', type=float, default=0.2,
+    sel.add_argument('--min-distance', type=float, default=None,
                      help='diversity: keep a view only if its x/y/size/skew differ this much '
-                          '(L1) from every kept view; 0 keeps all (0.2)')
+                          '(L1) from every kept view; 0 keeps all (default: 0 for images, '
+                          'which are usually chosen by hand, 0.2 for video frames)')
     sel.add_argument('--max-edge-width', type=float, default=5.0, metavar='PX',
                      help='reject views blurrier than this edge width; 0 = no check (5)')
     sel.add_argument('--max-speed', type=float, default=0.0, metavar='PX',
@@ -221,7 +222,11 @@ def run(args: argparse.Namespace) -> int:
                           marker_size=args.marker, dictionary=args.dictionary,
                           legacy_pattern=args.legacy_pattern,
                           chessboard_detector=args.detector, refine_window=args.refine_window)
-    config = CalibratorConfig(model=args.model, min_view_distance=args.min_distance,
+    is_video = _image_files(args.source) is None
+    min_distance = args.min_distance
+    if min_distance is None:
+        min_distance = 0.2 if is_video else 0.0
+    config = CalibratorConfig(model=args.model, min_view_distance=min_distance,
                               max_edge_width=args.max_edge_width,
                               max_board_speed=args.max_speed, min_views=args.min_views,
                               enough_views=max(40, args.min_views),
@@ -231,7 +236,6 @@ def run(args: argparse.Namespace) -> int:
                               zero_tangent_dist=args.zero_tangent, alpha=args.alpha,
                               outlier_px=args.outlier_px)
     calibrator = Calibrator(target, config)
-    is_video = _image_files(args.source) is None
     print(f'target: {calibrator.target.describe()}; model: {args.model}')
     for name, image in _frames(args.source, args.every):
         verdict = calibrator.add_image(image, name)
