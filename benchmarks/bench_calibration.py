@@ -122,10 +122,10 @@ def bench_real(folder: str, cols: int, rows: int) -> None:
                    if f.lower().endswith(('.png', '.jpg', '.jpeg', '.bmp')))
     images = [cv2.imread(f) for f in files]
     print(f'\nreal images: {len(images)} in {folder}, {cols}x{rows} chessboard')
-    # edge_vision_core with every image kept (no diversity/blur selection) and with defaults.
-    for label, cfg in (('edge_vision (all views)',
+    # Every sharp view (the CLI's default for image sets) and diverse views only (video, node).
+    for label, cfg in (('edge_vision (every view)',
                         CalibratorConfig(min_views=3, min_view_distance=0, max_edge_width=0)),
-                       ('edge_vision (defaults)', CalibratorConfig(min_views=3))):
+                       ('edge_vision (diverse views)', CalibratorConfig(min_views=3))):
         cal = Calibrator(TargetConfig(cols=cols, rows=rows), cfg)
         t0 = time.perf_counter()
         for image in images:
