@@ -46,6 +46,8 @@ setup(
             'inference_node = edge_vision.inference_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',
+            'recorder_node = edge_vision.recorder_node:main',
+            'pipeline = edge_vision.pipeline:main',
             'tracker_node = edge_vision.tracker_node:main',
         ],
     },

@@ -51,12 +51,16 @@ class Composition:
     Args:
         factories: callables creating the nodes (e.g. node classes, or ``functools.partial``
             with ``cli_args``/``parameter_overrides``), in pipeline order.
-        num_threads: executor threads (default: one per node, at least 2).
+        num_threads: executor threads (default: one per node plus one).
         context: the rclpy context of the nodes (default: the global one).
+        lossless: make every in-process link blocking (a producer waits for its consumer
+            instead of replacing a frame it has not taken yet): every frame of a file goes
+            through the whole pipeline, at the pace of the slowest stage.
     """
 
     def __init__(self, factories: Sequence[Callable[[], EdgeVisionNode]],
-                 num_threads: int | None = None, context: object = None) -> None:
+                 num_threads: int | None = None, context: object = None,
+                 lossless: bool = False) -> None:
         if not factories:
             raise ConfigError('a Composition needs at least one node')
         self.nodes = [factory() for factory in factories]
@@ -65,8 +69,11 @@ class Composition:
         if duplicates:
             raise ConfigError(f'two nodes share the name {", ".join(duplicates)}: give each a '
                               f'distinct name or namespace')
-        self.executor = MultiThreadedExecutor(num_threads=num_threads or
-                                              max(2, len(self.nodes)), context=context)
+        # one thread per node (+1): a blocking link may hold a producer's thread while its
+        # consumer's callback needs another one
+        self.executor = MultiThreadedExecutor(num_threads=num_threads or len(self.nodes) + 1,
+                                              context=context)
+        self.lossless = lossless
         for node in self.nodes:
             self.executor.add_node(node)
         self.links: list[LinkReport] = []
@@ -100,7 +107,7 @@ class Composition:
                 found = producers.get(spec.resolved) if spec.linkable else None
                 if found is not None and found[0] is not node:
                     producer, out = found
-                    spec.link = Link(node, node._link_handler(spec))
+                    spec.link = Link(node, node._link_handler(spec), blocking=self.lossless)
                     out.links.append(spec.link)
                     self.links.append(LinkReport(node.get_fully_qualified_name(),
                                                  spec.resolved,
@@ -117,6 +124,11 @@ class Composition:
 
     def shutdown(self) -> None:
         """Release devices, destroy the nodes and stop the executor (idempotent)."""
+        for node in self.nodes:
+            for spec in node.inputs:
+                if spec.link is not None:
+                    spec.link.close()
+                    spec.link = None
         for node in reversed(self.nodes):
             node.release()
         self.executor.shutdown()

@@ -33,33 +33,48 @@ __all__ = ['InputSpec', 'Link', 'Output']
 
 
 class Link:
-    """One-slot, newest-wins handover from a producer thread to a consumer's executor."""
+    """One-slot handover from a producer thread to a consumer's executor.
+
+    Newest-wins by default: an object replaced before the consumer took it is counted in
+    ``dropped``. With ``blocking=True`` the producer waits instead until the slot is free
+    (lossless; the pipeline then runs at the pace of its slowest stage, each stage in its own
+    executor thread).
+    """
 
     def __init__(self, consumer: Node, handler: Callable[[Any], None],
-                 callback_group: CallbackGroup | None = None) -> None:
+                 callback_group: CallbackGroup | None = None, blocking: bool = False) -> None:
         self._handler = handler
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._item: Any = None
+        self._closed = False
+        self.blocking = blocking
         self.delivered = 0
         self.dropped = 0
         self._guard = consumer.create_guard_condition(self._on_trigger, callback_group)
         self._consumer = consumer
 
     def put(self, item: Any) -> None:
-        with self._lock:
+        with self._cond:
+            if self.blocking:
+                while self._item is not None and not self._closed:
+                    self._cond.wait(timeout=0.5)
             if self._item is not None:
                 self.dropped += 1
             self._item = item
         self._guard.trigger()
 
     def _on_trigger(self) -> None:
-        with self._lock:
+        with self._cond:
             item, self._item = self._item, None
+            self._cond.notify_all()
         if item is not None:
             self.delivered += 1
             self._handler(item)
 
     def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         self._consumer.destroy_guard_condition(self._guard)
 
 

@@ -653,6 +653,9 @@ class Preprocessor:
         if step == 'undistort':
             if camera is None:
                 return image, camera, 'no camera model (camera_info) given'
+            if not camera.is_calibrated:
+                # REP-104: an uncalibrated camera's image is used as it is; not a problem
+                return image, camera, 'camera not calibrated (K is zero)'
             try:
                 rect, rect_camera = self._undistorter.rectify(image, camera)
             except CalibrationError as exc:

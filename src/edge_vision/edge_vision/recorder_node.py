@@ -1,0 +1,167 @@
+"""recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video.
+
+Subscribes (relative names):
+
+- ``tracks`` (vision_msgs/Detection2DArray): one JSON object per message and detection is
+  appended to ``<output_dir>/tracks.jsonl``: ``{"stamp": s, "frame_id", "frame": n,
+  "track_id", "class_name", "class_id", "score", "box": [x1, y1, x2, y2]}`` (box in pixels of
+  the image the tracks refer to); frames with no tracks are written as one line with
+  ``"track_id": null`` so the file has every frame;
+- ``image_annotated`` (sensor_msgs/Image, bgr8) when ``write_video`` is true: frames are
+  appended to ``<output_dir>/annotated.mp4`` (MPEG-4, ``video_fps`` frames per second);
+- ``label_info`` (vision_msgs/LabelInfo, transient local): class names.
+
+It also measures the end-to-end latency of every tracks message (arrival time minus the
+camera's acquisition stamp) for the main job's report. Files are flushed and closed on
+deactivate/shutdown. An unwritable ``output_dir`` fails configure with the path and the reason.
+
+Parameters: :class:`RecorderConfig`, ``autostart``, ``diagnostics_period``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
+from edge_vision_core.config import check_config, param
+
+from .conversions import image_to_frame, label_info_to_labels, msg_to_frame_detections
+from .node_base import OK, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .qos import QosConfig, latched_qos, results_qos, stream_subscriber_qos
+
+__all__ = ['RecorderConfig', 'RecorderNode', 'main']
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """What recorder_node writes and where."""
+
+    output_dir: str = field(default='out', metadata=param(
+        'Folder for tracks.jsonl and annotated.mp4 (created if missing).', read_only=True))
+    write_video: bool = field(default=True, metadata=param(
+        'Write image_annotated frames to annotated.mp4.', read_only=True))
+    video_fps: float = field(default=10.0, metadata=param(
+        'Frame rate written into annotated.mp4.', min=0.1, max=240.0, unit='Hz',
+        read_only=True))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class RecorderNode(EdgeVisionNode):
+    """Writes tracks and annotated frames to files (see the module docstring)."""
+
+    PARAMETERS = (('', RecorderConfig), ('qos.', QosConfig))
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('recorder_node', **kwargs)
+        self._labels: list[str] = []
+        self._jsonl = None
+        self._video: cv2.VideoWriter | None = None
+        self.frames = 0
+        self.video_frames = 0
+        self.latencies_ms: list[float] = []
+        self.output_dir: Path | None = None
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.load_parameters()
+            cfg = self.config(RecorderConfig)
+            out = Path(cfg.output_dir).expanduser()
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                self._jsonl = open(out / 'tracks.jsonl', 'w', encoding='utf-8')
+            except OSError as exc:
+                raise ConfigError(f'cannot write to output_dir {str(out)!r}: {exc}') from None
+            self.output_dir = out
+        except EdgeVisionError as exc:
+            return self.fail(f'configure: {exc}')
+        qos = self.config(QosConfig)
+        self.add_input('tracks', Detection2DArray,
+                       lambda m: msg_to_frame_detections(m, self._labels, extend_labels=True),
+                       self._on_tracks, results_qos())
+        self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
+                       latched_qos(), linkable=False)
+        if cfg.write_video:
+            self.add_input('image_annotated', Image, lambda m: image_to_frame(m, 'bgr8'),
+                           self._on_image, stream_subscriber_qos(qos))
+        return TransitionCallbackReturn.SUCCESS
+
+    def _on_labels(self, labels: list[str]) -> None:
+        for name in labels:
+            if name not in self._labels:
+                self._labels.append(name)
+
+    def _on_tracks(self, item: FrameDetections) -> None:
+        arrival = self.get_clock().now().nanoseconds
+        self.latencies_ms.append((arrival - item.meta.stamp_ns) / 1e6)
+        dets = item.detections
+        labels = item.labels or tuple(self._labels)
+        base = {'stamp': item.meta.seconds, 'frame_id': item.meta.frame_id,
+                'frame': self.frames}
+        if len(dets) == 0:
+            self._jsonl.write(json.dumps({**base, 'track_id': None}) + '\n')
+        for i in range(len(dets)):
+            cid = int(dets.class_ids[i])
+            self._jsonl.write(json.dumps({
+                **base,
+                'track_id': int(dets.track_ids[i]) if dets.track_ids is not None else None,
+                'class_name': labels[cid] if 0 <= cid < len(labels) else str(cid),
+                'class_id': cid, 'score': round(float(dets.scores[i]), 4),
+                'box': [round(float(v), 2) for v in dets.boxes[i]]}) + '\n')
+        self.frames += 1
+
+    def _on_image(self, frame: Frame) -> None:
+        image = np.ascontiguousarray(frame.image)
+        if self._video is None:
+            cfg = self.config(RecorderConfig)
+            path = self.output_dir / 'annotated.mp4'
+            self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'),
+                                          cfg.video_fps, (image.shape[1], image.shape[0]))
+            if not self._video.isOpened():
+                self._video = None
+                raise ConfigError(f'OpenCV cannot write {path} (no MPEG-4 encoder?)')
+        self._video.write(image)
+        self.video_frames += 1
+
+    def _close_files(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        if self._jsonl is not None:
+            self._jsonl.flush()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._close_files()
+        return super().on_cleanup(state)
+
+    def release(self) -> None:
+        self._close_files()
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = {'frames': self.frames, 'video_frames': self.video_frames,
+                                     'output_dir': str(self.output_dir or '')}
+        if self.latencies_ms:
+            values['latency_ms_p50'] = float(np.percentile(self.latencies_ms[-300:], 50))
+        return OK, self.lifecycle_state, values
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(RecorderNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
