@@ -59,8 +59,8 @@ class NodeProcess:
     """A node executable in its own process (what ``ros2 run`` does), stopped with SIGINT."""
 
     def __init__(self, module: str, params: dict[str, object], namespace: str,
-                 extra_env: dict[str, str] | None = None, params_file: str | None = None
-                 ) -> None:
+                 extra_env: dict[str, str] | None = None, params_file: str | None = None,
+                 remaps: dict[str, str] | None = None) -> None:
         import subprocess
         import sys
         import tempfile
@@ -68,6 +68,8 @@ class NodeProcess:
         args = [sys.executable, '-m', module, '--ros-args', '-r', f'__ns:={namespace}']
         if params_file:
             args += ['--params-file', params_file]
+        for old, new in (remaps or {}).items():
+            args += ['-r', f'{old}:={new}']
         for key, value in params.items():
             if isinstance(value, bool):
                 value = 'true' if value else 'false'
@@ -106,8 +108,9 @@ def node_process() -> Iterator[Callable[..., NodeProcess]]:
 
     def _start(module: str, params: dict[str, object] | None = None,
                namespace: str = '/test', extra_env: dict[str, str] | None = None,
-               params_file: str | None = None) -> NodeProcess:
-        proc = NodeProcess(module, params or {}, namespace, extra_env, params_file)
+               params_file: str | None = None, remaps: dict[str, str] | None = None
+               ) -> NodeProcess:
+        proc = NodeProcess(module, params or {}, namespace, extra_env, params_file, remaps)
         started.append(proc)
         return proc
 

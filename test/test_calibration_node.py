@@ -1,0 +1,55 @@
+"""calibration_node on a live stream: views from camera_node, YAML written, sent to the camera."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_calibrates_from_a_camera_stream_and_updates_the_camera(node_process, tmp_path):
+    from edge_vision_core import CameraModel
+    from edge_vision_core.calibration import TargetConfig, load_camera_info, make_target
+    from edge_vision_core.calibration.synthetic import SyntheticCamera, sample_board_poses
+
+    truth = CameraModel.from_intrinsics(640, 480, 520.0, 515.0, 322.0, 236.0,
+                                        [-0.12, 0.05, 0.0005, -0.0004, 0.0])
+    target = make_target(TargetConfig(cols=9, rows=6, square_size=0.03))
+    camera = SyntheticCamera(truth)
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    for i, (rvec, tvec) in enumerate(sample_board_poses(target, truth, 18,
+                                                        np.random.default_rng(3))):
+        image = camera.render(target, rvec, tvec, blur_sigma=0.5, noise_sigma=1.0)
+        cv2.imwrite(str(frames / f'{i:03d}.png'), image)
+    ns = '/calib_test'
+    cam_yaml = tmp_path / 'camera.yaml'
+    out_yaml = tmp_path / 'calibrated.yaml'
+    cam = node_process('edge_vision.camera_node', {
+        'source': str(frames), 'loop': True, 'rate': 10.0, 'camera_name': 'front',
+        'camera_info_url': f'file://{cam_yaml}'}, ns)
+    # the calibration node reads the camera's image_raw
+    cal = node_process('edge_vision.calibration_node', {
+        'target.cols': 9, 'target.rows': 6, 'target.square_size': 0.03,
+        'calibration.min_views': 10, 'calibration.enough_views': 14,
+        'max_rate_hz': 10.0, 'camera_name': 'front', 'output_url': f'file://{out_yaml}',
+        'set_camera_info_service': f'{ns}/set_camera_info'}, ns,
+        remaps={'image': 'image_raw'})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out_yaml.exists() and cam_yaml.exists()):
+        time.sleep(0.5)
+    assert out_yaml.exists(), cal.output()[-3000:]
+    model, name = load_camera_info(out_yaml)
+    assert name == 'front'
+    for got, want in ((model.fx, 520.0), (model.fy, 515.0), (model.cx, 322.0),
+                      (model.cy, 236.0)):
+        assert abs(got - want) / want < 0.01, (got, want)
+    assert 'RMS' in cal.output()
+    assert cam_yaml.exists(), 'the result must reach the camera via set_camera_info'
+    sent, _ = load_camera_info(cam_yaml)
+    assert sent.allclose(model, atol=1e-6)
+    assert cam.alive() and cal.alive()
