@@ -1,0 +1,536 @@
+"""Optimization recipes and :func:`optimize_model`: variants of a model, each with a manifest.
+
+A **recipe** turns the source model (its FP32 ONNX file, or its FP32 ``.tflite`` for
+``tflite-int8``) at one input size into one optimized file:
+
+============== ======== ========= =============================================================
+recipe         format   precision how
+============== ======== ========= =============================================================
+onnx-fp32      onnx     fp32      the model at another input size (made for every extra size)
+onnx-int8      onnx     int8      ONNX Runtime static quantization, QDQ, per-channel weights
+onnx-fp16      onnx     fp16      float16 weights/activations, float32 inputs and outputs
+openvino-fp16  openvino fp16      OpenVINO IR with FP16-compressed weights
+openvino-int8  openvino int8      NNCF post-training quantization, saved as IR
+tflite-int8    tflite   int8      AI Edge Quantizer static INT8 (native input size only)
+prune          onnx     fp32      unstructured magnitude pruning at ``prune_ratio``
+============== ======== ========= =============================================================
+
+Every variant is written to the output folder as ``<name>.<ext>`` (IR: ``.xml`` + ``.bin``)
+with a manifest ``<name>.yaml`` in the format of :mod:`edge_vision_core.inference.manifest`
+(adapter, input size, normalisation, labels, thresholds, the file with its precision and
+SHA-256), so ``Detector.create(model='<out>/<name>.yaml')`` and the inference node load it with
+no code change. The manifest format has no key for provenance, so the recipe that made the file
+(tool versions, calibration set and its SHA-256, settings, pruning sparsity) is written beside it
+as ``<name>.recipe.json``, summarised in the manifest's ``description`` and in a comment at its
+top. ``optimize_summary.json`` lists all variants of a run.
+
+Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
+the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import json
+import logging
+import platform
+import shutil
+import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import check_config, param
+from ..errors import ConfigError, EdgeVisionError, ModelError
+from ..inference.manifest import (
+    ModelFile,
+    ModelManifest,
+    load_manifest,
+    resolve_model,
+    sha256_file,
+    verify_checksum,
+)
+from . import onnx_ops
+from .images import ImageSet, load_image_set
+
+__all__ = [
+    'RECIPES',
+    'OptimizeConfig',
+    'OptimizedModel',
+    'Recipe',
+    'optimize_model',
+    'recipe_available',
+    'variant_name',
+]
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One optimization recipe (see the module docstring's table).
+
+    Attributes:
+        name: registry key.
+        format: manifest format of the output (``onnx``, ``openvino``, ``tflite``).
+        precision: manifest precision of the output.
+        modules: Python modules it needs (checked with importlib, imported when it runs).
+        install: what to pip install when a module is missing.
+        calibrated: True when it needs calibration images.
+        summary: one line for manifests and reports.
+    """
+
+    name: str
+    format: str
+    precision: str
+    modules: tuple[str, ...]
+    install: str
+    calibrated: bool
+    summary: str
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe('onnx-fp32', 'onnx', 'fp32', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
+           'ONNX FP32 at another input size'),
+    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', True,
+           'ONNX Runtime static INT8 (QDQ, per-channel weights)'),
+    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
+           'ONNX FP16 (float32 inputs/outputs)'),
+    Recipe('openvino-fp16', 'openvino', 'fp16', ('openvino',), 'openvino', False,
+           'OpenVINO IR, FP16-compressed weights'),
+    Recipe('openvino-int8', 'openvino', 'int8', ('openvino', 'nncf'), 'openvino nncf', True,
+           'OpenVINO IR, NNCF post-training INT8'),
+    Recipe('tflite-int8', 'tflite', 'int8', ('ai_edge_litert', 'ai_edge_quantizer'),
+           'ai-edge-quantizer', True, 'TFLite static INT8 (AI Edge Quantizer)'),
+    Recipe('prune', 'onnx', 'fp32', ('onnx',), 'onnx', False,
+           'ONNX FP32, unstructured magnitude pruning'),
+)}
+
+_DEFAULT_RECIPES = ('onnx-int8', 'onnx-fp16', 'openvino-fp16', 'openvino-int8', 'tflite-int8',
+                    'prune')
+_SUFFIX = {'onnx': '.onnx', 'openvino': '.xml', 'tflite': '.tflite'}
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Settings of :func:`optimize_model` (``edge-vision optimize`` options)."""
+
+    recipes: tuple[str, ...] = field(default=_DEFAULT_RECIPES, metadata=param(
+        'Recipes to run: onnx-fp32, onnx-int8, onnx-fp16, openvino-fp16, openvino-int8, '
+        'tflite-int8, prune.', choices=tuple(RECIPES)))
+    sizes: tuple[int, ...] = field(default=(), metadata=param(
+        'Square input sizes to make variants for (multiples of the largest stride, e.g. 320 '
+        '416 512); empty = the model\'s own size only.', min=32, max=4096, unit='px'))
+    calibration: str = field(default='', metadata=param(
+        'Calibration images: a folder of images, a video file, or empty for the default set '
+        '(scikit-image photographs with random crops, flips and colour changes).'))
+    calibration_count: int = field(default=32, metadata=param(
+        'Number of calibration images (frames sampled evenly from a video or folder).',
+        min=1, max=10000))
+    calibration_method: str = field(default='minmax', metadata=param(
+        'ONNX Runtime activation range estimate: minmax, entropy or percentile.',
+        choices=onnx_ops.CALIBRATION_METHODS))
+    per_channel: bool = field(default=True, metadata=param(
+        'ONNX Runtime INT8: one weight scale per output channel (else per tensor).'))
+    activation_type: str = field(default='uint8', metadata=param(
+        'ONNX Runtime INT8 activations: uint8 (U8S8, fastest on x86) or int8 (S8S8).',
+        choices=('uint8', 'int8')))
+    pre_process: bool = field(default=True, metadata=param(
+        "Run ONNX Runtime's quant_pre_process (graph optimization, shape inference) before "
+        'quantizing.'))
+    nncf_preset: str = field(default='mixed', metadata=param(
+        'NNCF preset: performance (symmetric activations) or mixed (asymmetric activations, '
+        'more exact after LeakyReLU).', choices=('performance', 'mixed')))
+    prune_ratio: float = field(default=0.5, metadata=param(
+        'Fraction of each Conv/Gemm weight tensor set to zero by the prune recipe.',
+        min=0.0, max=0.99))
+    seed: int = field(default=0, metadata=param(
+        'Seed of the default calibration set augmentations.', min=0, max=2**31 - 1))
+    skip_unavailable: bool = field(default=True, metadata=param(
+        'Skip (and report) recipes whose package is not installed or whose source file is '
+        'missing, instead of failing.'))
+    verify: bool = field(default=True, metadata=param(
+        'Load every written variant through its manifest with the Detector to prove it works.'))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.recipes:
+            raise ConfigError('OptimizeConfig.recipes is empty; name at least one of '
+                              f'{", ".join(RECIPES)}')
+        if len(set(self.sizes)) != len(self.sizes):
+            raise ConfigError(f'OptimizeConfig.sizes has duplicates: {list(self.sizes)}')
+
+
+@dataclass(frozen=True)
+class OptimizedModel:
+    """One variant written by :func:`optimize_model`.
+
+    Attributes:
+        name: manifest name.
+        manifest: path of ``<name>.yaml``.
+        recipe: the recipe record also written to ``<name>.recipe.json``.
+    """
+
+    name: str
+    manifest: Path
+    recipe: dict[str, Any]
+
+
+def recipe_available(name: str, source: ModelManifest | None = None) -> str:
+    """'' when recipe ``name`` can run here (on ``source``), else the reason it cannot."""
+    recipe = RECIPES[name]
+    missing = [m for m in recipe.modules if importlib.util.find_spec(m) is None]
+    if missing:
+        return f'needs {", ".join(missing)} (pip install {recipe.install})'
+    if source is not None:
+        fmt = 'tflite' if name == 'tflite-int8' else 'onnx'
+        if not any(f.format == fmt and f.precision == 'fp32' for f in source.files):
+            return f'the source model {source.name!r} has no FP32 {fmt} file'
+    return ''
+
+
+def _base_name(manifest: ModelManifest) -> str:
+    w, h = manifest.input_size
+    size = f'{w}' if w == h else f'{w}x{h}'
+    name = manifest.name
+    return name[:-len(size) - 1] if name.endswith(f'-{size}') else name
+
+
+def variant_name(manifest: ModelManifest, size: int, recipe: str, prune_ratio: float = 0.5
+                 ) -> str:
+    """The name of a variant (see the module docstring)."""
+    tag = f'pruned{round(prune_ratio * 100)}' if recipe == 'prune' else recipe
+    return f'{_base_name(manifest)}-{size}-{tag}'
+
+
+def _versions() -> dict[str, str]:
+    out = {'python': platform.python_version(), 'numpy': np.__version__}
+    for module, dist in (('onnx', 'onnx'), ('onnxruntime', 'onnxruntime'),
+                         ('openvino', 'openvino'), ('nncf', 'nncf'),
+                         ('ai_edge_litert', 'ai-edge-litert'),
+                         ('ai_edge_quantizer', 'ai-edge-quantizer')):
+        if importlib.util.find_spec(module) is None:
+            continue
+        try:
+            from importlib.metadata import version
+            out[module] = version(dist)
+        except Exception:
+            out[module] = 'unknown'
+    return out
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix='.write-test-'):
+            pass
+    except OSError as exc:
+        raise ConfigError(f'cannot write to the output folder {out_dir}: {exc.strerror or exc}'
+                          f'; choose a folder you can write to') from exc
+
+
+def _manifest_dict(source: ModelManifest, name: str, size: tuple[int, int], file: Path,
+                   fmt: str, precision: str, description: str) -> dict[str, Any]:
+    m = source
+    data: dict[str, Any] = {
+        'name': name,
+        'description': description,
+        'adapter': m.adapter,
+        'files': [{'path': file.name, 'format': fmt, 'precision': precision,
+                   'sha256': sha256_file(file)}],
+        'input_size': [int(size[0]), int(size[1])],
+        'layout': m.layout,
+        'color_order': m.color_order,
+        'mean': [float(v) for v in m.mean],
+        'std': [float(v) for v in m.std],
+        'resize': m.resize,
+        'pad_value': float(m.pad_value),
+        'score_threshold': float(m.score_threshold),
+        'nms_threshold': float(m.nms_threshold),
+        'max_detections': int(m.max_detections),
+    }
+    if m.adapter == 'nanodet':
+        data.update(strides=[int(s) for s in m.strides], reg_max=int(m.reg_max),
+                    center_offset=float(m.center_offset))
+    if m.normalized_boxes:
+        data['normalized_boxes'] = True
+    if m.label_offset:
+        data['label_offset'] = int(m.label_offset)
+    if m.license:
+        data['license'] = m.license
+    data['labels'] = list(m.labels)
+    return data
+
+
+def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, file: Path,
+                   recipe: Recipe, record: dict[str, Any]) -> OptimizedModel:
+    import yaml
+
+    description = (f'{name}: {recipe.summary} of {source.name} at {size}x{size}, made by '
+                   f'edge-vision optimize; recipe in {name}.recipe.json')
+    data = _manifest_dict(source, name, (size, size), file, recipe.format, recipe.precision,
+                          description)
+    record = dict(record, manifest=f'{name}.yaml', file=file.name,
+                  file_sha256=data['files'][0]['sha256'], file_bytes=_file_bytes(file))
+    recipe_path = out_dir / f'{name}.recipe.json'
+    recipe_path.write_text(json.dumps(record, indent=2, sort_keys=False) + '\n',
+                           encoding='utf-8')
+    settings = ', '.join(f'{k}={v}' for k, v in record.get('settings', {}).items()
+                         if not isinstance(v, (dict, list)))
+    lines = [f'{name}: written by edge-vision optimize (recipe {recipe.name}); do not edit.',
+             *textwrap.wrap(f'{recipe.summary}; {settings}', 95),
+             f'Full recipe (tool versions, calibration set SHA-256): {recipe_path.name}']
+    header = ''.join(f'# {line}\n' for line in lines)
+    manifest_path = out_dir / f'{name}.yaml'
+    manifest_path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=99),
+                             encoding='utf-8')
+    load_manifest(manifest_path)  # the manifest reader accepts what was written
+    return OptimizedModel(name, manifest_path, record)
+
+
+def _file_bytes(file: Path) -> int:
+    total = file.stat().st_size
+    if file.suffix == '.xml' and file.with_suffix('.bin').is_file():
+        total += file.with_suffix('.bin').stat().st_size
+    return total
+
+
+def _calibration_tensors(manifest: ModelManifest, onnx_path: Path, size: int,
+                         images: ImageSet) -> list[np.ndarray]:
+    """The model inputs of the calibration images, preprocessed exactly as the Detector does.
+    """
+    from ..inference.detector import Detector, DetectorOptions
+
+    sized = dataclasses.replace(manifest, input_size=(size, size),
+                                files=(ModelFile(onnx_path, 'onnx', 'fp32'),))
+    with Detector.from_manifest(sized, DetectorOptions(backend='onnxruntime', device='cpu',
+                                                       verify_checksum=False)) as detector:
+        return [detector.preprocess(image).inputs[0].copy() for image in images.images]
+
+
+def _verify(manifest_path: Path, recipe: Recipe) -> None:
+    """Load the variant on the runtime of its format and run it once (ModelError if not)."""
+    from ..inference.backends import BACKENDS
+    from ..inference.detector import Detector
+
+    backend = {'onnx': 'onnxruntime', 'openvino': 'openvino', 'tflite': 'litert'}[recipe.format]
+    if not BACKENDS[backend].is_installed():
+        return
+    try:
+        with Detector.create(model=str(manifest_path), backend=backend, device='cpu') as det:
+            det.warmup(1)
+    except EdgeVisionError as exc:
+        raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
+                         ) from exc
+
+
+def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
+                   config: OptimizeConfig | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[OptimizedModel]:
+    """Write the optimized variants of ``model`` into ``out_dir``.
+
+    Args:
+        model: a registered name, a manifest path, a model file with a sibling manifest, or a
+            loaded manifest.
+        out_dir: folder for the variants (created; nothing is written elsewhere except the
+            system temp folder for intermediate files).
+        config: recipes, sizes, calibration and recipe settings.
+        progress: called with one line per step (default: logging at INFO).
+
+    Returns:
+        The variants written, in the order they were made.
+
+    Raises:
+        ConfigError: bad settings, an unwritable folder, a size that is not a multiple of the
+            model's largest stride, or (with ``skip_unavailable=False``) an unavailable recipe.
+        SourceError: calibration images that cannot be read.
+        ModelError: a source model without the needed file, or a failing conversion.
+    """
+    config = config or OptimizeConfig()
+    say = progress or (lambda line: _LOG.info('%s', line))
+    source = model if isinstance(model, ModelManifest) else resolve_model(model)
+    out = Path(out_dir).expanduser()
+    _check_writable(out)
+    native_w, native_h = source.input_size
+    stride = max(source.strides) if source.adapter == 'nanodet' else 32
+    sizes = tuple(config.sizes) or (native_w,)
+    if native_w != native_h and not config.sizes:
+        raise ConfigError(f'{source.name} has a non-square input {native_w}x{native_h}; give '
+                          f'square sizes explicitly')
+    for size in sizes:
+        if size % stride:
+            raise ConfigError(f'input size {size} is not a multiple of the largest stride '
+                              f'{stride} of {source.name}; use e.g. '
+                              f'{max(stride, size // stride * stride)} or '
+                              f'{(size // stride + 1) * stride}')
+    recipes = list(dict.fromkeys(config.recipes))
+    skipped: dict[str, str] = {}
+    for name in list(recipes):
+        reason = recipe_available(name, source)
+        if reason:
+            if not config.skip_unavailable:
+                raise ConfigError(f'recipe {name!r} cannot run here: {reason}')
+            say(f'skipping {name}: {reason}')
+            skipped[name] = reason
+            recipes.remove(name)
+    onnx_file = next((f for f in source.files if f.format == 'onnx' and f.precision == 'fp32'),
+                     None)
+    needs_onnx = any(r != 'tflite-int8' for r in recipes) or sizes != (native_w,)
+    if needs_onnx and onnx_file is None:
+        raise ModelError(f'{source.name} ({source.source}) has no FP32 ONNX file; the '
+                         f'ONNX/OpenVINO recipes and size variants start from one')
+    if onnx_file is not None:
+        verify_checksum(onnx_file)
+    images: ImageSet | None = None
+    if any(RECIPES[r].calibrated for r in recipes):
+        images = load_image_set(config.calibration, config.calibration_count, config.seed)
+        say(f'calibration set: {len(images)} images from {images.source} '
+            f'(sha256 {images.sha256[:12]})')
+    versions = _versions()
+    made: list[OptimizedModel] = []
+    work = Path(tempfile.mkdtemp(prefix='edge-vision-optimize-'))
+    try:
+        for size in sizes:
+            made.extend(_optimize_size(source, onnx_file, size, recipes, config, images,
+                                       versions, out, work, say, skipped))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {
+        'source': {'name': source.name, 'manifest': source.source},
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'settings': _config_dict(config),
+        'calibration': images.describe() if images else None,
+        'versions': versions,
+        'variants': [{'name': m.name, 'manifest': m.manifest.name,
+                      'recipe': m.recipe['recipe'], 'precision': m.recipe['precision'],
+                      'format': m.recipe['format'], 'input_size': m.recipe['input_size'],
+                      'file_bytes': m.recipe['file_bytes'],
+                      **({'pruning': m.recipe['pruning']} if 'pruning' in m.recipe else {})}
+                     for m in made],
+        'skipped': skipped,
+    }
+    (out / 'optimize_summary.json').write_text(json.dumps(summary, indent=2) + '\n',
+                                               encoding='utf-8')
+    return made
+
+
+def _config_dict(config: OptimizeConfig) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v, tuple) else v)
+            for f in dataclasses.fields(config) for v in [getattr(config, f.name)]}
+
+
+def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int,
+                   recipes: list[str], config: OptimizeConfig, images: ImageSet | None,
+                   versions: dict[str, str], out: Path, work: Path,
+                   say: Callable[[str], None], skipped: dict[str, str]) -> list[OptimizedModel]:
+    native = source.input_size[0]
+    made: list[OptimizedModel] = []
+    base_record = {
+        'source_model': {'name': source.name, 'manifest': source.source},
+        'input_size': [size, size],
+        'versions': versions,
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    }
+
+    def record(recipe: Recipe, settings: dict[str, Any], calibrated: bool,
+               source_file: ModelFile) -> dict[str, Any]:
+        return dict(base_record, recipe=recipe.name, summary=recipe.summary,
+                    format=recipe.format, precision=recipe.precision, settings=settings,
+                    source_file={'path': source_file.path.name, 'format': source_file.format,
+                                 'precision': source_file.precision,
+                                 'sha256': source_file.sha256 or sha256_file(source_file.path)},
+                    calibration=images.describe() if calibrated and images else None)
+
+    # The FP32 ONNX at this size: the starting point of every ONNX/OpenVINO recipe.
+    sized_onnx: Path | None = None
+    if onnx_file is not None:
+        if size == native:
+            sized_onnx = onnx_file.path
+        else:
+            name = variant_name(source, size, 'onnx-fp32')
+            target = out / f'{name}.onnx'
+            say(f'[{size}] onnx-fp32 -> {target.name}')
+            onnx_ops.set_input_size(onnx_file.path, target, size, size)
+            onnx_ops.check_outputs(target, (1, source.channels, size, size)
+                                   if source.layout == 'NCHW'
+                                   else (1, size, size, source.channels))
+            made.append(_write_variant(out, source, name, size, target, RECIPES['onnx-fp32'],
+                                       record(RECIPES['onnx-fp32'], {'tool': 'onnx shape '
+                                              'inference', 'from_size': native}, False,
+                                              onnx_file)))
+            sized_onnx = target
+    tensors: list[np.ndarray] | None = None
+    for recipe_name in recipes:
+        recipe = RECIPES[recipe_name]
+        if recipe_name == 'onnx-fp32':
+            if size == native:
+                say(f'[{size}] onnx-fp32: the source model is already FP32 ONNX at {size}')
+            continue
+        if recipe_name == 'tflite-int8' and size != native:
+            skipped[f'tflite-int8@{size}'] = ('a TFLite model cannot be resized without '
+                                              'TensorFlow; native size only')
+            say(f'[{size}] skipping tflite-int8: native size ({native}) only')
+            continue
+        name = variant_name(source, size, recipe_name, config.prune_ratio)
+        target = out / f'{name}{_SUFFIX[recipe.format]}'
+        say(f'[{size}] {recipe_name} -> {target.name}')
+        src_file = onnx_file
+        if recipe.calibrated and tensors is None and recipe_name != 'tflite-int8':
+            tensors = _calibration_tensors(source, sized_onnx, size, images)
+        extra: dict[str, Any] = {}
+        if recipe_name == 'onnx-int8':
+            settings = onnx_ops.quantize_int8(
+                sized_onnx, target, tensors, method=config.calibration_method,
+                per_channel=config.per_channel, activation_type=config.activation_type,
+                pre_process=config.pre_process, work_dir=work)
+        elif recipe_name == 'onnx-fp16':
+            onnx_ops.convert_fp16(sized_onnx, target)
+            settings = {'tool': 'onnxruntime.transformers.float16', 'keep_io_types': True}
+        elif recipe_name == 'openvino-fp16':
+            from .openvino_ops import save_ir
+            settings = save_ir(sized_onnx, target, compress_to_fp16=True)
+        elif recipe_name == 'openvino-int8':
+            from .openvino_ops import quantize_nncf
+            settings = quantize_nncf(sized_onnx, target, tensors, preset=config.nncf_preset)
+        elif recipe_name == 'tflite-int8':
+            from .tflite_ops import quantize_tflite_int8
+            src_file = next(f for f in source.files
+                            if f.format == 'tflite' and f.precision == 'fp32')
+            verify_checksum(src_file)
+            tfl_tensors = _calibration_tensors(source, onnx_file.path, size, images) \
+                if onnx_file is not None else _litert_tensors(source, src_file, images)
+            settings = quantize_tflite_int8(src_file.path, target, tfl_tensors)
+        else:  # prune
+            stats = onnx_ops.prune_magnitude(sized_onnx, target, config.prune_ratio)
+            settings = {'tool': 'edge_vision_core.optimize.onnx_ops.prune_magnitude',
+                        'ratio': config.prune_ratio, 'scope': 'Conv/Gemm/MatMul weights, '
+                        'per tensor, tensors >= 256 elements'}
+            extra['pruning'] = {'requested': stats.ratio, 'sparsity': stats.sparsity,
+                                'tensors': stats.tensors, 'weights': stats.weights,
+                                'zeros': stats.zeros}
+            say(f'[{size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
+        if src_file is onnx_file and size != native and sized_onnx is not None:
+            src_file = ModelFile(sized_onnx, 'onnx', 'fp32')
+        rec = dict(record(recipe, settings, recipe.calibrated, src_file), **extra)
+        variant = _write_variant(out, source, name, size, target, recipe, rec)
+        if config.verify:
+            _verify(variant.manifest, recipe)
+        made.append(variant)
+    return made
+
+
+def _litert_tensors(source: ModelManifest, tflite: ModelFile, images: ImageSet
+                    ) -> list[np.ndarray]:
+    from ..inference.detector import Detector, DetectorOptions
+
+    only = dataclasses.replace(source, files=(tflite,))
+    with Detector.from_manifest(only, DetectorOptions(backend='litert', device='cpu',
+                                                      verify_checksum=False)) as detector:
+        return [detector.preprocess(image).inputs[0].copy() for image in images.images]
+
