@@ -1,0 +1,120 @@
+"""The detection pipeline for one camera: camera -> preprocess -> inference -> tracker -> overlay.
+
+    ros2 launch edge_vision detect.launch.py                          # synthetic camera
+    ros2 launch edge_vision detect.launch.py source:=/dev/video0 backend:=openvino
+    ros2 launch edge_vision detect.launch.py composed:=true rviz:=true
+    ros2 launch edge_vision detect.launch.py namespace:=front use_tracking:=false
+
+Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
+camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
+``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
+process, frames handed over in memory: the fast path) and ``config_dir`` (the parameter files;
+default: this package's ``config/``, one ``<stage>.yaml`` per node).
+
+Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
+relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
+``image/camera_info``, ``quality`` (preprocess), ``detections``, ``label_info`` (inference),
+``tracks`` (tracker), ``image_annotated`` (overlay), ``anomaly*`` (anomaly). QoS is the suite's
+default end to end (reliable publishers, best-effort image subscribers, REP-2003).
+"""
+
+import os
+import tempfile
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+ARGUMENTS = [
+    ('namespace', 'camera0', 'Namespace of this camera\'s pipeline.'),
+    ('source', 'synthetic', 'Frame source: synthetic, a device, a video file, a folder or a URL.'),
+    ('model', 'nanodet-m-416', 'Detection model: a registered name or a manifest YAML path.'),
+    ('backend', 'onnxruntime', 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
+    ('device', 'auto', 'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
+    ('use_preprocess', 'true', 'Run preprocess_node (image quality and undistortion).'),
+    ('use_tracking', 'true', 'Run tracker_node (stable ids on tracks).'),
+    ('use_anomaly', 'false', 'Run anomaly_node on the corrected images.'),
+    ('anomaly_model', '', 'Fitted anomaly model file (empty: learn normal first).'),
+    ('rviz', 'false', 'Start rviz2 with config/edge_vision.rviz.'),
+    ('composed', 'false', 'All stages in one process (in-memory handover) instead of one '
+                          'process per node.'),
+    ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
+    ('log_level', 'info', 'Logging level of the nodes.'),
+]
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _setup(context, *args, **kwargs):
+    arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    share = get_package_share_directory('edge_vision')
+    config_dir = arg['config_dir'] or os.path.join(share, 'config')
+    stages = ['camera']
+    if _truthy(arg['use_preprocess']):
+        stages.append('preprocess')
+    stages.append('inference')
+    if _truthy(arg['use_tracking']):
+        stages.append('tracker')
+    stages.append('overlay')
+    if _truthy(arg['use_anomaly']):
+        stages.append('anomaly')
+    overrides = {
+        'camera': {'source': arg['source']},
+        'inference': {'model': arg['model'], 'backend': arg['backend'],
+                      'device': arg['device']},
+        'overlay': {'show_anomaly': 'anomaly' in stages},
+    }
+    if arg['anomaly_model']:
+        overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+    image = 'image' if 'preprocess' in stages else 'image_raw'
+    results = 'tracks' if 'tracker' in stages else 'detections'
+    remaps = {stage: [] for stage in stages}
+    for stage in ('inference', 'overlay', 'anomaly'):
+        if stage in remaps and image != 'image':
+            remaps[stage].append(('image', image))
+    if results != 'tracks':
+        remaps['overlay'].append(('tracks', results))
+    ns = arg['namespace']
+    ros_args = ['--log-level', arg['log_level']]
+    actions = []
+    if _truthy(arg['composed']):
+        # one process: every node's file, then the overrides, by node name
+        params = {f'/**/{stage}_node': {'ros__parameters': values}
+                  for stage, values in overrides.items() if stage in stages}
+        handle, path = tempfile.mkstemp(prefix='edge_vision_', suffix='.yaml')
+        with os.fdopen(handle, 'w') as f:
+            yaml.safe_dump(params, f)
+        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages]
+        # no name=: a __node remap would rename every node of the process
+        actions.append(Node(
+            package='edge_vision', executable='pipeline', namespace=ns,
+            output='screen', emulate_tty=True,
+            arguments=['--stages', ','.join(stages)],
+            parameters=[f for f in files if os.path.isfile(f)] + [path],
+            ros_arguments=ros_args))
+    else:
+        for stage in stages:
+            files = [os.path.join(config_dir, f'{stage}.yaml')]
+            actions.append(Node(
+                package='edge_vision', executable=f'{stage}_node', name=f'{stage}_node',
+                namespace=ns, output='screen', emulate_tty=True,
+                parameters=[f for f in files if os.path.isfile(f)] + [overrides.get(stage, {})],
+                remappings=remaps[stage], ros_arguments=ros_args))
+    if _truthy(arg['rviz']):
+        actions.append(Node(
+            package='rviz2', executable='rviz2', name='rviz2', output='screen',
+            arguments=['-d', os.path.join(share, 'config', 'edge_vision.rviz')],
+            remappings=[('/camera0/image_annotated', f'/{ns.strip("/")}/image_annotated'),
+                        ('/camera0/image_raw', f'/{ns.strip("/")}/image_raw')]))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, default, text in ARGUMENTS]
+    return LaunchDescription([*declared, OpaqueFunction(function=_setup)])
