@@ -123,15 +123,24 @@ class Composition:
         self.executor.spin_once(timeout_sec=timeout_sec)
 
     def shutdown(self) -> None:
-        """Release devices, destroy the nodes and stop the executor (idempotent)."""
-        for node in self.nodes:
-            for spec in node.inputs:
-                if spec.link is not None:
-                    spec.link.close()
-                    spec.link = None
+        """Stop everything in a safe order and destroy the nodes (idempotent).
+
+        Callbacks may still be running on executor threads when spinning stops, so the order
+        matters: close the links (a producer blocked on a full slot returns), wait for the
+        executor's running callbacks to finish, then stop the nodes' own threads and release
+        their devices and runtimes, and only then destroy guard conditions and nodes.
+        """
+        if not self.nodes:
+            return
+        links = [spec for node in self.nodes for spec in node.inputs if spec.link is not None]
+        for spec in links:
+            spec.link.close()
+        self.executor.shutdown(timeout_sec=30.0)
         for node in reversed(self.nodes):
             node.release()
-        self.executor.shutdown()
+        for spec in links:
+            spec.link.destroy()
+            spec.link = None
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes = []

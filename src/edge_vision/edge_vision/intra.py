@@ -58,10 +58,12 @@ class Link:
             if self.blocking:
                 while self._item is not None and not self._closed:
                     self._cond.wait(timeout=0.5)
+            if self._closed:
+                return  # shutting down: nobody will take it
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-        self._guard.trigger()
+            self._guard.trigger()
 
     def _on_trigger(self) -> None:
         with self._cond:
@@ -72,10 +74,16 @@ class Link:
             self._handler(item)
 
     def close(self) -> None:
+        """Stop accepting objects and wake a blocked producer (the guard stays valid)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._consumer.destroy_guard_condition(self._guard)
+
+    def destroy(self) -> None:
+        """Close and release the guard condition (after producers have stopped)."""
+        self.close()
+        with self._cond:
+            self._consumer.destroy_guard_condition(self._guard)
 
 
 class Output:

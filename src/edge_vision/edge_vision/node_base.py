@@ -167,7 +167,8 @@ class EdgeVisionNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         for spec in self.inputs:
             if spec.link is not None:
-                spec.link.close()
+                spec.link.destroy()
+                spec.link = None
         self.inputs.clear()
         for out in self.outputs:
             out.destroy()

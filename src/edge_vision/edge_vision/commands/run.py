@@ -151,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
             if finished and now - last_change > 10.0:
                 break  # frames lost to the gate or errors: do not wait forever
         elapsed = time.monotonic() - start
+        # the annotated frames trail the tracks by a stage: let the last ones reach the video
+        drain = time.monotonic() + 3.0
+        while not args.no_video and recorder.video_frames < recorder.frames and \
+                time.monotonic() < drain:
+            comp.spin_once(timeout_sec=0.05)
         _progress(recorder.frames, total, recorder.frames / max(1e-6, elapsed), final=True)
         report = _report(nodes, elapsed)
         out = recorder.output_dir
