@@ -15,7 +15,7 @@ setup:
 	@$(PYTHON) tools/setup_env.py --venv $(VENV)
 
 run: setup
-	$(VENV)/bin/edge-vision doctor $(ARGS)
+	$(VENV)/bin/edge-vision run $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
