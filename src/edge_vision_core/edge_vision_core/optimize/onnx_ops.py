@@ -244,7 +244,7 @@ def prune_magnitude(src: Path, dst: Path, ratio: float, min_elements: int = 256)
         if array.dtype.kind != 'f' or array.size < min_elements or array.ndim < 2:
             continue
         flat = np.abs(array.ravel())
-        k = int(math.floor(ratio * flat.size))
+        k = min(int(math.ceil(ratio * flat.size - 1e-9)), flat.size)  # at least the ratio
         if k > 0:
             threshold = np.partition(flat, k - 1)[k - 1]
             array = np.where(np.abs(array) <= threshold, 0, array).astype(array.dtype)

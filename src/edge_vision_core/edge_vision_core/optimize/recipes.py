@@ -133,8 +133,9 @@ class OptimizeConfig:
     calibration_count: int = field(default=32, metadata=param(
         'Number of calibration images (frames sampled evenly from a video or folder).',
         min=1, max=10000))
-    calibration_method: str = field(default='minmax', metadata=param(
-        'ONNX Runtime activation range estimate: minmax, entropy or percentile.',
+    calibration_method: str = field(default='percentile', metadata=param(
+        'ONNX Runtime activation range estimate: minmax, entropy or percentile (99.999 %; '
+        'the default: on NanoDet it kept agreement mAP@0.5 at 0.975 where minmax gave 0.90).',
         choices=onnx_ops.CALIBRATION_METHODS))
     per_channel: bool = field(default=True, metadata=param(
         'ONNX Runtime INT8: one weight scale per output channel (else per tensor).'))
@@ -147,8 +148,9 @@ class OptimizeConfig:
     nncf_preset: str = field(default='mixed', metadata=param(
         'NNCF preset: performance (symmetric activations) or mixed (asymmetric activations, '
         'more exact after LeakyReLU).', choices=('performance', 'mixed')))
-    prune_ratio: float = field(default=0.5, metadata=param(
-        'Fraction of each Conv/Gemm weight tensor set to zero by the prune recipe.',
+    prune_ratio: float = field(default=0.3, metadata=param(
+        'Fraction of each Conv/Gemm weight tensor set to zero by the prune recipe (no '
+        'fine-tuning follows: on NanoDet 0.3 kept mAP@0.5 agreement at 0.98, 0.5 fell to 0.36).',
         min=0.0, max=0.99))
     seed: int = field(default=0, metadata=param(
         'Seed of the default calibration set augmentations.', min=0, max=2**31 - 1))

@@ -16,6 +16,7 @@ output (with the original tensor names), giving a model with float32 inputs and 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -137,7 +138,10 @@ def quantize_tflite_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray]
         del runner
         quant = quantizer.Quantizer(str(src))
         quant.load_quantization_recipe(recipe.static_wi8_ai8())
-        with np.errstate(all='ignore'):
+        with np.errstate(all='ignore'), warnings.catch_warnings():
+            # LiteRT warns that keeping all tensors (what calibration needs) costs memory.
+            warnings.filterwarnings('ignore', message='.*experimental_preserve_all_tensors',
+                                    category=UserWarning)
             ranges = quant.calibrate({key: [{input_name: t} for t in tensors]},
                                      num_threads=max(1, threads))
             result = quant.quantize(ranges, enable_progress_report=False,

@@ -1,0 +1,112 @@
+"""One benchmark measurement in a fresh process (run by :mod:`.bench`, not by users).
+
+Reads one JSON job from stdin, loads one model file on one backend/device/thread count, and
+prints one JSON line to stdout: load time, inference latencies, back-to-back throughput, the
+detections on the evaluation images (when asked) and the process's RSS high-water mark. A fresh
+process per measurement makes the peak memory that of this model alone, and keeps runtimes
+from sharing thread pools or caches between variants.
+
+Timing protocol: ``warmup`` untimed inferences, then ``iterations`` inferences back to back on
+the preprocessed evaluation images (cycled); every call is timed with ``perf_counter``.
+Latency is the bare runtime call (``Backend.run``); throughput is iterations / total wall time
+of that loop; ``detect_ms`` is the full ``Detector.detect`` (pre-processing, inference,
+decoding, NMS) on each evaluation image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def _peak_rss_mb() -> float:
+    """RSS high-water mark of this process in MB."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == 'darwin' else peak / 1024.0
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job (keys: see :func:`edge_vision_core.optimize.bench._job`)."""
+    from ..inference.backends import BACKENDS
+    from ..inference.detector import Detector, DetectorOptions
+    from ..inference.manifest import load_manifest
+
+    BACKENDS[job['backend']].is_installed()  # import the runtime before timing the load
+    base_rss = _rss_mb()
+    manifest = load_manifest(job['manifest'])
+    one = dataclasses.replace(manifest, files=(manifest.files[job['file_index']],))
+    with np.load(job['images']) as data:
+        images = [data[k] for k in sorted(data.files, key=lambda k: int(k.split('_')[1]))]
+    options = DetectorOptions(backend=job['backend'], device=job['device'],
+                              threads=job['threads'], verify_checksum=False,
+                              score_threshold=job['score_threshold'])
+    t0 = time.perf_counter()
+    detector = Detector.from_manifest(one, options)
+    load_s = time.perf_counter() - t0
+    out: dict[str, Any] = {'load_s': load_s, 'base_rss_mb': base_rss,
+                           'device': detector.backend.device}
+    with detector:
+        inputs = [detector.preprocess(image).inputs[0].copy() for image in images]
+        run = detector.backend.run
+        for i in range(job['warmup']):
+            run([inputs[i % len(inputs)]])
+        times = []
+        start = time.perf_counter()
+        for i in range(job['iterations']):
+            t = time.perf_counter()
+            run([inputs[i % len(inputs)]])
+            times.append(time.perf_counter() - t)
+        wall = time.perf_counter() - start
+        lat = np.asarray(times) * 1e3
+        out.update(latency_ms={'p50': float(np.percentile(lat, 50)),
+                               'p95': float(np.percentile(lat, 95)),
+                               'p99': float(np.percentile(lat, 99)),
+                               'mean': float(lat.mean())},
+                   fps=job['iterations'] / wall)
+        if job.get('detect'):
+            dets, detect_ms = [], []
+            for image in images:
+                result = detector.detect(image)
+                detect_ms.append(result.timings.total_ms)
+                d = result.detections
+                dets.append({'boxes': d.boxes.tolist(), 'scores': d.scores.tolist(),
+                             'class_ids': d.class_ids.tolist()})
+            out.update(detections=dets, detect_ms_p50=float(np.median(detect_ms)))
+    out['peak_rss_mb'] = _peak_rss_mb()
+    return out
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    try:
+        result = measure(job)
+    except Exception as exc:  # reported to the parent as a failed row
+        result = {'error': f'{type(exc).__name__}: {str(exc).strip()[:600]}'}
+    sys.stdout.write('\n' + json.dumps(result) + '\n')
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
