@@ -34,6 +34,7 @@ ARGUMENTS = [
     ('model', 'nanodet-m-416', 'Detection model: a registered name or a manifest YAML path.'),
     ('backend', 'onnxruntime', 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
     ('device', 'auto', 'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
+    ('inference_threads', '0', 'CPU inference threads (0 = the runtime decides).'),
     ('use_preprocess', 'true', 'Run preprocess_node (image quality and undistortion).'),
     ('use_tracking', 'true', 'Run tracker_node (stable ids on tracks).'),
     ('use_anomaly', 'false', 'Run anomaly_node on the corrected images.'),
@@ -66,7 +67,7 @@ def _setup(context, *args, **kwargs):
     overrides = {
         'camera': {'source': arg['source']},
         'inference': {'model': arg['model'], 'backend': arg['backend'],
-                      'device': arg['device']},
+                      'device': arg['device'], 'threads': int(arg['inference_threads'])},
         'overlay': {'show_anomaly': 'anomaly' in stages},
     }
     if arg['anomaly_model']:

@@ -242,7 +242,7 @@ class CameraNode(EdgeVisionNode):
         opened = False
         pacer: Pacer | None = None
         next_publish = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             if not opened:
                 try:
                     source.open()

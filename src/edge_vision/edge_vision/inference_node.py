@@ -215,7 +215,7 @@ class InferenceNode(EdgeVisionNode):
             self._lock.notify()
 
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             with self._lock:
                 while self._pending is None and not self._stop.is_set():
                     self._lock.wait(timeout=0.5)
@@ -225,10 +225,14 @@ class InferenceNode(EdgeVisionNode):
             try:
                 self._infer(frame)
             except EdgeVisionError as exc:
+                if not self.context.ok():
+                    return
                 self.processing_errors += 1
                 self.last_error = str(exc)
                 self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=5.0)
             except Exception as exc:  # keep the worker alive whatever the runtime raises
+                if not self.context.ok():
+                    return  # the process is shutting down
                 self.processing_errors += 1
                 self.last_error = f'{type(exc).__name__}: {exc}'
                 self.get_logger().error(f'inference failed: {self.last_error}',

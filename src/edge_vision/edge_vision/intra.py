@@ -116,13 +116,24 @@ class Output:
         return self.publisher.get_subscription_count() > 0
 
     def emit(self, item: Any) -> None:
-        """Hand ``item`` to every link; publish its message if anyone subscribes to the topic."""
+        """Hand ``item`` to every link; publish its message if anyone subscribes to the topic.
+
+        After the process's ROS context has shut down (Ctrl-C), a thread that still emits is
+        ignored instead of raising.
+        """
         self.emitted += 1
         for link in self.links:
             link.put(item)
-        if self.latched or self.has_subscribers():
-            if self.node.publish(self.publisher, self.to_msg(item)):
-                self.published += 1
+        if not self.node.context.ok():
+            return
+        try:
+            wanted = self.latched or self.has_subscribers()
+        except Exception:  # rclpy raises RCLError/InvalidHandle once the context is gone
+            if self.node.context.ok():
+                raise
+            return
+        if wanted and self.node.publish(self.publisher, self.to_msg(item)):
+            self.published += 1
 
     def destroy(self) -> None:
         self.node.destroy_lifecycle_publisher(self.publisher)

@@ -238,7 +238,9 @@ class EdgeVisionNode(LifecycleNode):
         try:
             publisher.publish(msg)
             return True
-        except _rclpy.RCLError as exc:
+        except (_rclpy.RCLError, _rclpy.InvalidHandle) as exc:
+            if not self.context.ok():
+                return False  # shutting down
             self.publish_failures += 1
             self.get_logger().warning(
                 f'could not publish on {publisher.topic_name}: {exc} '
