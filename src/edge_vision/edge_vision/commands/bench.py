@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='timed inferences per measurement (default 50)')
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed inferences first (default 5)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='measure all rows this many times, interleaved, keeping each '
+                             "row's fastest round (default 1)")
     parser.add_argument('--images', default='', metavar='DIR|VIDEO',
                         help='evaluation images (default: 21 fixed views of scikit-image '
                              'photographs)')
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('give --out DIR: the folder for bench.json, bench.md and bench.png')
     config = BenchConfig(backends=tuple(args.backends), devices=tuple(args.devices),
                          threads=args.threads, single_thread=not args.no_single_thread,
-                         warmup=args.warmup, iterations=args.iterations,
+                         warmup=args.warmup, iterations=args.iterations, rounds=args.rounds,
                          reference=args.reference, images=args.images,
                          image_count=args.image_count, min_agreement=args.min_agreement)
 

@@ -185,6 +185,11 @@ def fold_pad_into_maxpool(src: Path, dst: Path) -> int:
         removed.append(node)
     for node in removed:
         graph.node.remove(node)
+    if removed:  # drop the pad constants nothing reads any more
+        used = {name for node in graph.node for name in node.input}
+        unused = [t for t in graph.initializer if t.name not in used]
+        for tensor in unused:
+            graph.initializer.remove(tensor)
     _save(model, dst)
     return len(removed)
 
