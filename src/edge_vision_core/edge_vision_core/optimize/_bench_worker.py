@@ -25,19 +25,31 @@ from typing import Any
 import numpy as np
 
 
-def _rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc; 0 elsewhere)."""
+def _status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status ('VmRSS', 'VmHWM') in MB; None off Linux."""
     try:
         for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmRSS:'):
+            if line.startswith(key + ':'):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return 0.0
+    return None
+
+
+def _rss_mb() -> float:
+    """Current resident set size in MB (0 where unknown)."""
+    return _status_mb('VmRSS') or 0.0
 
 
 def _peak_rss_mb() -> float:
-    """RSS high-water mark of this process in MB."""
+    """RSS high-water mark of this process in MB.
+
+    Linux: VmHWM of this process image. Not ``ru_maxrss``: Linux keeps that across
+    fork + exec, so a worker started by a large parent would report the parent's peak.
+    """
+    peak = _status_mb('VmHWM')
+    if peak is not None:
+        return peak
     try:
         import resource
     except ImportError:  # Windows
