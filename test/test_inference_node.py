@@ -114,3 +114,75 @@ def test_corrupt_model_file_is_named(node_process, tmp_path):
     assert 'nanodet-m-416.onnx' in out and 'corrupt' in out, out
     assert proc.alive()
     assert proc.stop() == 0
+
+
+def _segmentation_model(tmp_path) -> str:
+    """A tiny segmentation ONNX model (class 1 on the left half, 2 on the right) + manifest."""
+    onnx = pytest.importorskip('onnx')
+    import yaml
+    from onnx import TensorProto, helper, numpy_helper
+
+    scores = np.zeros((1, 3, 16, 16), np.float32)
+    scores[0, 1, :, :8] = 5.0
+    scores[0, 2, :, 8:] = 5.0
+    nodes = [
+        helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
+        helper.make_node('Constant', [], ['zero'],
+                         value=numpy_helper.from_array(np.array(0.0, np.float32))),
+        helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
+        helper.make_node('Constant', [], ['scores'], value=numpy_helper.from_array(scores)),
+        helper.make_node('Add', ['scores', 'nothing'], ['logits']),
+    ]
+    graph = helper.make_graph(
+        nodes, 'constant_segmenter',
+        [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 3, 16, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / 'seg.onnx'))
+    manifest = {'name': 'seg', 'file': 'seg.onnx', 'layout': 'NCHW', 'input_size': [64, 64],
+                'adapter': 'segmentation', 'labels': ['background', 'left', 'right']}
+    (tmp_path / 'seg.yaml').write_text(yaml.safe_dump(manifest))
+    return str(tmp_path / 'seg.yaml')
+
+
+def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_context,
+                                                         spin_until, publish_until, tmp_path):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import LabelInfo
+
+    from edge_vision.conversions import (
+        image_to_numpy,
+        label_info_to_labels,
+        meta_to_header,
+        numpy_to_image,
+    )
+    from edge_vision.qos import latched_qos
+    from edge_vision_core import FrameMeta
+
+    ns = '/seg_test'
+    proc = node_process('edge_vision.inference_node',
+                        {'model': _segmentation_model(tmp_path), 'threads': 1}, ns)
+    node = rclpy.create_node('seg_driver', context=ros_context)
+    pub = node.create_publisher(Image, f'{ns}/image',
+                                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    masks, labels = [], []
+    node.create_subscription(Image, f'{ns}/mask', masks.append, qos_profile_sensor_data)
+    node.create_subscription(LabelInfo, f'{ns}/label_info', labels.append, latched_qos())
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    header = meta_to_header(FrameMeta(7_000_000_001, 'seg_optical'))
+    msg = numpy_to_image(np.zeros((60, 120, 3), np.uint8), 'bgr8', header)
+    assert publish_until(executor, [(pub, msg)], lambda: masks and labels, 40), proc.output()
+    mask_msg = masks[-1]
+    assert mask_msg.encoding == 'mono8' and mask_msg.header == header
+    mask = image_to_numpy(mask_msg)
+    assert mask.shape == (60, 120)
+    assert np.mean(mask[:, :60] == 1) > 0.95 and np.mean(mask[:, 60:] == 2) > 0.95
+    assert label_info_to_labels(labels[-1]) == ['background', 'left', 'right']
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
