@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_optimize.py --out /tmp/bench-optimize
         [--model nanodet-m-416] [--sizes 320 416 512] [--iterations 100] [--threads 0]
         [--backends onnxruntime openvino litert] [--calib DIR|VIDEO] [--rounds 3]
+        [--rank-by fps_1t]
         [--skip-optimize]
 
 It is ``edge-vision optimize --out OUT/models ...`` followed by
@@ -35,6 +36,9 @@ def main() -> int:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--backends', nargs='+', default=[])
+    parser.add_argument('--rank-by', default='fps_1t', choices=('fps', 'fps_1t'),
+                        help='best variant per backend by N-thread or 1-thread throughput '
+                             '(default fps_1t: steadier where other processes use the cores)')
     parser.add_argument('--rounds', type=int, default=3,
                         help='interleaved rounds; each row keeps its fastest (default 3)')
     parser.add_argument('--calib', default='')
@@ -56,7 +60,7 @@ def main() -> int:
     run_benchmark([args.model, out / 'models'], out / 'report',
                   BenchConfig(backends=tuple(args.backends), threads=args.threads,
                               iterations=args.iterations, warmup=args.warmup,
-                              rounds=args.rounds),
+                              rounds=args.rounds, rank_by=args.rank_by),
                   progress=say)
     say(f'bench: {time.perf_counter() - t0:.0f} s')
     print((out / 'report' / 'bench.md').read_text(encoding='utf-8'))

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'photographs)')
     parser.add_argument('--image-count', type=int, default=64,
                         help='at most this many evaluation images from --images (default 64)')
+    parser.add_argument('--rank-by', default='fps', choices=('fps', 'fps_1t'),
+                        help='throughput that names the best variant per backend: fps (N '
+                             'threads, default) or fps_1t (1 thread: steadier on a busy '
+                             'machine)')
     parser.add_argument('--min-agreement', type=float, default=0.9,
                         help='mAP@0.5 a variant needs to be named best of its backend '
                              '(default 0.9)')
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                          threads=args.threads, single_thread=not args.no_single_thread,
                          warmup=args.warmup, iterations=args.iterations, rounds=args.rounds,
                          reference=args.reference, images=args.images,
-                         image_count=args.image_count, min_agreement=args.min_agreement)
+                         image_count=args.image_count, min_agreement=args.min_agreement,
+                         rank_by=args.rank_by)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
