@@ -150,6 +150,8 @@ class InputSpec:
         handler: the node's processing function for one object.
         qos: subscription QoS when the input comes over DDS.
         linkable: False for inputs that must always come over DDS.
+        watch: report the input when it goes quiet (streams); False for occasional
+            messages such as ``label_info`` or a calibration.
     """
 
     topic: str
@@ -158,7 +160,10 @@ class InputSpec:
     handler: Callable[[Any], None]
     qos: QoSProfile
     linkable: bool = True
+    watch: bool = True
     resolved: str = ''
     link: Link | None = None
     subscription: Any = None
     event_callbacks: Any = None
+    received: int = 0
+    last_received: float | None = None

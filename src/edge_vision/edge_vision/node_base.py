@@ -22,6 +22,7 @@ timings the node reports in :meth:`EdgeVisionNode.diagnostic_values`.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ class BaseConfig:
     diagnostics_period: float = field(default=1.0, metadata=param(
         'Seconds between /diagnostics messages (0 disables them).', min=0.0, max=3600.0,
         unit='s', read_only=True))
+    input_timeout_s: float = field(default=5.0, metadata=param(
+        'Report a stream input that has received nothing for this long (no publisher, a dead '
+        'upstream node, a QoS mismatch) in the log and /diagnostics; 0 disables it.', min=0.0,
+        max=3600.0, unit='s', read_only=True))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -88,6 +93,12 @@ class EdgeVisionNode(LifecycleNode):
             self.get_logger().error(f'{exc}; using the defaults')
             base_cfg = BaseConfig()
         self._autostart = base_cfg.autostart
+        self._input_timeout = base_cfg.input_timeout_s
+        self._active_since: float | None = None
+        self.input_problems: list[str] = []
+        self._watch_timer = self.create_timer(max(1.0, self._input_timeout / 2),
+                                              self._watch_inputs) \
+            if self._input_timeout > 0 else None
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(base_cfg.diagnostics_period,
                                              self._publish_diagnostics) \
@@ -110,10 +121,13 @@ class EdgeVisionNode(LifecycleNode):
         return out
 
     def add_input(self, topic: str, msg_type: type, from_msg: Callable[[Any], Any],
-                  handler: Callable[[Any], None], qos: Any, linkable: bool = True) -> InputSpec:
+                  handler: Callable[[Any], None], qos: Any, linkable: bool = True,
+                  watch: bool | None = None) -> InputSpec:
         """Declare an input (in ``on_configure``). Its subscription is created on activate,
-        unless the composer linked it to an in-process producer."""
+        unless the composer linked it to an in-process producer. ``watch`` (default: the
+        linkable stream inputs) reports it when it goes quiet."""
         spec = InputSpec(topic, msg_type, from_msg, handler, qos, linkable,
+                         watch=linkable if watch is None else watch,
                          resolved=self.resolve_topic_name(topic),
                          event_callbacks=subscription_event_callbacks(self, topic))
         self.inputs.append(spec)
@@ -121,6 +135,8 @@ class EdgeVisionNode(LifecycleNode):
 
     def _deliver(self, spec: InputSpec, item: Any) -> None:
         """Run an input handler; errors are logged and counted, never fatal to the node."""
+        spec.received += 1
+        spec.last_received = time.monotonic()
         try:
             spec.handler(item)
         except EdgeVisionError as exc:
@@ -149,7 +165,37 @@ class EdgeVisionNode(LifecycleNode):
     def _link_handler(self, spec: InputSpec) -> Callable[[Any], None]:
         return lambda item: self._deliver(spec, item)
 
+    def _watch_inputs(self) -> None:
+        """Say which stream inputs are quiet and why (no publisher, or nothing arriving)."""
+        if self._active_since is None:
+            self.input_problems = []
+            return
+        now = time.monotonic()
+        problems = []
+        for spec in self.inputs:
+            if not spec.watch or spec.link is not None:
+                continue  # in-process producers are watched by their own node
+            since = spec.last_received if spec.last_received is not None else self._active_since
+            if now - since < self._input_timeout:
+                continue
+            publishers = self.count_publishers(spec.resolved)
+            quiet = f'{now - since:.0f} s'
+            if publishers == 0:
+                problems.append(f'no publisher on {spec.resolved} for {quiet}: is the upstream '
+                                f'node running?')
+            elif spec.last_received is None:
+                problems.append(f'{publishers} publisher(s) on {spec.resolved} but nothing '
+                                f'received in {quiet}: check QoS (see errors above) and the '
+                                f'publisher\'s state')
+            else:
+                problems.append(f'nothing received on {spec.resolved} for {quiet} '
+                                f'({publishers} publisher(s); upstream stalled?)')
+        self.input_problems = problems
+        for problem in problems:
+            self.get_logger().warning(problem, throttle_duration_sec=30.0)
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active_since = time.monotonic()
         for spec in self.inputs:
             if spec.link is None and spec.subscription is None:
                 spec.subscription = self.create_subscription(
@@ -158,6 +204,7 @@ class EdgeVisionNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active_since = None
         for spec in self.inputs:
             if spec.subscription is not None:
                 self.destroy_subscription(spec.subscription)
@@ -268,6 +315,12 @@ class EdgeVisionNode(LifecycleNode):
             if spec.link is not None:
                 values[f'in_process {spec.resolved} delivered/dropped'] = \
                     f'{spec.link.delivered}/{spec.link.dropped}'
+            elif spec.watch:
+                values[f'received {spec.resolved}'] = spec.received
+        if self.input_problems:
+            values['input_problems'] = '; '.join(self.input_problems)
+            level = max(level, WARN)
+            message = f'{message}; {self.input_problems[0]}'
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f'{self.get_fully_qualified_name()}', message=message,
