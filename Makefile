@@ -2,7 +2,7 @@
 #   make setup   create/refresh .venv (idempotent; seconds when nothing changed)
 #   make run     the main job on the embedded default
 #   make test    set-up, lint, then every test
-#   make lint    ruff (99 columns)
+#   make lint    ruff (99 columns) and hadolint
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,9 +19,11 @@ run: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/hadolint docker/Dockerfile docker/jetson.Dockerfile
 
 test: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/hadolint docker/Dockerfile docker/jetson.Dockerfile
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
