@@ -1,1 +1,71 @@
-"""Anomaly detection: patch features, normal-appearance models, scores and heatmaps."""
+"""Anomaly detection: patch features, normal-appearance models, scores, heatmaps and regions.
+
+The parts, each usable on its own:
+
+- :mod:`.features`: image -> multi-scale feature maps, from the COCO-pretrained NanoDet backbone
+  (``nanodet-m-416-backbone``) on any ONNX-reading backend, or the ``color-gradient`` baseline;
+- :mod:`.embedding`: feature maps -> one embedding per patch;
+- :mod:`.patchcore` (memory bank, greedy coreset, nearest-neighbour distance) and
+  :mod:`.padim` (a Gaussian per patch position, Mahalanobis distance);
+- :mod:`.postprocess`: heatmap, frame score, regions, threshold calibration;
+- :mod:`.model_file`: the versioned one-file model;
+- :mod:`.detector`: :class:`AnomalyDetector` (fit / score / learn-normal / save / load);
+- :mod:`.synthetic_defects`: an MVTec-like benchmark from real images with synthetic defects.
+
+Importing this package imports no inference runtime.
+"""
+
+from __future__ import annotations
+
+from .detector import (
+    METHODS,
+    AnomalyConfig,
+    AnomalyDetector,
+    AnomalyResult,
+    AnomalyTimings,
+    FitReport,
+    LearningProgress,
+    iter_frames,
+)
+from .features import (
+    DEFAULT_BACKBONE,
+    FeatureExtractor,
+    FeatureManifest,
+    FeatureMaps,
+    create_feature_extractor,
+    list_backbones,
+    resolve_backbone,
+)
+from .model_file import FORMAT_VERSION, load_model_file
+from .postprocess import (
+    ANOMALY_CLASS_ID,
+    ANOMALY_LABELS,
+    calibrate_threshold,
+    confidence,
+    find_regions,
+)
+
+__all__ = [
+    'ANOMALY_CLASS_ID',
+    'ANOMALY_LABELS',
+    'DEFAULT_BACKBONE',
+    'FORMAT_VERSION',
+    'METHODS',
+    'AnomalyConfig',
+    'AnomalyDetector',
+    'AnomalyResult',
+    'AnomalyTimings',
+    'FeatureExtractor',
+    'FeatureManifest',
+    'FeatureMaps',
+    'FitReport',
+    'LearningProgress',
+    'calibrate_threshold',
+    'confidence',
+    'create_feature_extractor',
+    'find_regions',
+    'iter_frames',
+    'list_backbones',
+    'load_model_file',
+    'resolve_backbone',
+]
