@@ -2,8 +2,9 @@
 
 Reads every image of a folder (or a quoted glob, or the frames of a video), learns what normal
 looks like (PatchCore memory bank or PaDiM Gaussians over patch features of the COCO-pretrained
-NanoDet backbone plus colour statistics), holds some frames out to calibrate the frame-score
-threshold (a target false-alarm rate or a quantile), and writes the versioned model file
+NanoDet backbone plus colour statistics), calibrates the frame-score threshold on out-of-fold
+scores of the normal frames (a target false-alarm rate or a quantile), and writes the versioned
+model file
 (.npz). anomaly_node loads it with the parameter model_path; `edge-vision eval-anomaly
 --model` scores a test set with it.
 
@@ -52,11 +53,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     thr = parser.add_argument_group('threshold')
     thr.add_argument('--false-alarm-rate', type=float, default=None, metavar='R',
                      help='calibrate for this fraction of normal frames flagged (0.01; Gumbel '
-                          'fit of held-out normal frame scores)')
+                          'fit of out-of-fold normal frame scores)')
     thr.add_argument('--quantile', type=float, default=None, metavar='Q',
-                     help='instead: the Q quantile of held-out normal frame scores')
-    thr.add_argument('--calibration-fraction', type=float, default=0.2,
-                     help='fraction of normal frames held out to calibrate (0.2)')
+                     help='instead: the Q quantile of out-of-fold normal frame scores')
+    thr.add_argument('--folds', type=int, default=5,
+                     help='calibration folds: each normal frame is scored by the model without '
+                          'its fold (5)')
     rt = parser.add_argument_group('runtime')
     rt.add_argument('--backend', default='onnxruntime',
                     help='backbone runtime: onnxruntime or openvino (onnxruntime)')
@@ -89,7 +91,7 @@ def config_from_args(args: argparse.Namespace):
         method=args.method, backbone=args.backbone, layers=layers, input_width=width,
         input_height=height, max_input_side=args.max_side, resize=args.resize,
         feature_dim=args.feature_dim, max_memory_bank=args.max_bank,
-        coreset_ratio=args.coreset_ratio, calibration_fraction=args.calibration_fraction,
+        coreset_ratio=args.coreset_ratio, calibration_folds=args.folds,
         backend=args.backend, device=args.device, threads=args.threads, seed=args.seed, **extra)
 
 
@@ -118,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
     scores = report.calibration_scores
     kind = 'memory bank rows' if info['method'] == 'patchcore' else 'grid cells'
     print(f'fitted {info["method"]} on {report.num_images} normal frames '
-          f'({report.num_calibration} held out for the threshold), input {w}x{h}, '
+          f'({report.num_calibration} scored out-of-fold for the threshold), input {w}x{h}, '
           f'{report.num_patches} patches -> {report.model_size} {kind}')
     print(f'features: backbone {info["backbone"]["id"]}, layers {", ".join(info["layers"])}, '
           f'{info["embedding_dim"]} dimensions')
-    print(f'threshold {report.threshold:.4g} ({info["calibration"]["mode"]}; held-out normal '
-          f'scores {min(scores):.4g}..{max(scores):.4g})')
+    print(f'threshold {report.threshold:.4g} ({info["calibration"]["mode"]}; out-of-fold '
+          f'normal scores {min(scores):.4g}..{max(scores):.4g})')
     print(f'time: features {report.feature_seconds:.1f} s, fit {report.fit_seconds:.1f} s')
     print(f'wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)')
     return 0

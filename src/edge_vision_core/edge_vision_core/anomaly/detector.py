@@ -4,9 +4,8 @@ One :class:`AnomalyDetector` per camera (what ``anomaly_node`` owns):
 
 - :meth:`AnomalyDetector.fit` from a folder, a glob, a video or any iterable of frames: patch
   embeddings of the normal frames (:mod:`.features`, :mod:`.embedding`) become a PatchCore
-  memory bank or PaDiM Gaussians; every ``1 / calibration_fraction``-th frame is held out and
-  scored to calibrate the frame-score threshold, then added to the model too (so the final
-  model has seen all frames and its threshold is, if anything, conservative);
+  memory bank or PaDiM Gaussians; the frame-score threshold is calibrated on out-of-fold scores
+  of the normal frames (each scored by the model without its fold, see :meth:`fit`);
 - :meth:`AnomalyDetector.score` per frame: frame score (max of the smoothed heatmap), decision,
   heatmap on the image, anomalous regions as ``Detections`` and stage timings;
 - "learn normal" on a live stream: :meth:`start_learning`, :meth:`learn` per frame,
@@ -166,17 +165,21 @@ class AnomalyConfig:
         'Gaussian smoothing of the heatmap, in model-input pixels.', min=0.0, max=64.0,
         unit='px', read_only=True))
     threshold_mode: str = field(default='false_alarm_rate', metadata=param(
-        'Threshold calibration on held-out normal frames: false_alarm_rate (Gumbel fit of '
-        'their scores) or quantile.', choices=THRESHOLD_MODES, read_only=True))
+        'Threshold calibration on out-of-fold normal frame scores: false_alarm_rate (Gumbel '
+        'fit of the scores) or quantile.', choices=THRESHOLD_MODES, read_only=True))
     false_alarm_rate: float = field(default=0.01, metadata=param(
         'Target fraction of normal frames flagged (threshold_mode false_alarm_rate).',
         min=1e-6, max=0.5, read_only=True))
     threshold_quantile: float = field(default=0.99, metadata=param(
-        'Quantile of held-out normal frame scores (threshold_mode quantile).', min=0.5,
+        'Quantile of the out-of-fold normal frame scores (threshold_mode quantile).', min=0.5,
         max=1.0, read_only=True))
-    calibration_fraction: float = field(default=0.2, metadata=param(
-        'Fraction of the normal frames held out to calibrate the threshold (at least one).',
-        min=0.01, max=0.5, read_only=True))
+    calibration_folds: int = field(default=5, metadata=param(
+        'Threshold calibration: each calibration frame is scored by the model without the '
+        'frames of its fold (K-fold); more folds = closer to the final model, same cost.',
+        min=2, max=50, read_only=True))
+    max_calibration_frames: int = field(default=50, metadata=param(
+        'At most this many normal frames (evenly spread) are scored for the calibration; '
+        'bounds the memory kept while fitting.', min=2, max=10000, read_only=True))
     threshold: float = field(default=-1.0, metadata=param(
         'Frame-score threshold; -1 uses the calibrated one of the model.', min=-1.0))
     min_region_area: float = field(default=16.0, metadata=param(
@@ -270,12 +273,12 @@ class FitReport:
     """How a fit went.
 
     Attributes:
-        num_images: normal frames used (fit + calibration).
-        num_calibration: frames held out to calibrate the threshold.
+        num_images: normal frames used.
+        num_calibration: frames scored out-of-fold to calibrate the threshold.
         num_patches: patch embeddings seen.
         model_size: memory-bank rows (PatchCore) or grid cells (PaDiM).
         threshold: the calibrated threshold.
-        calibration_scores: frame scores of the held-out frames.
+        calibration_scores: their out-of-fold frame scores.
         input_size: ``(width, height)`` of the model input.
         feature_seconds, fit_seconds: time in feature extraction and in model building.
     """
@@ -474,10 +477,12 @@ class AnomalyDetector:
         """Learn normal appearance from normal frames and calibrate the threshold.
 
         The model-input size is the configured one, else the current model's, else derived
-        from the first frame (``max_input_side``). Frames 1, 1 + k, 1 + 2k... (k =
-        ``1 / calibration_fraction``) are held out: the model fitted on the others scores them
-        to measure the border correction and calibrate the threshold, then they are added to
-        the model too.
+        from the first frame (``max_input_side``). Every frame goes into the model. Up to
+        ``max_calibration_frames`` frames, evenly spread, are also kept and split into
+        ``calibration_folds`` folds; each is scored by the model *without* its fold's frames
+        (PaDiM: their sums subtracted; PatchCore: the bank rows that came from them removed,
+        which makes the scores, and so the threshold, slightly conservative). Those
+        out-of-fold scores give the border correction and the threshold.
 
         Args:
             source: a folder, a glob, a video file, or an iterable of bgr8 images (e.g. N live
@@ -494,11 +499,11 @@ class AnomalyDetector:
         self._check_open()
         t_start = time.perf_counter()
         cfg = self.config
-        period = max(2, int(round(1.0 / cfg.calibration_fraction)))
-        calibration: list[tuple[np.ndarray, np.ndarray, LetterboxTransform]] = []
         bank = MemoryBankBuilder(cfg.max_memory_bank, cfg.coreset_ratio,
                                  cfg.coreset_projection_dim, cfg.seed)
         padim = PadimAccumulator(cfg.padim_regularization)
+        kept: list[tuple[int, np.ndarray, np.ndarray, LetterboxTransform]] = []
+        keep_every = 1
         feature_seconds = 0.0
         count = num_patches = stride = 0
         scales: list[float] = []
@@ -527,32 +532,43 @@ class AnomalyDetector:
             valid = valid_cells(features.transform, grid.shape[:2], stride)
             feature_seconds += time.perf_counter() - t0
             num_patches += int(valid.sum())
-            if count % period == 1:  # frames 1, 1 + period, ...: calibration
-                calibration.append((grid, valid, features.transform))
-            elif cfg.method == 'patchcore':
-                bank.add(grid[valid])
+            if cfg.method == 'patchcore':
+                bank.add(grid[valid], count)
             else:
                 padim.add(grid)
+            if count % keep_every == 0:
+                kept.append((count, grid, valid, features.transform))
+                if len(kept) > cfg.max_calibration_frames:  # keep every other one, go on
+                    keep_every *= 2
+                    kept = [k for k in kept if k[0] % keep_every == 0]
             count += 1
         if count < 2:
-            raise ConfigError(f'fitting needs at least 2 normal frames (one is held out to '
-                              f'calibrate the threshold), got {count}')
+            raise ConfigError(f'fitting needs at least 2 normal frames (the threshold is '
+                              f'calibrated on frames the model is scored without), got {count}')
         t_fit = time.perf_counter()
-        model = bank.build() if cfg.method == 'patchcore' else padim.build()
-        patches = [_patch_scores(model, g, v) for g, v, _ in calibration]
-        rings = [border_rings(v, cfg.border_rings) for _, v, _ in calibration]
+        if cfg.method == 'patchcore':
+            model, sources = bank.build()
+        else:
+            model, sources = padim.build(), None
+        folds = min(cfg.calibration_folds, len(kept))
+        patches = [np.empty(0)] * len(kept)
+        for fold in range(folds):
+            members = list(range(fold, len(kept), folds))
+            frames = {kept[i][0] for i in members}
+            if sources is not None:
+                rest = ~np.isin(sources, list(frames))
+                held = PatchCoreModel(model.memory_bank[rest]) if rest.any() else model
+            else:
+                held = padim.build(without=[kept[i][1] for i in members])
+            for i in members:
+                patches[i] = _patch_scores(held, kept[i][1], kept[i][2])
+        rings = [border_rings(v, cfg.border_rings) for _, _, v, _ in kept]
         correction = border_correction(patches, rings, cfg.border_rings)
-        scores = [float(score_map(p * correction[r], stride, tr, cfg.smoothing_sigma).max())
-                  for p, r, (_, _, tr) in zip(patches, rings, calibration, strict=True)]
+        scores = [float(score_map(p * correction[r], stride, k[3], cfg.smoothing_sigma).max())
+                  for p, r, k in zip(patches, rings, kept, strict=True)]
         threshold = calibrate_threshold(scores, cfg.threshold_mode,
                                         quantile=cfg.threshold_quantile,
                                         false_alarm_rate=cfg.false_alarm_rate)
-        for g, v, _ in calibration:  # the final model sees every frame
-            if cfg.method == 'patchcore':
-                bank.add(g[v])
-            else:
-                padim.add(g)
-        model = bank.build() if cfg.method == 'patchcore' else padim.build()
         fit_seconds = time.perf_counter() - t_fit
         self._model = model
         self._projection = projection
@@ -560,10 +576,10 @@ class AnomalyDetector:
                                          count)
         size = (len(model.memory_bank) if isinstance(model, PatchCoreModel)
                 else int(np.prod(model.grid_shape)))
-        report = FitReport(count, len(calibration), num_patches, size, threshold,
-                           tuple(scores), extractor.input_size, feature_seconds, fit_seconds)
-        _LOG.info('anomaly model fitted on %d frames (%d held out) in %.1f s: %s of %d, '
-                  'threshold %.4g', count, len(calibration), time.perf_counter() - t_start,
+        report = FitReport(count, len(kept), num_patches, size, threshold, tuple(scores),
+                           extractor.input_size, feature_seconds, fit_seconds)
+        _LOG.info('anomaly model fitted on %d frames (%d scored out-of-fold) in %.1f s: %s of '
+                  '%d, threshold %.4g', count, len(kept), time.perf_counter() - t_start,
                   cfg.method, size, threshold)
         return report
 

@@ -102,15 +102,28 @@ class PadimAccumulator:
         self._outer += g[..., :, None] * g[..., None, :]
         self.count += 1
 
-    def build(self) -> PadimModel:
-        """Means and regularised precisions of what was added (needs >= 1 image)."""
+    def build(self, without: list[np.ndarray] | None = None) -> PadimModel:
+        """Means and regularised precisions of what was added (needs >= 1 image).
+
+        Args:
+            without: grids that were added and are to be left out (out-of-fold models).
+        """
         if self._sum is None or self.count == 0:
             raise ConfigError('no normal images were added')
-        n = self.count
-        mean = self._sum / n
+        total, outer, n = self._sum, self._outer, self.count
+        if without:
+            total, outer = total.copy(), outer.copy()
+            for grid in without:
+                g = np.asarray(grid, np.float64)
+                total -= g
+                outer -= g[..., :, None] * g[..., None, :]
+            n -= len(without)
+            if n < 1:
+                raise ConfigError('leaving those images out leaves none')
+        mean = total / n
         # unbiased covariance (population for a single image), then + eps I
         denom = max(n - 1, 1)
-        cov = (self._outer - n * mean[..., :, None] * mean[..., None, :]) / denom
+        cov = (outer - n * mean[..., :, None] * mean[..., None, :]) / denom
         d = mean.shape[2]
         cov += self.regularization * np.eye(d)
         precision = np.linalg.inv(cov)

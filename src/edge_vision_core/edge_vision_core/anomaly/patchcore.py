@@ -11,7 +11,9 @@ Roth et al., "Towards Total Recall in Industrial Anomaly Detection" (CVPR 2022),
   ``sqrt(|q|^2 + |m|^2 - 2 q.m)`` with one BLAS matrix product per chunk of queries.
 
 Memory is bounded while fitting from long streams: :class:`MemoryBankBuilder` compresses its
-pool with the same greedy selection whenever it grows past a limit (a coreset of coresets).
+pool with the same greedy selection whenever it grows past a limit (a coreset of coresets). It
+remembers which image every bank row came from, so the detector can score an image against the
+bank *without* that image's rows (out-of-fold calibration without refitting).
 """
 
 from __future__ import annotations
@@ -153,31 +155,38 @@ class MemoryBankBuilder:
         self.seed = int(seed)
         self.pool_limit = int(pool_limit) or max(8 * self.max_size, 65536)
         self._pool: list[np.ndarray] = []
+        self._sources: list[np.ndarray] = []
         self._pooled = 0
         self.total = 0  # patches seen
         self._compressions = 0
 
-    def add(self, embeddings: np.ndarray) -> None:
-        """Add (N, D) normal patch embeddings."""
+    def add(self, embeddings: np.ndarray, source: int = 0) -> None:
+        """Add (N, D) normal patch embeddings of one image (``source`` identifies it)."""
         rows = np.ascontiguousarray(embeddings, np.float32)
         if rows.ndim != 2:
             raise ConfigError(f'embeddings must be (N, D), got {rows.shape}')
         self._pool.append(rows)
+        self._sources.append(np.full(len(rows), source, np.int64))
         self._pooled += len(rows)
         self.total += len(rows)
         if self._pooled > self.pool_limit:
-            pooled = np.concatenate(self._pool)
+            pooled, sources = np.concatenate(self._pool), np.concatenate(self._sources)
             keep = greedy_coreset(pooled, self.max_size, self.projection_dim,
                                   self.seed + self._compressions)
             self._compressions += 1
-            self._pool = [pooled[keep]]
+            self._pool, self._sources = [pooled[keep]], [sources[keep]]
             self._pooled = len(keep)
 
-    def build(self) -> PatchCoreModel:
-        """The coreset memory bank of everything added so far (the pool is kept)."""
+    def build(self) -> tuple[PatchCoreModel, np.ndarray]:
+        """The coreset memory bank of everything added so far (the pool is kept).
+
+        Returns:
+            ``(model, sources)``: the bank and the (M,) ``source`` of each of its rows.
+        """
         if not self._pool:
             raise ConfigError('no normal patches were added')
         pooled = np.concatenate(self._pool) if len(self._pool) > 1 else self._pool[0]
+        sources = np.concatenate(self._sources)
         size = min(self.max_size, max(1, int(np.ceil(self.ratio * self.total))))
         keep = greedy_coreset(pooled, size, self.projection_dim, self.seed)
-        return PatchCoreModel(pooled[keep])
+        return PatchCoreModel(pooled[keep]), sources[keep]

@@ -29,8 +29,9 @@ drawn at a random place with a random size, shape and colour:
 =============  ============================================================================
 
 A defect's mask is the set of pixels it changes by at least one grey level where its opacity
-is at least half its maximum (faint anti-aliasing and soft-edge fringes are left out, so the
-mask is the visible defect).
+is at least 15 % of its maximum (only the faintest anti-aliasing and soft-edge fringes are left
+out: at that level at most about a tenth as many pixels outside the mask change by more than 16
+grey levels as there are inside it).
 A defect that changes the image too little where it lands (e.g. a smudge on a flat area) is
 drawn again elsewhere.
 
@@ -86,6 +87,8 @@ TUNING_DEFECTS = ('scratch', 'stain', 'hole', 'foreign')
 HELDOUT_DEFECTS = ('discolor', 'crack', 'smudge')
 #: minimum mean absolute change (grey levels) inside a defect's mask for it to count.
 _MIN_VISIBLE_CHANGE = 12.0
+#: a pixel belongs to the mask where the defect's opacity reaches this fraction of its maximum.
+_MASK_OPACITY = 0.15
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,7 @@ def add_defect(image: np.ndarray, kind: str, rng: np.random.Generator,
 
     Returns:
         ``(defective, mask)``: the bgr8 image and an (H, W) bool mask of the defect pixels
-        (changed by at least one grey level where the defect's opacity is at least half its
+        (changed by at least one grey level where the defect's opacity is at least 15 % of its
         maximum).
 
     Raises:
@@ -416,8 +419,8 @@ def add_defect(image: np.ndarray, kind: str, rng: np.random.Generator,
     for _ in range(tries):
         out, alpha = _DEFECTS[kind](image, rng, size, foreign)
         diff = np.abs(out.astype(np.int16) - image.astype(np.int16)).max(axis=2)
-        mask = (alpha >= 0.5 * float(alpha.max())) & (diff >= 1) if alpha.max() > 0 else (
-            np.zeros(diff.shape, bool))
+        mask = (alpha >= _MASK_OPACITY * float(alpha.max())) & (diff >= 1) \
+            if alpha.max() > 0 else np.zeros(diff.shape, bool)
         if mask.sum() < 4:
             continue
         change = float(diff[mask].mean())

@@ -1,0 +1,161 @@
+"""Feature extraction: the derived backbone is the detector's own backbone, on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from edge_vision_core import ConfigError, ModelError
+from edge_vision_core.anomaly.features import (
+    COLOR_LAYERS,
+    DEFAULT_BACKBONE,
+    FeatureExtractor,
+    FeatureManifest,
+    create_feature_extractor,
+    list_backbones,
+    resolve_backbone,
+)
+from edge_vision_core.inference.backends import available_backends
+
+edge_vision_models = pytest.importorskip('edge_vision_models')
+
+
+@pytest.fixture(scope='module')
+def image() -> np.ndarray:
+    """A real 640x480 bgr8 frame (scikit-image's motorcycle, left view)."""
+    rgb = skimage.data.stereo_motorcycle()[0]
+    return np.ascontiguousarray(cv2.resize(rgb, (640, 480))[..., ::-1])
+
+
+def test_shipped_backbone_manifest_and_checksum():
+    assert DEFAULT_BACKBONE in list_backbones()
+    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    assert manifest.name == DEFAULT_BACKBONE and manifest.format == 'onnx'
+    assert hashlib.sha256(manifest.path.read_bytes()).hexdigest() == manifest.sha256
+    assert [(m.name, m.stride, m.channels) for m in manifest.feature_maps] == [
+        ('stride4', 4, 64), ('stride8', 8, 128), ('stride16', 16, 256)]
+    assert manifest.color_order == 'bgr' and manifest.mean == (103.53, 116.28, 123.675)
+    assert resolve_backbone('none') is None
+
+
+def test_backbone_outputs_are_the_detectors_internal_tensors(image):
+    """At 416x416 the derived model equals the same tensors inside the detector ONNX."""
+    onnx = pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    info = json.loads(Path(manifest.source).read_text())
+    detector = onnx.load(str(edge_vision_models.models_dir() / 'nanodet-m-416.onnx'))
+    for spec in info['feature_maps']:
+        detector.graph.output.append(onnx.helper.make_tensor_value_info(
+            spec['source_tensor'], onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(detector.SerializeToString(),
+                                   providers=['CPUExecutionProvider'])
+    with create_feature_extractor(DEFAULT_BACKBONE, (416, 416),
+                                  ['stride4', 'stride8', 'stride16']) as extractor:
+        boxed, _ = extractor.prepare(image)
+        mine = extractor.extract(image).maps
+        blob = extractor._blob
+        reference = session.run([s['source_tensor'] for s in info['feature_maps']],
+                                {'input': blob})
+    assert boxed.shape == (416, 416, 3)
+    for spec, ref in zip(info['feature_maps'], reference, strict=True):
+        np.testing.assert_allclose(mine[spec['name']], ref[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('backend', sorted(set(available_backends()) & {'onnxruntime',
+                                                                        'openvino'}))
+@pytest.mark.parametrize('size, margin', [((320, 240), 0), ((192, 128), 32)])
+def test_backbone_runs_at_any_size_on_every_onnx_backend(image, backend, size, margin):
+    layers = ['stride8', 'stride16', 'color8']
+    with create_feature_extractor(DEFAULT_BACKBONE, size, layers, backend=backend,
+                                  margin=margin) as extractor:
+        features = extractor.extract(image)
+    w, h = size
+    assert features.maps['stride8'].shape == (128, h // 8, w // 8)
+    assert features.maps['stride16'].shape == (256, h // 16, w // 16)
+    assert features.maps['color8'].shape == (15, h // 8, w // 8)
+    assert all(m.dtype == np.float32 for m in features.maps.values())
+    if backend != 'onnxruntime':
+        with create_feature_extractor(DEFAULT_BACKBONE, size, layers, margin=margin) as ref:
+            expected = ref.extract(image).maps
+        for name in layers:
+            scale = float(np.abs(expected[name]).max())
+            np.testing.assert_allclose(features.maps[name], expected[name],
+                                       atol=1e-3 * scale)
+
+
+def test_colour_statistics_of_a_flat_and_a_striped_image():
+    flat = np.full((64, 64, 3), (30, 120, 200), np.uint8)
+    with FeatureExtractor((64, 64), list(COLOR_LAYERS)) as extractor:
+        assert extractor.id == 'none' and extractor.backend is None
+        maps = extractor.extract(flat).maps
+    lab = cv2.cvtColor(flat[:1, :1], cv2.COLOR_BGR2LAB)[0, 0].astype(np.float32)
+    for name, stride in COLOR_LAYERS.items():
+        m = maps[name]
+        assert m.shape == (15, 64 // stride, 64 // stride)
+        np.testing.assert_allclose(m[:3], lab[:, None, None] * np.ones_like(m[:3]), atol=1e-3)
+        assert np.abs(m[3:]).max() < 1e-3  # no gradient, no spread
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::4] = 255  # vertical lines: horizontal gradients, orientation bin 0
+    with FeatureExtractor((64, 64), ['color8']) as extractor:
+        m = extractor.extract(stripes).maps['color8'][:, 2:6, 2:6]
+    orient = m[4:12].mean(axis=(1, 2))
+    assert int(np.argmax(orient)) == 0 and orient[0] > 10 * orient[4]
+    assert m[12].mean() > 50  # L varies inside the cells
+
+
+def test_letterbox_and_margin_keep_the_image_geometry(image):
+    with FeatureExtractor((320, 320), ['color8'], margin=32) as extractor:
+        boxed, transform = extractor.prepare(image)
+        features = extractor.extract(image)
+    assert boxed.shape == (320 + 64, 320 + 64, 3)
+    assert (transform.pad_x, transform.pad_y) == (0, 40)
+    # the resized image sits at (margin + pad) and its border is mirrored, not constant
+    inner = boxed[32 + 40:32 + 280, 32:32 + 320]
+    np.testing.assert_array_equal(inner, cv2.resize(image, (320, 240)))
+    np.testing.assert_array_equal(boxed[32 + 39], boxed[32 + 41])
+    assert features.maps['color8'].shape == (15, 40, 40)
+
+
+@pytest.mark.parametrize('kwargs, error, message', [
+    ({'input_size': (100, 64)}, ConfigError, 'multiples of 16'),
+    ({'margin': 8}, ConfigError, 'margin'),
+    ({'layers': ['stride32']}, ConfigError, 'not available'),
+    ({'layers': []}, ConfigError, 'at least one'),
+    ({'resize': 'crop'}, ConfigError, 'resize'),
+])
+def test_bad_settings(kwargs, error, message):
+    args = {'input_size': (64, 64), 'layers': ['stride8'], **kwargs}
+    with pytest.raises(error, match=message):
+        create_feature_extractor(DEFAULT_BACKBONE, args.pop('input_size'), args.pop('layers'),
+                                 **args)
+
+
+def test_unknown_backbone_and_bad_manifest(tmp_path):
+    with pytest.raises(ModelError, match='unknown backbone'):
+        resolve_backbone('resnet18')
+    with pytest.raises(ModelError, match='does not exist'):
+        resolve_backbone(str(tmp_path / 'x.json'))
+    (tmp_path / 'det.json').write_text('{"kind": "detector", "name": "x"}')
+    with pytest.raises(ModelError, match='feature_extractor'):
+        resolve_backbone(str(tmp_path / 'det.json'))
+    with pytest.raises(ModelError, match='missing'):
+        FeatureManifest.from_dict({'kind': 'feature_extractor', 'name': 'x'}, tmp_path)
+
+
+def test_changed_backbone_file_is_refused(tmp_path):
+    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    data = bytearray(manifest.path.read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / 'b.onnx').write_bytes(bytes(data))
+    info = json.loads(Path(manifest.source).read_text())
+    info['file'] = 'b.onnx'
+    (tmp_path / 'b.json').write_text(json.dumps(info))
+    with pytest.raises(ModelError, match='corrupt or was changed'):
+        create_feature_extractor(str(tmp_path / 'b.json'), (64, 64), ['stride8'])
