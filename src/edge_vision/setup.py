@@ -42,6 +42,7 @@ setup(
     entry_points={
         'console_scripts': [
             'edge-vision = edge_vision.cli:main',
+            'anomaly_node = edge_vision.anomaly_node:main',
             'calibration_node = edge_vision.calibration_node:main',
             'camera_node = edge_vision.camera_node:main',
             'inference_node = edge_vision.inference_node:main',

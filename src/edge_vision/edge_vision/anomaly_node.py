@@ -1,0 +1,267 @@
+"""anomaly_node: learn what normal looks like, flag and localise what is not.
+
+Subscribes ``image`` (sensor_msgs/Image, best effort, newest frame; any encoding that converts
+to bgr8).
+
+Publishes, every output with the image's header:
+
+- ``anomaly`` (vision_msgs/Classification): two hypotheses, ``anomaly`` with the frame's
+  confidence ``score / (score + threshold)`` (0.5 at the threshold, so ``> 0.5`` means
+  anomalous) and ``normal`` with one minus it;
+- ``anomaly/heatmap`` (sensor_msgs/Image): per-pixel anomaly at the image's size, ``32FC1``
+  (raw patch distances, comparable to the threshold) or ``mono8`` (0 = normal, 128 = the
+  threshold, 255 = twice it), see ``heatmap_encoding``;
+- ``anomaly/regions`` (vision_msgs/Detection2DArray): connected regions above the threshold as
+  boxes in image pixels, ``class_id`` = ``anomaly``, score = their peak confidence.
+
+Learning normal appearance: ``~/learn_normal`` (std_srvs/Trigger) starts collecting the next
+``learn_frames`` frames (one every ``learn_every``); then the model is refitted (the threshold
+calibrated on held-out frames), saved to ``save_path`` and used at once. With ``model_path`` a
+fitted model is loaded at configure time; a file made for another backbone, input size or
+format version fails configure with what differs. Without any model the node starts learning
+by itself when ``learn_on_start`` is true, else it waits (frames are counted as unscored).
+
+Parameters: :class:`edge_vision_core.anomaly.AnomalyConfig`, :class:`AnomalyNodeConfig`,
+``qos.*``, ``autostart``, ``diagnostics_period``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
+
+from edge_vision_core import EdgeVisionError, Frame, FrameDetections
+from edge_vision_core.anomaly import AnomalyConfig, AnomalyDetector, AnomalyResult
+from edge_vision_core.config import check_config, param
+from edge_vision_core.timing import RateMeter, StageTimer
+
+from .conversions import frame_detections_to_msg, frame_to_image, image_to_frame, meta_to_header
+from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .qos import (
+    QosConfig,
+    publisher_event_callbacks,
+    results_qos,
+    stream_publisher_qos,
+    stream_subscriber_qos,
+)
+
+__all__ = ['AnomalyNode', 'AnomalyNodeConfig', 'main']
+
+
+@dataclass(frozen=True)
+class AnomalyNodeConfig:
+    """anomaly_node settings besides the detector's."""
+
+    learn_frames: int = field(default=60, metadata=param(
+        'Frames collected by learn-normal mode before refitting.', min=5, max=100000))
+    learn_every: int = field(default=2, metadata=param(
+        'Take one frame in this many while learning (spreads the frames over time).', min=1,
+        max=1000))
+    learn_on_start: bool = field(default=False, metadata=param(
+        'Without a model, start learning normal appearance at activation.', read_only=True))
+    save_path: str = field(default='', metadata=param(
+        'Where learn-normal mode saves the refitted model (empty = '
+        '${ROS_HOME}/edge_vision/<node namespace>_anomaly.npz).'))
+    heatmap_encoding: str = field(default='32FC1', metadata=param(
+        'Encoding of anomaly/heatmap: 32FC1 (raw scores) or mono8 (128 = the threshold).',
+        choices=('32FC1', 'mono8')))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class AnomalyNode(EdgeVisionNode):
+    """Anomaly detection node (see the module docstring)."""
+
+    PARAMETERS = (('', AnomalyConfig), ('', AnomalyNodeConfig), ('qos.', QosConfig))
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('anomaly_node', **kwargs)
+        self._detector: AnomalyDetector | None = None
+        self._lock = threading.Lock()
+        self._rate = RateMeter()
+        self._timer = StageTimer()
+        self._learn_skip = 0
+        self.unscored = 0
+        self.anomalous = 0
+        self._last: AnomalyResult | None = None
+        self._outs = {}
+        self._service = None
+        self._model_source = ''
+
+    def on_parameter_change(self, config: object, changed: set[str]) -> None:
+        if isinstance(config, AnomalyConfig) and self._detector is not None:
+            runtime = {name: getattr(config, name) for name in changed
+                       if name in ('threshold', 'min_region_area', 'max_regions')}
+            if runtime:
+                self._detector.update_config(**runtime)
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.load_parameters()
+            cfg = self.config(AnomalyConfig)
+            if cfg.model_path:
+                detector = AnomalyDetector.from_file(cfg.model_path, cfg)
+                self._model_source = cfg.model_path
+            else:
+                detector = AnomalyDetector(cfg)
+                self._model_source = ''
+        except EdgeVisionError as exc:
+            return self.fail(f'configure: {exc}')
+        self._detector = detector
+        qos = self.config(QosConfig)
+        self._outs = {
+            'anomaly': self.add_output(
+                'anomaly', Classification, self._classification_msg, results_qos(),
+                event_callbacks=publisher_event_callbacks(self, 'anomaly')),
+            'heatmap': self.add_output('anomaly/heatmap', Image, frame_to_image,
+                                       stream_publisher_qos(qos)),
+            'regions': self.add_output('anomaly/regions', Detection2DArray,
+                                       frame_detections_to_msg, results_qos()),
+        }
+        self.add_input('image', Image, lambda m: image_to_frame(m, 'bgr8'), self._on_image,
+                       stream_subscriber_qos(qos))
+        self._service = self.create_service(Trigger, '~/learn_normal', self._on_learn)
+        if detector.is_fitted:
+            self.get_logger().info(f'loaded {cfg.model_path}: threshold {detector.threshold:.4g}')
+        else:
+            self.get_logger().warning('no anomaly model yet: call ~/learn_normal (std_srvs/'
+                                      'Trigger) with the scene in its normal state')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        if not self._detector.is_fitted and self.config(AnomalyNodeConfig).learn_on_start:
+            self._start_learning()
+        return result
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self.release()
+        if self._service is not None:
+            self.destroy_service(self._service)
+            self._service = None
+        self._outs = {}
+        return super().on_cleanup(state)
+
+    def release(self) -> None:
+        with self._lock:
+            if self._detector is not None:
+                self._detector.close()
+                self._detector = None
+
+    # -- learning --------------------------------------------------------------------------
+
+    def _save_path(self) -> Path:
+        cfg = self.config(AnomalyNodeConfig)
+        if cfg.save_path:
+            return Path(cfg.save_path).expanduser()
+        home = os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros')
+        name = (self.get_namespace().strip('/').replace('/', '_') or 'default')
+        return Path(home) / 'edge_vision' / f'{name}_anomaly.npz'
+
+    def _start_learning(self) -> str:
+        cfg = self.config(AnomalyNodeConfig)
+        with self._lock:
+            self._detector.start_learning(cfg.learn_frames)
+        self._learn_skip = 0
+        text = f'learning normal appearance from the next {cfg.learn_frames} frames'
+        self.get_logger().info(text)
+        return text
+
+    def _on_learn(self, request: Trigger.Request, response: Trigger.Response
+                  ) -> Trigger.Response:
+        try:
+            response.message = self._start_learning()
+            response.success = True
+        except EdgeVisionError as exc:
+            response.success, response.message = False, str(exc)
+        return response
+
+    def _learn(self, frame: Frame) -> None:
+        cfg = self.config(AnomalyNodeConfig)
+        self._learn_skip = (self._learn_skip + 1) % cfg.learn_every
+        if self._learn_skip:
+            return
+        progress = self._detector.learn(frame.image)
+        if not progress.done:
+            return
+        report = self._detector.finish_learning()
+        path = self._save_path()
+        self._detector.save(path)
+        self._model_source = str(path)
+        self.get_logger().info(
+            f'learned normal appearance from {report.num_images} frames: threshold '
+            f'{report.threshold:.4g}, model saved to {path}')
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def _on_image(self, frame: Frame) -> None:
+        with self._lock:
+            detector = self._detector
+            if detector is None:
+                return
+            if detector.learning is not None:
+                self._learn(frame)
+                return
+            if not detector.is_fitted:
+                self.unscored += 1
+                self.get_logger().warning('no anomaly model: frames are not scored; call '
+                                          '~/learn_normal', throttle_duration_sec=30.0)
+                return
+            with self._timer.stage('score'):
+                result = detector.score(frame.image)
+        self._last = result
+        self._rate.tick()
+        self.anomalous += result.is_anomalous
+        self._outs['anomaly'].emit((frame, result))
+        cfg = self.config(AnomalyNodeConfig)
+        heat = result.heatmap_mono8() if cfg.heatmap_encoding == 'mono8' else \
+            np.ascontiguousarray(result.heatmap, np.float32)
+        self._outs['heatmap'].emit(Frame(heat, frame.meta, cfg.heatmap_encoding,
+                                         frame.camera))
+        self._outs['regions'].emit(FrameDetections(frame.meta, result.regions,
+                                                   result.image_size, frame, result.labels))
+
+    @staticmethod
+    def _classification_msg(item: tuple[Frame, AnomalyResult]) -> Classification:
+        frame, result = item
+        conf = result.confidence
+        return Classification(header=meta_to_header(frame.meta), results=[
+            ObjectHypothesis(class_id='anomaly', score=conf),
+            ObjectHypothesis(class_id='normal', score=1.0 - conf)])
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = {'fps': self._rate.rate(), 'anomalous_frames': self.anomalous,
+                                     'unscored_frames': self.unscored,
+                                     'model': self._model_source}
+        det = self._detector
+        if det is not None:
+            values['fitted'] = det.is_fitted
+            if det.is_fitted:
+                values['threshold'] = det.threshold
+            if det.learning is not None:
+                values['learning'] = f'{det.learning.collected}/{det.learning.target}'
+        timing = self._timer.summary().get('score')
+        if timing:
+            values['score_ms_p50'] = timing['p50']
+            values['score_ms_p95'] = timing['p95']
+        if self._last is not None:
+            values['last_score'] = self._last.score
+        if det is not None and not det.is_fitted and det.learning is None:
+            return WARN, 'no anomaly model: call ~/learn_normal', values
+        return OK, self.lifecycle_state, values
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(AnomalyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
