@@ -185,8 +185,8 @@ class EdgeVisionNode(LifecycleNode):
                                 f'node running?')
             elif spec.last_received is None:
                 problems.append(f'{publishers} publisher(s) on {spec.resolved} but nothing '
-                                f'received in {quiet}: check QoS (see errors above) and the '
-                                f'publisher\'s state')
+                                f'received in {quiet}: the publisher is not producing yet, or '
+                                f'the QoS does not match (an error above says so)')
             else:
                 problems.append(f'nothing received on {spec.resolved} for {quiet} '
                                 f'({publishers} publisher(s); upstream stalled?)')
