@@ -1,12 +1,11 @@
 """Fit an anomaly model on normal images and save it to one file for anomaly_node.
 
-Reads every image of a folder (or a quoted glob, or the frames of a video), learns what normal
-looks like (PatchCore memory bank or PaDiM Gaussians over patch features of the COCO-pretrained
-NanoDet backbone plus colour statistics), calibrates the frame-score threshold on out-of-fold
-scores of the normal frames (a target false-alarm rate or a quantile), and writes the versioned
-model file
-(.npz). anomaly_node loads it with the parameter model_path; `edge-vision eval-anomaly
---model` scores a test set with it.
+Reads every image of a folder (or a quoted glob, the frames of a video, or --max-frames frames
+of a camera such as /dev/video0), learns what normal looks like (PatchCore memory bank or PaDiM
+Gaussians over patch features of the COCO-pretrained NanoDet backbone plus colour statistics),
+calibrates the frame-score threshold on out-of-fold scores of the normal frames (a target
+false-alarm rate or a quantile), and writes the versioned model file (.npz). anomaly_node loads
+it with the parameter model_path; `edge-vision eval-anomaly --model` scores a test set with it.
 
 Examples:
   edge-vision anomaly-fit --normal shots/good/ --out ~/models/line3.npz
@@ -98,7 +97,8 @@ def config_from_args(args: argparse.Namespace):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group('input')
     src.add_argument('--normal', required=True, metavar='DIR|GLOB|VIDEO',
-                     help='normal images: a folder, a quoted glob, or a video file')
+                     help='normal images: a folder, a quoted glob, a video file, or a camera '
+                          '(0, /dev/video0; needs --max-frames)')
     src.add_argument('--every', type=int, default=1, metavar='N',
                      help='use every N-th frame/image (1)')
     src.add_argument('--max-frames', type=int, default=0, metavar='N',

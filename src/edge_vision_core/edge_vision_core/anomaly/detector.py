@@ -308,11 +308,12 @@ class LearningProgress:
 
 def iter_frames(source: str | Path | Iterable[np.ndarray], every: int = 1,
                 max_frames: int = 0) -> Iterator[np.ndarray]:
-    """bgr8 frames from a folder, a glob, a video file or an iterable of images.
+    """bgr8 frames from a folder, a glob, a video file, a camera or an iterable of images.
 
     Args:
-        source: folder / glob / video path (read with :mod:`edge_vision_core.io.sources`), or
-            an iterable of (H, W[, C]) uint8 arrays.
+        source: a frame source string of :mod:`edge_vision_core.io.sources` (folder, glob,
+            video file; also a camera ``0``/``/dev/video0`` or a stream URL, which never end:
+            give ``max_frames``), or an iterable of (H, W[, C]) uint8 arrays.
         every: keep every n-th frame (video subsampling).
         max_frames: stop after this many kept frames (0 = all).
 
@@ -324,12 +325,23 @@ def iter_frames(source: str | Path | Iterable[np.ndarray], every: int = 1,
         raise ConfigError(f'every must be >= 1 and max_frames >= 0, got {every}, {max_frames}')
     kept = 0
     if isinstance(source, (str, Path)):
-        from ..io.sources import CorruptFrameError, SourceConfig, open_source
+        from ..io.sources import (
+            CorruptFrameError,
+            ImageFolderSource,
+            SourceConfig,
+            VideoFileSource,
+            open_source,
+            parse_source,
+        )
 
         spec = str(source)
-        if not any(c in spec for c in '*?[') and not Path(spec).expanduser().exists():
+        kind = parse_source(spec)
+        if kind in (ImageFolderSource, VideoFileSource) and not any(
+                c in spec for c in '*?[') and not Path(spec).expanduser().exists():
             raise SourceError(f'normal images {spec!r} not found: give a folder, a glob or a '
                               f'video file')
+        if kind not in (ImageFolderSource, VideoFileSource) and not max_frames:
+            raise ConfigError(f'{spec!r} is a live source that never ends: give max_frames')
         src = open_source(SourceConfig(source=spec))
         src.open()
         try:

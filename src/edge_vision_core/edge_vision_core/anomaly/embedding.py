@@ -3,8 +3,8 @@
 Pure NumPy/OpenCV, shared by PatchCore and PaDiM:
 
 1. every selected layer map (C, h_l, w_l) is averaged over a ``pool x pool`` neighbourhood of
-   cells (stride 1, edges reflected): each vector then describes a patch and its immediate
-   surroundings (PatchCore's "locally aware" features);
+   cells (stride 1; at the edges over the cells that exist): each vector then describes a
+   patch and its immediate surroundings (PatchCore's "locally aware" features);
 2. every map is brought to the grid of stride ``stride`` (finer maps averaged down, coarser
    ones bilinearly interpolated up; cell (i, j) of stride s is centred at model-input pixel
    ``((j + 0.5) s, (i + 0.5) s)``);
@@ -35,20 +35,25 @@ __all__ = ['embed', 'layer_scales', 'random_projection', 'valid_cells']
 
 
 def _box_pool(hwc: np.ndarray, pool: int) -> np.ndarray:
-    """Mean over ``pool x pool`` cells, same size, reflected edges; (h, w, C) float32."""
+    """Mean over the ``pool x pool`` cells around each cell that exist; (h, w, C) float32.
+
+    At the grid edge only the cells inside the grid are averaged (no padding is counted, so an
+    edge cell does not weigh its neighbours twice as reflection would).
+    """
     if pool <= 1:
         return hwc
     r = pool // 2
-    mode = 'reflect' if min(hwc.shape[:2]) > r else 'edge'
-    padded = np.pad(hwc, ((r, r), (r, r), (0, 0)), mode=mode)
     h, w = hwc.shape[:2]
+    padded = np.pad(hwc, ((r, r), (r, r), (0, 0)))
     rows = padded[0:h].copy()
     for k in range(1, pool):
         rows += padded[k:k + h]
     out = rows[:, 0:w].copy()
     for k in range(1, pool):
         out += rows[:, k:k + w]
-    out *= np.float32(1.0 / (pool * pool))
+    ys = np.minimum(np.arange(h) + r, h - 1) - np.maximum(np.arange(h) - r, 0) + 1
+    xs = np.minimum(np.arange(w) + r, w - 1) - np.maximum(np.arange(w) - r, 0) + 1
+    out /= (ys[:, None] * xs[None, :]).astype(np.float32)[..., None]
     return out
 
 

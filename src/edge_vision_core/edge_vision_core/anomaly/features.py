@@ -8,9 +8,9 @@ One :class:`FeatureExtractor` produces the maps of the layers it is asked for, f
   ``stride4`` (64 channels), ``stride8`` (128) and ``stride16`` (256). Preprocessing is the
   detector's: letterbox (or stretch) to the input size, BGR, ``(pixel - mean) / std``.
 - built-in **colour/gradient statistics** (no network), layers ``color4``, ``color8``,
-  ``color16``: per pixel CIE Lab (OpenCV 8-bit scaling), Sobel gradient magnitude of L and the
-  gradient energy in 8 orientation bins (12 channels), averaged over cells of 4, 8 or 16
-  pixels, plus the standard deviations of L, a, b in the cell (15 channels per layer).
+  ``color16``: per pixel CIE Lab (OpenCV 8-bit scaling), the Sobel gradient magnitude of L
+  and its magnitude along 0, 90, 45 and 135 degrees (8 channels), averaged over cells of 4, 8
+  or 16 pixels, plus the standard deviations of L, a, b in the cell (11 channels per layer).
 
 The CNN describes structure (edges, shapes, textures) and the statistics describe colour and
 brightness, which the CNN encodes weakly (stains and discolourations); the default anomaly
@@ -25,8 +25,9 @@ Coordinate frames: the extractor resizes an image into the *model input* (``inpu
 ``(width, height)`` pixels) with the :class:`~edge_vision_core.inference.LetterboxTransform`
 it returns; a map of stride ``s`` has cell ``(i, j)`` (row, column) covering model-input pixels
 ``[j*s, (j+1)*s) x [i*s, (i+1)*s)``. Maps are float32 ``(C, h, w)`` with
-``h = ceil(input_height / s)``, ``w = ceil(input_width / s)``. With a context ``margin`` the
-network sees the resized image surrounded by its mirror image (see :meth:`prepare`).
+``h = ceil(input_height / s)``, ``w = ceil(input_width / s)``. Letterbox padding and the
+optional context ``margin`` are filled with the image's mirror image (see
+:meth:`FeatureExtractor.prepare`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import cv2
 import numpy as np
 
 from ..errors import BackendError, ConfigError, ModelError
-from ..inference.letterbox import LetterboxTransform, apply_letterbox, compute_letterbox
+from ..inference.letterbox import LetterboxTransform, compute_letterbox
 from ..inference.manifest import sha256_file
 
 __all__ = [
@@ -70,13 +71,14 @@ DEFAULT_BACKBONE = 'nanodet-m-416-backbone'
 #: the built-in colour/gradient statistics: layer name -> cell size in pixels.
 COLOR_LAYERS = {'color4': 4, 'color8': 8, 'color16': 16}
 #: version of the colour statistics, stored in fitted models (a change invalidates them).
-COLOR_FEATURES = 'color-gradient/1'
+COLOR_FEATURES = 'color-gradient/2'
 #: ``backbone`` value for colour statistics only.
 NO_BACKBONE = 'none'
 #: model file formats each backend reads (the backbones ship as ONNX).
 _BACKEND_FORMATS = {'onnxruntime': ('onnx',), 'openvino': ('onnx', 'openvino'),
                     'tensorrt': ('engine',), 'litert': ('tflite',)}
-_ORIENTATION_BINS = 8
+#: colour-statistics channels averaged per cell (L, a, b, |g|, 4 orientations); + 3 stds.
+_COLOR_MEANS = 8
 
 
 @dataclass(frozen=True)
@@ -352,9 +354,7 @@ class FeatureExtractor:
         self.id = self.manifest.name if self.manifest is not None else NO_BACKBONE
         self.digest = ''
         self.backend = None
-        self.pad_value = float(backbone.pad_value) if backbone is not None else 0.0
         self._plan: tuple[tuple[int, int], LetterboxTransform] | None = None
-        self._boxed: np.ndarray | None = None
         self._closed = False
         if self.manifest is not None:
             self._load_backbone(self.manifest, backend, device, threads, verify_checksum)
@@ -436,20 +436,14 @@ class FeatureExtractor:
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxTransform]:
         """Resize a bgr8/mono8/bgra8 image into the model input.
 
-        Without a margin this is the detector's letterbox (padding ``pad_value``). With a
-        context ``margin`` the resized image is surrounded by its own mirror image (letterbox
-        padding and margin alike), so the network sees plausible content instead of a constant
-        border: the result is ``(h + 2 margin, w + 2 margin, 3)``. The returned buffer may be
-        reused by the next call.
+        The image is resized as the detector does (letterbox or stretch), but the letterbox
+        padding, and the context ``margin`` around the input, are filled with the image's own
+        mirror image instead of a constant, so cells at the image edge see plausible content
+        (padding cells are never scored). The result is ``(h + 2 margin, w + 2 margin, 3)``.
         """
         image = as_bgr(image)
         h, w = image.shape[:2]
         transform = self.transform_for((w, h))
-        if not self.margin:
-            boxed = apply_letterbox(image, transform, pad_value=self.pad_value,
-                                    out=self._boxed)
-            self._boxed = boxed
-            return boxed, transform
         rw, rh = transform.resized_size
         resized = image if (rw, rh) == (w, h) else cv2.resize(image, (rw, rh),
                                                                interpolation=cv2.INTER_LINEAR)
@@ -515,28 +509,19 @@ class FeatureExtractor:
         gray = np.ascontiguousarray(lab[..., 0])
         gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-        mag, ang = cv2.cartToPolar(gx, gy)
-        # unsigned orientation in [0, pi), split linearly between the two nearest of 8 bins
-        pos = (ang % np.float32(math.pi)) * np.float32(_ORIENTATION_BINS / math.pi)
-        low = np.floor(pos)
-        frac = pos - low
-        low = low.astype(np.int32) % _ORIENTATION_BINS
-        high = (low + 1) % _ORIENTATION_BINS
+        diag = np.float32(math.sqrt(0.5))
+        # per pixel: L, a, b, |gradient|, and the gradient's magnitude along 0, 90, 45 and 135
+        # degrees (oriented edge energies), then L^2, a^2, b^2 for the standard deviations
+        channels = cv2.merge([lab, cv2.magnitude(gx, gy), np.abs(gx), np.abs(gy),
+                              np.abs(gx + gy) * diag, np.abs(gx - gy) * diag, lab * lab])
         h, w = gray.shape
-        channels = np.empty((h, w, 4 + _ORIENTATION_BINS), np.float32)
-        channels[..., :3] = lab
-        channels[..., 3] = mag
-        low_part, high_part = mag * (1 - frac), mag * frac
-        for b in range(_ORIENTATION_BINS):
-            channels[..., 4 + b] = np.where(low == b, low_part, 0) + np.where(high == b,
-                                                                              high_part, 0)
-        squares = lab * lab
         maps = {}
         for name in self._color:
             stride = COLOR_LAYERS[name]
-            size = (-(-w // stride), -(-h // stride))
-            mean = _area_pool(channels, size)
-            std = np.sqrt(np.maximum(_area_pool(squares, size) - mean[..., :3] ** 2, 0.0))
+            cells = cv2.resize(channels, (-(-w // stride), -(-h // stride)),
+                               interpolation=cv2.INTER_AREA)
+            mean = cells[..., :_COLOR_MEANS]
+            std = np.sqrt(np.maximum(cells[..., _COLOR_MEANS:] - mean[..., :3] ** 2, 0.0))
             both = np.concatenate([mean, std], axis=2).transpose(2, 0, 1)
             maps[name] = np.ascontiguousarray(self._crop(both, stride), np.float32)
         return maps
@@ -577,12 +562,6 @@ def _mirror_border(image: np.ndarray, top: int, bottom: int, left: int, right: i
         out = cv2.copyMakeBorder(out, t, b, lft, r, cv2.BORDER_REFLECT_101)
         top, bottom, left, right = top - t, bottom - b, left - lft, right - r
     return out
-
-
-def _area_pool(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Average over cells: (H, W, C) -> (size[1], size[0], C) (OpenCV area interpolation)."""
-    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return out if out.ndim == 3 else out[..., None]
 
 
 def create_feature_extractor(backbone: str, input_size: tuple[int, int],

@@ -79,7 +79,7 @@ def test_backbone_runs_at_any_size_on_every_onnx_backend(image, backend, size, m
     w, h = size
     assert features.maps['stride8'].shape == (128, h // 8, w // 8)
     assert features.maps['stride16'].shape == (256, h // 16, w // 16)
-    assert features.maps['color8'].shape == (15, h // 8, w // 8)
+    assert features.maps['color8'].shape == (11, h // 8, w // 8)
     assert all(m.dtype == np.float32 for m in features.maps.values())
     if backend != 'onnxruntime':
         with create_feature_extractor(DEFAULT_BACKBONE, size, layers, margin=margin) as ref:
@@ -98,16 +98,17 @@ def test_colour_statistics_of_a_flat_and_a_striped_image():
     lab = cv2.cvtColor(flat[:1, :1], cv2.COLOR_BGR2LAB)[0, 0].astype(np.float32)
     for name, stride in COLOR_LAYERS.items():
         m = maps[name]
-        assert m.shape == (15, 64 // stride, 64 // stride)
+        assert m.shape == (11, 64 // stride, 64 // stride)
         np.testing.assert_allclose(m[:3], lab[:, None, None] * np.ones_like(m[:3]), atol=1e-3)
         assert np.abs(m[3:]).max() < 1e-3  # no gradient, no spread
     stripes = np.zeros((64, 64, 3), np.uint8)
-    stripes[:, ::4] = 255  # vertical lines: horizontal gradients, orientation bin 0
+    stripes[:, ::4] = 255  # vertical lines: horizontal gradients
     with FeatureExtractor((64, 64), ['color8']) as extractor:
         m = extractor.extract(stripes).maps['color8'][:, 2:6, 2:6]
-    orient = m[4:12].mean(axis=(1, 2))
-    assert int(np.argmax(orient)) == 0 and orient[0] > 10 * orient[4]
-    assert m[12].mean() > 50  # L varies inside the cells
+    orient = m[4:8].mean(axis=(1, 2))  # along x, y, the diagonal, the anti-diagonal
+    assert int(np.argmax(orient)) == 0 and orient[0] > 10 * orient[1]
+    assert orient[2] == pytest.approx(orient[3], rel=1e-3)
+    assert m[8].mean() > 50  # L varies inside the cells
 
 
 def test_letterbox_and_margin_keep_the_image_geometry(image):
@@ -120,7 +121,7 @@ def test_letterbox_and_margin_keep_the_image_geometry(image):
     inner = boxed[32 + 40:32 + 280, 32:32 + 320]
     np.testing.assert_array_equal(inner, cv2.resize(image, (320, 240)))
     np.testing.assert_array_equal(boxed[32 + 39], boxed[32 + 41])
-    assert features.maps['color8'].shape == (15, 40, 40)
+    assert features.maps['color8'].shape == (11, 40, 40)
 
 
 @pytest.mark.parametrize('kwargs, error, message', [

@@ -76,7 +76,7 @@ def test_header_records_what_the_model_depends_on(saved):
     assert header['input_size'] == [128, 128] and header['color_features']
     assert header['threshold'] > 0 and header['calibration']['num_images'] == 10
     assert arrays['memory_bank'].dtype == np.float32
-    assert arrays['projection'].shape == (414, 128)
+    assert arrays['projection'].shape == (128 + 256 + 11 + 11, 128)
 
 
 @pytest.mark.parametrize('change, message', [
