@@ -8,21 +8,26 @@ Layout (NumPy ``.npz``, read with ``allow_pickle=False``):
   ``format``                ``"edge_vision.anomaly"``
   ``format_version``        :data:`FORMAT_VERSION` (an incompatible change increments it)
   ``method``                ``patchcore`` or ``padim``
-  ``backbone``              ``{"id": ..., "digest": ...}``: the feature extractor and the
-                            SHA-256 of its model file (or the built-in extractor's version)
+  ``backbone``              ``{"id": ..., "digest": ...}``: the CNN backbone and the SHA-256 of
+                            its model file (``{"id": "none", "digest": ""}`` without one)
+  ``color_features``        version of the colour statistics used (``''`` = none)
   ``input_size``            ``[width, height]`` of the model input
   ``resize``                ``letterbox`` or ``stretch``
-  ``layers``                feature layers combined, e.g. ``["stride8", "stride16"]``
+  ``context_margin``        mirrored border around the input, pixels
+  ``layers``                feature layers combined, e.g. ``["stride8", "color8"]``
+  ``layer_scales``          the factor of each layer in the embedding
   ``patch_pool``            neighbourhood averaged per layer
   ``stride``                model-input pixels per patch
   ``grid``                  ``[h, w]`` patch grid
+  ``embedding_dim``         dimension of the (projected) embeddings
+  ``border_correction``     per-ring factors of the patch scores (ring 0 = image edge)
   ``smoothing_sigma``       heatmap smoothing (model-input pixels) the threshold assumes
   ``threshold``             the calibrated frame-score threshold
-  ``calibration``           how it was calibrated (mode, parameters, number of images, scores)
-  ``created``               UTC time, edge_vision_core version, normal images used
+  ``calibration``           how it was calibrated (mode, parameters, number of frames, scores)
+  ``fit``, ``created``      fitting settings; UTC time, edge_vision_core version, frames used
   ========================  ===================================================================
 
-- ``channels``: (D,) int64 indices of the kept embedding channels (absent = all);
+- ``projection``: (D_in, D) float32 random projection of the embeddings (absent = none);
 - the method's arrays: ``memory_bank`` (M, D) float32 (PatchCore) or ``mean`` (h, w, D) and
   ``precision`` (h, w, D, D) float32 (PaDiM).
 
@@ -49,8 +54,8 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'check_compatible', 'load_model_file',
 
 FORMAT = 'edge_vision.anomaly'
 FORMAT_VERSION = 1
-_REQUIRED = ('method', 'backbone', 'input_size', 'resize', 'layers', 'patch_pool', 'stride',
-             'grid', 'smoothing_sigma', 'threshold')
+_REQUIRED = ('method', 'backbone', 'input_size', 'resize', 'layers', 'layer_scales',
+             'patch_pool', 'stride', 'grid', 'smoothing_sigma', 'threshold')
 _METHOD_ARRAYS = {'patchcore': ('memory_bank',), 'padim': ('mean', 'precision')}
 
 
