@@ -9,9 +9,13 @@ crosses a topic between two Python processes is serialized and deserialized. A
 2. configures them, then links every input to the in-process output with the same resolved
    topic name (:class:`edge_vision.intra.Link`: objects handed over, nothing serialized);
    inputs with no in-process producer subscribe over DDS as usual;
-3. activates them and spins them on one :class:`~rclpy.executors.MultiThreadedExecutor`
-   (each node's callbacks stay mutually exclusive; different stages run concurrently, so
-   inference on frame *n* overlaps capture of frame *n+1*).
+3. activates them and spins them on one executor for their ROS interfaces (parameters,
+   services, timers, lifecycle, subscriptions to other processes); the in-process hot path
+   runs in the links' worker threads, one per linked input, so different stages run
+   concurrently (inference on frame *n* overlaps capture of frame *n+1*) and each node still
+   handles one input object at a time. The executor is single-threaded: it only serves the
+   ROS interfaces, and rclpy's multi-threaded executor costs more (its wait-set rebuilds
+   and thread hand-offs compete with the stages for the GIL).
 
 Every output still publishes whenever the topic has subscribers (rviz, ``ros2 topic echo``, a
 node in another process), so the composed graph looks the same from outside.
@@ -22,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 
 from edge_vision_core import ConfigError
 
@@ -51,7 +55,6 @@ class Composition:
     Args:
         factories: callables creating the nodes (e.g. node classes, or ``functools.partial``
             with ``cli_args``/``parameter_overrides``), in pipeline order.
-        num_threads: executor threads (default: one per node plus one).
         context: the rclpy context of the nodes (default: the global one).
         lossless: make every in-process link blocking (a producer waits for its consumer
             instead of replacing a frame it has not taken yet): every frame of a file goes
@@ -59,8 +62,7 @@ class Composition:
     """
 
     def __init__(self, factories: Sequence[Callable[[], EdgeVisionNode]],
-                 num_threads: int | None = None, context: object = None,
-                 lossless: bool = False) -> None:
+                 context: object = None, lossless: bool = False) -> None:
         if not factories:
             raise ConfigError('a Composition needs at least one node')
         self.nodes = [factory() for factory in factories]
@@ -69,10 +71,7 @@ class Composition:
         if duplicates:
             raise ConfigError(f'two nodes share the name {", ".join(duplicates)}: give each a '
                               f'distinct name or namespace')
-        # one thread per node (+1): a blocking link may hold a producer's thread while its
-        # consumer's callback needs another one
-        self.executor = MultiThreadedExecutor(num_threads=num_threads or len(self.nodes) + 1,
-                                              context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.lossless = lossless
         for node in self.nodes:
             self.executor.add_node(node)
@@ -107,7 +106,8 @@ class Composition:
                 found = producers.get(spec.resolved) if spec.linkable else None
                 if found is not None and found[0] is not node:
                     producer, out = found
-                    spec.link = Link(node, node._link_handler(spec), blocking=self.lossless)
+                    spec.link = Link(node, node._link_handler(spec), blocking=self.lossless,
+                                     name=f'{node.get_name()}:{spec.topic}')
                     out.links.append(spec.link)
                     self.links.append(LinkReport(node.get_fully_qualified_name(),
                                                  spec.resolved,
@@ -125,22 +125,22 @@ class Composition:
     def shutdown(self) -> None:
         """Stop everything in a safe order and destroy the nodes (idempotent).
 
-        Callbacks may still be running on executor threads when spinning stops, so the order
-        matters: close the links (a producer blocked on a full slot returns), wait for the
-        executor's running callbacks to finish, then stop the nodes' own threads and release
-        their devices and runtimes, and only then destroy guard conditions and nodes.
+        The order matters: close the links (a producer blocked on a full slot returns, the
+        workers stop taking objects) and wait for their workers to finish the object in hand,
+        stop the executor, stop the nodes' own threads and release their devices and runtimes,
+        then destroy the nodes.
         """
         if not self.nodes:
             return
         links = [spec for node in self.nodes for spec in node.inputs if spec.link is not None]
         for spec in links:
             spec.link.close()
+        for spec in links:
+            spec.link.destroy()  # waits for a handler still running (e.g. an inference)
+            spec.link = None
         self.executor.shutdown(timeout_sec=30.0)
         for node in reversed(self.nodes):
             node.release()
-        for spec in links:
-            spec.link.destroy()
-            spec.link = None
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes = []

@@ -10,9 +10,9 @@ therefore declare their streams as ports carrying *core objects* (``Frame``,
   :class:`Link` gets the object itself, without conversion or copy;
 - an input is either a ROS subscription (message -> object -> handler) or, when the composer
   (:mod:`edge_vision.compose`) finds a producer of the same resolved topic in the same process,
-  a :class:`Link`: a one-slot mailbox whose guard condition wakes the consumer's callback in
-  the executor. The slot holds the newest object only; an object replaced before the consumer
-  took it is counted in ``dropped`` (never silently lost).
+  a :class:`Link`: a one-slot mailbox drained by a worker thread of its own that calls the
+  consumer's handler. The slot holds the newest object only; an object replaced before the
+  consumer took it is counted in ``dropped`` (never silently lost).
 
 Objects handed over a link are shared, not copied: producers must not modify an object after
 emitting it, consumers must not modify what they receive (make a new array instead).
@@ -33,16 +33,23 @@ __all__ = ['InputSpec', 'Link', 'Output']
 
 
 class Link:
-    """One-slot handover from a producer thread to a consumer's executor.
+    """One-slot handover from a producer thread to a consumer stage's own worker thread.
+
+    The consumer's handler runs in a thread of the link (not an executor callback): the hot
+    path of a composed pipeline never waits for rclpy's executor (rebuilding its wait set
+    costs more than a NumPy stage, and the executor thread would compete for the GIL), while
+    every stage still runs in its own thread, so stages overlap. The consumer node serialises
+    its handlers itself (:class:`edge_vision.node_base.EdgeVisionNode` holds a per-node lock).
 
     Newest-wins by default: an object replaced before the consumer took it is counted in
     ``dropped``. With ``blocking=True`` the producer waits instead until the slot is free
-    (lossless; the pipeline then runs at the pace of its slowest stage, each stage in its own
-    executor thread).
+    (lossless; the pipeline then runs at the pace of its slowest stage).
     """
 
     def __init__(self, consumer: Node, handler: Callable[[Any], None],
-                 callback_group: CallbackGroup | None = None, blocking: bool = False) -> None:
+                 callback_group: CallbackGroup | None = None, blocking: bool = False,
+                 name: str = 'link') -> None:
+        del callback_group  # kept for API compatibility: handlers no longer use the executor
         self._handler = handler
         self._cond = threading.Condition()
         self._item: Any = None
@@ -50,8 +57,9 @@ class Link:
         self.blocking = blocking
         self.delivered = 0
         self.dropped = 0
-        self._guard = consumer.create_guard_condition(self._on_trigger, callback_group)
         self._consumer = consumer
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def put(self, item: Any) -> None:
         with self._cond:
@@ -63,27 +71,31 @@ class Link:
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._guard.trigger()
-
-    def _on_trigger(self) -> None:
-        with self._cond:
-            item, self._item = self._item, None
             self._cond.notify_all()
-        if item is not None:
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._item is None and not self._closed:
+                    self._cond.wait(timeout=0.5)
+                if self._closed:
+                    return
+                item, self._item = self._item, None
+                self._cond.notify_all()  # a blocked producer may put the next one now
             self.delivered += 1
             self._handler(item)
 
     def close(self) -> None:
-        """Stop accepting objects and wake a blocked producer (the guard stays valid)."""
+        """Stop accepting and delivering objects; wakes a blocked producer and the worker."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
 
     def destroy(self) -> None:
-        """Close and release the guard condition (after producers have stopped)."""
+        """Close and wait for the worker (after producers have stopped)."""
         self.close()
-        with self._cond:
-            self._consumer.destroy_guard_condition(self._guard)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=30.0)
 
 
 class Output:

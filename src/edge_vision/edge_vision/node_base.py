@@ -22,6 +22,7 @@ timings the node reports in :meth:`EdgeVisionNode.diagnostic_values`.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -108,6 +109,8 @@ class EdgeVisionNode(LifecycleNode):
                        for prefix, cls in self.PARAMETERS}
         self.outputs: list[Output] = []
         self.inputs: list[InputSpec] = []
+        # one handler at a time per node: DDS callbacks and in-process link workers alike
+        self._deliver_lock = threading.RLock()
         self.bad_messages = 0
         self.processing_errors = 0
 
@@ -138,7 +141,8 @@ class EdgeVisionNode(LifecycleNode):
         spec.received += 1
         spec.last_received = time.monotonic()
         try:
-            spec.handler(item)
+            with self._deliver_lock:
+                spec.handler(item)
         except EdgeVisionError as exc:
             self.processing_errors += 1
             self.last_error = str(exc)

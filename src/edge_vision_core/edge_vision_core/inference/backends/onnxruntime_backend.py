@@ -76,6 +76,11 @@ class OnnxRuntimeBackend(Backend):
             opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's intra-op threads spin after each run by default, taking the CPU from the other
+        # stages of a pipeline (capture, preprocessing, tracking, NumPy post-processing). Off:
+        # the bare runtime keeps its speed (46.6 vs 45.3 fps, nanodet-m-416, 2 threads) and the
+        # composed pipeline gains (benchmarks/bench_pipeline.py).
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
         order = {'tensorrt': ['tensorrt', 'cuda', 'cpu'], 'cuda': ['cuda', 'cpu'],
                  'cpu': ['cpu']}[self.device]
         providers: list = []
