@@ -11,6 +11,7 @@ tracker (what ``edge-vision run`` does up to ``tracks``). Measured in one run:
 - **bare**: ``backend.run`` on the frames' pre-made input tensors (the runtime alone);
 - **composed throughput**: all stages in this process, lossless links (every frame through every
   stage), camera reading as fast as the pipeline takes frames: frames per second at ``tracks``;
+  also with camera -> inference only (the bare backend's work plus capture and the graph);
 - **composed latency**: the same graph fed at 60% of its throughput with newest-frame links:
   camera stamp -> ``tracks`` p50/p95, minus the stages' own compute time (preprocess + detect +
   track, measured inside the nodes for the same frames) = the latency the graph adds;
@@ -72,8 +73,8 @@ def _probe_class():
     return Probe
 
 
-def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossless: bool
-             ) -> dict:
+def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossless: bool,
+             stages: tuple[str, ...] = ('camera', 'preprocess', 'inference', 'tracker')) -> dict:
     import functools
 
     import rclpy
@@ -91,14 +92,20 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
         'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend),
                       Parameter('async_inference', value=not lossless)],
     }
+    remap = {'inference': ['--ros-args', '-r', 'image:=image_raw']} \
+        if 'preprocess' not in stages else {}
     factories = [functools.partial(STAGES[s], context=context,
-                                   parameter_overrides=overrides.get(s, []))
-                 for s in ('camera', 'preprocess', 'inference', 'tracker')]
-    factories.append(functools.partial(_probe_class(), context=context))
+                                   parameter_overrides=overrides.get(s, []),
+                                   **({'cli_args': remap[s]} if s in remap else {}))
+                 for s in stages]
+    probe_args = {} if 'tracker' in stages else {
+        'cli_args': ['--ros-args', '-r', 'tracks:=detections']}
+    factories.append(functools.partial(_probe_class(), context=context, **probe_args))
     comp = Composition(factories, context=context, lossless=lossless)
     try:
         assert not comp.start()
-        camera, pre, infer, tracker, probe = comp.nodes
+        nodes = dict(zip(stages, comp.nodes, strict=False))
+        camera, probe = comp.nodes[0], comp.nodes[-1]
         t0 = time.monotonic()
         while len(probe.arrivals) < n and time.monotonic() - t0 < 600:
             comp.spin_once(timeout_sec=0.05)
@@ -110,9 +117,11 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
         fps = (len(arrivals) - 1) / max(1e-9, (last - first) / 1e9)
         lat = np.array([(a - s) / 1e6 for s, a in arrivals])
         compute = 0.0
-        for node, keys in ((pre, ('process',)), (infer, ('pre', 'infer', 'post')),
-                           (tracker, ('update',))):
-            summary = node._timer.summary()
+        for stage, keys in (('preprocess', ('process',)), ('inference', ('pre', 'infer', 'post')),
+                            ('tracker', ('update',))):
+            if stage not in nodes:
+                continue
+            summary = nodes[stage]._timer.summary()
             compute += sum(summary[k]['p50'] for k in keys if k in summary)
         return {'fps': fps, 'lat_p50': float(np.percentile(lat, 50)),
                 'lat_p95': float(np.percentile(lat, 95)), 'compute_p50': compute,
@@ -182,6 +191,8 @@ def main() -> None:
     n = args.frames
     bare_fps = bare(clip, n, args.threads, args.backend)
     thr = composed(clip, n, args.threads, args.backend, -1.0, lossless=True)
+    minimal = composed(clip, n, args.threads, args.backend, -1.0, lossless=True,
+                       stages=('camera', 'inference'))
     paced = 0.6 * thr['fps']
     lat = composed(clip, min(n, 120), args.threads, args.backend, paced, lossless=False)
     sep_thr = separate(clip, n, args.threads, args.backend, -1.0)
@@ -191,6 +202,8 @@ def main() -> None:
     print(f'{"configuration":<34} {"fps":>6} {"vs bare":>8} {"lat p50":>8} {"lat p95":>8} '
           f'{"graph adds":>10}')
     print(f'{"bare backend (session.run)":<34} {bare_fps:6.1f} {1.0:8.2f}')
+    print(f'{"composed camera+inference only":<34} {minimal["fps"]:6.1f} '
+          f'{minimal["fps"] / bare_fps:8.2f}')
     print(f'{"composed, lossless, max rate":<34} {thr["fps"]:6.1f} '
           f'{thr["fps"] / bare_fps:8.2f}')
     print(f'{f"composed, paced {paced:.1f} Hz":<34} {"":>6} {"":>8} {lat["lat_p50"]:8.1f} '
