@@ -9,9 +9,12 @@ For each backend it measures, on the same real 640x480 frames (scikit-image samp
 
 - **bare**: ``backend.run`` on pre-made input tensors in a loop (the runtime alone);
 - **detector**: ``Detector.detect`` in a loop (pre + infer + post in one thread);
-- **node**: ``inference_node`` in its own process, fed ``sensor_msgs/Image`` frames over DDS
-  by this process at 1.3x the bare rate (faster than it can infer; it keeps the newest frame),
-  counting the ``Detection2DArray`` messages that come back per second.
+- **node (DDS)**: ``inference_node`` in its own process, fed ``sensor_msgs/Image`` frames over
+  DDS by this process at 1.3x the bare rate (faster than it can infer; it keeps the newest
+  frame), counting the ``Detection2DArray`` messages that come back per second;
+- **node (in-process)**: camera_node (the same frames from a folder, as fast as taken) and
+  inference_node composed in this process (:mod:`edge_vision.compose`), every frame inferred,
+  detections counted at an in-process consumer.
 
 and prints fps, latency p50/p95 of the bare call, and node/bare. The node's figure includes
 receiving and converting frames, building and publishing the detections, all on the same two
@@ -114,6 +117,53 @@ def node(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
     return len(got) / seconds
 
 
+def node_in_process(backend: str, threads: int, frames: list[np.ndarray], seconds: float
+                    ) -> float:
+    import functools
+    import tempfile
+
+    import cv2
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from edge_vision.compose import Composition
+    from edge_vision.pipeline import STAGES
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_pipeline import _probe_class
+
+    folder = tempfile.mkdtemp(prefix='bench_frames_')
+    for i, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(folder, f'{i:03d}.bmp'), frame)  # no decoding cost
+    context = Context()
+    rclpy.init(context=context, args=[])
+    camera = functools.partial(STAGES['camera'], context=context, parameter_overrides=[
+        Parameter('source', value=folder), Parameter('loop', value=True),
+        Parameter('rate', value=-1.0), Parameter('publish_compressed', value=False)])
+    infer = functools.partial(STAGES['inference'], context=context,
+                              cli_args=['--ros-args', '-r', 'image:=image_raw'],
+                              parameter_overrides=[Parameter('backend', value=backend),
+                                                   Parameter('threads', value=threads),
+                                                   Parameter('async_inference', value=False)])
+    probe = functools.partial(_probe_class(), context=context,
+                              cli_args=['--ros-args', '-r', 'tracks:=detections'])
+    comp = Composition([camera, infer, probe], context=context, lossless=True)
+    try:
+        assert not comp.start()
+        arrivals = comp.nodes[-1].arrivals
+        warm_until = time.monotonic() + 3.0
+        while time.monotonic() < warm_until:
+            comp.spin_once(timeout_sec=0.05)
+        start_count, t0 = len(arrivals), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            comp.spin_once(timeout_sec=0.05)
+        return (len(arrivals) - start_count) / (time.monotonic() - t0)
+    finally:
+        comp.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--backends', default='onnxruntime,openvino,litert')
@@ -127,12 +177,14 @@ def main() -> None:
     frames = real_frames()
     print(f'nanodet-m-416 on 640x480 frames, {args.threads} threads, {os.cpu_count()} cores')
     print(f'{"backend":>12} {"bare fps":>9} {"p50 ms":>7} {"p95 ms":>7} {"detect fps":>11} '
-          f'{"node fps":>9} {"node/bare":>10}')
+          f'{"node DDS":>9} {"/bare":>6} {"node in-proc":>13} {"/bare":>6}')
     for backend in args.backends.split(','):
         bare_fps, p50, p95, detect_fps = bare(backend, args.threads, frames, args.seconds)
         node_fps = node(backend, args.threads, frames, args.seconds, 1.3 * bare_fps)
+        local_fps = node_in_process(backend, args.threads, frames, args.seconds)
         print(f'{backend:>12} {bare_fps:9.1f} {p50:7.1f} {p95:7.1f} {detect_fps:11.1f} '
-              f'{node_fps:9.1f} {node_fps / bare_fps:10.2f}')
+              f'{node_fps:9.1f} {node_fps / bare_fps:6.2f} {local_fps:13.1f} '
+              f'{local_fps / bare_fps:6.2f}')
 
 
 if __name__ == '__main__':
