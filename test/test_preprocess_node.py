@@ -37,29 +37,13 @@ class Driver:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
 
-    def keep_sending(self, msgs, until, timeout=20.0):
-        """Publish ``msgs`` every 0.2 s until ``until()``: the first samples after discovery
-        can be lost on the subscriber side (it may match the publisher later than the
-        publisher matches it)."""
-        import time
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for pub, msg in msgs:
-                pub.publish(msg)
-            end = time.monotonic() + 0.2
-            while time.monotonic() < end:
-                if until():
-                    return True
-                self.executor.spin_once(timeout_sec=0.02)
-        return until()
-
     def close(self):
         self.executor.shutdown()
         self.node.destroy_node()
 
 
 def test_correction_rectification_and_quality(node_process, ros_context, spin_until,
-                                              dark_image):
+                                              publish_until, dark_image):
     from edge_vision.conversions import (
         image_to_numpy,
         meta_to_header,
@@ -83,7 +67,7 @@ def test_correction_rectification_and_quality(node_process, ros_context, spin_un
     def rectified():
         return any(i.header == header and i.k[0] > 0 for i in d.infos)
 
-    assert d.keep_sending([(d.pub_info, info_msg), (d.pub_image, image_msg)],
+    assert publish_until(d.executor, [(d.pub_info, info_msg), (d.pub_image, image_msg)],
                           lambda: d.images and d.quality and rectified()), proc.output()
     out = image_to_numpy(d.images[-1])
     assert d.images[-1].header == header
@@ -97,7 +81,7 @@ def test_correction_rectification_and_quality(node_process, ros_context, spin_un
     assert 'undistort' in values['steps'] and 'exposure' in values['steps']
     # a camera_info of another size: passthrough without undistortion, with a warning
     other = CameraModel.from_intrinsics(320, 240, 200, 200, 160, 120, [-0.2, 0, 0, 0, 0])
-    assert d.keep_sending([(d.pub_info, model_to_camera_info(other, header)),
+    assert publish_until(d.executor, [(d.pub_info, model_to_camera_info(other, header)),
                            (d.pub_image, image_msg)],
                           lambda: '320x240' in proc.output()), proc.output()
     assert 'undistort' in proc.output().lower()
@@ -105,14 +89,15 @@ def test_correction_rectification_and_quality(node_process, ros_context, spin_un
     assert spin_until(d.executor, lambda: len(d.images) > count, 5), 'passthrough'
     # an encoding it cannot process: refused, counted, the node stays up
     depth = numpy_to_image(np.zeros((4, 4), np.float32), '32FC1', header)
-    assert d.keep_sending([(d.pub_image, depth)], lambda: '32FC1' in proc.output(), 10), \
-        proc.output()
+    assert publish_until(d.executor, [(d.pub_image, depth)],
+                         lambda: '32FC1' in proc.output(), 10), proc.output()
     assert proc.alive()
     d.close()
     assert proc.stop() == 0
 
 
-def test_gate_drop_is_counted_not_silent(node_process, ros_context, spin_until, dark_image):
+def test_gate_drop_is_counted_not_silent(node_process, ros_context, spin_until, publish_until,
+                                         dark_image):
     from edge_vision.conversions import meta_to_header, numpy_to_image
     from edge_vision_core import FrameMeta
 
@@ -130,7 +115,7 @@ def test_gate_drop_is_counted_not_silent(node_process, ros_context, spin_until, 
                     return {kv.key: kv.value for kv in status.values}.get('gate_dropped')
         return None
 
-    assert d.keep_sending([(d.pub_image, msg)],
+    assert publish_until(d.executor, [(d.pub_image, msg)],
                           lambda: int(dropped() or 0) >= 3 and len(d.quality) >= 3), proc.output()
     assert not d.images
     assert 'dropped a frame at the quality gate' in proc.output()

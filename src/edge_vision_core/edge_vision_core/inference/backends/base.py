@@ -132,10 +132,20 @@ class Backend(ABC):
 
     # -- to implement -------------------------------------------------------------------------
 
-    @classmethod
+    @staticmethod
     @abstractmethod
+    def runtime() -> Any:
+        """Import and return the runtime module; BackendError saying what to install if it
+        cannot be imported."""
+
+    @classmethod
     def is_installed(cls) -> bool:
         """True when the runtime can be imported here (cheap; imports it)."""
+        try:
+            cls.runtime()
+        except BackendError:
+            return False
+        return True
 
     @classmethod
     @abstractmethod

@@ -55,13 +55,7 @@ class LiteRtBackend(Backend):
     suffixes = ('.tflite',)
     install_hint = 'pip install ai-edge-litert (or tflite-runtime)'
 
-    @classmethod
-    def is_installed(cls) -> bool:
-        try:
-            _import()
-        except BackendError:
-            return False
-        return True
+    runtime = staticmethod(_import)
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:

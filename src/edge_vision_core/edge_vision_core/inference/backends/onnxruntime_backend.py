@@ -48,13 +48,7 @@ class OnnxRuntimeBackend(Backend):
     suffixes = ('.onnx', '.ort')
     install_hint = 'pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA/TensorRT)'
 
-    @classmethod
-    def is_installed(cls) -> bool:
-        try:
-            _import()
-        except BackendError:
-            return False
-        return True
+    runtime = staticmethod(_import)
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:

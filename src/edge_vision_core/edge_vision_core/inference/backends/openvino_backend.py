@@ -38,13 +38,7 @@ class OpenVinoBackend(Backend):
     suffixes = ('.xml', '.onnx', '.tflite')
     install_hint = 'pip install openvino'
 
-    @classmethod
-    def is_installed(cls) -> bool:
-        try:
-            _import()
-        except BackendError:
-            return False
-        return True
+    runtime = staticmethod(_import)
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:

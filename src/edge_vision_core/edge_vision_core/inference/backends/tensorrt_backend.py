@@ -54,13 +54,7 @@ class TensorRtBackend(Backend):
     install_hint = 'install TensorRT (JetPack on Jetson, pip install tensorrt elsewhere) and ' \
                    'pip install cuda-python'
 
-    @classmethod
-    def is_installed(cls) -> bool:
-        try:
-            _import()
-        except BackendError:
-            return False
-        return True
+    runtime = staticmethod(_import)
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:
