@@ -81,12 +81,12 @@ def test_correction_rectification_and_quality(node_process, ros_context, spin_un
     assert 'undistort' in values['steps'] and 'exposure' in values['steps']
     # a camera_info of another size: passthrough without undistortion, with a warning
     other = CameraModel.from_intrinsics(320, 240, 200, 200, 160, 120, [-0.2, 0, 0, 0, 0])
-    assert publish_until(d.executor, [(d.pub_info, model_to_camera_info(other, header)),
-                           (d.pub_image, image_msg)],
-                          lambda: '320x240' in proc.output()), proc.output()
-    assert 'undistort' in proc.output().lower()
     count = len(d.images)
-    assert spin_until(d.executor, lambda: len(d.images) > count, 5), 'passthrough'
+    assert publish_until(d.executor, [(d.pub_info, model_to_camera_info(other, header)),
+                                      (d.pub_image, image_msg)],
+                         lambda: '320x240' in proc.output() and len(d.images) > count), \
+        proc.output()
+    assert 'undistort' in proc.output().lower()  # skipped, said why; the frame passed through
     # an encoding it cannot process: refused, counted, the node stays up
     depth = numpy_to_image(np.zeros((4, 4), np.float32), '32FC1', header)
     assert publish_until(d.executor, [(d.pub_image, depth)],
