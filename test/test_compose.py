@@ -68,7 +68,7 @@ def test_camera_to_overlay_in_process(ros_context, tmp_path):
         # nobody outside subscribes to image_raw: the camera never serialized a frame,
         # yet the overlay received them in memory
         assert image_raw_out.published == 0 and image_raw_out.emitted >= 5
-        assert overlay_node.inputs[0].link.delivered > 5
+        assert overlay_node.inputs[0].link.delivered >= 5
         assert np.isfinite(overlay_node._latency_ms)
         outside.destroy_node()
     finally:
