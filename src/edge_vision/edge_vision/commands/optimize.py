@@ -9,9 +9,9 @@ Examples::
     edge-vision optimize --list-recipes
 
 Every variant is ``DIR/<name>.<ext>`` with ``DIR/<name>.yaml`` (load it with
-``edge-vision detect --model DIR/<name>.yaml`` or the inference node's ``model`` parameter) and
-``DIR/<name>.recipe.json`` (tool versions, calibration set SHA-256, settings);
-``DIR/optimize_summary.json`` lists them. Then measure them with
+``edge-vision detect --model DIR/<name>.yaml`` or the inference node's ``model`` parameter);
+the manifest's ``recipe:`` says how the file was made (tool versions, calibration set SHA-256,
+settings). ``DIR/optimize_summary.json`` lists them. Then measure them with
 ``edge-vision bench --models nanodet-m-416 DIR --out REPORT_DIR``.
 
 Recipes: onnx-fp32 (other input size), onnx-int8 (ONNX Runtime static QDQ), onnx-fp16,

@@ -20,6 +20,8 @@ thresholds. Adding an exported YOLO model is one YAML, no code::
     nms_threshold: 0.45
     max_detections: 100
     license: AGPL-3.0
+    recipe: {...}              # optional provenance: how the file was made (edge-vision
+                               # optimize writes tool versions, calibration set, settings)
 
 Several formats of one model are listed as ``files: [{path, format, precision, sha256}, ...]``
 (format ``onnx``, ``tflite``, ``openvino`` (IR .xml) or ``engine``; precision ``fp32``/``fp16``/
@@ -137,6 +139,8 @@ class ModelManifest:
         normalized_boxes: YOLO/yolo_nms boxes in 0..1 of the input instead of pixels.
         label_offset: SSD class value + offset = label index.
         license, description: free text.
+        recipe: provenance of the file (the ``recipe:`` mapping ``edge-vision optimize`` writes:
+            recipe name, tool versions, calibration set SHA-256, settings); empty when absent.
         source: the manifest file (for messages), or '<dict>'.
     """
 
@@ -161,6 +165,7 @@ class ModelManifest:
     label_offset: int = 0
     license: str = ''
     description: str = ''
+    recipe: Mapping[str, Any] = field(default_factory=dict, compare=False)
     source: str = field(default='<dict>', compare=False)
 
     @property
@@ -274,6 +279,10 @@ class ModelManifest:
         name = data['name']
         if not isinstance(name, str) or not name.strip():
             raise _fail(source, f'name must be a non-empty string, got {name!r}')
+        recipe = data.get('recipe', {})
+        if not isinstance(recipe, Mapping):
+            raise _fail(source, f'recipe must be a mapping (how the file was made), got '
+                                f'{type(recipe).__name__}')
         normalized = data.get('normalized_boxes', False)
         if not isinstance(normalized, bool):
             raise _fail(source, f'normalized_boxes must be true or false, got {normalized!r}')
@@ -292,7 +301,7 @@ class ModelManifest:
             normalized_boxes=normalized,
             label_offset=number('label_offset', 0, -1000, 1000, integer=True),
             license=str(data.get('license', '')), description=str(data.get('description', '')),
-            source=source)
+            recipe=dict(recipe), source=source)
 
     @staticmethod
     def _labels(data: Mapping[str, Any], base: Path, source: str) -> tuple[str, ...]:

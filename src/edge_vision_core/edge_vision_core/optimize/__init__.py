@@ -2,8 +2,7 @@
 
 - :mod:`.recipes`: :func:`optimize_model` writes optimized variants of a model (ONNX Runtime
   INT8, ONNX FP16, OpenVINO FP16 IR and NNCF INT8 IR, TFLite INT8, magnitude pruning, other
-  input sizes), each with a manifest the Detector loads and a ``.recipe.json`` of how it was
-  made;
+  input sizes), each with a manifest the Detector loads that records how it was made;
 - :mod:`.images`: calibration and evaluation image sets (folder, video or the offline default)
   and their SHA-256;
 - :mod:`.onnx_ops`, :mod:`.openvino_ops`, :mod:`.tflite_ops`: the transforms, one file in, one

@@ -203,14 +203,9 @@ def _expand_models(models: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in out))
 
 
-def _recipe_of(manifest_path: Path) -> str:
-    record = manifest_path.with_name(manifest_path.stem + '.recipe.json')
-    if record.is_file():
-        try:
-            return str(json.loads(record.read_text(encoding='utf-8')).get('recipe', 'unknown'))
-        except (OSError, ValueError):
-            return 'unknown'
-    return 'source'
+def _recipe_of(manifest) -> str:
+    """The recipe that made a variant (its manifest's ``recipe:``), or 'source'."""
+    return str(manifest.recipe.get('recipe', 'unknown')) if manifest.recipe else 'source'
 
 
 def _file_bytes(path: Path) -> int:
@@ -237,7 +232,7 @@ def _plan(manifests: list[Path], config: BenchConfig) -> tuple[list[_Row], list[
     rows: list[_Row] = []
     for path in manifests:
         manifest = load_manifest(path)
-        recipe = _recipe_of(path)
+        recipe = _recipe_of(manifest)
         for index, file in enumerate(manifest.files):
             for backend in wanted:
                 if backend not in installed or file.format not in BACKEND_FORMATS[backend]:

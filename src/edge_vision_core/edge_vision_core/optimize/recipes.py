@@ -18,11 +18,10 @@ prune          onnx     fp32      unstructured magnitude pruning at ``prune_rati
 Every variant is written to the output folder as ``<name>.<ext>`` (IR: ``.xml`` + ``.bin``)
 with a manifest ``<name>.yaml`` in the format of :mod:`edge_vision_core.inference.manifest`
 (adapter, input size, normalisation, labels, thresholds, the file with its precision and
-SHA-256), so ``Detector.create(model='<out>/<name>.yaml')`` and the inference node load it with
-no code change. The manifest format has no key for provenance, so the recipe that made the file
-(tool versions, calibration set and its SHA-256, settings, pruning sparsity) is written beside it
-as ``<name>.recipe.json``, summarised in the manifest's ``description`` and in a comment at its
-top. ``optimize_summary.json`` lists all variants of a run.
+SHA-256) and, under its ``recipe:`` key, the recipe that made the file (tool versions,
+calibration set and its SHA-256, settings, pruning sparsity), so
+``Detector.create(model='<out>/<name>.yaml')`` and the inference node load it with no code
+change and the file says how it was made. ``optimize_summary.json`` lists all variants of a run.
 
 Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
 the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
@@ -176,7 +175,7 @@ class OptimizedModel:
     Attributes:
         name: manifest name.
         manifest: path of ``<name>.yaml``.
-        recipe: the recipe record also written to ``<name>.recipe.json``.
+        recipe: the recipe record, also the manifest's ``recipe:`` mapping.
     """
 
     name: str
@@ -275,19 +274,18 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
     import yaml
 
     description = (f'{name}: {recipe.summary} of {source.name} at {size}x{size}, made by '
-                   f'edge-vision optimize; recipe in {name}.recipe.json')
+                   f'edge-vision optimize (see recipe)')
     data = _manifest_dict(source, name, (size, size), file, recipe.format, recipe.precision,
                           description)
-    record = dict(record, manifest=f'{name}.yaml', file=file.name,
-                  file_sha256=data['files'][0]['sha256'], file_bytes=_file_bytes(file))
-    recipe_path = out_dir / f'{name}.recipe.json'
-    recipe_path.write_text(json.dumps(record, indent=2, sort_keys=False) + '\n',
-                           encoding='utf-8')
+    # JSON round trip: plain lists/dicts/scalars only, as YAML's safe dumper needs.
+    record = json.loads(json.dumps(dict(record, file=file.name,
+                                        file_sha256=data['files'][0]['sha256'],
+                                        file_bytes=_file_bytes(file))))
+    data['recipe'] = record
     settings = ', '.join(f'{k}={v}' for k, v in record.get('settings', {}).items()
                          if not isinstance(v, (dict, list)))
     lines = [f'{name}: written by edge-vision optimize (recipe {recipe.name}); do not edit.',
-             *textwrap.wrap(f'{recipe.summary}; {settings}', 95),
-             f'Full recipe (tool versions, calibration set SHA-256): {recipe_path.name}']
+             *textwrap.wrap(f'{recipe.summary}; {settings}', 95)]
     header = ''.join(f'# {line}\n' for line in lines)
     manifest_path = out_dir / f'{name}.yaml'
     manifest_path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=99),

@@ -39,6 +39,14 @@ def test_minimal_manifest_defaults(tmp_path):
     assert m.files[0].format == 'onnx' and m.files[0].path == (tmp_path / 'm.onnx').resolve()
 
 
+def test_recipe_provenance_is_kept_and_not_part_of_equality(tmp_path):
+    recipe = {'recipe': 'onnx-int8', 'versions': {'onnxruntime': '1.0'}}
+    with_recipe = ModelManifest.from_dict({**MINIMAL, 'recipe': recipe}, tmp_path)
+    assert with_recipe.recipe == recipe
+    assert ModelManifest.from_dict(MINIMAL, tmp_path).recipe == {}
+    assert with_recipe == ModelManifest.from_dict(MINIMAL, tmp_path)
+
+
 def test_scale_shorthand_and_labels_file(tmp_path):
     (tmp_path / 'names.txt').write_text('cat\ndog\n\n')
     data = {**MINIMAL, 'scale': 1 / 255}
@@ -64,6 +72,7 @@ BAD = [
     ({'file': 'model.bin'}, 'unknown format'),
     ({'sha256': 'abc'}, '64 hex'),
     ({'labels_file': 'missing.txt'}, 'either'),
+    ({'recipe': 'onnx-int8'}, 'recipe must be a mapping'),
 ]
 
 
