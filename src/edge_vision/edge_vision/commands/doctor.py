@@ -193,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.seconds + 30.0
         while child.poll() is None and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-            if not hashes:
-                hashes = _graph_hashes(node)
+            if len(hashes) < len(_HASHED_TOPICS):  # until both publishers are discovered
+                hashes.update(_graph_hashes(node))
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -233,9 +233,12 @@ def _report(topic: str, what: str, stats: _Stats, expected: int, minimum: float)
     return ok
 
 
+_HASHED_TOPICS = ('image_raw', 'detections')
+
+
 def _graph_hashes(node) -> dict[str, str]:
     out = {}
-    for topic in ('image_raw', 'detections'):
+    for topic in _HASHED_TOPICS:
         for info in node.get_publishers_info_by_topic(f'{NAMESPACE}/{topic}'):
             type_hash = getattr(info, 'topic_type_hash', None)
             if type_hash is not None:
