@@ -78,6 +78,8 @@ def _setup(context, *args, **kwargs):
     for stage in ('inference', 'overlay', 'anomaly'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
+    if image != 'image':
+        remaps['overlay'].append(('image/camera_info', 'camera_info'))
     if results != 'tracks':
         remaps['overlay'].append(('tracks', results))
     ns = arg['namespace']
@@ -110,8 +112,8 @@ def _setup(context, *args, **kwargs):
         actions.append(Node(
             package='rviz2', executable='rviz2', name='rviz2', output='screen',
             arguments=['-d', os.path.join(share, 'config', 'edge_vision.rviz')],
-            remappings=[('/camera0/image_annotated', f'/{ns.strip("/")}/image_annotated'),
-                        ('/camera0/image_raw', f'/{ns.strip("/")}/image_raw')]))
+            remappings=[(f'/camera0/{topic}', f'/{ns.strip("/")}/{topic}')
+                        for topic in ('image_annotated', 'image_raw', 'markers')]))
     return actions
 
 

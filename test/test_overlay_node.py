@@ -16,18 +16,20 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
     from vision_msgs.msg import Detection2DArray, LabelInfo
+    from visualization_msgs.msg import Marker, MarkerArray
 
     from edge_vision.conversions import (
         detections_to_msg,
         image_to_numpy,
         labels_to_label_info,
         meta_to_header,
+        model_to_camera_info,
         numpy_to_image,
     )
     from edge_vision.qos import latched_qos
-    from edge_vision_core import Detections, FrameMeta
+    from edge_vision_core import CameraModel, Detections, FrameMeta
 
     ns = '/overlay_test'
     node = node_process('edge_vision.overlay_node', {'diagnostics_period': 0.3}, ns)
@@ -36,7 +38,9 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     pub_img = test_node.create_publisher(Image, f'{ns}/image', reliable)
     pub_det = test_node.create_publisher(Detection2DArray, f'{ns}/tracks', reliable)
     pub_labels = test_node.create_publisher(LabelInfo, f'{ns}/label_info', latched_qos())
-    out, diags = [], []
+    pub_info = test_node.create_publisher(CameraInfo, f'{ns}/image/camera_info', reliable)
+    out, diags, markers = [], [], []
+    test_node.create_subscription(MarkerArray, f'{ns}/markers', markers.append, reliable)
     test_node.create_subscription(Image, f'{ns}/image_annotated', out.append,
                                   qos_profile_sensor_data)
     test_node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
@@ -44,8 +48,8 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     executor.add_node(test_node)
     assert spin_until(executor, lambda: pub_img.get_subscription_count() > 0 and
                       pub_det.get_subscription_count() > 0 and
-                      test_node.count_publishers(f'{ns}/image_annotated') > 0, 20), \
-        node.output()
+                      test_node.count_publishers(f'{ns}/image_annotated') > 0 and
+                      pub_info.get_subscription_count() > 0, 20), node.output()
     labels = ['person', 'car']
     pub_labels.publish(labels_to_label_info(labels))
     base = np.full((120, 160, 3), 30, np.uint8)
@@ -56,22 +60,27 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
                          lambda: bool(out), 20), node.output()
     out.clear()
     sent = []
+    camera = CameraModel.from_intrinsics(160, 120, 150.0, 140.0, 79.5, 59.5)
     for i in range(12):
         meta = FrameMeta(1_000_000_000 * (100 + i), 'cam_optical')
         header = meta_to_header(meta)
+        pub_info.publish(model_to_camera_info(camera, header))
         dets = Detections([[20, 30, 80, 90]], [0.9], [1], track_ids=[5])
         # results before the image for odd frames: pairing must not care about order
         msgs = [numpy_to_image(base, 'bgr8', header), detections_to_msg(dets, header, labels)]
         for msg in (msgs if i % 2 == 0 else msgs[::-1]):
             (pub_img if isinstance(msg, Image) else pub_det).publish(msg)
         sent.append(header)
-        executor.spin_once(timeout_sec=0.05)
-        time.sleep(0.05)
+        # keep taking what arrives (annotated images and markers) so this test's own
+        # best-effort queue never overflows
+        until = time.monotonic() + 0.1
+        while time.monotonic() < until:
+            executor.spin_once(timeout_sec=0.01)
     bad = detections_to_msg(Detections([[0, 0, 5, 5], [1, 1, 4, 4]], [1, 1], [0, 0],
                                        track_ids=[1, 2]), sent[0], labels)
     bad.detections[0].id = 'not-a-number'
     pub_det.publish(bad)
-    assert spin_until(executor, lambda: len(out) >= 10, 20), node.output()
+    assert spin_until(executor, lambda: len(out) >= 10, 20), (len(out), node.output())
     stamps = {(h.stamp.sec, h.stamp.nanosec) for h in sent}
     assert all((m.header.stamp.sec, m.header.stamp.nanosec) in stamps for m in out)
     assert out[-1].header.frame_id == 'cam_optical'
@@ -79,17 +88,31 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     assert img.shape == (120, 160, 3)
     edge = img[30, 20:80]  # the top edge of the box is drawn in the track's colour
     assert np.abs(edge.astype(int) - 30).max() > 60
+    # markers: the box at the assumed depth, in the image's optical frame, cast through the
+    # calibration that came on image/camera_info
+    assert spin_until(executor, lambda: any(m.markers[0].header.stamp == sent[-1].stamp
+                                            for m in markers), 20), node.output()
+    last = next(m for m in markers if m.markers[0].header.stamp == sent[-1].stamp)
+    assert all(m.header.frame_id == 'cam_optical' for m in last.markers)
+    outline = next(m for m in last.markers if m.type == Marker.LINE_STRIP)
+    points = np.array([[p.x, p.y, p.z] for p in outline.points])
+    assert np.allclose(points[:, 2], 3.0)  # marker_depth_m default
+    pixels = (points @ camera.K.T)[:, :2] / points[:, 2:]
+    assert np.allclose(pixels[:4], [[20, 30], [80, 30], [80, 90], [20, 90]], atol=1e-6)
+    text = next(m for m in last.markers if m.type == Marker.TEXT_VIEW_FACING)
+    assert text.text == '#5 car 0.90'
     assert spin_until(executor, lambda: 'dropped a message on /overlay_test/tracks'
                       in node.output(), 10), node.output()
 
-    def bad_count():
+    def diag(key):
         for array in reversed(diags):
             for status in array.status:
                 if status.name.endswith('overlay_node'):
-                    return {kv.key: kv.value for kv in status.values}.get('bad_messages')
+                    return {kv.key: kv.value for kv in status.values}.get(key)
         return None
 
-    assert spin_until(executor, lambda: bad_count() == '1', 10)
+    assert spin_until(executor, lambda: diag('bad_messages') == '1', 10)
+    assert diag('marker_camera') == 'calibrated'
     assert node.alive()
     executor.shutdown()
     test_node.destroy_node()

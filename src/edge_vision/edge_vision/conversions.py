@@ -15,6 +15,9 @@ Detections (``vision_msgs/Detection2DArray``, vision_msgs 4.x):
   decimal class index otherwise; ``vision_msgs/LabelInfo`` (published latched by the inference
   node) maps indices to names;
 - ``Detection2D.id`` is the decimal track id for tracked detections, empty otherwise.
+
+Markers (``visualization_msgs/MarkerArray``, :func:`detections_to_markers`): each detection as a
+rectangle at an assumed depth in the image's optical frame plus a text label, for 3-D views.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import array
 from collections.abc import Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.msg import RegionOfInterest as RoiMsg
-from std_msgs.msg import Header
+from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import (
     Detection2D,
     Detection2DArray,
@@ -34,6 +38,7 @@ from vision_msgs.msg import (
     ObjectHypothesisWithPose,
     VisionClass,
 )
+from visualization_msgs.msg import Marker, MarkerArray
 
 from edge_vision_core import (
     CameraModel,
@@ -52,6 +57,7 @@ from edge_vision_core.encodings import (
     decompress,
     encoding_for_array,
 )
+from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
 __all__ = [
     'camera_info_to_model',
@@ -61,6 +67,7 @@ __all__ = [
     'frame_to_image',
     'image_to_frame',
     'compressed_to_numpy',
+    'detections_to_markers',
     'detections_to_msg',
     'header_to_meta',
     'image_to_numpy',
@@ -367,3 +374,50 @@ def msg_to_frame_detections(msg: Detection2DArray, labels: Sequence[str] | None 
     dets = msg_to_detections(msg, labels, extend_labels)
     return FrameDetections(header_to_meta(msg.header), dets,
                            labels=tuple(labels) if labels else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers
+
+
+def detections_to_markers(dets: Detections, camera: CameraModel, depth: float,
+                          header: Header | None = None, labels: Sequence[str] | None = None,
+                          lifetime_s: float = 1.0, ns: str = 'detections') -> MarkerArray:
+    """Detections -> ``visualization_msgs/MarkerArray`` for rviz's 3-D view.
+
+    The array starts with a ``DELETEALL`` marker (the previous frame's markers go), then for
+    each valid detection ``i`` (in order, NaN/zero-area boxes skipped) a ``LINE_STRIP``
+    rectangle (namespace ``<ns>/boxes``, id ``i``) and a ``TEXT_VIEW_FACING`` label
+    (``<ns>/labels``, id ``i``, "#track class score") above it, coloured like the overlay
+    image. Points are in ``header.frame_id`` (the camera's optical frame), at ``z = depth``
+    metres: see :func:`edge_vision_core.viz.box_outlines_3d`. Line width and text height scale
+    with ``depth`` so they look the same at any depth.
+    """
+    out = MarkerArray()
+    head = _copy_header(header)
+    out.markers.append(Marker(header=head, ns=ns, action=Marker.DELETEALL))
+    valid = np.flatnonzero(dets.valid_mask())
+    if valid.size == 0:
+        return out
+    outlines = box_outlines_3d(dets.boxes[valid], camera, depth)
+    sec = int(max(0.0, lifetime_s))
+    lifetime = Duration(sec=sec, nanosec=int(round((max(0.0, lifetime_s) - sec) * 1e9)))
+    for n, i in enumerate(valid.tolist()):
+        b, g, r = color_for(detection_key(dets, i))
+        color = ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0)
+        box = Marker(header=head, ns=f'{ns}/boxes', id=n, type=Marker.LINE_STRIP,
+                     action=Marker.ADD, color=color, lifetime=lifetime)
+        box.pose.orientation.w = 1.0
+        box.scale.x = 0.01 * depth
+        box.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in outlines[n]]
+        text = Marker(header=head, ns=f'{ns}/labels', id=n, type=Marker.TEXT_VIEW_FACING,
+                      action=Marker.ADD, color=color, lifetime=lifetime,
+                      text=detection_label(dets, i, labels))
+        x1, y1, z1 = outlines[n, 0]
+        x2 = outlines[n, 1, 0]
+        text.pose.position = Point(x=float((x1 + x2) / 2), y=float(y1 - 0.04 * depth),
+                                   z=float(z1))
+        text.pose.orientation.w = 1.0
+        text.scale.z = 0.05 * depth
+        out.markers.extend((box, text))
+    return out

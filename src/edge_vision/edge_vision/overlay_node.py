@@ -7,14 +7,24 @@ Subscribes (relative names; remap to choose the sources):
   :mod:`edge_vision_core.encodings` are converted to bgr8) — the frames the results refer to;
 - ``tracks`` (vision_msgs/Detection2DArray) — remap to ``detections`` without a tracker;
 - ``label_info`` (vision_msgs/LabelInfo, transient local) — class names;
-- ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1) when ``show_anomaly`` is true.
+- ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1) when ``show_anomaly`` is true;
+- ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
+  calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
+  reads ``image_raw``). In a composed pipeline frames carry their calibration.
 
 Results are drawn on the image with the *same stamp* (exact-time pairing; unmatched items are
 counted in diagnostics). In a composed pipeline the results carry their frame and no pairing is
 needed.
 
-Publishes ``image_annotated`` (sensor_msgs/Image, bgr8, header of the source image), lazily
-(only while it has subscribers, e.g. rviz with ``config/edge_vision.rviz``).
+Publishes, lazily (only while a topic has subscribers, e.g. rviz with
+``config/edge_vision.rviz``), with the header of the source image:
+
+- ``image_annotated`` (sensor_msgs/Image, bgr8);
+- ``markers`` (visualization_msgs/MarkerArray) when ``publish_markers`` is true: every result as
+  a rectangle at ``marker_depth_m`` in the image's optical frame and a text label, for rviz's
+  3-D view (:func:`edge_vision.conversions.detections_to_markers`). A monocular detector
+  measures no depth: the rectangles show direction and angular size. Without a calibration the
+  rays use a camera of ``marker_hfov_deg`` field of view (diagnostics say which).
 
 Parameters: :class:`OverlayConfig`, ``qos.*``, ``autostart``, ``diagnostics_period``.
 """
@@ -24,10 +34,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
 
-from edge_vision_core import EdgeVisionError, Frame, FrameDetections
+from edge_vision_core import CameraModel, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
 from edge_vision_core.encodings import convert_encoding
 from edge_vision_core.sync import ExactTimeMatcher
@@ -35,10 +46,13 @@ from edge_vision_core.timing import RateMeter, StageTimer
 from edge_vision_core.viz import TrailHistory, blend_heatmap, draw_detections, draw_hud
 
 from .conversions import (
+    camera_info_to_model,
+    detections_to_markers,
     frame_to_image,
     image_to_frame,
     image_to_numpy,
     label_info_to_labels,
+    meta_to_header,
     msg_to_frame_detections,
 )
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
@@ -69,6 +83,18 @@ class OverlayConfig:
     heatmap_max_age_s: float = field(default=1.0, metadata=param(
         'Ignore heatmaps older than this relative to the frame.', min=0.0, max=60.0,
         unit='s'))
+    publish_markers: bool = field(default=True, metadata=param(
+        'Publish markers (visualization_msgs/MarkerArray) of the results for 3-D views; '
+        'built only while someone subscribes.', read_only=True))
+    marker_depth_m: float = field(default=3.0, metadata=param(
+        'Assumed distance of the objects for the markers (no depth is measured).', min=0.05,
+        max=1000.0, unit='m'))
+    marker_hfov_deg: float = field(default=60.0, metadata=param(
+        'Horizontal field of view assumed for the markers while no calibration is known.',
+        min=1.0, max=179.0, unit='deg'))
+    marker_lifetime_s: float = field(default=1.0, metadata=param(
+        'Markers disappear this long after their frame unless replaced (0 = never).',
+        min=0.0, max=3600.0, unit='s'))
     pairing_buffer: int = field(default=10, metadata=param(
         'Images and result messages kept while waiting for their partner.', min=1,
         max=200, read_only=True))
@@ -92,6 +118,9 @@ class OverlayNode(EdgeVisionNode):
         self._heatmap: tuple[int, np.ndarray] | None = None
         self._frames_in_results = False
         self._out = None
+        self._markers = None
+        self._camera: CameraModel | None = None
+        self._marker_camera = 'none yet'
         self.drawn = 0
         self._latency_ms = float('nan')
 
@@ -117,6 +146,13 @@ class OverlayNode(EdgeVisionNode):
         if cfg.show_anomaly:
             self.add_input('anomaly/heatmap', Image, self._heatmap_from_msg,
                            self._on_heatmap, stream_subscriber_qos(qos))
+        if cfg.publish_markers:
+            self._markers = self.add_output(
+                'markers', MarkerArray, self._markers_msg, results_qos(),
+                event_callbacks=publisher_event_callbacks(self, 'markers'))
+            self.add_input('image/camera_info', CameraInfo, camera_info_to_model,
+                           self._on_camera_info, stream_subscriber_qos(qos), linkable=False,
+                           watch=False)
         return TransitionCallbackReturn.SUCCESS
 
     # -- inputs ----------------------------------------------------------------------------
@@ -132,6 +168,9 @@ class OverlayNode(EdgeVisionNode):
 
     def _on_heatmap(self, item: tuple[int, np.ndarray]) -> None:
         self._heatmap = item
+
+    def _on_camera_info(self, model: CameraModel) -> None:
+        self._camera = model
 
     def _on_image(self, frame: Frame) -> None:
         if self._frames_in_results:
@@ -173,6 +212,30 @@ class OverlayNode(EdgeVisionNode):
                     f'{len(results.detections)} objects'])
         self.drawn += 1
         self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
+        if self._markers is not None:
+            self._markers.emit((frame, results))
+
+    def _marker_model(self, frame: Frame) -> CameraModel:
+        """The calibration the markers use: the frame's, the last camera_info's (rescaled to
+        the frame), else an assumed field of view."""
+        width, height = frame.width, frame.height
+        for model in (frame.camera, self._camera):
+            if model is not None and model.is_calibrated:
+                self._marker_camera = 'calibrated'
+                if (model.width, model.height) == (width, height):
+                    return model
+                return model.scaled(width, height)
+        hfov = self.config(OverlayConfig).marker_hfov_deg
+        self._marker_camera = f'assumed {hfov:g} deg horizontal field of view'
+        return CameraModel.assumed(width, height, hfov)
+
+    def _markers_msg(self, item: tuple[Frame, FrameDetections]) -> MarkerArray:
+        frame, results = item
+        cfg = self.config(OverlayConfig)
+        labels = results.labels or (tuple(self._labels) if self._labels else None)
+        return detections_to_markers(results.detections, self._marker_model(frame),
+                                     cfg.marker_depth_m, meta_to_header(frame.meta), labels,
+                                     cfg.marker_lifetime_s)
 
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         timing = self._timer.summary().get('draw', {})
@@ -180,6 +243,9 @@ class OverlayNode(EdgeVisionNode):
                   'latency_ms': self._latency_ms, 'draw_ms_p50': timing.get('p50', 0.0),
                   'paired': self._matcher.matched, 'unpaired_dropped': self._matcher.dropped,
                   'labels': len(self._labels)}
+        if self._markers is not None:
+            values.update(markers_published=self._markers.published,
+                          marker_camera=self._marker_camera)
         if self._matcher.dropped > self._matcher.matched and self._matcher.dropped > 10:
             return WARN, 'most images and results do not pair: do their stamps match?', values
         return OK, self.lifecycle_state, values

@@ -76,6 +76,8 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[str]]:
     for stage in ('inference', 'overlay', 'anomaly'):
         if stage in remaps and image != 'image':
             remaps[stage].append(f'image:={image}')
+    if 'overlay' in remaps and image != 'image':
+        remaps['overlay'].append('image/camera_info:=camera_info')
     for stage in ('overlay', 'recorder'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(f'tracks:={results}')

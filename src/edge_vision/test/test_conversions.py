@@ -15,6 +15,7 @@ from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithP
 from edge_vision.conversions import (
     camera_info_to_model,
     compressed_to_numpy,
+    detections_to_markers,
     detections_to_msg,
     header_to_meta,
     image_to_numpy,
@@ -156,6 +157,30 @@ def test_detections_without_labels_use_indices_and_empty_ids():
     assert msg.detections[0].id == ''
     back = msg_to_detections(msg)
     assert back.class_ids.tolist() == [7] and back.track_ids is None
+
+
+def test_detections_to_markers_outline_each_valid_box_at_the_depth():
+    from visualization_msgs.msg import Marker
+
+    cam = CameraModel.from_intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0)
+    dets = Detections([[100, 50, 220, 300], [np.nan, 0, 5, 5], [300, 300, 340, 420]],
+                      [0.9, 0.8, 0.4], [2, 0, 0], track_ids=[17, 4, 3])
+    markers = detections_to_markers(dets, cam, 2.0, HEADER, LABELS, lifetime_s=0.25).markers
+    assert markers[0].action == Marker.DELETEALL
+    boxes = [m for m in markers if m.type == Marker.LINE_STRIP]
+    texts = [m for m in markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert len(boxes) == len(texts) == 2  # the NaN box is skipped
+    assert all(m.header == HEADER for m in markers)
+    assert [t.text for t in texts] == ['#17 car 0.90', '#3 person 0.40']
+    assert boxes[0].lifetime.sec == 0 and boxes[0].lifetime.nanosec == 250_000_000
+    points = np.array([[p.x, p.y, p.z] for p in boxes[1].points])
+    assert points.shape == (5, 3) and np.all(points[:, 2] == 2.0)
+    pixels = (points @ cam.K.T)[:, :2] / 2.0
+    np.testing.assert_allclose(pixels[:4], [[300, 300], [340, 300], [340, 420], [300, 420]],
+                               atol=1e-9)
+    assert texts[0].pose.position.y < boxes[0].points[0].y  # the label sits above the box
+    only_clear = detections_to_markers(Detections.empty(), cam, 2.0, HEADER).markers
+    assert [m.action for m in only_clear] == [Marker.DELETEALL]
 
 
 def test_empty_detections_keep_the_header():

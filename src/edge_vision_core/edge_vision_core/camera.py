@@ -165,6 +165,53 @@ class CameraModel:
                 and self.binning_x == other.binning_x and self.binning_y == other.binning_y
                 and self.roi == other.roi)
 
+    def pixels_to_rays(self, points: object) -> np.ndarray:
+        """Viewing rays of image pixels, in the optical frame (x right, y down, z forward).
+
+        Args:
+            points: (N, 2) pixel coordinates ``(u, v)`` in the image this model describes.
+
+        Returns:
+            (N, 3) float64 rays scaled to ``z = 1``: the point at depth ``d`` is ``d * ray``.
+            Lens distortion is removed (``cv2.undistortPoints``, or ``cv2.fisheye`` for
+            ``equidistant``), and ``R`` is not applied (rays of the camera, not of the rectified
+            frame).
+
+        Raises:
+            ConfigError: the model is uncalibrated (K is zero), or ``points`` is not (N, 2).
+        """
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ConfigError(f'pixels_to_rays takes (N, 2) pixel coordinates, got shape '
+                              f'{pts.shape}')
+        if not self.is_calibrated:
+            raise ConfigError('pixels_to_rays needs a calibrated camera (K is all zero); '
+                              'calibrate it (edge-vision calibrate) or assume a field of view')
+        if pts.shape[0] == 0:
+            return np.zeros((0, 3))
+        if self.has_distortion:
+            import cv2
+
+            src = pts.reshape(-1, 1, 2)
+            if self.is_fisheye:
+                xy = cv2.fisheye.undistortPoints(src, self.K, self.D)
+            else:
+                xy = cv2.undistortPoints(src, self.K, self.D)
+            xy = xy.reshape(-1, 2)
+        else:
+            xy = np.column_stack([(pts[:, 0] - self.cx) / self.fx,
+                                  (pts[:, 1] - self.cy) / self.fy])
+        return np.column_stack([xy, np.ones(len(xy))])
+
+    @classmethod
+    def assumed(cls, width: int, height: int, hfov_deg: float) -> CameraModel:
+        """A distortion-free model with a given horizontal field of view, centred: for drawing
+        when no calibration is known (not for measuring)."""
+        if not 0.0 < hfov_deg < 180.0:
+            raise ConfigError(f'hfov_deg must be in (0, 180), got {hfov_deg}')
+        f = (width / 2.0) / np.tan(np.radians(hfov_deg) / 2.0)
+        return cls.from_intrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
     def scaled(self, width: int, height: int) -> CameraModel:
         """The same camera at another image size, as ``cv2.resize`` produces it.
 

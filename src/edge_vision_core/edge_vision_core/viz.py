@@ -1,6 +1,7 @@
-"""Drawing detections, tracks, trails, heatmaps and a HUD on BGR images (OpenCV only).
+"""Drawing detections, tracks, trails, heatmaps and a HUD on BGR images (OpenCV only), and the
+geometry of detections shown in 3-D (:func:`box_outlines_3d`).
 
-All functions draw in place on a ``bgr8`` (H, W, 3) uint8 image and return it; boxes are
+The drawing functions draw in place on a ``bgr8`` (H, W, 3) uint8 image and return it; boxes are
 ``[x1, y1, x2, y2]`` in that image's pixels. Colours are stable per track id (or class id for
 untracked detections) so the same object keeps its colour from frame to frame.
 """
@@ -13,10 +14,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .camera import CameraModel
 from .errors import ConfigError
 from .types import Detections
 
-__all__ = ['TrailHistory', 'blend_heatmap', 'color_for', 'draw_detections', 'draw_hud']
+__all__ = ['TrailHistory', 'blend_heatmap', 'box_outlines_3d', 'color_for', 'detection_key',
+           'detection_label', 'draw_detections', 'draw_hud']
 
 
 def color_for(key: int) -> tuple[int, int, int]:
@@ -64,7 +67,38 @@ class TrailHistory:
         self._last_seen.clear()
 
 
-def _label(dets: Detections, i: int, labels: Sequence[str] | None) -> str:
+def detection_key(dets: Detections, i: int) -> int:
+    """The colour key of detection ``i``: its track id, else its class id + 1000."""
+    return int(dets.track_ids[i]) if dets.track_ids is not None else \
+        int(dets.class_ids[i]) + 1000
+
+
+def box_outlines_3d(boxes: np.ndarray, camera: CameraModel, depth: float) -> np.ndarray:
+    """Image boxes as closed rectangles at ``depth`` metres in the camera's optical frame.
+
+    Each box's corners are cast through ``camera`` (:meth:`CameraModel.pixels_to_rays`, lens
+    distortion removed) and placed at ``z = depth``: where the box would be if the object stood
+    that far away. The depth is an assumption (a monocular detector measures none).
+
+    Args:
+        boxes: (N, 4) ``[x1, y1, x2, y2]`` in the pixels of the image ``camera`` describes.
+        camera: a calibrated model (or :meth:`CameraModel.assumed`).
+        depth: metres, > 0.
+
+    Returns:
+        (N, 5, 3) float64 points (x right, y down, z forward): corners TL, TR, BR, BL, TL.
+    """
+    if not (np.isfinite(depth) and depth > 0):
+        raise ConfigError(f'box_outlines_3d needs a positive depth in metres, got {depth}')
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]], b[:, [0, 1]]],
+                       axis=1)
+    rays = camera.pixels_to_rays(corners.reshape(-1, 2))
+    return (rays * depth).reshape(-1, 5, 3)
+
+
+def detection_label(dets: Detections, i: int, labels: Sequence[str] | None) -> str:
+    """``"#id class score"`` (``"class score"`` untracked) for detection ``i``."""
     cid = int(dets.class_ids[i])
     name = labels[cid] if labels is not None and 0 <= cid < len(labels) else str(cid)
     text = f'{name} {float(dets.scores[i]):.2f}'
@@ -83,9 +117,7 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
     scale = max(0.4, min(width, height) / 900)
     valid = dets.valid_mask()
     for i in np.flatnonzero(valid):
-        key = int(dets.track_ids[i]) if dets.track_ids is not None else \
-            int(dets.class_ids[i]) + 1000
-        color = color_for(key)
+        color = color_for(detection_key(dets, i))
         x1, y1, x2, y2 = (int(round(v)) for v in np.clip(dets.boxes[i], -1e6, 1e6))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         if trails is not None and dets.track_ids is not None:
@@ -93,7 +125,7 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
             if len(points) > 1:
                 cv2.polylines(image, [np.array(points, np.int32)], False, color,
                               max(1, thickness - 1), cv2.LINE_AA)
-        text = _label(dets, i, labels)
+        text = detection_label(dets, i, labels)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = y1 - 4 if y1 - th - base - 4 >= 0 else y1 + th + 4
         cv2.rectangle(image, (x1, ty - th - 3), (x1 + tw + 4, ty + base - 1), color, -1)

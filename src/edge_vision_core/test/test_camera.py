@@ -63,3 +63,44 @@ def test_allclose():
     b = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240, [0.1, 0, 0, 0, 0])
     c = CameraModel.from_intrinsics(640, 480, 501, 500, 320, 240, [0.1, 0, 0, 0, 0])
     assert a.allclose(b) and not a.allclose(c)
+
+
+@pytest.mark.parametrize('model', ['none', 'plumb_bob', 'rational_polynomial', 'equidistant'])
+def test_pixels_to_rays_inverts_opencv_projection(model):
+    import cv2
+
+    D = {'none': [], 'plumb_bob': [-0.28, 0.09, 0.001, -0.0005, -0.01],
+         'rational_polynomial': [0.2, -0.1, 0.001, 0.0005, 0.01, 0.5, -0.05, 0.02],
+         'equidistant': [-0.02, 0.01, -0.004, 0.001]}[model]
+    cam = CameraModel.from_intrinsics(640, 480, 520.0, 515.0, 318.2, 243.7, D,
+                                      'equidistant' if model == 'equidistant' else 'plumb_bob'
+                                      if model != 'rational_polynomial' else model)
+    rng = np.random.default_rng(3)
+    points = np.column_stack([rng.uniform(-0.5, 0.5, 50), rng.uniform(-0.4, 0.4, 50),
+                              np.full(50, 2.5)])
+    zero = np.zeros(3)
+    if model == 'equidistant':
+        pixels, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), zero, zero, cam.K,
+                                              cam.D)
+    else:
+        pixels, _ = cv2.projectPoints(points, zero, zero, cam.K, cam.D)
+    rays = cam.pixels_to_rays(pixels.reshape(-1, 2))
+    np.testing.assert_allclose(rays * 2.5, points, atol=2e-4)
+
+
+def test_pixels_to_rays_refuses_an_uncalibrated_camera_and_bad_shapes():
+    with pytest.raises(ConfigError, match='calibrated'):
+        CameraModel.uncalibrated(640, 480).pixels_to_rays([[1, 2]])
+    cam = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240)
+    with pytest.raises(ConfigError, match=r'\(N, 2\)'):
+        cam.pixels_to_rays([1, 2, 3])
+    assert cam.pixels_to_rays(np.zeros((0, 2))).shape == (0, 3)
+
+
+def test_assumed_camera_has_the_asked_field_of_view():
+    cam = CameraModel.assumed(640, 480, 90.0)
+    left, right = cam.pixels_to_rays([[-0.5, 239.5], [639.5, 239.5]])
+    assert np.degrees(np.arctan(right[0]) - np.arctan(left[0])) == pytest.approx(90.0)
+    assert not cam.has_distortion
+    with pytest.raises(ConfigError, match='hfov'):
+        CameraModel.assumed(640, 480, 180.0)

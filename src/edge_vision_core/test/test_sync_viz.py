@@ -54,3 +54,21 @@ def test_heatmap_and_hud():
         blend_heatmap(img, np.zeros(3), 0.5)
     draw_hud(img, ['10 fps'])
     assert img[:5, :5].mean() < 100
+
+
+def test_box_outlines_3d_project_back_onto_the_box_corners():
+    from edge_vision_core import CameraModel
+    from edge_vision_core.viz import box_outlines_3d
+
+    cam = CameraModel.from_intrinsics(640, 480, 500.0, 505.0, 320.0, 240.0)
+    boxes = np.array([[100.0, 50.0, 220.0, 300.0], [0.0, 0.0, 640.0, 480.0]])
+    outlines = box_outlines_3d(boxes, cam, 4.0)
+    assert outlines.shape == (2, 5, 3)
+    assert np.all(outlines[..., 2] == 4.0)
+    np.testing.assert_array_equal(outlines[:, 0], outlines[:, 4])  # closed
+    projected = outlines @ cam.K.T
+    pixels = projected[..., :2] / projected[..., 2:]
+    np.testing.assert_allclose(pixels[0, :4], [[100, 50], [220, 50], [220, 300], [100, 300]],
+                               atol=1e-9)
+    with pytest.raises(ConfigError, match='depth'):
+        box_outlines_3d(boxes, cam, 0.0)
