@@ -15,7 +15,7 @@ import numpy as np
 from .camera import CameraModel
 from .errors import ConfigError
 
-__all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta']
+__all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta', 'box_iou']
 
 _NS_PER_S = 1_000_000_000
 
@@ -116,6 +116,33 @@ def _as_array(value: object, dtype: type, name: str, shape_tail: tuple[int, ...]
             raise ConfigError(f'Detections.{name} must hold integers, got {arr.dtype} values '
                               f'that are not whole numbers')
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of ``a`` with every box of ``b``.
+
+    Args:
+        a: (N, 4) boxes ``[x1, y1, x2, y2]``.
+        b: (M, 4) boxes ``[x1, y1, x2, y2]``.
+
+    Returns:
+        (N, M) float64 IoU in [0, 1] (continuous areas, no "+1" pixel convention); 0 where
+        the union is empty. An inverted box has area 0.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
 
 
 @dataclass(eq=False)

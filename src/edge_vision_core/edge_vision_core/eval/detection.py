@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ..types import Detections
+from ..types import Detections, box_iou
 
 __all__ = [
     'AgreementResult',
@@ -42,29 +42,6 @@ __all__ = [
     'match_detections',
     'mean_average_precision',
 ]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two box sets.
-
-    Args:
-        a: (N, 4) ``[x1, y1, x2, y2]`` boxes.
-        b: (M, 4) boxes in the same frame.
-
-    Returns:
-        (N, M) float64 IoU in [0, 1].
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:])
-                 - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide='ignore', invalid='ignore'):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
 
 
 def _check_threshold(iou_threshold: float) -> None:

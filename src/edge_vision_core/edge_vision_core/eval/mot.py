@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, ConversionError
-from ..types import Detections
+from ..types import Detections, box_iou
 
 __all__ = [
     'MotTable',
@@ -316,8 +316,6 @@ def _frame_pairs(gt: MotTable, res: MotTable) -> Iterator[tuple[np.ndarray, np.n
     g_start = np.searchsorted(g_sorted.frames, np.arange(1, last + 2))
     r_start = np.searchsorted(r_sorted.frames, np.arange(1, last + 2))
     g_xyxy, r_xyxy = g_sorted.boxes_xyxy, r_sorted.boxes_xyxy
-    from ..tracking.association import box_iou
-
     for f in range(last):
         gs = slice(g_start[f], g_start[f + 1])
         rs = slice(r_start[f], r_start[f + 1])
