@@ -73,3 +73,44 @@ def test_camera_to_overlay_in_process(ros_context, tmp_path):
         outside.destroy_node()
     finally:
         comp.shutdown()
+
+
+def test_anomaly_heatmap_blends_in_process(ros_context, tmp_path):
+    """anomaly -> overlay linked in memory (anomaly.launch.py composed): the heatmap arrives as
+    a frame, and the overlay blends it instead of failing on it."""
+    from rclpy.parameter import Parameter
+
+    from edge_vision.anomaly_node import AnomalyNode
+    from edge_vision.camera_node import CameraNode
+    from edge_vision.compose import Composition
+    from edge_vision.overlay_node import OverlayNode
+
+    ns = '/composed_anomaly'
+    camera = functools.partial(
+        CameraNode, context=ros_context, namespace=ns, parameter_overrides=[
+            Parameter('rate', value=15.0),
+            Parameter('camera_info_url', value=f'file://{tmp_path}/none.yaml')])
+    anomaly = functools.partial(
+        AnomalyNode, context=ros_context, namespace=ns,
+        cli_args=['--ros-args', '-r', 'image:=image_raw'], parameter_overrides=[
+            Parameter('learn_on_start', value=True), Parameter('learn_frames', value=5),
+            Parameter('learn_every', value=1),
+            Parameter('save_path', value=str(tmp_path / 'normal.npz'))])
+    overlay = functools.partial(
+        OverlayNode, context=ros_context, namespace=ns,
+        cli_args=['--ros-args', '-r', 'image:=image_raw', '-r', 'tracks:=anomaly/regions'],
+        parameter_overrides=[Parameter('show_anomaly', value=True)])
+    comp = Composition([camera, anomaly, overlay], context=ros_context)
+    try:
+        assert comp.start() == []
+        links = {(r.node, r.topic): r.producer for r in comp.links}
+        assert links[(f'{ns}/overlay_node', f'{ns}/anomaly/heatmap')] == f'{ns}/anomaly_node'
+        _, anomaly_node, overlay_node = comp.nodes
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and overlay_node.drawn < 5:
+            comp.spin_once(timeout_sec=0.05)
+        assert anomaly_node._last is not None, 'the anomaly node must learn and score'
+        assert overlay_node.drawn >= 5, 'the overlay must draw scored frames with the heatmap'
+        assert overlay_node.bad_messages == 0 and overlay_node.processing_errors == 0
+    finally:
+        comp.shutdown()

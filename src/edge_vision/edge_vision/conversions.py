@@ -386,9 +386,9 @@ def detections_to_markers(dets: Detections, camera: CameraModel, depth: float,
     """Detections -> ``visualization_msgs/MarkerArray`` for rviz's 3-D view.
 
     The array starts with a ``DELETEALL`` marker (the previous frame's markers go), then for
-    each valid detection ``i`` (in order, NaN/zero-area boxes skipped) a ``LINE_STRIP``
-    rectangle (namespace ``<ns>/boxes``, id ``i``) and a ``TEXT_VIEW_FACING`` label
-    (``<ns>/labels``, id ``i``, "#track class score") above it, coloured like the overlay
+    each valid detection (in order, NaN/zero-area boxes skipped, numbered from 0) a
+    ``LINE_STRIP`` rectangle (namespace ``<ns>/boxes``) and a ``TEXT_VIEW_FACING`` label
+    (``<ns>/labels``, same id, "#track class score") above it, coloured like the overlay
     image. Points are in ``header.frame_id`` (the camera's optical frame), at ``z = depth``
     metres: see :func:`edge_vision_core.viz.box_outlines_3d`. Line width and text height scale
     with ``depth`` so they look the same at any depth.

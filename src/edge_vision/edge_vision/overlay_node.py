@@ -7,7 +7,7 @@ Subscribes (relative names; remap to choose the sources):
   :mod:`edge_vision_core.encodings` are converted to bgr8) — the frames the results refer to;
 - ``tracks`` (vision_msgs/Detection2DArray) — remap to ``detections`` without a tracker;
 - ``label_info`` (vision_msgs/LabelInfo, transient local) — class names;
-- ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1) when ``show_anomaly`` is true;
+- ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1 or mono8) when ``show_anomaly`` is true;
 - ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
@@ -50,7 +50,6 @@ from .conversions import (
     detections_to_markers,
     frame_to_image,
     image_to_frame,
-    image_to_numpy,
     label_info_to_labels,
     meta_to_header,
     msg_to_frame_detections,
@@ -115,7 +114,7 @@ class OverlayNode(EdgeVisionNode):
         self._trails = TrailHistory()
         self._rate = RateMeter()
         self._timer = StageTimer()
-        self._heatmap: tuple[int, np.ndarray] | None = None
+        self._heatmap: Frame | None = None
         self._frames_in_results = False
         self._out = None
         self._markers = None
@@ -144,8 +143,8 @@ class OverlayNode(EdgeVisionNode):
         self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
                        latched_qos(), linkable=False)
         if cfg.show_anomaly:
-            self.add_input('anomaly/heatmap', Image, self._heatmap_from_msg,
-                           self._on_heatmap, stream_subscriber_qos(qos))
+            self.add_input('anomaly/heatmap', Image, image_to_frame, self._on_heatmap,
+                           stream_subscriber_qos(qos))
         if cfg.publish_markers:
             self._markers = self.add_output(
                 'markers', MarkerArray, self._markers_msg, results_qos(),
@@ -160,14 +159,8 @@ class OverlayNode(EdgeVisionNode):
     def _on_labels(self, labels: list[str]) -> None:
         self._labels[:] = labels
 
-    @staticmethod
-    def _heatmap_from_msg(msg: Image) -> tuple[int, np.ndarray]:
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        return stamp, image_to_numpy(msg, '32FC1') if msg.encoding != '32FC1' else \
-            image_to_numpy(msg)
-
-    def _on_heatmap(self, item: tuple[int, np.ndarray]) -> None:
-        self._heatmap = item
+    def _on_heatmap(self, heatmap: Frame) -> None:
+        self._heatmap = heatmap  # 32FC1 or mono8, over DDS or linked in process
 
     def _on_camera_info(self, model: CameraModel) -> None:
         self._camera = model
@@ -196,10 +189,10 @@ class OverlayNode(EdgeVisionNode):
             image = frame.image if frame.encoding == 'bgr8' else \
                 convert_encoding(frame.image, frame.encoding, 'bgr8')
             image = np.array(image, copy=True)  # never draw on a shared frame
-            if cfg.show_anomaly and self._heatmap is not None:
-                stamp, heat = self._heatmap
-                if abs(frame.meta.stamp_ns - stamp) <= cfg.heatmap_max_age_s * 1e9:
-                    blend_heatmap(image, heat, cfg.heatmap_alpha, 0.0, None)
+            heat = self._heatmap
+            if cfg.show_anomaly and heat is not None and \
+                    abs(frame.meta.stamp_ns - heat.meta.stamp_ns) <= cfg.heatmap_max_age_s * 1e9:
+                blend_heatmap(image, heat.image, cfg.heatmap_alpha, 0.0, None)
             self._trails.update(results.detections)
             labels = results.labels or (tuple(self._labels) if self._labels else None)
             draw_detections(image, results.detections, labels,
