@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 __all__ = ['FieldSpec', 'ParamSpec', 'check_config', 'config_fields', 'config_from_mapping',
-           'param']
+           'config_to_mapping', 'param']
 
 T = TypeVar('T')
 
@@ -177,3 +177,10 @@ def config_from_mapping(cls: type[T], values: Mapping[str, Any], base: T | None 
     if base is None:
         return cls(**values)
     return dataclasses.replace(base, **values)
+
+
+def config_to_mapping(cfg: object) -> dict[str, Any]:
+    """The fields of a config dataclass as a plain dict (tuples as lists), for JSON and YAML:
+    the inverse of :func:`config_from_mapping`."""
+    return {f.name: (list(v) if isinstance(v, tuple) else v)
+            for f in dataclasses.fields(cfg) for v in [getattr(cfg, f.name)]}

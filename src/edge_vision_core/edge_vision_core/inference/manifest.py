@@ -54,6 +54,7 @@ __all__ = [
     'ModelManifest',
     'list_models',
     'load_manifest',
+    'model_file_bytes',
     'resolve_model',
     'sha256_file',
     'verify_checksum',
@@ -96,6 +97,15 @@ class ModelFile:
     format: str
     precision: str = 'fp32'
     sha256: str = ''
+
+
+def model_file_bytes(path: Path) -> int:
+    """Size on disk of a model file, with the ``.bin`` weights of an OpenVINO IR ``.xml``
+    (0 for a missing file)."""
+    total = path.stat().st_size if path.is_file() else 0
+    if path.suffix == '.xml' and path.with_suffix('.bin').is_file():
+        total += path.with_suffix('.bin').stat().st_size
+    return total
 
 
 def verify_checksum(model_file: ModelFile) -> None:

@@ -30,7 +30,6 @@ tables) and ``bench.png`` (latency p50 against agreement mAP, one marker per bac
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -47,9 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import check_config, param
+from ..config import check_config, config_to_mapping, param
 from ..errors import ConfigError, ModelError
 from ..eval.detection import detection_agreement
+from ..inference.manifest import model_file_bytes
 from ..types import Detections
 from .images import ImageSet, default_eval_images, load_image_set
 
@@ -208,13 +208,6 @@ def _recipe_of(manifest) -> str:
     return str(manifest.recipe.get('recipe', 'unknown')) if manifest.recipe else 'source'
 
 
-def _file_bytes(path: Path) -> int:
-    total = path.stat().st_size if path.is_file() else 0
-    if path.suffix == '.xml' and path.with_suffix('.bin').is_file():
-        total += path.with_suffix('.bin').stat().st_size
-    return total
-
-
 def _plan(manifests: list[Path], config: BenchConfig) -> tuple[list[_Row], list[str]]:
     from ..inference.backends import BACKENDS, available_backends
     from ..inference.detector import BACKEND_FORMATS
@@ -246,7 +239,7 @@ def _plan(manifests: list[Path], config: BenchConfig) -> tuple[list[_Row], list[
                         continue
                     rows.append(_Row(manifest.name, str(path), recipe, file.path.name,
                                      file.format, file.precision, manifest.input_size,
-                                     backend, device, index, _file_bytes(file.path),
+                                     backend, device, index, model_file_bytes(file.path),
                                      manifest.score_threshold))
     if not config.backends:
         notes += [f'{name}: not installed here ({cls.install_hint}); skipped'
@@ -437,9 +430,7 @@ def _report(rows: list[_Row], truth: list[Detections], reference, reference_path
                       'score_threshold': reference.score_threshold,
                       'boxes': int(sum(len(t) for t in truth)),
                       'latency_ms': ref_result['latency_ms']},
-        'settings': {f.name: (list(v) if isinstance(v, tuple) else v)
-                     for f in dataclasses.fields(config)
-                     for v in [getattr(config, f.name)]},
+        'settings': config_to_mapping(config),
         'threads': threads,
         'rows': out_rows,
         'notes': notes,

@@ -45,12 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import check_config, param
+from ..config import check_config, config_to_mapping, param
 from ..errors import ConfigError, EdgeVisionError, ModelError
 from ..inference.manifest import (
     ModelFile,
     ModelManifest,
     load_manifest,
+    model_file_bytes,
     resolve_model,
     sha256_file,
     verify_checksum,
@@ -280,7 +281,7 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
     # JSON round trip: plain lists/dicts/scalars only, as YAML's safe dumper needs.
     record = json.loads(json.dumps(dict(record, file=file.name,
                                         file_sha256=data['files'][0]['sha256'],
-                                        file_bytes=_file_bytes(file))))
+                                        file_bytes=model_file_bytes(file))))
     data['recipe'] = record
     settings = ', '.join(f'{k}={v}' for k, v in record.get('settings', {}).items()
                          if not isinstance(v, (dict, list)))
@@ -294,23 +295,18 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
     return OptimizedModel(name, manifest_path, record)
 
 
-def _file_bytes(file: Path) -> int:
-    total = file.stat().st_size
-    if file.suffix == '.xml' and file.with_suffix('.bin').is_file():
-        total += file.with_suffix('.bin').stat().st_size
-    return total
-
-
-def _calibration_tensors(manifest: ModelManifest, onnx_path: Path, size: int,
-                         images: ImageSet) -> list[np.ndarray]:
-    """The model inputs of the calibration images, preprocessed exactly as the Detector does.
-    """
+def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
+                  images: ImageSet, size: int | None = None) -> list[np.ndarray]:
+    """The model inputs of the calibration images, preprocessed exactly as the Detector does
+    (``model_file`` on ``backend``, at ``size`` when given)."""
     from ..inference.detector import Detector, DetectorOptions
 
-    sized = dataclasses.replace(manifest, input_size=(size, size),
-                                files=(ModelFile(onnx_path, 'onnx', 'fp32'),))
-    with Detector.from_manifest(sized, DetectorOptions(backend='onnxruntime', device='cpu',
-                                                       verify_checksum=False)) as detector:
+    changes: dict[str, Any] = {'files': (model_file,)}
+    if size is not None:
+        changes['input_size'] = (size, size)
+    only = dataclasses.replace(manifest, **changes)
+    with Detector.from_manifest(only, DetectorOptions(backend=backend, device='cpu',
+                                                      verify_checksum=False)) as detector:
         return [detector.preprocess(image).inputs[0].copy() for image in images.images]
 
 
@@ -404,7 +400,7 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     summary = {
         'source': {'name': source.name, 'manifest': source.source},
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'settings': _config_dict(config),
+        'settings': config_to_mapping(config),
         'calibration': images.describe() if images else None,
         'versions': versions,
         'variants': [{'name': m.name, 'manifest': m.manifest.name,
@@ -418,11 +414,6 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     (out / 'optimize_summary.json').write_text(json.dumps(summary, indent=2) + '\n',
                                                encoding='utf-8')
     return made
-
-
-def _config_dict(config: OptimizeConfig) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v, tuple) else v)
-            for f in dataclasses.fields(config) for v in [getattr(config, f.name)]}
 
 
 def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int,
@@ -481,8 +472,9 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
         target = out / f'{name}{_SUFFIX[recipe.format]}'
         say(f'[{size}] {recipe_name} -> {target.name}')
         src_file = onnx_file
-        if recipe.calibrated and tensors is None and recipe_name != 'tflite-int8':
-            tensors = _calibration_tensors(source, sized_onnx, size, images)
+        if recipe.calibrated and tensors is None and sized_onnx is not None:
+            tensors = _preprocessed(source, ModelFile(sized_onnx, 'onnx', 'fp32'),
+                                    'onnxruntime', images, size)
         extra: dict[str, Any] = {}
         if recipe_name == 'onnx-int8':
             settings = onnx_ops.quantize_int8(
@@ -503,8 +495,9 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
             src_file = next(f for f in source.files
                             if f.format == 'tflite' and f.precision == 'fp32')
             verify_checksum(src_file)
-            tfl_tensors = _calibration_tensors(source, onnx_file.path, size, images) \
-                if onnx_file is not None else _litert_tensors(source, src_file, images)
+            # native size only, so the ONNX inputs above are the same; else the TFLite's own
+            tfl_tensors = tensors if tensors is not None else \
+                _preprocessed(source, src_file, 'litert', images)
             settings = quantize_tflite_int8(src_file.path, target, tfl_tensors)
         else:  # prune
             stats = onnx_ops.prune_magnitude(sized_onnx, target, config.prune_ratio)
@@ -524,13 +517,4 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
         made.append(variant)
     return made
 
-
-def _litert_tensors(source: ModelManifest, tflite: ModelFile, images: ImageSet
-                    ) -> list[np.ndarray]:
-    from ..inference.detector import Detector, DetectorOptions
-
-    only = dataclasses.replace(source, files=(tflite,))
-    with Detector.from_manifest(only, DetectorOptions(backend='litert', device='cpu',
-                                                      verify_checksum=False)) as detector:
-        return [detector.preprocess(image).inputs[0].copy() for image in images.images]
 
