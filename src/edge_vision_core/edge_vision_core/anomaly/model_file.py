@@ -39,8 +39,6 @@ another input size, each with a message naming the difference and the fix (refit
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..io.files import atomic_write
 
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'check_compatible', 'load_model_file',
            'save_model_file']
@@ -83,15 +82,7 @@ def save_model_file(path: str | Path, header: dict[str, Any],
             raise ModelError('an array may not be called "header"')
         payload[name] = np.asarray(value)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-        try:
-            with os.fdopen(fd, 'wb') as fh:
-                np.savez(fh, **payload)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh: np.savez(fh, **payload))
     except OSError as exc:
         raise ModelError(f'cannot write anomaly model {path}: {exc.strerror or exc}') from exc
     return path

@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +49,7 @@ import numpy as np
 
 from ..camera import CameraModel, RegionOfInterest
 from ..errors import CalibrationError, ConfigError
+from ..io.files import atomic_write
 
 __all__ = [
     'DEFAULT_CAMERA_INFO_URL',
@@ -402,27 +402,8 @@ def save_camera_info(path: str | os.PathLike[str], model: CameraModel,
     if path.suffix.lower() not in _YAML_SUFFIXES:
         _LOG.warning('writing camera_info file %s: camera_info_manager only reads .yaml/.yml '
                      '(and .ini) files', path)
-    text = camera_info_to_yaml(model, camera_name)
-    tmp_name = None
+    data = camera_info_to_yaml(model, camera_name).encode('utf-8')
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp',
-                                        dir=str(path.parent))
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private; give it the mode of the file it replaces (or the
-        # usual rw-r--r--), since drivers running as another user read it.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        atomic_write(path, lambda fh: fh.write(data))
     except OSError as exc:
         raise CalibrationError(f'cannot write camera_info file {path}: {exc}') from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass

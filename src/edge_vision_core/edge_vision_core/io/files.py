@@ -1,0 +1,38 @@
+"""Writing files that other processes read while we replace them (calibrations, models)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ['atomic_write']
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` so that readers see the old file or the whole new one, never a part.
+
+    ``write`` fills a temporary file in the same folder (parents are created); it is flushed
+    to disk, given the mode of the file it replaces (or ``rw-r--r--``: temporary files are
+    private, and a node running as another user must read the result) and renamed over
+    ``path``. On any error the temporary file is removed.
+
+    Raises:
+        OSError: the folder cannot be created or written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
