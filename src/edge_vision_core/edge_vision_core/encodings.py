@@ -37,6 +37,7 @@ __all__ = [
     'decompress',
     'encoding_info',
     'encoding_for_array',
+    'opencv_encoding',
     'supported_encodings',
 ]
 
@@ -118,6 +119,21 @@ def encoding_for_array(arr: np.ndarray) -> str:
             return f'{depth}C{channels}'
     raise ConversionError(f'no image encoding for arrays of dtype {arr.dtype}; use uint8, '
                           f'int8, uint16, int16, int32, float32 or float64')
+
+
+def opencv_encoding(img: np.ndarray) -> str:
+    """The encoding of an image as OpenCV returns it (``imread``/``imdecode`` with
+    ``IMREAD_UNCHANGED``, ``VideoCapture.read``): mono, BGR or BGRA, 8 or 16 bits.
+
+    Raises:
+        ConversionError: another channel count or dtype.
+    """
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    names = {1: 'mono', 3: 'bgr', 4: 'bgra'}
+    if channels not in names or img.dtype not in (np.uint8, np.uint16):
+        raise ConversionError(f'an OpenCV image has 1, 3 or 4 channels of uint8 or uint16; '
+                              f'got {channels} channel(s) of {img.dtype}')
+    return f'{names[channels]}{16 if img.dtype == np.uint16 else 8}'
 
 
 def buffer_to_array(data: object, height: int, width: int, step: int, encoding: str,
@@ -348,12 +364,7 @@ def decompress(data: object, fmt: str = '', desired_encoding: str = 'passthrough
     if img is None:
         raise ConversionError(f'could not decode compressed image ({buf.size} bytes, format '
                               f'{fmt!r}): not a valid JPEG/PNG stream')
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    depth16 = img.dtype == np.uint16
-    decoded = {1: 'mono16' if depth16 else 'mono8', 3: 'bgr16' if depth16 else 'bgr8',
-               4: 'bgra16' if depth16 else 'bgra8'}.get(channels)
-    if decoded is None:
-        raise ConversionError(f'decoded image has {channels} channels; expected 1, 3 or 4')
+    decoded = opencv_encoding(img)
     if desired_encoding == 'passthrough':
         return img, decoded
     return convert_encoding(img, decoded, desired_encoding), desired_encoding

@@ -28,10 +28,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_vision_core.io.files import IMAGE_SUFFIXES
+
 HELP = 'calibrate a camera from images/video of a chessboard or ChArUco board'
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.pgm', '.ppm', '.pnm',
-                  '.webp', '.jp2')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,11 +29,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_vision_core.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 HELP = 'run a detection model (default: the embedded NanoDet) on images or videos, JSON lines'
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
-                  '.pnm', '.jp2')
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 
 _LOG = logging.getLogger('edge_vision.detect')
 

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from ..io.files import IMAGE_SUFFIXES
 
 __all__ = [
     'AnomalyDataset',
@@ -57,7 +58,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
 def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray) -> float:

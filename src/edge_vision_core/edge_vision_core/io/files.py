@@ -1,4 +1,5 @@
-"""Writing files that other processes read while we replace them (calibrations, models)."""
+"""Files: which suffixes are images and videos, and writing files that other processes read
+while we replace them (calibrations, models)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ['atomic_write']
+__all__ = ['IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'atomic_write']
+
+#: file suffixes read as images (everything cv2.imread decodes that cameras and datasets use).
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
+                  '.pnm', '.jp2')
+#: file suffixes taken for videos where a path could be either.
+VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv')
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:

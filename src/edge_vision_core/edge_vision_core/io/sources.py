@@ -38,8 +38,10 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
-from ..errors import ConfigError, SourceError
+from ..encodings import convert_encoding, opencv_encoding
+from ..errors import ConfigError, ConversionError, SourceError
 from ..types import Detections
+from .files import IMAGE_SUFFIXES
 from .synthetic import SyntheticConfig, SyntheticScene
 
 __all__ = [
@@ -57,7 +59,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
 class CorruptFrameError(SourceError):
@@ -150,13 +151,8 @@ class FrameSource(abc.ABC):
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.dtype != np.uint8:
-        frame = cv2.convertScaleAbs(frame, alpha=255.0 / 65535.0)
-    return frame
+    """An OpenCV frame (mono/BGR/BGRA, 8 or 16 bits) as bgr8 (no copy when it is bgr8)."""
+    return convert_encoding(frame, opencv_encoding(frame), 'bgr8')
 
 
 class SyntheticSource(FrameSource):
@@ -217,10 +213,16 @@ class _CaptureSource(FrameSource):
             self._cap = None
 
 
+def _after_scheme(spec: str, scheme: str) -> str | None:
+    """What follows ``scheme`` (e.g. ``'gst:'``) at the start of ``spec``, in any letter case;
+    None when ``spec`` does not start with it."""
+    text = spec.strip()
+    return text[len(scheme):] if text[:len(scheme)].lower() == scheme else None
+
+
 def _v4l2_target(spec: str) -> str | int:
-    spec = spec.strip()
-    if spec.startswith('v4l2://'):
-        spec = spec[len('v4l2://'):]
+    rest = _after_scheme(spec, 'v4l2://')
+    spec = spec.strip() if rest is None else rest
     return int(spec) if spec.isdigit() else spec
 
 
@@ -337,7 +339,10 @@ class ImageFolderSource(FrameSource):
             if not os.path.exists(path):
                 raise CorruptFrameError(f'image {path!r} disappeared')
             raise CorruptFrameError(f'could not decode image {path!r}')
-        return SourceFrame(_to_bgr(image), index)
+        try:
+            return SourceFrame(_to_bgr(image), index)
+        except ConversionError as exc:
+            raise CorruptFrameError(f'image {path!r}: {exc}') from exc
 
 
 class StreamSource(_CaptureSource):
@@ -347,8 +352,8 @@ class StreamSource(_CaptureSource):
 
     @property
     def is_gstreamer(self) -> bool:
-        spec = self.config.source.strip()
-        return spec.startswith('gst:') or '!' in spec
+        spec = self.config.source
+        return _after_scheme(spec, 'gst:') is not None or '!' in spec
 
     def open(self) -> None:
         spec = self.config.source.strip()
@@ -357,7 +362,8 @@ class StreamSource(_CaptureSource):
                 raise SourceError(
                     'this OpenCV build has no GStreamer support (the PyPI opencv wheels do '
                     'not); use the distro OpenCV (python3-opencv) or an rtsp:// URL')
-            pipeline = spec[len('gst:'):] if spec.startswith('gst:') else spec
+            rest = _after_scheme(spec, 'gst:')
+            pipeline = spec if rest is None else rest
             self._cap = self._capture(pipeline, cv2.CAP_GSTREAMER)
         else:
             self._cap = self._capture(spec, cv2.CAP_FFMPEG)
@@ -397,9 +403,10 @@ def parse_source(spec: str) -> type[FrameSource]:
     if lower.startswith('synthetic'):
         raise ConfigError(f'unknown synthetic source {spec!r}; use "synthetic" or '
                           f'"synthetic:pan"')
-    if text.isdigit() or lower.startswith('v4l2://') or re.fullmatch(r'/dev/video\d+', text):
+    if text.isdigit() or _after_scheme(text, 'v4l2://') is not None or \
+            re.fullmatch(r'/dev/video\d+', text):
         return V4L2Source
-    if _STREAM.match(text) or lower.startswith('gst:') or '!' in text:
+    if _STREAM.match(text) or _after_scheme(text, 'gst:') is not None or '!' in text:
         return StreamSource
     expanded = os.path.expanduser(text)
     if os.path.isdir(expanded) or glob.has_magic(expanded):

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from ..io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = [
     'IMAGE_SUFFIXES',
@@ -47,8 +48,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg')
 
 #: scikit-image sample photographs that ship in its wheel (no download).
 _PHOTOS = ('astronaut', 'chelsea', 'coffee', 'motorcycle_left', 'motorcycle_right', 'rocket',

@@ -34,6 +34,15 @@ def test_source_strings_pick_the_kind(spec, cls):
     assert parse_source(spec) is cls
 
 
+def test_schemes_are_read_in_any_letter_case():
+    from edge_vision_core.io.sources import _v4l2_target
+
+    assert parse_source('V4L2:///dev/video1') is V4L2Source
+    assert _v4l2_target('V4L2:///dev/video1') == '/dev/video1' and _v4l2_target('v4l2://2') == 2
+    assert StreamSource(SourceConfig(source='GST:videotestsrc ! appsink')).is_gstreamer
+    assert not StreamSource(SourceConfig(source='rtsp://10.0.0.2/s')).is_gstreamer
+
+
 def test_directories_are_image_folders(tmp_path):
     assert parse_source(str(tmp_path)) is ImageFolderSource
 
@@ -106,6 +115,16 @@ def test_image_folder_skips_corrupt_files(tmp_path):
         src.read()
     assert src.read().image[0, 0, 0] == 100
     assert src.read() is None
+
+
+def test_image_folder_gives_bgr8_for_16_bit_and_alpha_images(tmp_path):
+    cv2.imwrite(str(tmp_path / '0.png'), np.full((8, 8), 65535, np.uint16))  # mono16
+    cv2.imwrite(str(tmp_path / '1.png'), np.full((8, 8, 4), (10, 20, 30, 0), np.uint8))
+    src = open_source(SourceConfig(source=str(tmp_path)))
+    src.open()
+    mono16, bgra = src.read().image, src.read().image
+    assert mono16.dtype == np.uint8 and mono16.shape == (8, 8, 3) and mono16.min() == 255
+    assert bgra.shape == (8, 8, 3) and tuple(bgra[0, 0]) == (10, 20, 30)
 
 
 def test_synthetic_scene_is_deterministic_and_its_truth_matches_the_pixels():
