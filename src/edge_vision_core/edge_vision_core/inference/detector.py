@@ -200,6 +200,11 @@ class Detector:
         self._scale = (1.0 / np.asarray(m.std[:channels], np.float64)).tolist()
         self._offset = (-np.asarray(m.mean[:channels], np.float64)
                         / np.asarray(m.std[:channels], np.float64)).tolist()
+        # the same for (h, w, c) float inputs: one scale when all channels share it, no offset
+        # pass when there is none
+        self._scale32 = np.float32(self._scale[0]) if len(set(self._scale)) == 1 else \
+            np.asarray(self._scale, np.float32)
+        self._offset32 = np.asarray(self._offset, np.float32) if any(self._offset) else None
         self._letterboxed: np.ndarray | None = None
         self._blob: np.ndarray | None = None
         self._cached_plan: tuple[tuple[int, int], LetterboxTransform] | None = None
@@ -407,28 +412,32 @@ class Detector:
         """(h, w[, c]) uint8 letterboxed BGR/gray -> the model's input tensor."""
         m = self.manifest
         h, w = boxed.shape[:2]
-        channels = m.channels
-        planes = [boxed] if boxed.ndim == 2 else cv2.split(boxed)
-        planes = [planes[i] for i in self._channel_order]
-        if not self._float_input:
-            hwc = planes[0][..., None] if channels == 1 else cv2.merge(planes)
-            tensor = hwc.transpose(2, 0, 1)[None] if m.layout == 'NCHW' else hwc[None]
-            return np.ascontiguousarray(tensor, self._input.dtype)
-        if m.layout == 'NCHW':
-            shape = (1, channels, h, w)
+        if self._float_input and m.layout == 'NCHW':
+            shape = (1, m.channels, h, w)
             if self._blob is None or self._blob.shape != shape:
                 self._blob = np.empty(shape, np.float32)
+            planes = [boxed] if boxed.ndim == 2 else cv2.split(boxed)
             # One fused pass per channel: x = pixel * (1/std) - mean/std, written in place.
-            for c, plane in enumerate(planes):
-                cv2.addWeighted(plane, self._scale[c], plane, 0.0, self._offset[c],
-                                dst=self._blob[0, c], dtype=cv2.CV_32F)
+            for c, source in enumerate(self._channel_order):
+                cv2.addWeighted(planes[source], self._scale[c], planes[source], 0.0,
+                                self._offset[c], dst=self._blob[0, c], dtype=cv2.CV_32F)
             tensor = self._blob
         else:
-            hwc = planes[0][..., None] if channels == 1 else cv2.merge(planes)
-            tensor = (hwc.astype(np.float32) * np.float32(self._scale[0]) if len(
-                set(self._scale)) == 1 and not any(self._offset) else
-                hwc.astype(np.float32) * np.asarray(self._scale, np.float32)
-                + np.asarray(self._offset, np.float32))[None]
+            # (h, w, c) in the model's channel order: BGR and gray need no reordering.
+            if boxed.ndim == 2:
+                hwc = boxed[..., None]
+            elif self._channel_order == list(range(boxed.shape[2])):
+                hwc = boxed
+            else:
+                planes = cv2.split(boxed)
+                hwc = cv2.merge([planes[i] for i in self._channel_order])
+            if not self._float_input:
+                tensor = hwc.transpose(2, 0, 1)[None] if m.layout == 'NCHW' else hwc[None]
+                return np.ascontiguousarray(tensor, self._input.dtype)
+            tensor = hwc.astype(np.float32) * self._scale32
+            if self._offset32 is not None:
+                tensor += self._offset32
+            tensor = tensor[None]
         if tensor.dtype != self._input.dtype:
             tensor = tensor.astype(self._input.dtype)
         return tensor
