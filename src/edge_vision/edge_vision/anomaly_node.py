@@ -248,10 +248,7 @@ class AnomalyNode(EdgeVisionNode):
                 values['threshold'] = det.threshold
             if det.learning is not None:
                 values['learning'] = f'{det.learning.collected}/{det.learning.target}'
-        timing = self._timer.summary().get('score')
-        if timing:
-            values['score_ms_p50'] = timing['p50']
-            values['score_ms_p95'] = timing['p95']
+        values.update(self._timer.percentile_values())
         if self._last is not None:
             values['last_score'] = self._last.score
         if det is not None and not det.is_fitted and det.learning is None:

@@ -265,9 +265,7 @@ class InferenceNode(EdgeVisionNode):
                           device=det.options.device, classes=len(self._labels),
                           score_threshold=det.score_threshold)
             values['hardware_id'] = f'{det.options.backend}:{det.options.device}'
-        for stage, stats in self._timer.summary().items():
-            values[f'{stage}_ms_p50'] = stats['p50']
-            values[f'{stage}_ms_p95'] = stats['p95']
+        values.update(self._timer.percentile_values())
         if det is None:
             return ERROR if self.last_error else OK, \
                 self.last_error or self.lifecycle_state, values

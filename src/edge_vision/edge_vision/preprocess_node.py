@@ -150,10 +150,7 @@ class PreprocessNode(EdgeVisionNode):
                           gate_dropped=stats.dropped, frames_with_warnings=stats.warnings)
             for reason, count in sorted(stats.reasons.items()):
                 values[f'gate_{reason}'] = count
-        timing = self._timer.summary().get('process')
-        if timing:
-            values['process_ms_p50'] = timing['p50']
-            values['process_ms_p95'] = timing['p95']
+        values.update(self._timer.percentile_values())
         if self._last is not None and (self._last.warnings or not self._last.verdict.ok):
             return WARN, self._last.summary, values
         return OK, self.lifecycle_state, values

@@ -150,10 +150,7 @@ class TrackerNode(EdgeVisionNode):
                           tracks_started=stats.tracks_started,
                           camera_motion_failures=stats.camera_motion_failures,
                           live_tracks=len(self._tracker.tracks(include_tentative=True)))
-        timing = self._timer.summary().get('update')
-        if timing:
-            values['update_ms_p50'] = timing['p50']
-            values['update_ms_p95'] = timing['p95']
+        values.update(self._timer.percentile_values())
         if self._matcher.dropped:
             values['unpaired_dropped'] = self._matcher.dropped
         if self._tracker is not None and (self._tracker.stats.ignored_stamps or

@@ -107,3 +107,8 @@ class StageTimer:
             out[name] = {'last': float(arr[-1]), 'p50': float(np.percentile(arr, 50)),
                          'p95': float(np.percentile(arr, 95)), 'n': float(arr.size)}
         return out
+
+    def percentile_values(self) -> dict[str, float]:
+        """``<stage>_ms_p50`` and ``<stage>_ms_p95`` of every stage (diagnostics key-values)."""
+        return {f'{name}_ms_{p}': stats[p] for name, stats in self.summary().items()
+                for p in ('p50', 'p95')}

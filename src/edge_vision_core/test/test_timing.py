@@ -35,3 +35,6 @@ def test_stage_timer_summary():
     summary = timer.summary()
     assert summary['infer']['p50'] == 2.0 and summary['infer']['last'] == 3.0
     assert summary['pre']['n'] == 1
+    values = timer.percentile_values()
+    assert values['infer_ms_p50'] == 2.0 and values['infer_ms_p95'] == pytest.approx(2.9)
+    assert set(values) == {'infer_ms_p50', 'infer_ms_p95', 'pre_ms_p50', 'pre_ms_p95'}
