@@ -27,7 +27,6 @@ Parameters: :class:`edge_vision_core.anomaly.AnomalyConfig`, :class:`AnomalyNode
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,8 @@ from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
 
 from edge_vision_core import EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.anomaly import AnomalyConfig, AnomalyDetector, AnomalyResult
+from edge_vision_core.anomaly.detector import RUNTIME_FIELDS
+from edge_vision_core.calibration.info_file import ros_home
 from edge_vision_core.config import check_config, param
 from edge_vision_core.timing import RateMeter, StageTimer
 
@@ -99,7 +100,7 @@ class AnomalyNode(EdgeVisionNode):
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
         if isinstance(config, AnomalyConfig) and self._detector is not None:
             runtime = {name: getattr(config, name) for name in changed
-                       if name in ('threshold', 'min_region_area', 'max_regions')}
+                       if name in RUNTIME_FIELDS}
             if runtime:
                 self._detector.update_config(**runtime)
 
@@ -162,9 +163,8 @@ class AnomalyNode(EdgeVisionNode):
         cfg = self.config(AnomalyNodeConfig)
         if cfg.save_path:
             return Path(cfg.save_path).expanduser()
-        home = os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros')
         name = (self.get_namespace().strip('/').replace('/', '_') or 'default')
-        return Path(home) / 'edge_vision' / f'{name}_anomaly.npz'
+        return Path(ros_home()) / 'edge_vision' / f'{name}_anomaly.npz'
 
     def _start_learning(self) -> str:
         cfg = self.config(AnomalyNodeConfig)

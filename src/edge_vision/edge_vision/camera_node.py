@@ -126,7 +126,6 @@ class CameraNode(EdgeVisionNode):
         self._source: FrameSource | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._outputs = ()
         self._service = None
         self._reset_counters()
 
@@ -158,17 +157,14 @@ class CameraNode(EdgeVisionNode):
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         qos = stream_publisher_qos(self.config(QosConfig))
-        outputs = [
-            self.add_output('image_raw', Image, frame_to_image, qos,
-                            event_callbacks=publisher_event_callbacks(self, 'image_raw')),
-            self.add_output('camera_info', CameraInfo, frame_to_camera_info, qos,
-                            event_callbacks=publisher_event_callbacks(self, 'camera_info'))]
+        self.add_output('image_raw', Image, frame_to_image, qos,
+                        event_callbacks=publisher_event_callbacks(self, 'image_raw'))
+        self.add_output('camera_info', CameraInfo, frame_to_camera_info, qos,
+                        event_callbacks=publisher_event_callbacks(self, 'camera_info'))
         if cfg.publish_compressed:
             quality = cfg.jpeg_quality
-            outputs.append(self.add_output(
-                'image_raw/compressed', CompressedImage,
-                lambda frame: frame_to_compressed(frame, 'jpeg', quality), qos))
-        self._outputs = tuple(outputs)
+            self.add_output('image_raw/compressed', CompressedImage,
+                            lambda frame: frame_to_compressed(frame, 'jpeg', quality), qos)
         self._service = self.create_service(SetCameraInfo, 'set_camera_info',
                                             self._set_camera_info)
         self.get_logger().info(f'configured: source {self._source.description}, frame_id '
@@ -206,7 +202,6 @@ class CameraNode(EdgeVisionNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self.release()
-        self._outputs = ()
         if self._service is not None:
             self.destroy_service(self._service)
             self._service = None
@@ -305,7 +300,7 @@ class CameraNode(EdgeVisionNode):
                 self._size_warned = True
         frame = Frame(source_frame.image, meta, 'bgr8',
                       model or CameraModel.uncalibrated(width, height))
-        for output in self._outputs:
+        for output in self.outputs:
             output.emit(frame)
         self.frames_published += 1
         self._rate.tick()

@@ -106,7 +106,7 @@ class Composition:
                 found = producers.get(spec.resolved) if spec.linkable else None
                 if found is not None and found[0] is not node:
                     producer, out = found
-                    spec.link = Link(node, node._link_handler(spec), blocking=self.lossless,
+                    spec.link = Link(node._link_handler(spec), blocking=self.lossless,
                                      name=f'{node.get_name()}:{spec.topic}')
                     out.links.append(spec.link)
                     self.links.append(LinkReport(node.get_fully_qualified_name(),

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -46,10 +45,8 @@ class Link:
     (lossless; the pipeline then runs at the pace of its slowest stage).
     """
 
-    def __init__(self, consumer: Node, handler: Callable[[Any], None],
-                 callback_group: CallbackGroup | None = None, blocking: bool = False,
+    def __init__(self, handler: Callable[[Any], None], blocking: bool = False,
                  name: str = 'link') -> None:
-        del callback_group  # kept for API compatibility: handlers no longer use the executor
         self._handler = handler
         self._cond = threading.Condition()
         self._item: Any = None
@@ -57,7 +54,6 @@ class Link:
         self.blocking = blocking
         self.delivered = 0
         self.dropped = 0
-        self._consumer = consumer
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

@@ -69,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
 
     from edge_vision_core import ConfigError
-    from edge_vision_core.io.sources import SourceConfig, VideoFileSource, parse_source
+    from edge_vision_core.io.sources import (
+        ImageFolderSource,
+        SourceConfig,
+        VideoFileSource,
+        parse_source,
+    )
 
     from ..dds import apply_transport_defaults
     from ..pipeline import create_pipeline
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames < 0:
         raise ConfigError('--max-frames must be >= 0')
     kind = parse_source(source)
-    is_file = kind is VideoFileSource or kind.__name__ == 'ImageFolderSource'
+    is_file = kind is VideoFileSource or kind is ImageFolderSource
     lossless = is_file and not args.realtime
     total = 0
     fps_native = 10.0

@@ -57,6 +57,7 @@ __all__ = [
     'camera_info_to_yaml',
     'load_camera_info',
     'resolve_camera_info_url',
+    'ros_home',
     'save_camera_info',
 ]
 
@@ -73,10 +74,12 @@ _YAML_SUFFIXES = ('.yaml', '.yml')
 # URLs
 
 
-def _ros_home(environ: Mapping[str, str]) -> str:
-    ros_home = environ.get('ROS_HOME', '')
-    if ros_home:
-        return ros_home
+def ros_home(environ: Mapping[str, str] | None = None) -> str:
+    """``$ROS_HOME``, else ``~/.ros`` (as ROS 2 tools resolve it)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get('ROS_HOME', '')
+    if value:
+        return value
     home = environ.get('HOME', '') or os.path.expanduser('~')
     return os.path.join(home, '.ros')
 
@@ -96,7 +99,7 @@ def _substitute(url: str, camera_name: str, environ: Mapping[str, str]) -> str:
         if name == 'NAME':
             out.append(camera_name)
         elif name == 'ROS_HOME':
-            out.append(_ros_home(environ))
+            out.append(ros_home(environ))
         else:
             raise CalibrationError(
                 f'camera_info_url {url!r}: unknown substitution '
