@@ -28,6 +28,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from edge_vision.stages import select_stages, stage_remaps
+
 ARGUMENTS = [
     ('namespace', 'camera0', 'Namespace of this camera\'s pipeline.'),
     ('source', 'synthetic', 'Frame source: synthetic, a device, a video file, a folder or a URL.'),
@@ -55,15 +57,9 @@ def _setup(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     share = get_package_share_directory('edge_vision')
     config_dir = arg['config_dir'] or os.path.join(share, 'config')
-    stages = ['camera']
-    if _truthy(arg['use_preprocess']):
-        stages.append('preprocess')
-    stages.append('inference')
-    if _truthy(arg['use_tracking']):
-        stages.append('tracker')
-    stages.append('overlay')
-    if _truthy(arg['use_anomaly']):
-        stages.append('anomaly')
+    stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
+                           tracking=_truthy(arg['use_tracking']),
+                           anomaly=_truthy(arg['use_anomaly']))
     overrides = {
         'camera': {'source': arg['source']},
         'inference': {'model': arg['model'], 'backend': arg['backend'],
@@ -72,16 +68,7 @@ def _setup(context, *args, **kwargs):
     }
     if arg['anomaly_model']:
         overrides['anomaly'] = {'model_path': arg['anomaly_model']}
-    image = 'image' if 'preprocess' in stages else 'image_raw'
-    results = 'tracks' if 'tracker' in stages else 'detections'
-    remaps = {stage: [] for stage in stages}
-    for stage in ('inference', 'overlay', 'anomaly'):
-        if stage in remaps and image != 'image':
-            remaps[stage].append(('image', image))
-    if image != 'image':
-        remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    if results != 'tracks':
-        remaps['overlay'].append(('tracks', results))
+    remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]
     actions = []

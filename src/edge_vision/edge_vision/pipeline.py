@@ -32,9 +32,10 @@ from .node_base import EdgeVisionNode
 from .overlay_node import OverlayNode
 from .preprocess_node import PreprocessNode
 from .recorder_node import RecorderNode
+from .stages import stage_remaps
 from .tracker_node import TrackerNode
 
-__all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main', 'stage_remaps']
+__all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main']
 
 #: stage name -> node class, in pipeline order.
 STAGES: dict[str, type[EdgeVisionNode]] = {
@@ -68,22 +69,6 @@ def parse_stages(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in STAGES if n in names)
 
 
-def stage_remaps(stages: Sequence[str]) -> dict[str, list[str]]:
-    """``--ros-args -r`` remaps per stage so that consumers of a missing stage read its input."""
-    image = 'image' if 'preprocess' in stages else 'image_raw'
-    results = 'tracks' if 'tracker' in stages else 'detections'
-    remaps: dict[str, list[str]] = {s: [] for s in stages}
-    for stage in ('inference', 'overlay', 'anomaly'):
-        if stage in remaps and image != 'image':
-            remaps[stage].append(f'image:={image}')
-    if 'overlay' in remaps and image != 'image':
-        remaps['overlay'].append('image/camera_info:=camera_info')
-    for stage in ('overlay', 'recorder'):
-        if stage in remaps and results != 'tracks':
-            remaps[stage].append(f'tracks:={results}')
-    return remaps
-
-
 def create_pipeline(stages: Sequence[str] = DEFAULT_STAGES, *, context: object = None,
                     namespace: str = '', parameter_overrides: dict[str, list] | None = None,
                     lossless: bool = False) -> Composition:
@@ -108,8 +93,8 @@ def create_pipeline(stages: Sequence[str] = DEFAULT_STAGES, *, context: object =
             kwargs['namespace'] = namespace
         if remaps[stage]:
             args = ['--ros-args']
-            for remap in remaps[stage]:
-                args += ['-r', remap]
+            for source, target in remaps[stage]:
+                args += ['-r', f'{source}:={target}']
             kwargs['cli_args'] = args
         if overrides.get(stage):
             kwargs['parameter_overrides'] = list(overrides[stage])

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..stages import select_stages
+
 HELP = 'run the full pipeline on the bundled clip (or --source) and report per-stage timing'
 
 
@@ -101,13 +103,8 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, args.max_frames) if total else args.max_frames
     SourceConfig(source=source)  # validates the spec early
 
-    stages = ['camera']
-    if not args.no_preprocess:
-        stages.append('preprocess')
-    stages.append('inference')
-    if not args.no_tracking:
-        stages.append('tracker')
-    stages += ['overlay', 'recorder']
+    stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
+                           recorder=True)
     overrides = {
         'camera': [Parameter('source', value=source),
                    Parameter('rate', value=-1.0 if lossless else 0.0)],

@@ -1,0 +1,47 @@
+"""Which stages a pipeline runs and how they are wired when some are left out.
+
+One rule for every way of starting the graph (``detect.launch.py``, the ``pipeline`` executable,
+``edge-vision run``). It imports no node, so launch files can use it cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ['select_stages', 'stage_remaps']
+
+
+def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool = False,
+                  recorder: bool = False) -> list[str]:
+    """The detection pipeline's stages: camera, [preprocess], inference, [tracker], overlay,
+    then the optional [recorder] and [anomaly]."""
+    stages = ['camera']
+    if preprocess:
+        stages.append('preprocess')
+    stages.append('inference')
+    if tracking:
+        stages.append('tracker')
+    stages.append('overlay')
+    if recorder:
+        stages.append('recorder')
+    if anomaly:
+        stages.append('anomaly')
+    return stages
+
+
+def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per stage, the ``(from, to)`` topic remaps that make consumers of a missing stage read
+    what feeds it: no preprocess -> ``image`` (and its ``image/camera_info``) is ``image_raw``
+    (``camera_info``); no tracker -> ``tracks`` is ``detections``."""
+    image = 'image' if 'preprocess' in stages else 'image_raw'
+    results = 'tracks' if 'tracker' in stages else 'detections'
+    remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
+    for stage in ('inference', 'overlay', 'anomaly'):
+        if stage in remaps and image != 'image':
+            remaps[stage].append(('image', image))
+    if 'overlay' in remaps and image != 'image':
+        remaps['overlay'].append(('image/camera_info', 'camera_info'))
+    for stage in ('overlay', 'recorder'):
+        if stage in remaps and results != 'tracks':
+            remaps[stage].append(('tracks', results))
+    return remaps
