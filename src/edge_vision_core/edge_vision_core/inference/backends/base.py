@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -103,6 +103,8 @@ class Backend(ABC):
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: the pip package(s) that provide the runtime (for error messages).
     install_hint: ClassVar[str] = ''
+    #: how the runtime spells device names (``GPU.1`` for OpenVINO, ``cuda:1`` for others).
+    device_case: ClassVar[Callable[[str], str]] = staticmethod(str.lower)
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
@@ -190,7 +192,7 @@ class Backend(ABC):
                 return candidate
         prefix = wanted.split('.')[0].split(':')[0].lower()
         if any(c.lower() == prefix for c in available) and prefix != wanted.lower():
-            return wanted.upper() if self.name == 'openvino' else wanted.lower()
+            return self.device_case(wanted)
         raise BackendError(f'device {device!r} is not available for backend {self.name!r} '
                            f'here; available: {", ".join(available) or "none"}')
 

@@ -35,6 +35,7 @@ class OpenVinoBackend(Backend):
     """ONNX, IR (.xml + .bin) and TFLite models on OpenVINO (see the module docstring)."""
 
     name = 'openvino'
+    device_case = staticmethod(str.upper)
     suffixes = ('.xml', '.onnx', '.tflite')
     install_hint = 'pip install openvino'
 
