@@ -26,11 +26,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConversionError
+from .errors import ConfigError, ConversionError
 
 __all__ = [
     'EncodingInfo',
     'array_to_buffer',
+    'as_bgr8',
     'buffer_to_array',
     'compress',
     'convert_encoding',
@@ -119,6 +120,27 @@ def encoding_for_array(arr: np.ndarray) -> str:
             return f'{depth}C{channels}'
     raise ConversionError(f'no image encoding for arrays of dtype {arr.dtype}; use uint8, '
                           f'int8, uint16, int16, int32, float32 or float64')
+
+
+def as_bgr8(image: np.ndarray, what: str = 'image', keep_mono: bool = False) -> np.ndarray:
+    """A bgr8 (H, W, 3) view or copy of a bgr8, mono8 (H, W[, 1]) or bgra8 (H, W, 4) image,
+    the images a model stage accepts; mono stays as it is with ``keep_mono`` (gray models).
+
+    Raises:
+        ConfigError: another dtype or shape, naming ``what``.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (
+            2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) \
+            or 0 in image.shape[:2]:
+        desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
+                else type(image).__name__)
+        raise ConfigError(f'{what} must be a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
+                          f'got {desc}')
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if not keep_mono and (image.ndim == 2 or image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
 
 
 def opencv_encoding(img: np.ndarray) -> str:

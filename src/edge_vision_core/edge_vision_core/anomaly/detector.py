@@ -43,7 +43,8 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
-from ..errors import ConfigError, ModelError, SourceError
+from ..encodings import as_bgr8
+from ..errors import BackendError, ConfigError, ModelError, SourceError
 from ..inference.letterbox import LetterboxTransform, compute_letterbox
 from ..types import Detections
 from .embedding import embed, layer_scales, random_projection, valid_cells
@@ -51,7 +52,6 @@ from .features import (
     DEFAULT_BACKBONE,
     NO_BACKBONE,
     FeatureExtractor,
-    as_bgr,
     create_feature_extractor,
     layer_strides,
     resolve_backbone,
@@ -522,14 +522,9 @@ class AnomalyDetector:
         projection: np.ndarray | None = None
         layers = list(cfg.layers)
         for image in iter_frames(source, every, max_frames):
-            image = as_bgr(image, 'normal image')
+            image = as_bgr8(image, 'normal image')
             if count == 0:
-                size = self.input_size if self._header is not None else None
-                if cfg.input_size is not None:
-                    size = cfg.input_size
-                elif size is None:
-                    h, w = image.shape[:2]
-                    size = _auto_input_size((w, h), cfg.max_input_side)
+                size = self._target_input_size(image)
                 extractor = self._ensure_extractor(size, cfg.resize, cfg.context_margin,
                                                    cfg.layers)
             t0 = time.perf_counter()
@@ -628,12 +623,9 @@ class AnomalyDetector:
         if self._learning is None:
             raise ConfigError('learn-normal mode is not running; call start_learning(n) first')
         if len(self._learning) < self._learning_target:
-            image = as_bgr(image, 'normal frame')
+            image = as_bgr8(image, 'normal frame')
             h, w = image.shape[:2]
-            size = self.config.input_size or (self.input_size if self._header is not None
-                                              else None) or _auto_input_size(
-                (w, h), self.config.max_input_side)
-            transform = compute_letterbox((w, h), size,
+            transform = compute_letterbox((w, h), self._target_input_size(image),
                                           keep_aspect=self.config.resize == 'letterbox')
             if transform.resized_size != (w, h):
                 image = cv2.resize(image, transform.resized_size, interpolation=cv2.INTER_AREA)
@@ -771,10 +763,7 @@ class AnomalyDetector:
                 raise ModelError(f'its arrays (dimension {model.dim}) do not match the '
                                  f'embeddings of its layers {list(layers)} '
                                  f'({grid.shape[2]} channels, grid {grid.shape[:2]})')
-        except (ConfigError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f'anomaly model {source} is inconsistent: {exc}; refit it'
-                             ) from exc
-        except ModelError as exc:
+        except (ConfigError, ModelError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f'anomaly model {source} is inconsistent: {exc}; refit it'
                              ) from exc
         self._model = model
@@ -813,7 +802,6 @@ class AnomalyDetector:
 
     def _check_open(self) -> None:
         if self._closed:
-            from ..errors import BackendError
             raise BackendError('the anomaly detector was closed; create a new one')
 
     def _ensure_extractor(self, size: tuple[int, int], resize: str, margin: int,
@@ -837,6 +825,16 @@ class AnomalyDetector:
         self._header = None
         self._projection = None
         return new
+
+    def _target_input_size(self, image: np.ndarray) -> tuple[int, int]:
+        """The backbone input size for ``image``: the configured one, else the fitted model's,
+        else one derived from the image (``max_input_side``)."""
+        if self.config.input_size is not None:
+            return self.config.input_size
+        if self._header is not None:
+            return self.input_size
+        h, w = image.shape[:2]
+        return _auto_input_size((w, h), self.config.max_input_side)
 
     def _make_header(self, model: PatchCoreModel | PadimModel, stride: int,
                      scales: list[float], correction: np.ndarray, threshold: float,

@@ -44,9 +44,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..encodings import as_bgr8
 from ..errors import BackendError, ConfigError, ModelError
 from ..inference.letterbox import LetterboxTransform, compute_letterbox
-from ..inference.manifest import sha256_file
+from ..inference.manifest import models_package_dir, sha256_file
 
 __all__ = [
     'COLOR_FEATURES',
@@ -57,7 +58,6 @@ __all__ = [
     'FeatureMapSpec',
     'FeatureMaps',
     'NO_BACKBONE',
-    'as_bgr',
     'create_feature_extractor',
     'layer_strides',
     'list_backbones',
@@ -196,30 +196,18 @@ class FeatureManifest:
             raise ModelError(f'feature manifest {path} is not valid JSON: {exc}') from exc
         return cls.from_dict(data, path.parent, str(path))
 
-    def layer(self, name: str) -> FeatureMapSpec:
-        """The feature map called ``name`` (ConfigError listing the available ones)."""
-        for spec in self.feature_maps:
-            if spec.name == name:
-                return spec
-        raise ConfigError(f'backbone {self.name!r} has no layer {name!r}; its layers are '
-                          f'{[m.name for m in self.feature_maps]}')
-
 
 def list_backbones() -> dict[str, Path]:
     """``{name: feature manifest path}`` of the backbones shipped in ``edge_vision_models``."""
+    folder = models_package_dir()
     found: dict[str, Path] = {}
-    try:
-        import edge_vision_models
-    except ImportError:
-        edge_vision_models = None
-    if edge_vision_models is not None:
-        for path in sorted(Path(edge_vision_models.models_dir()).glob('*.json')):
-            try:
-                kind = json.loads(path.read_text(encoding='utf-8')).get('kind')
-            except (OSError, ValueError, AttributeError):
-                continue
-            if kind == 'feature_extractor':
-                found[path.stem] = path
+    for path in sorted(folder.glob('*.json')) if folder is not None else ():
+        try:
+            kind = json.loads(path.read_text(encoding='utf-8')).get('kind')
+        except (OSError, ValueError, AttributeError):
+            continue
+        if kind == 'feature_extractor':
+            found[path.stem] = path
     return found
 
 
@@ -265,26 +253,6 @@ class FeatureMaps:
     transform: LetterboxTransform
     pre_ms: float = 0.0
     infer_ms: float = 0.0
-
-
-def as_bgr(image: np.ndarray, what: str = 'image') -> np.ndarray:
-    """A bgr8 (H, W, 3) uint8 view/copy of a bgr8, mono8 (H, W) or bgra8 (H, W, 4) image.
-
-    Raises:
-        ConfigError: another dtype or shape.
-    """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (
-            2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) \
-            or 0 in image.shape[:2]:
-        desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
-                else type(image).__name__)
-        raise ConfigError(f'{what} must be a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
-                          f'got {desc}')
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 class FeatureExtractor:
@@ -441,7 +409,7 @@ class FeatureExtractor:
         mirror image instead of a constant, so cells at the image edge see plausible content
         (padding cells are never scored). The result is ``(h + 2 margin, w + 2 margin, 3)``.
         """
-        image = as_bgr(image)
+        image = as_bgr8(image)
         h, w = image.shape[:2]
         transform = self.transform_for((w, h))
         rw, rh = transform.resized_size

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
+from ..encodings import as_bgr8
 from ..errors import ConfigError, ModelError
 from ..types import Detections
 from .adapters import (
@@ -282,7 +283,7 @@ class Detector:
         before preprocessing the next image (or copy it).
         """
         t0 = time.perf_counter()
-        image = self._as_bgr(image)
+        image = as_bgr8(image, 'detect() input', keep_mono=self.manifest.color_order == 'gray')
         h, w = image.shape[:2]
         plan = self._cached_plan
         if plan is None or plan[0] != (w, h):
@@ -393,20 +394,6 @@ class Detector:
                 f'{self.model_path.name})')
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _as_bgr(self, image: np.ndarray) -> np.ndarray:
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (
-                2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) \
-                or 0 in image.shape[:2]:
-            desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
-                    else type(image).__name__)
-            raise ConfigError(f'detect() needs a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
-                              f'got {desc}')
-        if image.ndim == 3 and image.shape[2] == 4:
-            return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        if self.manifest.color_order != 'gray' and (image.ndim == 2 or image.shape[2] == 1):
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        return image
 
     def _to_tensor(self, boxed: np.ndarray) -> np.ndarray:
         """(h, w[, c]) uint8 letterboxed BGR/gray -> the model's input tensor."""

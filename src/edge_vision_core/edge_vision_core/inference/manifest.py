@@ -55,6 +55,7 @@ __all__ = [
     'list_models',
     'load_manifest',
     'model_file_bytes',
+    'models_package_dir',
     'resolve_model',
     'sha256_file',
     'verify_checksum',
@@ -387,7 +388,8 @@ def load_manifest(path: str | Path) -> ModelManifest:
     return ModelManifest.from_dict(data, path.parent, str(path))
 
 
-def _models_package_dir() -> Path | None:
+def models_package_dir() -> Path | None:
+    """The model folder of the ``edge_vision_models`` package, or None when not installed."""
     try:
         package = importlib.import_module('edge_vision_models')
     except ImportError:
@@ -397,7 +399,7 @@ def _models_package_dir() -> Path | None:
 
 def list_models() -> dict[str, Path]:
     """``{name: manifest path}`` of the models shipped in the ``edge_vision_models`` package."""
-    folder = _models_package_dir()
+    folder = models_package_dir()
     if folder is None:
         return {}
     return {p.stem: p for p in sorted(folder.glob('*.yaml'))}

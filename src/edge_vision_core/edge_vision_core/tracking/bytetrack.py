@@ -56,7 +56,7 @@ from ..errors import ConfigError
 from ..types import Detections
 from .association import box_iou, center_distance_ratio, linear_assignment
 from .kalman import BoxKalmanFilter, boxes_to_measurements, measurements_to_boxes
-from .motion import CameraMotionConfig, CameraMotionEstimator
+from .motion import CMC_METHODS, CameraMotionConfig, CameraMotionEstimator
 
 __all__ = ['ByteTrackConfig', 'ByteTracker', 'TrackInfo', 'TrackState', 'TrackerStats']
 
@@ -148,7 +148,7 @@ class ByteTrackConfig:
     camera_motion: str = field(default='none', metadata=param(
         'Camera-motion compensation from the image passed to update(): none, sparse_flow '
         '(corners + optical flow + RANSAC similarity) or ecc (dense ECC alignment).',
-        choices=('none', 'sparse_flow', 'ecc')))
+        choices=('none', *CMC_METHODS)))
     cmc_downscale: int = field(default=2, metadata=param(
         'Camera-motion estimation works on the grey image shrunk by this factor.', min=1,
         max=16))
