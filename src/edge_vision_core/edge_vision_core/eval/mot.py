@@ -339,14 +339,17 @@ def _import_trackeval_hota() -> type:
     return HOTA
 
 
-def _hota(gt: MotTable, res: MotTable) -> tuple[float, float, float] | None:
+def _hota(gt: MotTable, res: MotTable, pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+          ) -> tuple[float, float, float] | None:
+    """HOTA, DetA, AssA from the per-frame ``(gt ids, result ids, IoU)`` of
+    :func:`_frame_pairs` (None without TrackEval)."""
     try:
         hota_cls = _import_trackeval_hota()
     except ImportError:
         return None
     gt_ids_u, res_ids_u = np.unique(gt.ids), np.unique(res.ids)
     data: dict = {'gt_ids': [], 'tracker_ids': [], 'similarity_scores': []}
-    for g_ids, r_ids, iou in _frame_pairs(gt, res):
+    for g_ids, r_ids, iou in pairs:
         data['gt_ids'].append(np.searchsorted(gt_ids_u, g_ids))
         data['tracker_ids'].append(np.searchsorted(res_ids_u, r_ids))
         data['similarity_scores'].append(iou)
@@ -382,7 +385,8 @@ def evaluate_tracking(gt: MotTable, res: MotTable, iou_threshold: float = 0.5,
     gt = gt.select(gt.scores != 0)
     acc = mm.MOTAccumulator(auto_id=True)
     max_dist = 1.0 - iou_threshold
-    for g_ids, r_ids, iou in _frame_pairs(gt, res):
+    pairs = list(_frame_pairs(gt, res))  # CLEAR-MOT/IDF1 and HOTA share the IoU matrices
+    for g_ids, r_ids, iou in pairs:
         dist = 1.0 - iou
         dist[dist > max_dist + 1e-12] = np.nan
         acc.update(g_ids.tolist(), r_ids.tolist(), dist)
@@ -396,7 +400,7 @@ def evaluate_tracking(gt: MotTable, res: MotTable, iou_threshold: float = 0.5,
         value = float(row[key])
         return value if np.isfinite(value) else 0.0
 
-    hota = _hota(gt, res) if with_hota and len(gt) else None
+    hota = _hota(gt, res, pairs) if with_hota and len(gt) else None
     return TrackingMetrics(
         mota=num('mota'), idf1=num('idf1'), id_switches=int(num('num_switches')),
         motp=1.0 - float(row['motp']) if np.isfinite(float(row['motp'])) else 0.0,
