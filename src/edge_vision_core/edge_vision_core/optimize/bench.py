@@ -182,6 +182,7 @@ class _Row:
     score_threshold: float
     result: dict[str, Any] = field(default_factory=dict)
     single: dict[str, Any] = field(default_factory=dict)
+    agreement: dict[str, Any] = field(default_factory=dict)  # from round 1's detections
 
 
 def _expand_models(models: Sequence[str | Path]) -> list[Path]:
@@ -346,12 +347,14 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
                 result = _run_worker(job(row.manifest, row.file_index, row.backend,
                                          row.device, threads, first), config.timeout_s)
                 row.result = result if first else _faster(row.result, result)
+                if first:
+                    row.agreement = _agreement(row, truth, config)
                 if config.single_thread and 'error' not in row.result and threads != 1:
                     single = _run_worker(job(row.manifest, row.file_index, row.backend,
                                              row.device, 1, False), config.timeout_s)
                     row.single = single if first else _faster(row.single, single)
                 say(('' if config.rounds == 1 else f'round {round_index + 1}/{config.rounds} ')
-                    + _progress_line(k, len(rows), row, truth, config))
+                    + _progress_line(k, len(rows), row))
     report = _report(rows, truth, reference, reference_path, ref_result, images, config,
                      threads, notes)
     report['load_average'] = [load_start, _loadavg()]
@@ -379,12 +382,11 @@ def _agreement(row: _Row, truth: list[Detections], config: BenchConfig) -> dict[
     return result.as_dict()
 
 
-def _progress_line(k: int, n: int, row: _Row, truth: list[Detections],
-                   config: BenchConfig) -> str:
+def _progress_line(k: int, n: int, row: _Row) -> str:
     head = f'[{k}/{n}] {row.variant} ({row.file}) on {row.backend}:{row.device}'
     if 'error' in row.result:
         return f'{head}: FAILED {row.result["error"][:200]}'
-    agree = _agreement(row, truth, config)
+    agree = row.agreement
     return (f'{head}: p50 {row.result["latency_ms"]["p50"]:.2f} ms, {row.result["fps"]:.1f} '
             f'fps, mAP@0.5 {agree.get("map50", math.nan):.3f}')
 
@@ -403,8 +405,7 @@ def _report(rows: list[_Row], truth: list[Detections], reference, reference_path
         if 'error' in row.result:
             item.update(status='failed', error=row.result['error'])
         else:
-            r = row.result
-            agree = _agreement(row, truth, config)
+            r, agree = row.result, row.agreement
             item.update(
                 status='ok', latency_ms=r['latency_ms'], fps=r['fps'],
                 fps_1t=(r['fps'] if threads == 1 else row.single.get('fps')),
