@@ -36,7 +36,6 @@ threads, precision, thresholds...), :class:`InferenceConfig`, ``qos.*``, ``autos
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -111,17 +110,7 @@ class InferenceNode(EdgeVisionNode):
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
         if not isinstance(config, DetectorOptions) or self._detector is None:
             return
-        det = self._detector
-        m = det.manifest
-        det.score_threshold = m.score_threshold if config.score_threshold < 0 \
-            else config.score_threshold
-        det.nms_threshold = m.nms_threshold if config.nms_threshold < 0 \
-            else config.nms_threshold
-        det.max_detections = m.max_detections if config.max_detections < 0 \
-            else config.max_detections
-        det.options = dataclasses.replace(
-            det.options, class_agnostic_nms=config.class_agnostic_nms,
-            nms_method=config.nms_method)
+        self._detector.update_options(config)
         if 'score_threshold' in changed and self._out_labels is not None:
             self._publish_labels()
 

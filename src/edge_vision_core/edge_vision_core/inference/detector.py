@@ -9,6 +9,7 @@ capture and inference), and closes it in ``on_cleanup``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -181,15 +182,10 @@ class Detector:
                  ) -> None:
         self.manifest = manifest
         self.backend = backend
-        self.options = options
         self._closed = False
         m = manifest
-        self.score_threshold = (m.score_threshold if options.score_threshold < 0
-                                else options.score_threshold)
-        self.nms_threshold = (m.nms_threshold if options.nms_threshold < 0
-                              else options.nms_threshold)
-        self.max_detections = (m.max_detections if options.max_detections < 0
-                               else options.max_detections)
+        self.options = options
+        self.update_options(options)
         self._input = backend.inputs[0] if backend.inputs else None
         self._check_contract()
         self._input_size = m.input_size
@@ -388,6 +384,22 @@ class Detector:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def update_options(self, options: DetectorOptions) -> None:
+        """Take the per-frame settings of ``options``: score and NMS thresholds, max
+        detections (negative = the manifest's) and the NMS kind. The model, backend, device
+        and threads stay those it was created with."""
+        self.options = dataclasses.replace(
+            self.options, score_threshold=options.score_threshold,
+            nms_threshold=options.nms_threshold, max_detections=options.max_detections,
+            class_agnostic_nms=options.class_agnostic_nms, nms_method=options.nms_method)
+        m = self.manifest
+        self.score_threshold = (m.score_threshold if options.score_threshold < 0
+                                else options.score_threshold)
+        self.nms_threshold = (m.nms_threshold if options.nms_threshold < 0
+                              else options.nms_threshold)
+        self.max_detections = (m.max_detections if options.max_detections < 0
+                               else options.max_detections)
 
     def __repr__(self) -> str:
         return (f'Detector({self.manifest.name}, {self.backend.name}:{self.backend.device}, '

@@ -82,6 +82,20 @@ def test_options_override_the_manifest_thresholds(default_detector, real_images)
         assert np.all(result.detections.scores > 0.7)
 
 
+def test_update_options_changes_thresholds_of_a_loaded_detector(real_images):
+    from edge_vision_core.inference import Detector
+
+    with Detector.create(score_threshold=0.1) as det:
+        loose = det.detect(real_images['astronaut']).detections
+        det.update_options(DetectorOptions(score_threshold=0.7, max_detections=1))
+        strict = det.detect(real_images['astronaut']).detections
+        assert len(loose) > len(strict) and len(strict) <= 1
+        assert np.all(strict.scores > 0.7) and det.options.max_detections == 1
+        det.update_options(DetectorOptions())  # negative = back to the manifest's values
+        assert det.score_threshold == det.manifest.score_threshold
+        assert det.max_detections == det.manifest.max_detections
+
+
 @pytest.mark.parametrize(('field', 'value'), [('threads', -1), ('precision', 'int4'),
                                              ('score_threshold', 1.5), ('model', ' '),
                                              ('nms_method', 'fast')])
