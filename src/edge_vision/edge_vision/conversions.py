@@ -57,6 +57,7 @@ from edge_vision_core.encodings import (
     decompress,
     encoding_for_array,
 )
+from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
 __all__ = [
@@ -172,12 +173,6 @@ def numpy_to_compressed(arr: np.ndarray, encoding: str = 'bgr8', fmt: str = 'jpe
 # ---------------------------------------------------------------------------------------------
 # Detections
 
-def _class_name(class_id: int, labels: Sequence[str] | None) -> str:
-    if labels is not None and 0 <= class_id < len(labels):
-        return labels[class_id]
-    return str(class_id)
-
-
 def detections_to_msg(dets: Detections, header: Header | None = None,
                       labels: Sequence[str] | None = None) -> Detection2DArray:
     """Detections -> ``vision_msgs/Detection2DArray``; every Detection2D gets ``header`` too.
@@ -201,7 +196,7 @@ def detections_to_msg(dets: Detections, header: Header | None = None,
         det.bbox.size_x = float(xywh[i, 2])
         det.bbox.size_y = float(xywh[i, 3])
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = _class_name(int(dets.class_ids[i]), labels)
+        hyp.hypothesis.class_id = class_name(int(dets.class_ids[i]), labels)
         hyp.hypothesis.score = float(scores[i])
         det.results = [hyp]
         if tracked:

@@ -34,14 +34,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from edge_vision_core import EdgeVisionError
+from edge_vision_core import EdgeVisionError, FrameDetections
 from edge_vision_core.config import check_config, param
 
+from .conversions import label_info_to_labels, msg_to_frame_detections
 from .dds import apply_transport_defaults
 from .intra import InputSpec, Output
 from .params import ConfigBinding
-from .qos import subscription_event_callbacks
+from .qos import latched_qos, results_qos, subscription_event_callbacks
 
 __all__ = ['BaseConfig', 'EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
 
@@ -69,6 +71,34 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         check_config(self)
+
+
+class LabelTable:
+    """The class names of a results input: ``label_info`` gives them, and names first seen in
+    the results are appended (ids stay stable); with ``replace`` each ``label_info`` replaces
+    the table instead (a display that follows whatever model publishes)."""
+
+    def __init__(self, replace: bool = False) -> None:
+        self.names: list[str] = []
+        self._replace = replace
+
+    def update(self, labels: list[str]) -> None:
+        if self._replace:
+            self.names[:] = labels
+            return
+        for name in labels:
+            if name not in self.names:
+                self.names.append(name)
+
+    def from_msg(self, msg: Detection2DArray) -> FrameDetections:
+        return msg_to_frame_detections(msg, self.names, extend_labels=True)
+
+    def for_item(self, item: FrameDetections) -> tuple[str, ...] | None:
+        """The labels of ``item``: its own (composed pipeline), else the table's."""
+        return item.labels or (tuple(self.names) if self.names else None)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 class EdgeVisionNode(LifecycleNode):
@@ -135,6 +165,16 @@ class EdgeVisionNode(LifecycleNode):
                          event_callbacks=subscription_event_callbacks(self, topic))
         self.inputs.append(spec)
         return spec
+
+    def add_results_input(self, topic: str, handler: Callable[[FrameDetections], None],
+                          replace_labels: bool = False) -> LabelTable:
+        """Declare a results input (vision_msgs/Detection2DArray: ``detections`` or
+        ``tracks``) and ``label_info`` beside it; the returned table holds the class names."""
+        labels = LabelTable(replace_labels)
+        self.add_input(topic, Detection2DArray, labels.from_msg, handler, results_qos())
+        self.add_input('label_info', LabelInfo, label_info_to_labels, labels.update,
+                       latched_qos(), linkable=False)
+        return labels
 
     def _deliver(self, spec: InputSpec, item: Any) -> None:
         """Run an input handler; errors are logged and counted, never fatal to the node."""

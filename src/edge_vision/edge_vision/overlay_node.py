@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
-from vision_msgs.msg import Detection2DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from edge_vision_core import CameraModel, EdgeVisionError, Frame, FrameDetections
@@ -50,14 +49,11 @@ from .conversions import (
     detections_to_markers,
     frame_to_image,
     image_to_frame,
-    label_info_to_labels,
     meta_to_header,
-    msg_to_frame_detections,
 )
-from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .node_base import OK, WARN, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
 from .qos import (
     QosConfig,
-    latched_qos,
     publisher_event_callbacks,
     results_qos,
     stream_publisher_qos,
@@ -109,7 +105,7 @@ class OverlayNode(EdgeVisionNode):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('overlay_node', **kwargs)
-        self._labels: list[str] = []
+        self._labels = LabelTable()
         self._matcher: ExactTimeMatcher[Frame, FrameDetections] = ExactTimeMatcher()
         self._trails = TrailHistory()
         self._rate = RateMeter()
@@ -137,11 +133,7 @@ class OverlayNode(EdgeVisionNode):
             event_callbacks=publisher_event_callbacks(self, 'image_annotated'))
         self.add_input('image', Image, lambda m: image_to_frame(m, 'bgr8'), self._on_image,
                        stream_subscriber_qos(qos))
-        self.add_input('tracks', Detection2DArray,
-                       lambda m: msg_to_frame_detections(m, self._labels, extend_labels=True),
-                       self._on_results, results_qos())
-        self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
-                       latched_qos(), linkable=False)
+        self._labels = self.add_results_input('tracks', self._on_results, replace_labels=True)
         if cfg.show_anomaly:
             self.add_input('anomaly/heatmap', Image, image_to_frame, self._on_heatmap,
                            stream_subscriber_qos(qos))
@@ -155,9 +147,6 @@ class OverlayNode(EdgeVisionNode):
         return TransitionCallbackReturn.SUCCESS
 
     # -- inputs ----------------------------------------------------------------------------
-
-    def _on_labels(self, labels: list[str]) -> None:
-        self._labels[:] = labels
 
     def _on_heatmap(self, heatmap: Frame) -> None:
         self._heatmap = heatmap  # 32FC1 or mono8, over DDS or linked in process
@@ -194,7 +183,7 @@ class OverlayNode(EdgeVisionNode):
                     abs(frame.meta.stamp_ns - heat.meta.stamp_ns) <= cfg.heatmap_max_age_s * 1e9:
                 blend_heatmap(image, heat.image, cfg.heatmap_alpha, 0.0, None)
             self._trails.update(results.detections)
-            labels = results.labels or (tuple(self._labels) if self._labels else None)
+            labels = self._labels.for_item(results)
             draw_detections(image, results.detections, labels,
                             self._trails if cfg.trail_length > 0 else None)
             self._rate.tick()
@@ -225,7 +214,7 @@ class OverlayNode(EdgeVisionNode):
     def _markers_msg(self, item: tuple[Frame, FrameDetections]) -> MarkerArray:
         frame, results = item
         cfg = self.config(OverlayConfig)
-        labels = results.labels or (tuple(self._labels) if self._labels else None)
+        labels = self._labels.for_item(results)
         return detections_to_markers(results.detections, self._marker_model(frame),
                                      cfg.marker_depth_m, meta_to_header(frame.meta), labels,
                                      cfg.marker_lifetime_s)

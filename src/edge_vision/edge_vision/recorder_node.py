@@ -27,14 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
+from edge_vision_core.types import class_name
 
-from .conversions import image_to_frame, label_info_to_labels, msg_to_frame_detections
-from .node_base import OK, EdgeVisionNode, TransitionCallbackReturn, run_node
-from .qos import QosConfig, latched_qos, results_qos, stream_subscriber_qos
+from .conversions import image_to_frame
+from .node_base import OK, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
+from .qos import QosConfig, stream_subscriber_qos
 
 __all__ = ['RecorderConfig', 'RecorderNode', 'main']
 
@@ -62,7 +62,7 @@ class RecorderNode(EdgeVisionNode):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('recorder_node', **kwargs)
-        self._labels: list[str] = []
+        self._labels = LabelTable()
         self._jsonl = None
         self._video: cv2.VideoWriter | None = None
         self.frames = 0
@@ -84,26 +84,17 @@ class RecorderNode(EdgeVisionNode):
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         qos = self.config(QosConfig)
-        self.add_input('tracks', Detection2DArray,
-                       lambda m: msg_to_frame_detections(m, self._labels, extend_labels=True),
-                       self._on_tracks, results_qos())
-        self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
-                       latched_qos(), linkable=False)
+        self._labels = self.add_results_input('tracks', self._on_tracks)
         if cfg.write_video:
             self.add_input('image_annotated', Image, lambda m: image_to_frame(m, 'bgr8'),
                            self._on_image, stream_subscriber_qos(qos))
         return TransitionCallbackReturn.SUCCESS
 
-    def _on_labels(self, labels: list[str]) -> None:
-        for name in labels:
-            if name not in self._labels:
-                self._labels.append(name)
-
     def _on_tracks(self, item: FrameDetections) -> None:
         arrival = self.get_clock().now().nanoseconds
         self.latencies_ms.append((arrival - item.meta.stamp_ns) / 1e6)
         dets = item.detections
-        labels = item.labels or tuple(self._labels)
+        labels = self._labels.for_item(item)
         base = {'stamp': item.meta.seconds, 'frame_id': item.meta.frame_id,
                 'frame': self.frames}
         if len(dets) == 0:
@@ -113,7 +104,7 @@ class RecorderNode(EdgeVisionNode):
             self._jsonl.write(json.dumps({
                 **base,
                 'track_id': int(dets.track_ids[i]) if dets.track_ids is not None else None,
-                'class_name': labels[cid] if 0 <= cid < len(labels) else str(cid),
+                'class_name': class_name(cid, labels),
                 'class_id': cid, 'score': round(float(dets.scores[i]), 4),
                 'box': [round(float(v), 2) for v in dets.boxes[i]]}) + '\n')
         self.frames += 1

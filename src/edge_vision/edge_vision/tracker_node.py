@@ -25,7 +25,7 @@ Parameters: :class:`edge_vision_core.tracking.ByteTrackConfig` (every field; see
 from __future__ import annotations
 
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2DArray, LabelInfo
+from vision_msgs.msg import Detection2DArray
 
 from edge_vision_core import EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.sync import ExactTimeMatcher
@@ -35,13 +35,10 @@ from edge_vision_core.tracking import ByteTrackConfig, ByteTracker
 from .conversions import (
     frame_detections_to_msg,
     image_to_frame,
-    label_info_to_labels,
-    msg_to_frame_detections,
 )
-from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
+from .node_base import OK, WARN, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
 from .qos import (
     QosConfig,
-    latched_qos,
     publisher_event_callbacks,
     results_qos,
     stream_subscriber_qos,
@@ -58,7 +55,7 @@ class TrackerNode(EdgeVisionNode):
     def __init__(self, **kwargs: object) -> None:
         super().__init__('tracker_node', **kwargs)
         self._tracker: ByteTracker | None = None
-        self._labels: list[str] = []
+        self._labels = LabelTable()
         self._matcher: ExactTimeMatcher[Frame, FrameDetections] = ExactTimeMatcher()
         self._rate = RateMeter()
         self._timer = StageTimer()
@@ -82,11 +79,7 @@ class TrackerNode(EdgeVisionNode):
         self._out = self.add_output('tracks', Detection2DArray, frame_detections_to_msg,
                                     results_qos(),
                                     event_callbacks=publisher_event_callbacks(self, 'tracks'))
-        self.add_input('detections', Detection2DArray,
-                       lambda m: msg_to_frame_detections(m, self._labels, extend_labels=True),
-                       self._on_detections, results_qos())
-        self.add_input('label_info', LabelInfo, label_info_to_labels, self._on_labels,
-                       latched_qos(), linkable=False)
+        self._labels = self.add_results_input('detections', self._on_detections)
         if cfg.camera_motion != 'none':
             self.add_input('image', Image, image_to_frame, self._on_image,
                            stream_subscriber_qos(qos))
@@ -103,13 +96,6 @@ class TrackerNode(EdgeVisionNode):
         return super().on_deactivate(state)
 
     # -- inputs ----------------------------------------------------------------------------
-
-    def _on_labels(self, labels: list[str]) -> None:
-        # The tracker keeps one name <-> id table: label_info seeds it; names it has already
-        # seen keep their ids so tracks never change class under our feet.
-        for name in labels:
-            if name not in self._labels:
-                self._labels.append(name)
 
     def _on_image(self, frame: Frame) -> None:
         pair = self._matcher.add_a(frame.meta.stamp_ns, frame)
@@ -138,7 +124,7 @@ class TrackerNode(EdgeVisionNode):
             return
         self._last_count = len(tracks)
         self._rate.tick()
-        labels = item.labels or (tuple(self._labels) if self._labels else None)
+        labels = self._labels.for_item(item)
         self._out.emit(FrameDetections(item.meta, tracks, item.image_size, frame, labels))
 
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:

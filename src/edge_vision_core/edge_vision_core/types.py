@@ -15,7 +15,7 @@ import numpy as np
 from .camera import CameraModel
 from .errors import ConfigError
 
-__all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta', 'box_iou']
+__all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta', 'box_iou', 'class_name']
 
 _NS_PER_S = 1_000_000_000
 
@@ -116,6 +116,13 @@ def _as_array(value: object, dtype: type, name: str, shape_tail: tuple[int, ...]
             raise ConfigError(f'Detections.{name} must hold integers, got {arr.dtype} values '
                               f'that are not whole numbers')
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def class_name(class_id: int, labels: Sequence[str] | None) -> str:
+    """The name of a class id: its label when ``labels`` has one, else the decimal id."""
+    if labels is not None and 0 <= class_id < len(labels):
+        return labels[class_id]
+    return str(class_id)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

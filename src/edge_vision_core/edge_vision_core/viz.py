@@ -16,7 +16,7 @@ import numpy as np
 
 from .camera import CameraModel
 from .errors import ConfigError
-from .types import Detections
+from .types import Detections, class_name
 
 __all__ = ['TrailHistory', 'blend_heatmap', 'box_outlines_3d', 'color_for', 'detection_key',
            'detection_label', 'draw_detections', 'draw_hud']
@@ -99,9 +99,7 @@ def box_outlines_3d(boxes: np.ndarray, camera: CameraModel, depth: float) -> np.
 
 def detection_label(dets: Detections, i: int, labels: Sequence[str] | None) -> str:
     """``"#id class score"`` (``"class score"`` untracked) for detection ``i``."""
-    cid = int(dets.class_ids[i])
-    name = labels[cid] if labels is not None and 0 <= cid < len(labels) else str(cid)
-    text = f'{name} {float(dets.scores[i]):.2f}'
+    text = f'{class_name(int(dets.class_ids[i]), labels)} {float(dets.scores[i]):.2f}'
     if dets.track_ids is not None:
         text = f'#{int(dets.track_ids[i])} {text}'
     return text
