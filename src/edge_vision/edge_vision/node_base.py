@@ -134,13 +134,14 @@ class EdgeVisionNode(LifecycleNode):
         self._diag_timer = self.create_timer(base_cfg.diagnostics_period,
                                              self._publish_diagnostics) \
             if base_cfg.diagnostics_period > 0 else None
+        # one handler at a time per node: DDS callbacks, in-process link workers and runtime
+        # parameter changes alike (a change lands between two frames, never during one)
+        self._deliver_lock = threading.RLock()
         self.params = {cls: ConfigBinding(self, cls, prefix=prefix,
-                                          on_change=self.on_parameter_change)
+                                          on_change=self._parameter_change)
                        for prefix, cls in self.PARAMETERS}
         self.outputs: list[Output] = []
         self.inputs: list[InputSpec] = []
-        # one handler at a time per node: DDS callbacks and in-process link workers alike
-        self._deliver_lock = threading.RLock()
         self.bad_messages = 0
         self.processing_errors = 0
 
@@ -279,9 +280,14 @@ class EdgeVisionNode(LifecycleNode):
         """The current (validated) value of one parameter group."""
         return self.params[cls].config
 
+    def _parameter_change(self, config: object, changed: set[str]) -> None:
+        with self._deliver_lock:
+            self.on_parameter_change(config, changed)
+
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
-        """Called with a candidate config when parameters change at runtime; raise ConfigError
-        to refuse the change (e.g. while streaming). Accepts everything by default."""
+        """Called with a candidate config when parameters change at runtime, between two input
+        handlers (never during one); raise ConfigError to refuse the change (e.g. while
+        streaming). Accepts everything by default."""
 
     # -- lifecycle helpers -----------------------------------------------------------------
 

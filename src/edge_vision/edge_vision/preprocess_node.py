@@ -31,8 +31,6 @@ All but the QoS can change at runtime.
 
 from __future__ import annotations
 
-import threading
-
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -68,7 +66,6 @@ class PreprocessNode(EdgeVisionNode):
         super().__init__('preprocess_node', **kwargs)
         self._pre: Preprocessor | None = None
         self._camera: CameraModel | None = None
-        self._lock = threading.Lock()
         self._rate = RateMeter()
         self._timer = StageTimer()
         self._last: PreprocessResult | None = None
@@ -107,14 +104,10 @@ class PreprocessNode(EdgeVisionNode):
     # -- inputs ----------------------------------------------------------------------------
 
     def _on_camera_info(self, model: CameraModel) -> None:
-        with self._lock:
-            self._camera = model
+        self._camera = model  # handlers run one at a time (node_base)
 
     def _on_image(self, frame: Frame) -> None:
-        camera = frame.camera
-        if camera is None:
-            with self._lock:
-                camera = self._camera
+        camera = frame.camera if frame.camera is not None else self._camera
         with self._timer.stage('process'):
             result = self._pre.process(frame.image, frame.encoding, camera)
         self._last = result
