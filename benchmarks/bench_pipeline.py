@@ -89,8 +89,7 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
     overrides = {
         'camera': [Parameter('source', value=clip), Parameter('rate', value=rate),
                    Parameter('publish_compressed', value=False)],
-        'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend),
-                      Parameter('async_inference', value=not lossless)],
+        'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend)],
     }
     remap = {'inference': ['--ros-args', '-r', 'image:=image_raw']} \
         if 'preprocess' not in stages else {}

@@ -15,16 +15,18 @@ Publishes (relative names):
 - ``mask`` (sensor_msgs/Image, mono8 class id per pixel, the image's header) for semantic
   segmentation models.
 
-Newest frame only: with ``async_inference`` (default) frames go to a one-slot mailbox that a
-worker thread drains, so capture and inference overlap and a frame replaced before inference
-started is counted as ``stale_frames_dropped`` (never silently lost); without it, inference runs
-in the subscription callback.
+Newest frame only: with ``async_inference`` (default) frames from DDS go to a one-slot
+:class:`edge_vision.intra.Link` whose thread runs inference, so receiving and inference overlap
+and a frame replaced before inference started is counted as ``stale_frames_dropped`` (never
+silently lost); without it, inference runs in the subscription callback. In a composed pipeline
+the in-process link from the camera is that one slot and thread already (blocking when the
+composition is lossless).
 
 Lifecycle: ``configure`` resolves the model (name, manifest or file), verifies its checksum, loads
 it on the backend and checks the model against its manifest; a missing, corrupt or mismatched
 model, an unknown backend or an absent device fails the transition with a message naming the
 file or listing what is available, and the node stays up, unconfigured. ``activate`` starts the
-worker, ``cleanup`` releases the runtime.
+worker thread, ``cleanup`` releases the runtime.
 
 Diagnostics: fps, per-stage milliseconds (pre, infer, post: p50/p95), frames dropped, model,
 backend and device.
@@ -36,7 +38,6 @@ threads, precision, thresholds...), :class:`InferenceConfig`, ``qos.*``, ``autos
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 from sensor_msgs.msg import Image
@@ -54,6 +55,7 @@ from .conversions import (
     labels_to_label_info,
     meta_to_header,
 )
+from .intra import Link
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import (
     QosConfig,
@@ -73,8 +75,9 @@ class InferenceConfig:
     """inference_node settings besides the detector's."""
 
     async_inference: bool = field(default=True, metadata=param(
-        'Run inference in a worker thread on the newest frame, so receiving and inference '
-        'overlap (false: infer inside the subscription callback).', read_only=True))
+        'Over DDS, run inference in a worker thread on the newest frame, so receiving and '
+        'inference overlap (false: infer inside the subscription callback). In a composed '
+        'pipeline the in-process link is that worker.', read_only=True))
     warmup_runs: int = field(default=2, metadata=param(
         'Dummy inferences at configure time, so the first real frame is not slow.', min=0,
         max=100, read_only=True))
@@ -94,14 +97,12 @@ class InferenceNode(EdgeVisionNode):
     def __init__(self, **kwargs: object) -> None:
         super().__init__('inference_node', **kwargs)
         self._detector: Detector | None = None
-        self._lock = threading.Condition()
-        self._pending: Frame | None = None
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._mailbox: Link | None = None
+        self._mailbox_dropped = 0  # frames dropped by mailboxes of earlier activations
+        self._image = None
         self._timer = StageTimer()
         self._rate = RateMeter()
         self.frames_in = 0
-        self.stale_dropped = 0
         self._out_dets = self._out_labels = self._out_mask = None
         self._labels: tuple[str, ...] = ()
 
@@ -142,8 +143,8 @@ class InferenceNode(EdgeVisionNode):
         if detector.is_segmentation:
             self._out_mask = self.add_output('mask', Image, frame_to_image,
                                              stream_publisher_qos(qos))
-        self.add_input('image', Image, lambda msg: image_to_frame(msg, 'bgr8'), self._on_image,
-                       stream_subscriber_qos(qos))
+        self._image = self.add_input('image', Image, lambda msg: image_to_frame(msg, 'bgr8'),
+                                     self._on_image, stream_subscriber_qos(qos))
         self.get_logger().info(
             f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
             f'{detector.score_threshold:.2f}')
@@ -155,10 +156,9 @@ class InferenceNode(EdgeVisionNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self._publish_labels()
-        if self.config(InferenceConfig).async_inference:
-            self._stop.clear()
-            self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
-            self._worker.start()
+        if self.config(InferenceConfig).async_inference and self._image.link is None:
+            self._mailbox = Link(lambda frame: self.run_guarded('inference', self._infer, frame),
+                                 name='inference')
         return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -183,49 +183,26 @@ class InferenceNode(EdgeVisionNode):
             self._detector = None
 
     def _stop_worker(self) -> None:
-        self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=10.0)
+        mailbox, self._mailbox = self._mailbox, None
+        if mailbox is not None:
+            mailbox.destroy()
+            self._mailbox_dropped += mailbox.dropped
+
+    @property
+    def stale_dropped(self) -> int:
+        """Frames replaced before inference took them (mailbox or in-process link)."""
+        mailbox, link = self._mailbox, getattr(self._image, 'link', None)
+        return (self._mailbox_dropped + (mailbox.dropped if mailbox is not None else 0)
+                + (link.dropped if link is not None else 0))
 
     # -- frames ------------------------------------------------------------------------------
 
     def _on_image(self, frame: Frame) -> None:
         self.frames_in += 1
-        if self._worker is None:
+        if self._mailbox is not None:
+            self._mailbox.put(frame)
+        else:
             self._infer(frame)
-            return
-        with self._lock:
-            if self._pending is not None:
-                self.stale_dropped += 1
-            self._pending = frame
-            self._lock.notify()
-
-    def _work(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            with self._lock:
-                while self._pending is None and not self._stop.is_set():
-                    self._lock.wait(timeout=0.5)
-                frame, self._pending = self._pending, None
-            if frame is None:
-                continue
-            try:
-                self._infer(frame)
-            except EdgeVisionError as exc:
-                if not self.context.ok():
-                    return
-                self.processing_errors += 1
-                self.last_error = str(exc)
-                self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=5.0)
-            except Exception as exc:  # keep the worker alive whatever the runtime raises
-                if not self.context.ok():
-                    return  # the process is shutting down
-                self.processing_errors += 1
-                self.last_error = f'{type(exc).__name__}: {exc}'
-                self.get_logger().error(f'inference failed: {self.last_error}',
-                                        throttle_duration_sec=5.0)
 
     def _infer(self, frame: Frame) -> None:
         detector = self._detector

@@ -181,18 +181,27 @@ class EdgeVisionNode(LifecycleNode):
         """Run an input handler; errors are logged and counted, never fatal to the node."""
         spec.received += 1
         spec.last_received = time.monotonic()
+        with self._deliver_lock:
+            self.run_guarded(spec.resolved, spec.handler, item)
+
+    def run_guarded(self, where: str, handler: Callable[[Any], None], item: Any) -> None:
+        """``handler(item)``; errors are logged (prefixed with ``where``) and counted, never
+        fatal to the node, and ignored once the process is shutting down."""
         try:
-            with self._deliver_lock:
-                spec.handler(item)
+            handler(item)
         except EdgeVisionError as exc:
+            if not self.context.ok():
+                return
             self.processing_errors += 1
             self.last_error = str(exc)
-            self.get_logger().error(f'{spec.resolved}: {exc}', throttle_duration_sec=5.0)
+            self.get_logger().error(f'{where}: {exc}', throttle_duration_sec=5.0)
         except Exception as exc:  # a bug must not take the robot's pipeline down
+            if not self.context.ok():
+                return
             self.processing_errors += 1
             self.last_error = f'{type(exc).__name__}: {exc}'
             self.get_logger().error(
-                f'{spec.resolved}: unexpected {type(exc).__name__}: {exc}\n'
+                f'{where}: unexpected {type(exc).__name__}: {exc}\n'
                 f'{traceback.format_exc()}', throttle_duration_sec=5.0)
 
     def _on_message(self, spec: InputSpec, msg: Any) -> None:
