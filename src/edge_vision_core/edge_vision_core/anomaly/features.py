@@ -46,6 +46,7 @@ import numpy as np
 
 from ..encodings import as_bgr8
 from ..errors import BackendError, ConfigError, ModelError
+from ..inference.detector import BACKEND_FORMATS
 from ..inference.letterbox import LetterboxTransform, compute_letterbox
 from ..inference.manifest import models_package_dir, sha256_file
 
@@ -74,9 +75,6 @@ COLOR_LAYERS = {'color4': 4, 'color8': 8, 'color16': 16}
 COLOR_FEATURES = 'color-gradient/2'
 #: ``backbone`` value for colour statistics only.
 NO_BACKBONE = 'none'
-#: model file formats each backend reads (the backbones ship as ONNX).
-_BACKEND_FORMATS = {'onnxruntime': ('onnx',), 'openvino': ('onnx', 'openvino'),
-                    'tensorrt': ('engine',), 'litert': ('tflite',)}
 #: colour-statistics channels averaged per cell (L, a, b, |g|, 4 orientations); + 3 stds.
 _COLOR_MEANS = 8
 
@@ -340,7 +338,7 @@ class FeatureExtractor:
                               f'multiples of {k}, got {w}x{h} and {self.margin}')
         name = backend.strip().lower()
         backend_class(name)  # unknown or missing backend: fail before reading files
-        formats = _BACKEND_FORMATS.get(name, ())
+        formats = BACKEND_FORMATS.get(name, ())
         if manifest.format not in formats:
             raise ModelError(f'backbone {manifest.name!r} ships as {manifest.format}, which '
                              f'backend {name!r} does not read (it reads '

@@ -319,7 +319,9 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
     if not BACKENDS[backend].is_installed():
         return
     try:
-        with Detector.create(model=str(manifest_path), backend=backend, device='cpu') as det:
+        # the file was hashed a moment ago, when its manifest was written
+        with Detector.create(model=str(manifest_path), backend=backend, device='cpu',
+                             verify_checksum=False) as det:
             det.warmup(1)
     except EdgeVisionError as exc:
         raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
@@ -457,6 +459,7 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
                                               onnx_file)))
             sized_onnx = target
     tensors: list[np.ndarray] | None = None
+    sized_file: ModelFile | None = None
     for recipe_name in recipes:
         recipe = RECIPES[recipe_name]
         if recipe_name == 'onnx-fp32':
@@ -509,7 +512,9 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
                                 'zeros': stats.zeros}
             say(f'[{size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
         if src_file is onnx_file and size != native and sized_onnx is not None:
-            src_file = ModelFile(sized_onnx, 'onnx', 'fp32')
+            if sized_file is None:  # hashed once per size, not once per recipe
+                sized_file = ModelFile(sized_onnx, 'onnx', 'fp32', sha256_file(sized_onnx))
+            src_file = sized_file
         rec = dict(record(recipe, settings, recipe.calibrated, src_file), **extra)
         variant = _write_variant(out, source, name, size, target, recipe, rec)
         if config.verify:
