@@ -34,7 +34,7 @@ import numpy as np
 from ..config import check_config, param
 from ..errors import CalibrationError, ConfigError
 from .solver import CalibrationResult, SolverConfig, solve
-from .targets import Diagnosis, TargetConfig, TargetDetection, make_target, to_gray
+from .targets import Diagnosis, TargetConfig, TargetDetection, _shrink, make_target, to_gray
 from .views import CoverageProgress, ViewParams, coverage, edge_width, view_distance, view_params
 
 __all__ = ['REASONS', 'Calibrator', 'CalibratorConfig', 'ViewVerdict']
@@ -257,8 +257,8 @@ class Calibrator:
         if detection is None:
             self._last_corners = None
             message = f'{name or "image"}: no target found'
-            scale = min(1.0, 1024 / max(size))
-            self._undetected.append(gray.copy() if scale == 1.0 else _resize(gray, scale))
+            small, scale = _shrink(gray, 1024)
+            self._undetected.append(small.copy() if scale == 1.0 else small)
             if not self._views and self._counts['no_target'] + 1 in _DIAGNOSE_AT:
                 diagnosis = self.target.diagnose(self._undetected)
                 self._mismatch = diagnosis if diagnosis.other_target else None
@@ -360,13 +360,6 @@ class Calibrator:
             return (f' ({blurred} images were rejected as blurred: focus, more light, or raise '
                     'max_edge_width)')
         return ''
-
-
-def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
-    import cv2
-    return cv2.resize(gray, (max(1, round(gray.shape[1] * scale)),
-                             max(1, round(gray.shape[0] * scale))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def _speed(previous: tuple[np.ndarray, np.ndarray] | None,

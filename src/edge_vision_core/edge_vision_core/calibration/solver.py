@@ -132,12 +132,15 @@ class CalibrationResult:
 
 def _project(model: str, K: np.ndarray, D: np.ndarray, obj: np.ndarray, rvec: np.ndarray,
              tvec: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels of the (N, 3) points ``obj`` seen from ``(rvec, tvec)`` through ``K``,
+    ``D`` (OpenCV's pinhole models, or ``fisheye``)."""
     if model == 'fisheye':
         pts, _ = cv2.fisheye.projectPoints(obj.reshape(-1, 1, 3).astype(np.float64),
                                            rvec.reshape(3, 1), tvec.reshape(3, 1), K,
                                            D.reshape(-1, 1))
     else:
-        pts, _ = cv2.projectPoints(obj.astype(np.float64), rvec, tvec, K, D)
+        pts, _ = cv2.projectPoints(obj.astype(np.float64), rvec.reshape(3, 1),
+                                   tvec.reshape(3, 1), K, D)
     return pts.reshape(-1, 2)
 
 

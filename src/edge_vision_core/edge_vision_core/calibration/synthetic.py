@@ -27,6 +27,7 @@ import numpy as np
 
 from ..camera import CameraModel
 from ..errors import ConfigError
+from .solver import _project
 from .targets import CalibrationTarget
 
 __all__ = ['SyntheticCamera', 'project_points', 'sample_board_poses']
@@ -54,14 +55,9 @@ def project_points(model: CameraModel, points: np.ndarray, rvec: np.ndarray,
     Returns:
         (N, 2) float64 pixel coordinates.
     """
-    pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 1, 3)
-    rvec = np.asarray(rvec, np.float64).reshape(3, 1)
-    tvec = np.asarray(tvec, np.float64).reshape(3, 1)
-    if model.is_fisheye:
-        uv, _ = cv2.fisheye.projectPoints(pts, rvec, tvec, model.K, model.D.reshape(-1, 1))
-    else:
-        uv, _ = cv2.projectPoints(pts, rvec, tvec, model.K, model.D)
-    return uv.reshape(-1, 2)
+    return _project('fisheye' if model.is_fisheye else 'pinhole', model.K, model.D,
+                    np.asarray(points, np.float64).reshape(-1, 3),
+                    np.asarray(rvec, np.float64), np.asarray(tvec, np.float64))
 
 
 def _distort(model: CameraModel, xy: np.ndarray) -> np.ndarray:

@@ -250,11 +250,14 @@ def _local_spacing(points: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.n
 
 
 def _shrink(gray: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``gray`` shrunk (area averaging) so its longer side is at most ``max_side``, and the
+    scale used (1.0 and the same array when it already fits)."""
     side = max(gray.shape)
     if max_side <= 0 or side <= max_side:
         return gray, 1.0
     scale = max_side / side
-    small = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
+    small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)),
+                              max(1, round(gray.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA)
     return small, scale
 
