@@ -183,7 +183,12 @@ class SyntheticSource(FrameSource):
 
 
 class _CaptureSource(FrameSource):
-    """Common code of the cv2.VideoCapture-based sources."""
+    """Common code of the cv2.VideoCapture-based sources; :meth:`read` is that of the live ones
+    (a failed read means the device or stream went away)."""
+
+    #: the source in error messages, and what a failed read means
+    _kind = 'capture'
+    _stopped = 'stopped delivering frames'
 
     def __init__(self, config: SourceConfig) -> None:
         super().__init__(config)
@@ -206,6 +211,19 @@ class _CaptureSource(FrameSource):
 
     def _open_failure(self) -> str:
         return f'could not open {self.config.source!r}'
+
+    def read(self) -> SourceFrame | None:
+        if self._cap is None:
+            raise SourceError(f'{self._kind} is not open')
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(f'{self._kind} {self.config.source!r} {self._stopped}')
+        return self._next(frame)
+
+    def _next(self, frame: np.ndarray) -> SourceFrame:
+        out = SourceFrame(_to_bgr(frame), self._index)
+        self._index += 1
+        return out
 
     def close(self) -> None:
         if self._cap is not None:
@@ -230,6 +248,8 @@ class V4L2Source(_CaptureSource):
     """A V4L2 camera through OpenCV (``CAP_V4L2``), with size, rate and FOURCC requests."""
 
     live = True
+    _kind = 'camera'
+    _stopped = 'stopped delivering frames (unplugged?)'
 
     def open(self) -> None:
         target = _v4l2_target(self.config.source)
@@ -260,16 +280,6 @@ class V4L2Source(_CaptureSource):
         return (f'OpenCV could not open camera {self.config.source!r} with V4L2: it may be in '
                 f'use by another process (fuser /dev/video*) or not a capture device')
 
-    def read(self) -> SourceFrame:
-        if self._cap is None:
-            raise SourceError('camera is not open')
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
-            raise SourceError(f'camera {self.config.source!r} stopped delivering frames '
-                              f'(unplugged?)')
-        out = SourceFrame(_to_bgr(frame), self._index)
-        self._index += 1
-        return out
 
 
 class VideoFileSource(_CaptureSource):
@@ -300,9 +310,7 @@ class VideoFileSource(_CaptureSource):
             ok, frame = self._cap.read()
             if not ok:
                 raise SourceError(f'could not restart video file {self.config.source!r}')
-        out = SourceFrame(_to_bgr(frame), self._index)
-        self._index += 1
-        return out
+        return self._next(frame)
 
 
 class ImageFolderSource(FrameSource):
@@ -349,6 +357,7 @@ class StreamSource(_CaptureSource):
     """A network stream (FFmpeg backend) or a GStreamer pipeline ending in ``appsink``."""
 
     live = True
+    _kind = 'stream'
 
     @property
     def is_gstreamer(self) -> bool:
@@ -373,15 +382,6 @@ class StreamSource(_CaptureSource):
         return (f'could not open stream {self.config.source!r}: check the URL/pipeline, the '
                 f'network and credentials')
 
-    def read(self) -> SourceFrame:
-        if self._cap is None:
-            raise SourceError('stream is not open')
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
-            raise SourceError(f'stream {self.config.source!r} stopped delivering frames')
-        out = SourceFrame(_to_bgr(frame), self._index)
-        self._index += 1
-        return out
 
 
 def _has_gstreamer() -> bool:
