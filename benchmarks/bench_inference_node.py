@@ -128,7 +128,8 @@ def node_in_process(backend: str, threads: int, frames: list[np.ndarray], second
     from rclpy.parameter import Parameter
 
     from edge_vision.compose import Composition
-    from edge_vision.pipeline import STAGES
+    from edge_vision.pipeline import pipeline_factories
+    from edge_vision.stages import remap_args, stage_remaps
 
     sys.path.insert(0, os.path.dirname(__file__))
     from bench_pipeline import _probe_class
@@ -138,17 +139,15 @@ def node_in_process(backend: str, threads: int, frames: list[np.ndarray], second
         cv2.imwrite(os.path.join(folder, f'{i:03d}.bmp'), frame)  # no decoding cost
     context = Context()
     rclpy.init(context=context, args=[])
-    camera = functools.partial(STAGES['camera'], context=context, parameter_overrides=[
-        Parameter('source', value=folder), Parameter('loop', value=True),
-        Parameter('rate', value=-1.0), Parameter('publish_compressed', value=False)])
-    infer = functools.partial(STAGES['inference'], context=context,
-                              cli_args=['--ros-args', '-r', 'image:=image_raw'],
-                              parameter_overrides=[Parameter('backend', value=backend),
-                                                   Parameter('threads', value=threads),
-                                                   Parameter('async_inference', value=False)])
+    stages = ('camera', 'inference')
+    factories = pipeline_factories(stages, context=context, parameter_overrides={
+        'camera': [Parameter('source', value=folder), Parameter('loop', value=True),
+                   Parameter('rate', value=-1.0), Parameter('publish_compressed', value=False)],
+        'inference': [Parameter('backend', value=backend), Parameter('threads', value=threads),
+                      Parameter('async_inference', value=False)]})
     probe = functools.partial(_probe_class(), context=context,
-                              cli_args=['--ros-args', '-r', 'tracks:=detections'])
-    comp = Composition([camera, infer, probe], context=context, lossless=True)
+                              cli_args=remap_args(stage_remaps([*stages, 'recorder'])['recorder']))
+    comp = Composition([*factories, probe], context=context, lossless=True)
     try:
         assert not comp.start()
         arrivals = comp.nodes[-1].arrivals

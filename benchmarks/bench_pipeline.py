@@ -82,7 +82,8 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
     from rclpy.parameter import Parameter
 
     from edge_vision.compose import Composition
-    from edge_vision.pipeline import STAGES
+    from edge_vision.pipeline import pipeline_factories
+    from edge_vision.stages import remap_args, stage_remaps
 
     context = Context()
     rclpy.init(context=context, args=[])
@@ -91,15 +92,10 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
                    Parameter('publish_compressed', value=False)],
         'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend)],
     }
-    remap = {'inference': ['--ros-args', '-r', 'image:=image_raw']} \
-        if 'preprocess' not in stages else {}
-    factories = [functools.partial(STAGES[s], context=context,
-                                   parameter_overrides=overrides.get(s, []),
-                                   **({'cli_args': remap[s]} if s in remap else {}))
-                 for s in stages]
-    probe_args = {} if 'tracker' in stages else {
-        'cli_args': ['--ros-args', '-r', 'tracks:=detections']}
-    factories.append(functools.partial(_probe_class(), context=context, **probe_args))
+    factories = pipeline_factories(stages, context=context, parameter_overrides=overrides)
+    # the probe reads results like the recorder does (tracks, or detections without tracker)
+    probe_remaps = remap_args(stage_remaps([*stages, 'recorder'])['recorder'])
+    factories.append(functools.partial(_probe_class(), context=context, cli_args=probe_remaps))
     comp = Composition(factories, context=context, lossless=lossless)
     try:
         assert not comp.start()

@@ -32,10 +32,10 @@ from .node_base import EdgeVisionNode
 from .overlay_node import OverlayNode
 from .preprocess_node import PreprocessNode
 from .recorder_node import RecorderNode
-from .stages import stage_remaps
+from .stages import remap_args, stage_remaps
 from .tracker_node import TrackerNode
 
-__all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main']
+__all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main', 'pipeline_factories']
 
 #: stage name -> node class, in pipeline order.
 STAGES: dict[str, type[EdgeVisionNode]] = {
@@ -69,6 +69,30 @@ def parse_stages(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in STAGES if n in names)
 
 
+def pipeline_factories(stages: Sequence[str] = DEFAULT_STAGES, *, context: object = None,
+                       namespace: str = '', parameter_overrides: dict[str, list] | None = None
+                       ) -> list[functools.partial]:
+    """One node factory per stage (in pipeline order), with the remaps of
+    :func:`edge_vision.stages.stage_remaps`, for a :class:`Composition` (see
+    :func:`create_pipeline`; benchmarks add their own nodes to the list)."""
+    stages = parse_stages(stages)
+    remaps = stage_remaps(stages)
+    overrides = parameter_overrides or {}
+    factories = []
+    for stage in stages:
+        kwargs: dict[str, object] = {}
+        if context is not None:
+            kwargs['context'] = context
+        if namespace:
+            kwargs['namespace'] = namespace
+        if remaps[stage]:
+            kwargs['cli_args'] = remap_args(remaps[stage])
+        if overrides.get(stage):
+            kwargs['parameter_overrides'] = list(overrides[stage])
+        factories.append(functools.partial(STAGES[stage], **kwargs))
+    return factories
+
+
 def create_pipeline(stages: Sequence[str] = DEFAULT_STAGES, *, context: object = None,
                     namespace: str = '', parameter_overrides: dict[str, list] | None = None,
                     lossless: bool = False) -> Composition:
@@ -81,24 +105,8 @@ def create_pipeline(stages: Sequence[str] = DEFAULT_STAGES, *, context: object =
         parameter_overrides: per stage, ``rclpy.parameter.Parameter`` objects to set.
         lossless: blocking links: every frame goes through every stage (files, benchmarks).
     """
-    stages = parse_stages(stages)
-    remaps = stage_remaps(stages)
-    overrides = parameter_overrides or {}
-    factories = []
-    for stage in stages:
-        kwargs: dict[str, object] = {}
-        if context is not None:
-            kwargs['context'] = context
-        if namespace:
-            kwargs['namespace'] = namespace
-        if remaps[stage]:
-            args = ['--ros-args']
-            for source, target in remaps[stage]:
-                args += ['-r', f'{source}:={target}']
-            kwargs['cli_args'] = args
-        if overrides.get(stage):
-            kwargs['parameter_overrides'] = list(overrides[stage])
-        factories.append(functools.partial(STAGES[stage], **kwargs))
+    factories = pipeline_factories(stages, context=context, namespace=namespace,
+                                   parameter_overrides=parameter_overrides)
     return Composition(factories, context=context, lossless=lossless)
 
 

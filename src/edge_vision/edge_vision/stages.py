@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ['select_stages', 'stage_remaps']
+__all__ = ['remap_args', 'select_stages', 'stage_remaps']
 
 
 def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool = False,
@@ -45,3 +45,9 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
     return remaps
+
+
+def remap_args(remaps: Sequence[tuple[str, str]]) -> list[str]:
+    """``--ros-args -r from:=to ...`` for a node's ``cli_args`` ([] without remaps)."""
+    args = [arg for source, target in remaps for arg in ('-r', f'{source}:={target}')]
+    return ['--ros-args', *args] if args else []
