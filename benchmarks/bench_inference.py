@@ -31,11 +31,10 @@ from edge_vision_core.inference.nms import batched_nms
 
 
 def real_frames(width: int, height: int) -> list[np.ndarray]:
-    import skimage.data
+    from edge_vision_core.optimize.images import sample_images
 
-    rgb = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee(),
-           skimage.data.stereo_motorcycle()[0]]
-    return [cv2.resize(np.ascontiguousarray(im[..., ::-1]), (width, height)) for im in rgb]
+    return [cv2.resize(image, (width, height)) for _, image in
+            sample_images(('astronaut', 'chelsea', 'coffee', 'motorcycle_left'))]
 
 
 def bare_call(detector: Detector):

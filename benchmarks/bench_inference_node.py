@@ -36,11 +36,11 @@ import numpy as np
 
 def real_frames() -> list[np.ndarray]:
     import cv2
-    from skimage import data
 
-    images = [data.astronaut(), data.chelsea(), data.coffee(), data.stereo_motorcycle()[0],
-              data.rocket()]
-    return [cv2.resize(np.ascontiguousarray(img[:, :, ::-1]), (640, 480)) for img in images]
+    from edge_vision_core.optimize.images import sample_images
+
+    return [cv2.resize(image, (640, 480)) for _, image in
+            sample_images(('astronaut', 'chelsea', 'coffee', 'motorcycle_left', 'rocket'))]
 
 
 def bare(backend: str, threads: int, frames: list[np.ndarray], seconds: float

@@ -44,6 +44,7 @@ __all__ = [
     'default_eval_images',
     'image_set_sha256',
     'load_image_set',
+    'sample_images',
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])
 
 
-def _sample_images(names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+def sample_images(names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """``(name, bgr8 image)`` of scikit-image sample photographs by function name
+    (``motorcycle_left``/``motorcycle_right``: the stereo pair)."""
     try:
         import skimage.data as data
     except ImportError as exc:
@@ -151,7 +154,7 @@ def default_calibration_images(count: int = 32, seed: int = 0) -> ImageSet:
     """
     if count < 1:
         raise ConfigError(f'the calibration set needs at least 1 image, got count={count}')
-    samples = _sample_images(_PHOTOS + _TEXTURES)
+    samples = sample_images(_PHOTOS + _TEXTURES)
     rng = np.random.default_rng(seed)
     images, names = [], []
     for i in range(count):
@@ -166,7 +169,7 @@ def default_eval_images() -> ImageSet:
     """The fixed agreement set of the benchmark: 7 photographs x (whole, mirrored, centre crop).
     """
     images, names = [], []
-    for name, image in _sample_images(_PHOTOS):
+    for name, image in sample_images(_PHOTOS):
         h, w = image.shape[:2]
         crop = image[h // 6:h - h // 6, w // 6:w - w // 6]
         for view, pixels in (('full', image), ('mirror', image[:, ::-1]), ('crop', crop)):

@@ -10,20 +10,16 @@ import pytest
 from edge_vision_core.inference import Detector
 
 
-def _bgr(rgb: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(rgb[..., ::-1])
-
-
 @pytest.fixture(scope='session')
 def real_images() -> dict[str, np.ndarray]:
     """Real photographs shipped inside the scikit-image wheel, as BGR uint8."""
-    data = pytest.importorskip('skimage.data')
-    return {
-        'astronaut': _bgr(data.astronaut()),
-        'chelsea': _bgr(data.chelsea()),
-        'coffee': _bgr(data.coffee()),
-        'motorcycle': _bgr(data.stereo_motorcycle()[0]),
-    }
+    pytest.importorskip('skimage.data')
+    from edge_vision_core.optimize.images import sample_images
+
+    names = {'astronaut': 'astronaut', 'chelsea': 'chelsea', 'coffee': 'coffee',
+             'motorcycle': 'motorcycle_left'}
+    return {key: image for key, (_, image) in zip(names, sample_images(list(names.values())),
+                                                  strict=True)}
 
 
 @pytest.fixture(scope='session')

@@ -3,6 +3,8 @@ agrees with the FP32 model on real photographs; pruning reaches its ratio; clear
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -11,11 +13,12 @@ from edge_vision_core.eval.detection import detection_agreement
 from edge_vision_core.inference import Detector, load_manifest, resolve_model
 from edge_vision_core.inference.manifest import sha256_file
 from edge_vision_core.optimize import RECIPES, OptimizeConfig, load_image_set, optimize_model
+from edge_vision_core.optimize.images import sample_images
 from edge_vision_core.optimize.recipes import recipe_available
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
-data = pytest.importorskip('skimage.data')
+pytest.importorskip('skimage.data')
 
 MODEL = 'nanodet-m-416'
 NATIVE_RECIPES = ('onnx-int8', 'onnx-fp16', 'openvino-fp16', 'openvino-int8', 'tflite-int8',
@@ -24,9 +27,10 @@ RUNTIME = {'onnx': 'onnxruntime', 'openvino': 'openvino', 'tflite': 'litert'}
 CALIB = 4
 
 
-def photos() -> list[np.ndarray]:
-    return [np.ascontiguousarray(im[..., ::-1]) for im in
-            (data.astronaut(), data.chelsea(), data.coffee(), data.stereo_motorcycle()[0])]
+@functools.lru_cache(maxsize=1)
+def photos() -> tuple[np.ndarray, ...]:
+    return tuple(image for _, image in sample_images(
+        ('astronaut', 'chelsea', 'coffee', 'motorcycle_left')))
 
 
 @pytest.fixture(scope='module')
