@@ -86,6 +86,13 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> str:
+        """Wait until ``text`` appears in the node's output (or the timeout); the output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and text not in self.output():
+            time.sleep(0.2)
+        return self.output()
+
     def stop(self, timeout: float = 15.0) -> int:
         import signal
         import subprocess

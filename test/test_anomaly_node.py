@@ -90,14 +90,11 @@ def test_learns_normal_then_flags_a_defect_where_it_is(node_process, ros_context
 
 
 def test_a_model_for_another_backbone_fails_configure(node_process, tmp_path):
-    import time
 
     bad = tmp_path / 'bad.npz'
     bad.write_bytes(b'not a model')
     proc = node_process('edge_vision.anomaly_node', {'model_path': str(bad)}, '/anomaly_bad')
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and 'configure failed' not in proc.output():
-        time.sleep(0.2)
+    proc.wait_for_output('configure failed')
     assert 'configure failed' in proc.output() and 'bad.npz' in proc.output(), proc.output()
     assert proc.alive()
     assert proc.stop() == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -85,9 +83,7 @@ def test_detects_a_person_keeps_the_header_and_refuses_bad_encodings(
 ])
 def test_bad_model_or_backend_fails_configure_clearly(node_process, params, expected):
     proc = node_process('edge_vision.inference_node', params, '/infer_bad')
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and 'configure failed' not in proc.output():
-        time.sleep(0.2)
+    proc.wait_for_output('configure failed')
     out = proc.output()
     assert 'configure failed' in out and expected in out, out
     assert 'installed here' in out.lower() or 'model' in expected
@@ -107,9 +103,7 @@ def test_corrupt_model_file_is_named(node_process, tmp_path):
     (tmp_path / 'nanodet-m-416.yaml').write_text(manifest)
     proc = node_process('edge_vision.inference_node',
                         {'model': str(tmp_path / 'nanodet-m-416.yaml')}, '/infer_corrupt')
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and 'configure failed' not in proc.output():
-        time.sleep(0.2)
+    proc.wait_for_output('configure failed')
     out = proc.output()
     assert 'nanodet-m-416.onnx' in out and 'corrupt' in out, out
     assert proc.alive()
