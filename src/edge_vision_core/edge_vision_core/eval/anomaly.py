@@ -350,14 +350,18 @@ def evaluate_category(detector: Any, dataset: AnomalyDataset, *, fit: bool = Tru
     labels_a = np.asarray(labels)
     defects_a = np.asarray(defects)
 
+    # every image at the pixel metrics' resolution once (normal images serve every defect)
+    pixels = [None if m is None else _resize_for_pixels(np.asarray(h, np.float32),
+                                                        np.asarray(m) > 0, pixel_max_side)
+              for h, m in zip(heatmaps, masks, strict=True)]
+
     def pixel_metrics(index: np.ndarray) -> tuple[float | None, float | None]:
-        chosen = [i for i in index if masks[i] is not None]
-        hm = [heatmaps[i] for i in chosen]
-        mk = [masks[i] for i in chosen]
+        chosen = [pixels[i] for i in index if pixels[i] is not None]
+        hm = [h for h, _ in chosen]
+        mk = [m for _, m in chosen]
         if not any(m.any() for m in mk):
             return None, None
-        return (pixel_auroc(hm, mk, pixel_max_side),
-                pro_auc(hm, mk, max_side=pixel_max_side))
+        return pixel_auroc(hm, mk, max_side=0), pro_auc(hm, mk, max_side=0)
 
     good = np.flatnonzero(~labels_a)
     per_defect = []
