@@ -226,12 +226,9 @@ def _ssim_mean(ref: np.ndarray, img: np.ndarray, rng: float, win: int, k1: float
     c1 = (k1 * rng) ** 2 * n * n
     c2 = (k2 * rng) ** 2 * n * (n - 1)
     exact = ref.dtype == np.uint8 and n * n * 2 * 255 * 255 < 2**31
-    if exact:
-        planes = [(ref, img)]
-    else:
-        ref = ref.astype(np.float64)
-        img = img.astype(np.float64)
-        planes = [(ref, img)]
+    if not exact:
+        ref, img = ref.astype(np.float64), img.astype(np.float64)
+    planes = [(ref, img)]
     if ref.ndim == 3 and ref.shape[2] > 4:  # OpenCV filters take at most 4 interleaved channels
         planes = [(np.ascontiguousarray(ref[..., c]), np.ascontiguousarray(img[..., c]))
                   for c in range(ref.shape[2])]

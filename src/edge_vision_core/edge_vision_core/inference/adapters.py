@@ -249,8 +249,8 @@ def decode_yolo_nms(outputs: Sequence[np.ndarray], input_size: tuple[int, int], 
         ModelError: when the outputs match neither layout.
     """
     arrays = [np.asarray(o) for o in outputs]
-    if len(arrays) == 1 and _flat2d(arrays[0]).ndim == 2 and _flat2d(arrays[0]).shape[1] == 6:
-        pred = _flat2d(arrays[0])
+    pred = _flat2d(arrays[0]) if len(arrays) == 1 else None
+    if pred is not None and pred.ndim == 2 and pred.shape[1] == 6:
         boxes, scores, classes = pred[:, :4], pred[:, 4], pred[:, 5]
     elif len(arrays) == 4:
         num = next((a for a in arrays if a.size == 1), None)

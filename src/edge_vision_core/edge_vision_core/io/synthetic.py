@@ -189,7 +189,7 @@ class SyntheticScene:
         """
         cfg = self.config
         pan = cfg.pan_px_per_frame * index
-        offset = int(round(pan)) % max(1, self._bg_margin)
+        offset = int(round(pan)) % self._bg_margin  # the margin is at least 1
         frame = np.ascontiguousarray(self._background[:, offset:offset + cfg.width])
         boxes, ids, classes, visible = [], [], [], []
         for i, (obj, (x, y)) in enumerate(zip(self._objects, self._positions(index), strict=True)):

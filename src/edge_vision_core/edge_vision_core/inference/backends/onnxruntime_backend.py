@@ -89,14 +89,14 @@ class OnnxRuntimeBackend(Backend):
             else:
                 providers.append(provider)
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        self.inputs = [TensorSpec(i.name, tuple(d if isinstance(d, int) else None
-                                               for d in i.shape),
-                                  np.dtype(_DTYPES.get(i.type, np.float32)))
-                       for i in self._session.get_inputs()]
-        self.outputs = [TensorSpec(o.name, tuple(d if isinstance(d, int) else None
-                                                for d in o.shape),
-                                   np.dtype(_DTYPES.get(o.type, np.float32)))
-                        for o in self._session.get_outputs()]
+
+        def spec(arg) -> TensorSpec:  # symbolic dimensions (strings, None) become None
+            return TensorSpec(arg.name, tuple(d if isinstance(d, int) else None
+                                              for d in arg.shape),
+                              np.dtype(_DTYPES.get(arg.type, np.float32)))
+
+        self.inputs = [spec(i) for i in self._session.get_inputs()]
+        self.outputs = [spec(o) for o in self._session.get_outputs()]
         self._input_names = [t.name for t in self.inputs]
 
     @property
