@@ -183,7 +183,7 @@ def _report(nodes: dict, elapsed: float) -> dict:
         stages[name] = {k: v for k, v in values.items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
     recorder = nodes['recorder']
-    lat = np.array(recorder.latencies_ms or [np.nan])
+    lat = np.array(recorder.latencies_ms or [np.nan])  # the latest LATENCY_HISTORY frames
     return {
         'frames': recorder.frames, 'seconds': elapsed,
         'fps': recorder.frames / max(1e-6, elapsed),
