@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 __all__ = ['LetterboxTransform', 'apply_letterbox', 'compute_letterbox', 'letterbox',
            'mask_to_image']
@@ -129,11 +129,14 @@ def apply_letterbox(image: np.ndarray, transform: LetterboxTransform, *,
 
     Returns:
         (dst_h, dst_w[, C]) array of the image's dtype.
+
+    Raises:
+        DataError: the image's size is not ``transform.src_size``.
     """
     h, w = image.shape[:2]
     if (w, h) != transform.src_size:
-        raise ConfigError(f'image is {w}x{h} but the letterbox was planned for '
-                          f'{transform.src_size[0]}x{transform.src_size[1]}')
+        raise DataError(f'image is {w}x{h} but the letterbox was planned for '
+                        f'{transform.src_size[0]}x{transform.src_size[1]}')
     dw, dh = transform.dst_size
     nw, nh = transform.resized_size
     shape = (dh, dw) + image.shape[2:]
