@@ -73,6 +73,19 @@ class LetterboxTransform:
             np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
         return out
 
+    def points_to_image(self, points: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map model-input ``(x, y)`` points of any leading shape, (..., 2), back into image
+        pixels (float32), clipped to ``[0, W] x [0, H]`` unless ``clip`` is False."""
+        p = np.asarray(points, np.float32)
+        inv = np.array([1.0 / self.scale_x, 1.0 / self.scale_y], np.float64)
+        offset = np.array([self.pad_x, self.pad_y], np.float64)
+        out = ((p - offset) * inv).astype(np.float32)
+        if clip:
+            w, h = self.src_size
+            np.clip(out[..., 0], 0, w, out=out[..., 0])
+            np.clip(out[..., 1], 0, h, out=out[..., 1])
+        return out
+
 
 def compute_letterbox(src_size: tuple[int, int], dst_size: tuple[int, int], *,
                       keep_aspect: bool = True, scale_up: bool = True, center: bool = True,
