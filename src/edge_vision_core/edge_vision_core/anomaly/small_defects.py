@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
-from ..errors import ConfigError, SourceError
-from .synthetic_defects import _blob, _is_gray, _write_all
+from ..errors import ConfigError
+from .synthetic_defects import _blob, _is_gray, skimage_bgr, write_category
 
 __all__ = [
     'HELDOUT_SMALL_CATEGORIES',
@@ -118,21 +118,7 @@ def small_source_image(category: str) -> np.ndarray:
     if category not in SMALL_CATEGORIES:
         raise ConfigError(f'unknown category {category!r}; expecting one of '
                           f'{list(SMALL_CATEGORIES)}')
-    try:
-        import skimage.data
-    except ImportError as exc:
-        raise SourceError('the anomaly benchmark images come from scikit-image: '
-                          'pip install scikit-image') from exc
-    name = SMALL_CATEGORIES[category][0]
-    try:
-        image = np.asarray(getattr(skimage.data, name)())
-    except Exception as exc:  # skimage raises its own errors for missing data
-        raise SourceError(f'scikit-image cannot load its {name!r} image here: {exc}') from exc
-    if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(image[..., 2::-1])
+    return skimage_bgr(SMALL_CATEGORIES[category][0])
 
 
 def nuisance_view(source: np.ndarray, kind: str, size: int, rng: np.random.Generator, *,
@@ -315,21 +301,7 @@ def make_small_defect_benchmark(root: str | Path, config: SmallDefectConfig | No
                                   rotation=config.rotation, scale=config.scale)
                     for _ in range(count)]
 
-        base = root / category
-        _write_all(base / 'train' / 'good', views(config.train_images))
-        _write_all(base / 'test' / 'good', views(config.test_good_images))
-        info: dict = {'kind': kind, 'train': config.train_images,
-                      'test_good': config.test_good_images}
-        others = [n for n in SMALL_CATEGORIES if n != category]
-        for defect in config.defects:
-            images, masks = [], []
-            for image in views(config.test_images_per_defect):
-                foreign = sources[others[int(rng.integers(len(others)))]]
-                out, mask = add_small_defect(image, defect, rng, foreign)
-                images.append(out)
-                masks.append(mask.astype(np.uint8) * 255)
-            _write_all(base / 'test' / defect, images)
-            _write_all(base / 'ground_truth' / defect, masks, suffix='_mask')
-            info[defect] = len(images)
-        summary[category] = info
+        others = [sources[n] for n in SMALL_CATEGORIES if n != category]
+        summary[category] = {'kind': kind, **write_category(
+            root / category, views, config, add_small_defect, rng, others)}
     return summary
