@@ -26,6 +26,10 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
   ``scores [1, K]``, ``count [1]``.
 - ``segmentation``: ``[1, C, H, W]`` or ``[1, H, W, C]`` scores (argmax over C), ``[1, 1, H, W]``
   or ``[1, H, W, 1]`` foreground probability with C = 2, or an integer class map ``[1, H, W]``.
+  A probability map is brought to the image bilinearly before the 0.5 threshold
+  (:func:`segmentation_probability`), so the mask's edges are smooth at any image size.
+- ``blazeface`` (MediaPipe face detection): SSD regressors ``[1, N, 4 + 2K]`` and scores
+  ``[1, N, 1]`` decoded against anchors, with keypoints; see :mod:`.blazeface` (own NMS).
 
 YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized=True`` (0..1 of the
 input size).
@@ -54,10 +58,12 @@ __all__ = [
     'decode_yolov5',
     'decode_yolov8',
     'finalize',
+    'segmentation_probability',
 ]
 
 #: The adapter names a manifest may use.
-ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation')
+ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation',
+            'blazeface')
 
 
 @dataclass(frozen=True)
@@ -347,6 +353,26 @@ def decode_segmentation(outputs: Sequence[np.ndarray], num_classes: int) -> np.n
     raise ModelError(f'segmentation adapter: expected [1, {num_classes}, H, W], '
                      f'[1, H, W, {num_classes}], [1, 1, H, W] or [1, H, W] output, got '
                      f'{tuple(np.shape(outputs[0]))}; check the labels count')
+
+
+def segmentation_probability(outputs: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The foreground probability of a single-channel segmentation output, else None.
+
+    Returns:
+        (h, w) float32 probability in model-output pixels when the first output is a float
+        ``[1, 1, H, W]``, ``[1, H, W, 1]`` or ``[1, H, W]`` map that is not a class map (not
+        all whole numbers); None for class scores ``[1, C, H, W]`` and integer class maps
+        (use :func:`decode_segmentation` for those).
+    """
+    out = np.asarray(outputs[0])
+    while out.ndim > 2 and out.shape[0] == 1:
+        out = out[0]
+    if out.ndim == 3 and out.shape[-1] == 1:
+        out = out[..., 0]
+    if out.ndim != 2 or out.size == 0 or not np.issubdtype(out.dtype, np.floating) \
+            or np.all(out == np.round(out)):
+        return None
+    return out.astype(np.float32, copy=False)
 
 
 def finalize(candidates: Candidates, transform: LetterboxTransform, *,

@@ -32,9 +32,17 @@ from .adapters import (
     decode_yolov5,
     decode_yolov8,
     finalize,
+    segmentation_probability,
 )
 from .backends import PRECISIONS, Backend, BackendOptions, backend_class, create_backend
-from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, mask_to_image
+from .blazeface import decode_faces
+from .letterbox import (
+    LetterboxTransform,
+    apply_letterbox,
+    compute_letterbox,
+    mask_to_image,
+    probability_to_image,
+)
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .nms import NMS_METHODS
 
@@ -306,8 +314,19 @@ class Detector:
         m = self.manifest
         size = self._input_size
         if m.adapter == 'segmentation':
-            mask = mask_to_image(decode_segmentation(outputs, m.num_classes), transform)
+            prob = segmentation_probability(outputs)
+            if prob is not None:  # smooth edges: bring the probability to the image first
+                mask = (probability_to_image(prob, transform) > 0.5).astype(np.uint8)
+            else:
+                mask = mask_to_image(decode_segmentation(outputs, m.num_classes), transform)
             return Detections.empty(), mask
+        if m.adapter == 'blazeface':  # h7 face detection: own anchors, weighted NMS, keypoints
+            dets = decode_faces(outputs, transform, strides=m.strides,
+                                anchor_offset=m.center_offset,
+                                score_threshold=self.score_threshold,
+                                iou_threshold=self.nms_threshold,
+                                max_detections=self.max_detections)
+            return dets, None
         cand: Candidates
         if m.adapter == 'nanodet':
             cand = decode_nanodet(outputs, size, m.num_classes, strides=m.strides,
@@ -497,6 +516,13 @@ class Detector:
             if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
                 raise ModelError(f'{where}: segmentation output {list(s)} has no axis of '
                                  f'{n} classes (labels); check the labels')
+        elif m.adapter == 'blazeface':  # h7 face detection
+            regs = [s for s in outs if len(s) == 3 and s[-1] is not None and s[-1] >= 4
+                    and (s[-1] - 4) % 2 == 0]
+            if len(outs) != 2 or len(regs) != 1 or not any(s and s[-1] == 1 for s in outs):
+                raise ModelError(f'{where}: blazeface needs a regressor output [1, N, 4 + 2K] '
+                                 f'and a score output [1, N, 1], the model has '
+                                 f'{[list(s) for s in outs]}')
         elif m.adapter == 'ssd_postprocess' and len(outs) != 4:
             raise ModelError(f'{where}: ssd_postprocess needs the 4 outputs of '
                              f'DetectionPostProcess (boxes, classes, scores, count), the model '
