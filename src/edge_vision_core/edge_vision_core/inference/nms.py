@@ -26,6 +26,22 @@ __all__ = ['NMS_METHODS', 'batched_nms', 'nms_numpy', 'nms_opencv', 'weighted_nm
 NMS_METHODS = ('auto', 'numpy', 'opencv')
 
 
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    """(N,) areas of (N, 4) boxes (0 for inverted ones)."""
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+
+
+def _iou_one(boxes: np.ndarray, areas: np.ndarray, i: int, others: np.ndarray) -> np.ndarray:
+    """IoU of box ``i`` with the boxes ``others`` (indices); 0 where the union is empty."""
+    b, rest = boxes[i], boxes[others]
+    iw = np.minimum(b[2], rest[:, 2]) - np.maximum(b[0], rest[:, 0])
+    ih = np.minimum(b[3], rest[:, 3]) - np.maximum(b[1], rest[:, 1])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    union = areas[i] + areas[others] - inter
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(union > 0, inter / union, 0.0)
+
+
 def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
               max_keep: int = 0) -> np.ndarray:
     """Greedy single-class NMS, vectorised over the remaining boxes.
@@ -41,8 +57,7 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, np.float64), kind='stable')
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    areas = _areas(boxes)
     keep: list[int] = []
     while order.size:
         i = int(order[0])
@@ -50,13 +65,7 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         if max_keep and len(keep) >= max_keep:
             break
         rest = order[1:]
-        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-        union = areas[i] + areas[rest] - inter
-        with np.errstate(invalid='ignore', divide='ignore'):
-            iou = np.where(union > 0, inter / union, 0.0)
-        order = rest[iou <= iou_threshold]
+        order = rest[_iou_one(boxes, areas, i, rest) <= iou_threshold]
     return np.asarray(keep, np.int64)
 
 
@@ -148,20 +157,13 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
     extras = tuple(np.asarray(e, np.float64) for e in extras)
     if any(len(e) != len(boxes) for e in extras) or len(scores) != len(boxes):
         raise ConfigError('weighted_nms: scores and every extras array need one row per box')
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    areas = _areas(boxes)
     order = np.argsort(-scores, kind='stable')
     out_boxes, out_scores = [], []
     out_extras: list[list[np.ndarray]] = [[] for _ in extras]
     while order.size and not (max_keep and len(out_scores) >= max_keep):
         i = int(order[0])
-        iw = np.minimum(x2[i], x2[order]) - np.maximum(x1[i], x1[order])
-        ih = np.minimum(y2[i], y2[order]) - np.maximum(y1[i], y1[order])
-        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-        union = areas[i] + areas[order] - inter
-        with np.errstate(invalid='ignore', divide='ignore'):
-            iou = np.where(union > 0, inter / union, 0.0)
-        merge = iou > iou_threshold
+        merge = _iou_one(boxes, areas, i, order) > iou_threshold
         merge[0] = True  # the best box always belongs to its own cluster (even if empty)
         cluster = order[merge]
         weights = scores[cluster]

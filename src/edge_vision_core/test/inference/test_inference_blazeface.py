@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_vision_core import ModelError
-from edge_vision_core.inference import Detector, compute_letterbox
+from edge_vision_core.inference import compute_letterbox
 from edge_vision_core.inference.backends import available_backends
 from edge_vision_core.inference.blazeface import (
     FACE_KEYPOINTS,
@@ -132,26 +132,11 @@ def test_weighted_nms_edge_cases():
 
 # -- the shipped models on real photos ---------------------------------------------------------
 
-@pytest.fixture(scope='module')
-def face_detectors():
-    pytest.importorskip('edge_vision_models')
-    cache: dict[tuple[str, str], Detector] = {}
-
-    def get(model: str, backend: str) -> Detector:
-        if (model, backend) not in cache:
-            cache[model, backend] = Detector.create(model=model, backend=backend, threads=2)
-        return cache[model, backend]
-
-    yield get
-    for detector in cache.values():
-        detector.close()
-
-
 @pytest.mark.parametrize('backend', INSTALLED)
 @pytest.mark.parametrize('model', ['face-short', 'face-full', 'face'])
-def test_finds_the_astronauts_face_with_its_keypoints(model, backend, face_detectors,
+def test_finds_the_astronauts_face_with_its_keypoints(model, backend, shipped_detector,
                                                       real_images):
-    dets = face_detectors(model, backend).detect(real_images['astronaut']).detections
+    dets = shipped_detector(model, backend).detect(real_images['astronaut']).detections
     assert len(dets) == 1, dets
     assert box_iou(dets.boxes, ASTRONAUT_FACE)[0, 0] > 0.6, dets.boxes
     points = dict(zip(FACE_KEYPOINTS, dets.keypoints[0].tolist(), strict=True))
@@ -164,22 +149,22 @@ def test_finds_the_astronauts_face_with_its_keypoints(model, backend, face_detec
 
 
 @pytest.mark.parametrize('model', ['face-short', 'face-full'])
-def test_no_face_in_photos_without_people(model, face_detectors, real_images):
+def test_no_face_in_photos_without_people(model, shipped_detector, real_images):
     for name in ('coffee', 'motorcycle'):
-        assert len(face_detectors(model, 'onnxruntime').detect(real_images[name]).detections) \
+        assert len(shipped_detector(model, 'onnxruntime').detect(real_images[name]).detections) \
             == 0, name
 
 
 @pytest.mark.parametrize('model', ['face-short', 'face-full'])
-def test_backends_agree_and_the_box_follows_the_face(model, face_detectors, real_images):
+def test_backends_agree_and_the_box_follows_the_face(model, shipped_detector, real_images):
     image = real_images['astronaut']
-    reference = face_detectors(model, 'onnxruntime').detect(image).detections
+    reference = shipped_detector(model, 'onnxruntime').detect(image).detections
     for backend in INSTALLED[1:]:
-        other = face_detectors(model, backend).detect(image).detections
+        other = shipped_detector(model, backend).detect(image).detections
         assert len(other) == 1 and box_iou(other.boxes, reference.boxes)[0, 0] > 0.98, backend
     # the same photo on a wider canvas, shifted right by 100 px: the box shifts with it
     canvas = np.zeros((512, 640, 3), np.uint8)
     canvas[:, 100:612] = image
-    moved = face_detectors(model, 'onnxruntime').detect(canvas).detections
+    moved = shipped_detector(model, 'onnxruntime').detect(canvas).detections
     assert len(moved) == 1
     assert box_iou(moved.boxes - [100, 0, 100, 0], reference.boxes)[0, 0] > 0.8

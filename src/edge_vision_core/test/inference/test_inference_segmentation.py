@@ -17,25 +17,10 @@ INSTALLED = [b for b in ('onnxruntime', 'openvino', 'litert') if b in available_
 ONNX_BACKENDS = [b for b in ('onnxruntime', 'openvino') if b in available_backends()]
 
 
-@pytest.fixture(scope='module')
-def segmenters():
-    pytest.importorskip('edge_vision_models')
-    cache: dict[tuple[str, str], Detector] = {}
-
-    def get(model: str, backend: str) -> Detector:
-        if (model, backend) not in cache:
-            cache[model, backend] = Detector.create(model=model, backend=backend, threads=2)
-        return cache[model, backend]
-
-    yield get
-    for detector in cache.values():
-        detector.close()
-
-
 @pytest.mark.parametrize('backend', INSTALLED)
 @pytest.mark.parametrize('model', ['selfie-segmentation', 'selfie-segmentation-landscape'])
-def test_person_segmenter_on_a_real_photo(model, backend, segmenters, real_images):
-    detector = segmenters(model, backend)
+def test_person_segmenter_on_a_real_photo(model, backend, shipped_detector, real_images):
+    detector = shipped_detector(model, backend)
     assert detector.is_segmentation and detector.labels == ('background', 'person')
     image = real_images['astronaut']
     mask = detector.detect(image).mask
@@ -50,19 +35,19 @@ def test_person_segmenter_on_a_real_photo(model, backend, segmenters, real_image
 
 
 @pytest.mark.parametrize('model', ['selfie-segmentation', 'selfie-segmentation-landscape'])
-def test_backends_agree_on_the_person_mask(model, segmenters, real_images):
+def test_backends_agree_on_the_person_mask(model, shipped_detector, real_images):
     image = real_images['astronaut']
-    reference = segmenters(model, 'onnxruntime').detect(image).mask
+    reference = shipped_detector(model, 'onnxruntime').detect(image).mask
     for backend in INSTALLED[1:]:
-        other = segmenters(model, backend).detect(image).mask
+        other = shipped_detector(model, backend).detect(image).mask
         assert np.mean(other == reference) > 0.995, backend
 
 
-def test_person_mask_edges_follow_the_probability_not_the_model_grid(segmenters,
+def test_person_mask_edges_follow_the_probability_not_the_model_grid(shipped_detector,
                                                                       real_images):
     """A 256x256 output stretched to 1024x1024 must not be made of 4x4 blocks."""
     image = np.repeat(np.repeat(real_images['astronaut'], 2, axis=0), 2, axis=1)
-    mask = segmenters('selfie-segmentation', 'onnxruntime').detect(image).mask
+    mask = shipped_detector('selfie-segmentation', 'onnxruntime').detect(image).mask
     blocks = mask.reshape(256, 4, 256, 4).transpose(0, 2, 1, 3).reshape(256, 256, 16)
     mixed = np.any(blocks != blocks[..., :1], axis=2)
     assert mixed.sum() > 100  # the edge runs through blocks, not along their borders
