@@ -80,7 +80,7 @@ class PrivacyConfig:
         'Size of the smallest detail that survives, as a fraction of the region\'s shorter '
         'side (pixel block size; blur sigma is half of it). Ignored by fill.', min=0.02,
         max=1.0))
-    margin: float = field(default=0.25, metadata=param(
+    margin: float = field(default=0.3, metadata=param(
         'Boxes grow by this fraction of their width/height on every side before hiding (face '
         'boxes are tight: hair, ears and chin lie outside).', min=0.0, max=2.0))
     mask_dilation: float = field(default=0.01, metadata=param(
