@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConfigError, ConversionError
+from .errors import ConversionError, DataError
 from .types import Detections
 
 __all__ = [
@@ -85,11 +85,11 @@ def instance_encoding(count: int) -> str:
     """``mono8`` for fewer than 255 detections, else ``mono16``.
 
     Raises:
-        ConfigError: more than :data:`MAX_INSTANCES` detections.
+        DataError: more than :data:`MAX_INSTANCES` detections.
     """
     if count > MAX_INSTANCES:
-        raise ConfigError(f'an instance image indexes at most {MAX_INSTANCES} detections, got '
-                          f'{count}; lower max_detections')
+        raise DataError(f'an instance image indexes at most {MAX_INSTANCES} detections, got '
+                        f'{count}; lower max_detections')
     return 'mono8' if count < 255 else 'mono16'
 
 
@@ -110,7 +110,7 @@ def instance_image(detections: Detections, class_mask: np.ndarray,
 
     Raises:
         ConversionError: a malformed mask or class ids the mask labels do not have.
-        ConfigError: more than :data:`MAX_INSTANCES` detections.
+        DataError: more than :data:`MAX_INSTANCES` detections.
     """
     mask = check_class_mask(class_mask, None, len(mask_labels))
     height, width = mask.shape

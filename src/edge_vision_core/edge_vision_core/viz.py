@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .camera import CameraModel
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .types import Detections, class_name
 
 __all__ = ['TrailHistory', 'blend_class_mask', 'blend_heatmap', 'box_outlines_3d', 'color_for',
@@ -110,8 +110,8 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
                     trails: TrailHistory | None = None, thickness: int = 2) -> np.ndarray:
     """Boxes with "#id class score" labels, and trails for tracked detections."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ConfigError(f'draw_detections needs a bgr8 image, got {image.dtype} '
-                          f'{image.shape}')
+        raise DataError(f'draw_detections needs a bgr8 image, got {image.dtype} '
+                        f'{image.shape}')
     height, width = image.shape[:2]
     scale = max(0.4, min(width, height) / 900)
     valid = dets.valid_mask()
@@ -143,7 +143,7 @@ def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
         raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
     heat = np.asarray(heatmap, np.float32)
     if heat.ndim != 2 or heat.size == 0:
-        raise ConfigError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
+        raise DataError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
     heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
     lo = float(heat.min()) if vmin is None else vmin
     hi = float(heat.max()) if vmax is None else vmax
@@ -168,14 +168,15 @@ def blend_class_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
         skip_background: leave class 0 pixels untouched.
 
     Raises:
-        ConfigError: a mask of another size or not integer, or alpha out of [0, 1].
+        DataError: a mask of another size or not integer.
+        ConfigError: alpha out of [0, 1].
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
     mask = np.asarray(mask)
     if mask.shape != image.shape[:2] or not np.issubdtype(mask.dtype, np.integer):
-        raise ConfigError(f'the class mask ({mask.dtype} {mask.shape}) must be an integer array '
-                          f'of the image\'s size {image.shape[:2]}')
+        raise DataError(f'the class mask ({mask.dtype} {mask.shape}) must be an integer array '
+                        f'of the image\'s size {image.shape[:2]}')
     if not mask.size:
         return image
     top = int(mask.max())
@@ -195,12 +196,12 @@ def draw_instance_outlines(image: np.ndarray, instance: np.ndarray, dets: Detect
     :mod:`edge_vision_core.segmentation`) in its detection's colour, in place.
 
     Raises:
-        ConfigError: an instance image of another size than the image.
+        DataError: an instance image of another size than the image.
     """
     instance = np.asarray(instance)
     if instance.shape != image.shape[:2]:
-        raise ConfigError(f'the instance image {instance.shape} must have the image\'s size '
-                          f'{image.shape[:2]}')
+        raise DataError(f'the instance image {instance.shape} must have the image\'s size '
+                        f'{image.shape[:2]}')
     height, width = instance.shape
     for i in range(len(dets)):
         box = dets.boxes[i]

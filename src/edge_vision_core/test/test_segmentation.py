@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, ConversionError, Detections
+from edge_vision_core import ConversionError, DataError, Detections
 from edge_vision_core.segmentation import (
     check_class_mask,
     instance_encoding,
@@ -91,7 +91,7 @@ def test_instance_masks_and_round_trip():
 def test_encoding_follows_the_detection_count():
     assert instance_encoding(0) == 'mono8' and instance_encoding(254) == 'mono8'
     assert instance_encoding(255) == 'mono16' and instance_encoding(65535) == 'mono16'
-    with pytest.raises(ConfigError, match='65535'):
+    with pytest.raises(DataError, match='65535'):
         instance_encoding(65536)
     mask = np.ones((40, 300), np.uint8)
     boxes = np.array([[i, 0, i + 1, 40] for i in range(300)], np.float32)
@@ -144,7 +144,7 @@ def test_class_mask_blend_and_instance_outlines():
     assert np.all(image[0, 0] == 200)  # background untouched
     assert tuple(image[50, 40]) == color_for(1 + 1000) and tuple(image[60, 150]) == \
         color_for(2 + 1000)
-    with pytest.raises(ConfigError, match='size'):
+    with pytest.raises(DataError, match='size'):
         blend_class_mask(image, mask[:50], 0.5)
     canvas = np.zeros((100, 200, 3), np.uint8)
     draw_instance_outlines(canvas, instance_image(dets, mask, DET_LABELS, MASK_LABELS), dets,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 __all__ = ['NMS_METHODS', 'batched_nms', 'nms_numpy', 'nms_opencv', 'weighted_nms']
 
@@ -148,7 +148,8 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         by decreasing score.
 
     Raises:
-        ConfigError: a threshold out of range or an ``extras`` array with another row count.
+        ConfigError: a threshold out of range.
+        DataError: scores or an ``extras`` array with another row count than the boxes.
     """
     if not 0.0 <= iou_threshold <= 1.0:
         raise ConfigError(f'NMS iou_threshold must be in [0, 1], got {iou_threshold}')
@@ -156,7 +157,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
     scores = np.asarray(scores, np.float64).reshape(-1)
     extras = tuple(np.asarray(e, np.float64) for e in extras)
     if any(len(e) != len(boxes) for e in extras) or len(scores) != len(boxes):
-        raise ConfigError('weighted_nms: scores and every extras array need one row per box')
+        raise DataError('weighted_nms: scores and every extras array need one row per box')
     areas = _areas(boxes)
     order = np.argsort(-scores, kind='stable')
     out_boxes, out_scores = [], []

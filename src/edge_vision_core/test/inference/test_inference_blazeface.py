@@ -1,5 +1,6 @@
-"""The blazeface adapter: anchors, decoding, weighted NMS, and the shipped face models on real
-photos through every installed backend."""
+"""The blazeface adapter: anchors, decoding, weighted NMS, the Detector's path (letterbox
+inverse, unclipped keypoints), and the shipped face models on real photos through every
+installed backend."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import numpy as np
 import pytest
 
 from edge_vision_core import ModelError
-from edge_vision_core.inference import compute_letterbox
-from edge_vision_core.inference.backends import available_backends
-from edge_vision_core.inference.blazeface import (
+from edge_vision_core.inference import Detector
+from edge_vision_core.inference.adapters import (
     FACE_KEYPOINTS,
     decode_blazeface,
-    decode_faces,
     ssd_anchor_centers,
 )
+from edge_vision_core.inference.backends import available_backends
 from edge_vision_core.inference.nms import weighted_nms
 from edge_vision_core.types import box_iou
 
@@ -63,7 +63,8 @@ def _raw(size=(128, 128), strides=(8, 16, 16, 16), count=896, hits=()):
 def test_decode_boxes_and_keypoints_relative_to_the_anchor():
     # anchor 20 = the first anchor of cell 10 (two per cell): column 10 of row 0
     regs, logits = _raw(hits=[(20, 1.5, -2.0, 10.0, 12.0, 3.0)])
-    cand, points = decode_blazeface([logits, regs], (128, 128), strides=(8, 16, 16, 16))
+    cand = decode_blazeface([logits, regs], (128, 128), strides=(8, 16, 16, 16))
+    points = cand.keypoints
     anchor = np.array([10 * 8 + 4.0, 4.0])
     centre = anchor + [1.5, -2.0]
     np.testing.assert_allclose(cand.boxes[0], [*(centre - [5, 6]), *(centre + [5, 6])],
@@ -75,12 +76,12 @@ def test_decode_boxes_and_keypoints_relative_to_the_anchor():
 
 def test_scores_below_threshold_and_huge_logits_are_handled():
     regs, logits = _raw(hits=[(0, 0, 0, 8, 8, 1e6), (5, 0, 0, 8, 8, -0.1)])
-    cand, points = decode_blazeface([regs, logits], (128, 128), strides=(8, 16, 16, 16),
-                                    score_threshold=0.5)
+    cand = decode_blazeface([regs, logits], (128, 128), strides=(8, 16, 16, 16),
+                            score_threshold=0.5)
     assert len(cand.scores) == 1 and cand.scores[0] == pytest.approx(1.0)
-    empty, none = decode_blazeface([regs, np.full_like(logits, -9)], (128, 128),
-                                   strides=(8, 16, 16, 16))
-    assert empty.boxes.shape == (0, 4) and none.shape == (0, 6, 2)
+    empty = decode_blazeface([regs, np.full_like(logits, -9)], (128, 128),
+                             strides=(8, 16, 16, 16))
+    assert empty.boxes.shape == (0, 4) and empty.keypoints.shape == (0, 6, 2)
 
 
 @pytest.mark.parametrize('outputs', [
@@ -93,16 +94,43 @@ def test_unexpected_layouts_are_model_errors(outputs):
         decode_blazeface(outputs, (128, 128), strides=(8, 16, 16, 16))
 
 
-def test_decode_faces_maps_boxes_and_keypoints_back_through_the_letterbox():
+def test_the_detector_maps_boxes_and_keypoints_back_through_the_letterbox(constant_model):
     # a 256x128 image letterboxed into 128x128: scale 0.5, pad_y 32
-    transform = compute_letterbox((256, 128), (128, 128))
-    regs, logits = _raw(hits=[(2 * (8 * 16 + 8), 0, 0, 20, 20, 4.0)])  # cell (8, 8): (68, 68)
-    dets = decode_faces([regs, logits], transform, strides=(8, 16, 16, 16))
+    regs, logits = _raw(hits=[(2 * (8 * 16 + 8), 0, 0, 20, 20, 4.0),  # cell (8, 8): (68, 68)
+                              (2 * (6 * 16), 0, 0, 20, 20, 3.0)])  # cell (6, 0): (4, 52)
+    manifest = constant_model({'regressors': regs, 'classificators': logits}, {
+        'adapter': 'blazeface', 'strides': [8, 16, 16, 16], 'center_offset': 0.5,
+        'labels': ['face'], 'score_threshold': 0.5, 'nms_threshold': 0.3, 'pad_value': 0},
+        input_shape=(1, 3, 128, 128))
+    with Detector.create(model=manifest, backend='onnxruntime') as detector:
+        assert detector.produces == {'detections', 'keypoints'}
+        dets = detector.detect(np.zeros((128, 256, 3), np.uint8)).detections
     np.testing.assert_allclose(dets.boxes[0], [(58 - 0) * 2, (58 - 32) * 2, 78 * 2,
                                                (78 - 32) * 2], atol=1e-4)
     np.testing.assert_allclose(dets.keypoints[0, 0], [(68 - 6) * 2, (68 - 5 - 32) * 2],
                                atol=1e-4)
-    assert dets.class_ids.tolist() == [0]
+    assert dets.class_ids.tolist() == [0, 0]
+    # the face at the left border: its box is clipped to the image, its keypoints are not
+    np.testing.assert_allclose(dets.boxes[1], [0, (42 - 32) * 2, 14 * 2, (62 - 32) * 2],
+                               atol=1e-4)
+    np.testing.assert_allclose(dets.keypoints[1, 0], [(4 - 6) * 2, (52 - 5 - 32) * 2],
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize(('outputs', 'keys', 'match'), [
+    ({'regressors': np.zeros((1, 896, 16))}, {}, r'blazeface needs a regressor output'),
+    (None, {'strides': []}, r'adapter blazeface: .*at least one stride'),
+    (None, {'center_offset': 2.0}, r'adapter blazeface: .*center_offset'),
+    (None, {'reg_max': 7}, r'reg_max is an option of adapter nanodet'),
+])
+def test_the_manifest_options_and_the_output_contract_are_checked(constant_model, outputs, keys,
+                                                                   match):
+    regs, logits = _raw()
+    path = constant_model(outputs or {'regressors': regs, 'classificators': logits},
+                          {'adapter': 'blazeface', 'labels': ['face'], **keys},
+                          input_shape=(1, 3, 128, 128))
+    with pytest.raises(ModelError, match=match):
+        Detector.create(model=path, backend='onnxruntime')
 
 
 # -- weighted NMS ------------------------------------------------------------------------------

@@ -154,3 +154,22 @@ def test_segmentation_probability_only_for_single_channel_probabilities():
     assert segmentation_probability([np.zeros((1, 3, 8, 8), np.float32)]) is None
     assert segmentation_probability([np.ones((1, 8, 8), np.int64)]) is None
     assert segmentation_probability([np.ones((1, 1, 8, 8), np.float32)]) is None  # a class map
+
+
+@pytest.mark.parametrize('backend', ONNX_BACKENDS)
+def test_the_detector_brings_a_probability_to_the_image_before_the_threshold(constant_model,
+                                                                              backend):
+    """One hot cell of a coarse probability: interpolated first, it is a rounded blob smaller
+    than the nearest-neighbour square of the same cell."""
+    prob = np.zeros((1, 1, 4, 4), np.float32)
+    prob[0, 0, 1, 2] = 0.9
+    manifest = constant_model({'person_probability': prob}, {
+        'adapter': 'segmentation', 'labels': ['background', 'person']})
+    with Detector.create(model=manifest, backend=backend) as detector:
+        mask = detector.detect(np.zeros((64, 64, 3), np.uint8)).mask
+    transform = compute_letterbox((64, 64), (64, 64))
+    expected = (probability_to_image(prob[0, 0], transform) > 0.5).astype(np.uint8)
+    square = mask_to_image((prob[0, 0] > 0.5).astype(np.uint8), transform)
+    assert mask.dtype == np.uint8 and np.array_equal(mask, expected)
+    assert 0 < mask.sum() < square.sum() == 16 * 16
+    assert mask[24, 40] == 1 and mask[17, 33] == 0 and square[17, 33] == 1

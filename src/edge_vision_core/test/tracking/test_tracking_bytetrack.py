@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections
+from edge_vision_core import ConfigError, DataError, Detections
 from edge_vision_core.tracking import ByteTrackConfig, ByteTracker, TrackState
 
 
@@ -49,11 +49,11 @@ def test_invalid_config_is_refused(kwargs, match):
 
 def test_bad_arguments_are_refused():
     tracker = make()
-    with pytest.raises(ConfigError, match='needs Detections'):
+    with pytest.raises(DataError, match='needs Detections'):
         tracker.update(np.zeros((1, 4)))
     with pytest.raises(ConfigError, match='timestamp_s or dt_s, not both'):
         tracker.update(Detections.empty(), 1.0, dt_s=0.1)
-    with pytest.raises(ConfigError, match='must be finite'):
+    with pytest.raises(DataError, match='must be finite'):
         tracker.update(Detections.empty(), float('inf'))
     with pytest.raises(ConfigError, match='ByteTrackConfig'):
         ByteTracker({'frame_rate': 30})
@@ -261,13 +261,15 @@ def test_nan_inf_and_zero_area_boxes_are_dropped_and_counted():
     assert tracker.stats.dropped_invalid == 9
 
 
-def test_masks_pass_through_with_the_rows():
+def test_masks_and_keypoints_pass_through_with_the_rows():
     tracker = make()
     dets = boxes_at([[20, 20], [60, 60]])
     masks = np.zeros((2, 100, 100), bool)
     masks[0, :10], masks[1, -10:] = True, True
-    out = tracker.update(dets.replace(masks=masks))
+    points = np.array([[[21, 22], [23, 24]], [[61, 62], [63, 64]]], np.float32)
+    out = tracker.update(dets.replace(masks=masks, keypoints=points))
     np.testing.assert_array_equal(out.masks, masks)
+    np.testing.assert_array_equal(out.keypoints, points[tracker.last_input_indices])
 
 
 def test_filtered_boxes_are_kalman_estimates():
