@@ -294,7 +294,7 @@ class Bridge:
 
     def emit(self, event: Event) -> int:
         """Queue an event (durable); a snapshot follows when its type asks for one."""
-        seq = self.link.send('events', event.body())
+        seq = self.link.send('events', event.body(), evict=event.type != 'messages_dropped')
         self.events_sent[event.type] += 1
         if event.type in self.cfg.snapshot_events and self.cfg.snapshot_topic:
             now = time.monotonic()

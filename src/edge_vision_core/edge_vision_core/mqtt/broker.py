@@ -127,6 +127,7 @@ class MosquittoBroker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.certificates = certificates
+        self.users = dict(users or {})
         self.log_path = self.folder / 'mosquitto.log'
         self.proc: subprocess.Popen | None = None
         lines = [f'user {getpass.getuser()}', 'per_listener_settings false',

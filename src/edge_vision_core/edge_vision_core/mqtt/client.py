@@ -236,6 +236,9 @@ def describe_connect_error(exc: BaseException, cfg: BrokerConfig) -> str:
     if isinstance(exc, ssl.SSLError):
         return (f'TLS handshake with {ep} failed ({exc.reason or exc}): is that port a TLS '
                 f'listener (mqtts://), and does the broker accept this client certificate?')
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and ep.tls:
+        return (f'TLS handshake with {ep} failed (the connection was reset): is that port a '
+                f'TLS listener (mqtts://)?')
     if isinstance(exc, ConnectionRefusedError):
         return f'connection to {ep} refused: is the broker running and listening there?'
     if isinstance(exc, socket.gaierror):
@@ -384,18 +387,20 @@ class MqttLink:
         self.state = 'idle'
         self.last_error = ''
         self._last_logged = ('', 0.0)
+        self._reported = False
 
     # -- producer side (any thread) --------------------------------------------------------
 
-    def send(self, channel: str, body: dict[str, Any]) -> int:
-        """Queue a durable message (events, snapshot, cmd/reply) on disk; returns its seq."""
+    def send(self, channel: str, body: dict[str, Any], evict: bool = True) -> int:
+        """Queue a durable message (events, snapshot, cmd/reply) on disk; returns its seq
+        (``evict``: see :meth:`OutboundStore.put`)."""
         spec = CHANNELS[channel]
         if not spec.durable or self.topics is None:
             raise ConfigError(f'channel {channel!r} is not a durable device channel')
         topics, epoch = self.topics, self.store.epoch
         seq, dropped = self.store.put(
             topics[channel], lambda s: encode(envelope(topics, s, epoch, body)), spec.qos,
-            counter=channel)
+            counter=channel, evict=evict)
         if dropped:
             self._log(logging.WARNING, f'MQTT store full ({self.store.max_messages} messages / '
                                        f'{self.store.max_bytes} bytes): dropped the {dropped} '
@@ -524,6 +529,7 @@ class MqttLink:
         """Run one connection until it ends; True if the broker accepted it."""
         client, ok = self._client, self._mqtt.MQTT_ERR_SUCCESS
         deadline = time.monotonic() + self.cfg.connect_timeout_s
+        self._reported = False
         accepted = False
         rc = ok
         while True:
@@ -569,6 +575,11 @@ class MqttLink:
         accepted = accepted or self.connected
         if self.connected or rc != ok:
             self._lost(rc)
+        if not accepted and not self._stop.is_set() and not self._reported:
+            self.stats.connection_failures += 1
+            self._report(f'{self.endpoint} closed the connection before accepting it: '
+                         + ('a TLS handshake or broker problem (see its log)' if
+                            self.endpoint.tls else 'is it a TLS port (use mqtts://)?'))
         return accepted
 
     def _timeout(self) -> float:
@@ -659,6 +670,7 @@ class MqttLink:
 
     def _report(self, text: str) -> None:
         self.last_error = text
+        self._reported = True
         last, when = self._last_logged
         now = time.monotonic()
         if text != last or now - when > 60.0:
@@ -710,7 +722,8 @@ class MqttLink:
         self.connected = False
         self.connected_since = None
         if was and not self._stop.is_set():
-            self._report(f'disconnected from {self.endpoint}: {reason}')
+            self._report(f'connection to {self.endpoint} lost ({reason}): broker down or '
+                         f'network lost; reconnecting')
 
     def _handle_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
                         properties: Any) -> None:

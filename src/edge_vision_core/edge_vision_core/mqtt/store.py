@@ -159,7 +159,8 @@ class OutboundStore:
             return self._bump(f'seq:{counter}')
 
     def put(self, topic: str, build: Callable[[int], bytes], qos: int = 1,
-            counter: str | None = None, retain: bool = False) -> tuple[int, int]:
+            counter: str | None = None, retain: bool = False, evict: bool = True
+            ) -> tuple[int, int]:
         """Append one message, atomically with its sequence number.
 
         Args:
@@ -169,6 +170,8 @@ class OutboundStore:
             qos: MQTT QoS to publish it with.
             counter: the sequence counter to advance (e.g. the channel name).
             retain: publish with the retain flag.
+            evict: make room by dropping the oldest rows; False lets the store go over its
+                bounds by this one message (the report of earlier drops must not cause more).
 
         Returns:
             ``(seq, dropped)``: the message's sequence number and how many old rows were
@@ -182,7 +185,7 @@ class OutboundStore:
                 if len(payload) > self.max_bytes:
                     raise ConfigError(f'a message of {len(payload)} bytes is larger than the '
                                       f'whole store ({self.max_bytes} bytes)')
-                dropped = self._make_room(len(payload))
+                dropped = self._make_room(len(payload)) if evict else 0
                 cursor = self._db.execute(
                     'INSERT INTO outbox(topic, payload, qos, retain, created) '
                     'VALUES(?, ?, ?, ?, ?)', (topic, payload, int(qos), int(retain), time.time()))
