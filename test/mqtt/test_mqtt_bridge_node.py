@@ -223,6 +223,9 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
     broker = mqtt_broker()
     consumer = Consumer(broker.url, broker.ca_file, broker.users['fleet'], 'test-fleet-cmd')
     tracker = node_process('edge_vision.tracker_node', {}, '/cmdtest')
+    anomaly = node_process('edge_vision.anomaly_node', {
+        'learn_frames': 30, 'threads': 1, 'max_input_side': 256,
+        'save_path': str(tmp_path / 'anomaly.npz')}, '/cmdtest')
     bridge = node_process('edge_vision.mqtt_bridge_node', _bridge_params(
         broker, secret, tmp_path / 's.sqlite', command_key_file=secret('cmd.key', KEY)),
         '/cmdtest')
@@ -265,8 +268,14 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         # nothing executed: the values are what the one accepted command set
         assert _parameter(node, ros_context, 'high_threshold') == pytest.approx(0.42)
         assert _parameter(node, ros_context, 'min_hits') == 2
+        # learning normal appearance, started and stopped remotely through the anomaly node
+        learn = send(command('learn_normal', {}, 'l1'), 'l1')
+        assert learn['ok'] and 'next 30 frames' in learn['result']['message'], learn
+        stop = send(command('stop_learning', {}, 'l2'), 'l2')
+        assert stop['ok'] and 'cancelled' in stop['result']['message'], stop
+        assert not send(command('stop_learning', {}, 'l3'), 'l3')['ok']  # not learning now
         assert send(command('ping', {}, 'p2'), 'p2')['ok']  # still serving
-        assert bridge.alive() and tracker.alive()
+        assert bridge.alive() and tracker.alive() and anomaly.alive()
     finally:
         node.destroy_node()
         consumer.close()
