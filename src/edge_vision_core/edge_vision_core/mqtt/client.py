@@ -660,13 +660,16 @@ class MqttLink:
                     self._mqtt.MQTT_ERR_SUCCESS:
                 break
 
-    def _lost(self, rc: object) -> None:
+    def _lost(self, reason: object) -> None:
+        """The connection ended (paho's disconnect callback, or a loop error code)."""
         was = self.connected
         self.connected = False
         self.connected_since = None
         if was and not self._stop.is_set():
-            self._report(f'connection to {self.endpoint} lost '
-                         f'({self._mqtt.error_string(rc) if isinstance(rc, int) else rc})')
+            if isinstance(reason, int):
+                reason = self._mqtt.error_string(reason)
+            self._report(f'connection to {self.endpoint} lost ({reason}): broker down or '
+                         f'network lost; reconnecting')
 
     def _report(self, text: str) -> None:
         self.last_error = text
@@ -718,12 +721,7 @@ class MqttLink:
 
     def _handle_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                            properties: Any) -> None:
-        was = self.connected
-        self.connected = False
-        self.connected_since = None
-        if was and not self._stop.is_set():
-            self._report(f'connection to {self.endpoint} lost ({reason}): broker down or '
-                         f'network lost; reconnecting')
+        self._lost(reason)
 
     def _handle_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
                         properties: Any) -> None:
