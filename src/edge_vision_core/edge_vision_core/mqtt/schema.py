@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, ConversionError
 from ..types import Detections, FrameMeta, class_name
 
@@ -149,9 +151,12 @@ def parse_topic(topic: str, root: str = 'edge_vision') -> tuple[str, str, str] |
 # ---------------------------------------------------------------------------------------------
 # Payloads
 
-def _num(value: float, digits: int) -> float | None:
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
+def _rounded(values: np.ndarray, digits: int) -> list:
+    """``values`` rounded as Python floats (nested lists), non-finite ones as None."""
+    out = np.round(values.astype(np.float64), digits)
+    if np.isfinite(out).all():
+        return out.tolist()
+    return np.where(np.isfinite(out), out, None).tolist()
 
 
 def stamp_body(meta: FrameMeta) -> dict[str, Any]:
@@ -168,17 +173,14 @@ def detections_body(dets: Detections, labels: Sequence[str] | None = None,
     ``id`` is the tracker's track id (``null`` for untracked detections); boxes are in pixels
     of the image the stamp names, rounded to 0.01 px; scores to 1e-4.
     """
-    objects = []
-    tracked = dets.track_ids is not None
-    for i in range(len(dets)):
-        cid = int(dets.class_ids[i])
-        objects.append({
-            'id': int(dets.track_ids[i]) if tracked else None,
-            'class': class_name(cid, labels),
-            'class_id': cid,
-            'score': _num(dets.scores[i], 4),
-            'box': [_num(v, 2) for v in dets.boxes[i]],
-        })
+    n = len(dets)
+    ids = dets.track_ids.tolist() if dets.track_ids is not None else [None] * n
+    class_ids = dets.class_ids.tolist()
+    scores = _rounded(dets.scores, 4)
+    boxes = _rounded(dets.boxes, 2)
+    objects = [{'id': ids[i], 'class': class_name(class_ids[i], labels),
+                'class_id': class_ids[i], 'score': scores[i], 'box': boxes[i]}
+               for i in range(n)]
     body: dict[str, Any] = {'objects': objects}
     if image_size is not None:
         body['image_size'] = [int(image_size[0]), int(image_size[1])]

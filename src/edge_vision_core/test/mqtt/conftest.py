@@ -32,8 +32,8 @@ topic write edge_vision/v1/+/+/cmd
 
 def needs_mosquitto() -> None:
     if find_tool('mosquitto') is None or find_tool('openssl') is None:
-        pytest.skip('needs the mosquitto broker and openssl (apt install mosquitto openssl; '
-                    'listed in tools/requirements/apt.txt)')
+        pytest.skip('needs the Eclipse Mosquitto broker and openssl: sudo apt install '
+                    'mosquitto openssl')
 
 
 @pytest.fixture(scope='session')
