@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument('--hz', type=float, default=10.0)
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--processes', type=int, default=4, help='device processes')
+    parser.add_argument('--drain-timeout', type=float, default=180.0,
+                        help='seconds to wait for the subscriber to receive everything')
     parser.add_argument('--plain', action='store_true',
                         help='plain TCP, anonymous (default: TLS + passwords + per-device ACL)')
     args = parser.parse_args()
@@ -167,8 +169,9 @@ def main() -> None:
     acl = None if args.plain else (Path(__file__).resolve().parent.parent / 'config' /
                                    'mosquitto' / 'edge_vision.acl').read_text()
     certs = None if args.plain else make_certificates(folder / 'pki')
+    # persistence as in config/mosquitto/mosquitto.conf (saved every 100 changes)
     broker = MosquittoBroker(folder / 'broker', users=users or None, acl=acl,
-                             certificates=certs).start()
+                             certificates=certs, autosave_changes=100).start()
     info = {'url': broker.url, 'ca_file': broker.ca_file, 'users': users}
     sub = Subscriber(info)
     ctx = mp.get_context('spawn')
@@ -186,7 +189,18 @@ def main() -> None:
     sub.window = (t0 + 2.0, t0 + args.seconds - 1.0)  # steady state only
     start.set()
     results = [out.get(timeout=args.seconds + 180) for _ in procs]
-    time.sleep(2.0)  # stragglers
+    # everything the devices sent must reach the subscriber: wait for the backlog to drain
+    stopped = time.monotonic()
+    sent_events = sum(r['events'] for r in results)
+    sent_tracks = sum(r['tracks'] for r in results)
+    while time.monotonic() - stopped < args.drain_timeout:
+        with sub.lock:
+            if sum(v.events for v in sub.state.rows()) >= sent_events and \
+                    sub.count['tracks'] >= sent_tracks:
+                break
+        time.sleep(0.1)
+    drain = time.monotonic() - stopped
+    time.sleep(1.0)  # late duplicates would arrive now
     broker_cpu = _cpu(broker.proc.pid) - broker_cpu0
     sub_cpu = time.process_time() - sub_cpu0
     wall = time.monotonic() - t0
@@ -197,8 +211,6 @@ def main() -> None:
 
     devices = sum(r['devices'] for r in results)
     elapsed = max(r['elapsed_s'] for r in results)
-    sent_events = sum(r['events'] for r in results)
-    sent_tracks = sum(r['tracks'] for r in results)
     got_events = sum(v.events for v in sub.state.rows())
     missing = sum(v.missing for v in sub.state.rows())
     window = sub.window[1] - sub.window[0]
@@ -213,6 +225,7 @@ def main() -> None:
         ('  offered per s (events + tracks)', f'{(sent_events + sent_tracks) / elapsed:.0f}'),
         ('events sent / received / missing', f'{sent_events} / {got_events} / {missing}'),
         ('events still queued on devices at the end', f'{sum(r["queued"] for r in results)}'),
+        ('backlog drained s after the devices stopped', f'{drain:.1f}'),
         ('tracks sent / received (QoS 0)', f'{sent_tracks} / {sub.count["tracks"]}'),
         ('tracks not sent (link down)', f'{sum(r["skipped"] for r in results)}'),
         ('latency events ms p50 / p99', _percentiles(sub.latency['events'])),
@@ -222,7 +235,11 @@ def main() -> None:
         ('  (simulated scenes, excluded) per device',
          f'{100 * sum(r["scene_cpu_s"] for r in results) / elapsed / devices:.2f}'),
         ('broker CPU, % of one core', f'{100 * broker_cpu / wall:.1f}'),
+        ('broker CPU per message in, us',
+         f'{1e6 * broker_cpu / max(1, sent_events + sent_tracks):.0f}'),
         ('subscriber CPU, % of one core', f'{100 * sub_cpu / wall:.1f}'),
+        ('subscriber CPU per message, us',
+         f'{1e6 * sub_cpu / max(1, got_events + sub.count["tracks"]):.0f}'),
         ('duplicates dropped by the subscriber',
          f'{sum(v.duplicates for v in sub.state.rows())}'),
     ]

@@ -106,8 +106,11 @@ class MosquittoBroker:
         acl: the ACL file's text (Mosquitto syntax), or None for none.
         certificates: serve TLS with these (None: plain TCP).
         require_certificate: TLS clients must present a certificate signed by the CA.
-        persistence: keep sessions and queued messages on disk, saved after every change
-            (so a ``kill -9`` loses as little as Mosquitto allows).
+        persistence: keep sessions and queued messages on disk.
+        autosave_changes: save the database after this many changes: 1 (the default, for
+            fault-injection tests) makes a ``kill -9`` lose as little as Mosquitto allows but
+            rewrites the whole database each time, which a busy broker cannot afford (the
+            example configuration in config/mosquitto/ uses 100).
         port: the loopback port (0: a free one, kept across restarts).
         extra: more configuration lines.
 
@@ -117,8 +120,8 @@ class MosquittoBroker:
 
     def __init__(self, folder: str | Path, *, users: dict[str, str] | None = None,
                  acl: str | None = None, certificates: Certificates | None = None,
-                 require_certificate: bool = False, persistence: bool = True, port: int = 0,
-                 extra: str = '') -> None:
+                 require_certificate: bool = False, persistence: bool = True,
+                 autosave_changes: int = 1, port: int = 0, extra: str = '') -> None:
         self.executable = find_tool('mosquitto')
         if self.executable is None:
             raise ConfigError('mosquitto is not installed (Debian/Ubuntu: apt install '
@@ -159,7 +162,7 @@ class MosquittoBroker:
             data = self.folder / 'data'
             data.mkdir(exist_ok=True)
             lines += ['persistence true', f'persistence_location {data}/',
-                      'autosave_interval 1', 'autosave_on_changes true']
+                      f'autosave_interval {int(autosave_changes)}', 'autosave_on_changes true']
         lines += extra.splitlines()
         self.config_path = self.folder / 'mosquitto.conf'
         self.config_path.write_text('\n'.join(lines) + '\n')
