@@ -18,8 +18,8 @@ USERS = {'testdev': 'testdev-secret', 'fleet': 'fleet-secret'}
 def mqtt_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
     """``mqtt_broker(start=True)``: a private TLS broker with USERS and the shipped ACL."""
     if find_tool('mosquitto') is None or find_tool('openssl') is None:
-        pytest.skip('needs the mosquitto broker and openssl (apt install mosquitto openssl; '
-                    'listed in tools/requirements/apt.txt)')
+        pytest.skip('needs the Eclipse Mosquitto broker and openssl: sudo apt install '
+                    'mosquitto openssl')
     certs = make_certificates(tmp_path / 'pki', name='good')
     made: list[MosquittoBroker] = []
 
