@@ -72,7 +72,7 @@ from .conversions import (
     diagnostic_level,
     image_to_frame,
     parameter_value,
-    quality_status,
+    quality_from_msg,
 )
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, results_qos, stream_subscriber_qos
@@ -123,7 +123,7 @@ class MqttBridgeNode(EdgeVisionNode):
         self._labels = self.add_results_input('tracks', self._on_tracks)
         self.add_input('anomaly', Classification, classification_score, self._on_anomaly,
                        results_qos(), linkable=False)
-        self.add_input('quality', DiagnosticArray, quality_status, self._on_quality,
+        self.add_input('quality', DiagnosticArray, quality_from_msg, self._on_quality,
                        results_qos(), linkable=False)
         self.add_input('/diagnostics', DiagnosticArray, lambda msg: msg, self._on_diagnostics,
                        QoSProfile(depth=50), linkable=False)
