@@ -201,17 +201,13 @@ def test_refused_settings_are_reported_and_the_node_stays_up(mqtt_broker, secret
     assert "u'testdev'" not in broker.log()  # none of them got in
 
 
-def _parameter(node, context, name: str) -> object:
-    import rclpy
+def _parameter(executor, client, name: str) -> object:
+    """A parameter of /cmdtest/tracker_node, read through its GetParameters service."""
     from rcl_interfaces.srv import GetParameters
-    from rclpy.executors import SingleThreadedExecutor
 
-    client = node.create_client(GetParameters, '/cmdtest/tracker_node/get_parameters')
     assert client.wait_for_service(timeout_sec=30.0)
     future = client.call_async(GetParameters.Request(names=[name]))
-    executor = SingleThreadedExecutor(context=context)
-    rclpy.spin_until_future_complete(node, future, executor=executor, timeout_sec=10.0)
-    node.destroy_client(client)
+    executor.spin_until_future_complete(future, timeout_sec=10.0)
     value = future.result().values[0]
     return {2: value.integer_value, 3: value.double_value}.get(value.type)
 
@@ -219,6 +215,8 @@ def _parameter(node, context, name: str) -> object:
 def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_process,
                                                    ros_context, tmp_path):
     import rclpy
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.executors import SingleThreadedExecutor
 
     broker = mqtt_broker()
     consumer = Consumer(broker.url, broker.ca_file, broker.users['fleet'], 'test-fleet-cmd')
@@ -230,6 +228,9 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         broker, secret, tmp_path / 's.sqlite', command_key_file=secret('cmd.key', KEY)),
         '/cmdtest')
     node = rclpy.create_node('command_test_probe', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    params = node.create_client(GetParameters, '/cmdtest/tracker_node/get_parameters')
     cmd_topic = Topics('edge_vision', 'testdev', 'cmdtest')['cmd']
 
     def send(payload: bytes, command_id: str | None) -> dict:
@@ -250,7 +251,7 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         assert send(command('ping', {}, 'p1'), 'p1')['ok']
         reply = send(command('set_parameter', high(0.42), 's1'), 's1')
         assert reply['ok'], reply
-        assert _parameter(node, ros_context, 'high_threshold') == pytest.approx(0.42)
+        assert _parameter(executor, params, 'high_threshold') == pytest.approx(0.42)
         refused = {
             'forged': send(command('set_parameter', high(0.11), 'f1', key=b'x' * 32), 'f1'),
             'not_allowed': send(command('set_parameter', {
@@ -266,8 +267,8 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         assert 'malformed command' in garbage['error']
         assert not any(r['ok'] for r in refused.values())
         # nothing executed: the values are what the one accepted command set
-        assert _parameter(node, ros_context, 'high_threshold') == pytest.approx(0.42)
-        assert _parameter(node, ros_context, 'min_hits') == 2
+        assert _parameter(executor, params, 'high_threshold') == pytest.approx(0.42)
+        assert _parameter(executor, params, 'min_hits') == 2
         # learning normal appearance, started and stopped remotely through the anomaly node
         learn = send(command('learn_normal', {}, 'l1'), 'l1')
         assert learn['ok'] and 'next 30 frames' in learn['result']['message'], learn
@@ -277,6 +278,7 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         assert send(command('ping', {}, 'p2'), 'p2')['ok']  # still serving
         assert bridge.alive() and tracker.alive() and anomaly.alive()
     finally:
+        executor.shutdown()
         node.destroy_node()
         consumer.close()
 
