@@ -275,3 +275,57 @@ def test_pool_of_two_real_detectors_matches_one_detector(real_images):
     for (_, result), ref in zip(got, reference, strict=True):
         np.testing.assert_allclose(result.detections.boxes, ref.detections.boxes, atol=1e-3)
         np.testing.assert_array_equal(result.detections.class_ids, ref.detections.class_ids)
+
+
+# -- several cameras, one detector ---------------------------------------------------------
+
+
+def test_newest_frames_keeps_one_per_camera_and_counts_the_replaced():
+    from edge_vision_core.inference.batching import NewestFrames
+
+    slots = NewestFrames()
+    assert slots.put('cam0', 1) is None
+    assert slots.put('cam1', 10) is None
+    assert slots.put('cam0', 2) == 1  # replaced, counted; cam0 keeps its place in the line
+    assert slots.take() == [('cam0', 2), ('cam1', 10)]
+    assert slots.replaced == {'cam0': 1} and len(slots) == 0
+    limited = NewestFrames(max_batch=1)
+    limited.put('a', 1)
+    limited.put('b', 2)
+    assert limited.take() == [('a', 1)] and limited.take() == [('b', 2)]
+    with pytest.raises(ConfigError, match='max_batch'):
+        NewestFrames(-1)
+
+
+@pytest.mark.parametrize('model', ['nanodet-m-416-int8', 'nanodet-m-416'])
+def test_camera_batcher_gives_each_camera_its_own_detections(model, real_images):
+    """Four cameras on one detector: each frame's result is that frame's own (the batch is one
+    inference call for the dynamic-batch INT8 model, one call per image for the FP32 file)."""
+    pytest.importorskip('onnxruntime')
+    from edge_vision_core.inference import Detector
+    from edge_vision_core.inference.batching import CameraBatcher
+
+    cameras = dict(zip(('cam0', 'cam1', 'cam2', 'cam3'), real_images.values(), strict=True))
+    got: dict[str, object] = {}
+    with Detector.create(model=model, backend='onnxruntime', threads=2) as det:
+        expected = {cam: det.detect(image) for cam, image in cameras.items()}
+        batcher = CameraBatcher(det, lambda cam, image, result: got.__setitem__(cam, result))
+        with batcher:
+            with batcher._cond:  # hold the thread off so all four wait: one batch of four
+                for cam, image in cameras.items():
+                    batcher.submit(cam, image)
+            assert batcher.drain(60)
+        stats = batcher.stats
+        note = det.batch_note
+    assert set(got) == set(cameras)
+    for cam, result in got.items():
+        np.testing.assert_allclose(result.detections.boxes, expected[cam].detections.boxes,
+                                   atol=1e-2)
+        np.testing.assert_array_equal(result.detections.class_ids,
+                                      expected[cam].detections.class_ids)
+    assert stats.frames == 4 and stats.failed == 0
+    if model.endswith('int8'):
+        assert stats.batches == 1 and note == ''
+    else:
+        assert 'fixed batch' in note
+
