@@ -36,6 +36,7 @@ import json
 import logging
 import platform
 import shutil
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -80,7 +81,8 @@ class Recipe:
         name: registry key.
         format: manifest format of the output (``onnx``, ``openvino``, ``tflite``).
         precision: manifest precision of the output.
-        modules: Python modules it needs (checked with importlib, imported when it runs).
+        modules: Python modules it needs (checked with importlib, imported when it runs); a
+            submodule where only some releases of a package have it.
         install: what to pip install when a module is missing.
         calibrated: True when it needs calibration images.
         summary: one line for manifests and reports.
@@ -98,10 +100,10 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe('onnx-fp32', 'onnx', 'fp32', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
            'ONNX FP32 at another input size'),
-    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', True,
-           'ONNX Runtime static INT8 (QDQ, per-channel weights)'),
-    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP16 (float32 inputs/outputs)'),
+    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', onnx_ops.ORT_QUANTIZATION),
+           'onnx onnxruntime', True, 'ONNX Runtime static INT8 (QDQ, per-channel weights)'),
+    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', onnx_ops.ORT_FLOAT16), 'onnx onnxruntime',
+           False, 'ONNX FP16 (float32 inputs/outputs)'),
     Recipe('openvino-fp16', 'openvino', 'fp16', ('openvino',), 'openvino', False,
            'OpenVINO IR, FP16-compressed weights'),
     Recipe('openvino-int8', 'openvino', 'int8', ('openvino', 'nncf'), 'openvino nncf', True,
@@ -187,14 +189,31 @@ class OptimizedModel:
 def recipe_available(name: str, source: ModelManifest | None = None) -> str:
     """'' when recipe ``name`` can run here (on ``source``), else the reason it cannot."""
     recipe = RECIPES[name]
-    missing = [m for m in recipe.modules if importlib.util.find_spec(m) is None]
-    if missing:
-        return f'needs {", ".join(missing)} (pip install {recipe.install})'
+    problems = [p for p in map(_module_problem, recipe.modules) if p]
+    if problems:
+        return f'needs {"; ".join(problems)} (pip install -U {recipe.install})'
     if source is not None:
         fmt = 'tflite' if name == 'tflite-int8' else 'onnx'
         if not any(f.format == fmt and f.precision == 'fp32' for f in source.files):
             return f'the source model {source.name!r} has no FP32 {fmt} file'
     return ''
+
+
+def _module_problem(module: str) -> str:
+    """'' when ``module`` can be imported here, else what is wrong (not installed, or a release
+    of its package without it: e.g. onnxruntime 1.12, the newest for Ubuntu 22.04's numpy 1.21,
+    has no quantization.shape_inference, and its transformers package imports torch)."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return ''
+        error = ''
+    except ImportError as exc:  # a parent package of the submodule failed to import
+        error = f' ({type(exc).__name__}: {exc})'
+    top = module.split('.', 1)[0]
+    version = getattr(sys.modules.get(top), '__version__', '')
+    if module == top or not version:
+        return f'{module}{error}'
+    return f'{module}, which {top} {version} does not provide{error}'
 
 
 def _base_name(manifest: ModelManifest) -> str:
