@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,8 @@ def test_learns_normal_then_flags_a_defect_where_it_is(node_process, ros_context
         return numpy_to_image(image, 'bgr8', meta_to_header(FrameMeta(stamp[0], 'insp')))
 
     i = 0
-    while not model.exists() and i < 400:
+    deadline = time.monotonic() + 240  # 30 frames and a fit; minutes on a loaded machine
+    while not model.exists() and time.monotonic() < deadline:
         pub.publish(send(brick_crops[i % 40]))
         spin_until(executor, lambda: False, 0.15)
         i += 1
