@@ -117,7 +117,7 @@ DISTROS = {
     'humble-core': Distro(
         python=(3, 10), venv='.venv-humble-core',
         requirements=('humble-core-cp310.txt',),
-        constraints='constraints-cp310-humble.txt', no_deps=(), ros=False,
+        constraints='constraints-cp310-humble.txt', no_deps=('no-deps.txt',), ros=False,
         summary='edge_vision_core only, CPython 3.10 with Ubuntu 22.04\'s numpy 1.21 and '
                 'OpenCV 4.5 (no Humble wheels exist)'),
 }
