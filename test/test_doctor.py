@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -28,3 +29,14 @@ def test_doctor_refuses_absurd_sizes_clearly():
     proc = run_doctor('--size', '100000x5')
     assert proc.returncode == 2
     assert '--size must be between' in proc.stderr
+
+
+@pytest.mark.parametrize(('rclpy_version', 'distro'), [
+    ('3.3.16', 'humble'), ('7.1.5', 'jazzy'), ('9.1.2', 'kilted'), ('10.0.1', 'rclpy 10.0.1'),
+])
+def test_the_wheels_distro_is_named_from_rclpy(rclpy_version, distro):
+    from edge_vision.commands.doctor import wheels_distro
+
+    assert wheels_distro(rclpy_version) == distro
+    if not os.environ.get('ROS_DISTRO'):  # a venv of the wheel sets make setup installs
+        assert wheels_distro() in ('jazzy', 'kilted')
