@@ -151,7 +151,7 @@ def test_unavailable_modules_are_named_with_what_is_wrong():
 
 
 @pytest.mark.parametrize(('kwargs', 'error', 'message'), [
-    ({'recipes': ('onnx-int9',)}, ConfigError, 'must be one of'),
+    ({'recipes': ('onnx-int9',)}, ConfigError, "unknown recipe 'onnx-int9', expecting one of"),
     ({'recipes': ('onnx-int8',), 'calibration': '/nonexistent/frames'}, SourceError,
      'does not exist'),
     ({'recipes': ('onnx-fp16',), 'sizes': (300,)}, ConfigError, 'multiple of the largest'),
