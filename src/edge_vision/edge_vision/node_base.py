@@ -374,7 +374,8 @@ class EdgeVisionNode(LifecycleNode):
                                 f'the QoS does not match (an error above says so)')
             else:
                 problems.append(f'nothing received on {spec.resolved} for {quiet} '
-                                f'({publishers} publisher(s); upstream stalled?)')
+                                f'({publishers} publisher(s) announced: the upstream node '
+                                f'stalled, or died and DDS has not noticed yet)')
         self.input_problems = problems
         for problem in problems:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
