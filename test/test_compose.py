@@ -159,6 +159,10 @@ def test_synced_inputs_in_a_composed_pipeline(ros_context, tmp_path):
         assert rec['paired'] >= 12 and rec['video_missing'] == 0
         assert rec['unpaired_dropped'] == 0 and overlay.processing_errors == 0
         assert tracker.stats()['frames'] >= recorder.frames
+        for node in comp.nodes:  # the stats API: numbers only (edge-vision run reports them)
+            values = node.stats()
+            assert values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  for v in values.values()), (node.get_name(), values)
     finally:
         comp.shutdown()
     lines = (tmp_path / 'tracks.jsonl').read_text().splitlines()

@@ -332,14 +332,17 @@ class CameraNode(EdgeVisionNode):
 
     # -- diagnostics -----------------------------------------------------------------------
 
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values.update(fps=self._rate.rate(), frames_published=self.frames_published,
+                      corrupt_frames_skipped=self.corrupt_frames, reconnects=self.reconnects)
+        return values
+
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         values: dict[str, object] = {
             'source': self._source.description if self._source else '',
             'state': self.state,
-            'fps': self._rate.rate(),
-            'frames_published': self.frames_published,
-            'corrupt_frames_skipped': self.corrupt_frames,
-            'reconnects': self.reconnects,
+            **self.stats(),
             'calibrated': self._model is not None,
         }
         if self.state == 'reconnecting':
