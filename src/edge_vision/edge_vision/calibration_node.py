@@ -106,8 +106,9 @@ class CalibrationNode(EdgeVisionNode):
         self.add_input('image', Image, image_to_frame, self._on_image,
                        stream_subscriber_qos(self.config(QosConfig)))
         self._services = [
-            self.create_service(Trigger, '~/calibrate', self._on_calibrate),
-            self.create_service(Trigger, '~/reset', self._on_reset)]
+            self.create_service(Trigger, '~/calibrate',
+                                self.guard('calibrate', self._on_calibrate)),
+            self.create_service(Trigger, '~/reset', self.guard('reset', self._on_reset))]
         if cfg.set_camera_info_service:
             self._client = self.create_client(SetCameraInfo, cfg.set_camera_info_service)
         self.get_logger().info(f'looking for a {self._cal.target.describe()}')

@@ -166,7 +166,8 @@ class CameraNode(EdgeVisionNode):
             self.add_output('image_raw/compressed', CompressedImage,
                             lambda frame: frame_to_compressed(frame, 'jpeg', quality), qos)
         self._service = self.create_service(SetCameraInfo, 'set_camera_info',
-                                            self._set_camera_info)
+                                            self.guard('set_camera_info',
+                                                       self._set_camera_info))
         self.get_logger().info(f'configured: source {self._source.description}, frame_id '
                                f'{cfg.frame_id!r}, calibration {self._calibration_text()}')
         return TransitionCallbackReturn.SUCCESS
