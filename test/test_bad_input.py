@@ -56,9 +56,9 @@ NODES = {
 }
 
 
-def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_until, tmp_path):
+def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_until,
+                                             diagnostics, tmp_path):
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -75,21 +75,19 @@ def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_unt
     pubs = {topic: driver.create_publisher(Image if topic == 'image' else Detection2DArray,
                                            f'{ns}/{topic}', reliable)
             for topic in ('image', 'tracks', 'detections')}
-    status = {}
-
-    def on_diag(msg):
-        for s in msg.status:
-            status[s.name.rsplit('/', 1)[-1]] = {kv.key: kv.value for kv in s.values}
-
-    driver.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 50)
+    diags = diagnostics(driver)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(driver)
 
+    def value(name, key, default=None):
+        found = diags.value(f'{ns}/{name}', key)
+        return default if found is None else found
+
     def received(name, topic):
-        return int(status.get(name, {}).get(f'received {ns}/{topic}', '0'))
+        return int(value(name, f'received {ns}/{topic}', '0'))
 
     def active(name):
-        return status.get(name, {}).get('lifecycle_state') == 'active'
+        return value(name, 'lifecycle_state') == 'active'
 
     assert spin_until(executor, lambda: all(active(n) for n in NODES), 90), \
         {n: p.output()[-500:] for n, p in procs.items()}
@@ -107,11 +105,11 @@ def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_unt
                 for name, (image, results) in NODES.items()}
 
     def counted():
-        return all(int(status.get(name, {}).get('bad_messages', '0')) >= count
+        return all(int(value(name, 'bad_messages', '0')) >= count
                    for name, count in expected.items())
 
     assert spin_until(executor, counted, 30), \
-        ({n: status.get(n, {}).get('bad_messages') for n in NODES},
+        ({n: value(n, 'bad_messages') for n in NODES},
          {n: p.output()[-800:] for n, p in procs.items()})
     for name, proc in procs.items():
         assert proc.alive(), f'{name} died:\n{proc.output()}'
@@ -123,9 +121,9 @@ def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_unt
     pubs['detections'].publish(_results(stamp=10_000))
     assert spin_until(executor, lambda: all(received(n, 'image') > before[n] for n in before),
                       20)
-    assert spin_until(executor, lambda: status['tracker_node'].get('frames', '0') != '0' and
-                      status['recorder_node'].get('frames', '0') != '0' and
-                      status['overlay_node'].get('frames_drawn', '0') != '0', 20), status
+    assert spin_until(executor, lambda: value('tracker_node', 'frames', '0') != '0' and
+                      value('recorder_node', 'frames', '0') != '0' and
+                      value('overlay_node', 'frames_drawn', '0') != '0', 20), diags.latest
     for proc in procs.values():
         assert proc.alive() and 'Traceback' not in proc.output(), proc.output()
     executor.shutdown()

@@ -13,9 +13,8 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-def _driver(ros_context, ns):
+def _driver(ros_context, ns, diagnostics):
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -25,19 +24,10 @@ def _driver(ros_context, ns):
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {'tracks': node.create_publisher(Detection2DArray, f'{ns}/tracks', reliable),
             'image': node.create_publisher(Image, f'{ns}/image_annotated', reliable)}
-    diags: list = []
-    node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 50)
+    diags = diagnostics(node)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
-
-    def stat(key):
-        for array in reversed(diags):
-            for status in array.status:
-                if status.name == f'{ns}/recorder_node':
-                    return {kv.key: kv.value for kv in status.values}.get(key)
-        return None
-
-    return node, pubs, executor, stat
+    return node, pubs, executor, lambda key: diags.value(f'{ns}/recorder_node', key)
 
 
 def _frame_msgs(i, size):
@@ -57,7 +47,8 @@ def _frame_msgs(i, size):
 
 @pytest.mark.parametrize('stop_signal', [signal.SIGINT, signal.SIGTERM])
 def test_records_valid_json_and_every_frame_then_exits_cleanly_on_repeated_signals(
-        node_process, ros_context, spin_until, publish_until, tmp_path, stop_signal):
+        node_process, ros_context, spin_until, publish_until, diagnostics, tmp_path,
+        stop_signal):
     import cv2
 
     ns = f'/rec_{stop_signal.name.lower()}'
@@ -65,7 +56,7 @@ def test_records_valid_json_and_every_frame_then_exits_cleanly_on_repeated_signa
     proc = node_process('edge_vision.recorder_node',
                         {'output_dir': str(out), 'video_fps': 10.0,
                          'diagnostics_period': 0.2}, ns)
-    node, pubs, executor, stat = _driver(ros_context, ns)
+    node, pubs, executor, stat = _driver(ros_context, ns, diagnostics)
     assert spin_until(executor, lambda: all(p.get_subscription_count() > 0
                                             for p in pubs.values()), 30), proc.output()
     # the first frame (warm-up) fixes the video at 160x120; frames 3-4 are 320x200

@@ -117,9 +117,8 @@ def _iou(box, boxes):
     return inter / (area + areas - inter)
 
 
-def _tracker_driver(ros_context, ns, with_images=False):
+def _tracker_driver(ros_context, ns, diagnostics, with_images=False):
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -133,20 +132,12 @@ def _tracker_driver(ros_context, ns, with_images=False):
             'labels': node.create_publisher(LabelInfo, f'{ns}/label_info', latched_qos())}
     if with_images:
         pubs['image'] = node.create_publisher(Image, f'{ns}/image', reliable)
-    tracks, diags = [], []
+    tracks = []
     node.create_subscription(Detection2DArray, f'{ns}/tracks', tracks.append, reliable)
-    node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 50)
+    diags = diagnostics(node)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
-
-    def stat(key):
-        for array in reversed(diags):
-            for status in array.status:
-                if status.name == f'{ns}/tracker_node':
-                    return {kv.key: kv.value for kv in status.values}.get(key)
-        return None
-
-    return node, pubs, tracks, executor, stat
+    return node, pubs, tracks, executor, lambda key: diags.value(f'{ns}/tracker_node', key)
 
 
 def _dets_msg(stamp_ns, centres):
@@ -159,12 +150,12 @@ def _dets_msg(stamp_ns, centres):
 
 
 def test_recovers_from_a_far_future_stamp_and_refuses_an_absurd_label_info(
-        node_process, ros_context, spin_until, publish_until):
+        node_process, ros_context, spin_until, publish_until, diagnostics):
     from vision_msgs.msg import LabelInfo, VisionClass
 
     ns = '/tracker_jump'
     proc = node_process('edge_vision.tracker_node', {'diagnostics_period': 0.2}, ns)
-    node, pubs, tracks, executor, stat = _tracker_driver(ros_context, ns)
+    node, pubs, tracks, executor, stat = _tracker_driver(ros_context, ns, diagnostics)
     assert spin_until(executor, lambda: pubs['detections'].get_subscription_count() > 0, 30)
     # a LabelInfo with class id 65535 (it stalled the node for 20-26 s): refused at once
     pubs['labels'].publish(LabelInfo(class_map=[VisionClass(class_id=0, class_name='person'),
@@ -205,7 +196,8 @@ def test_recovers_from_a_far_future_stamp_and_refuses_an_absurd_label_info(
 
 
 def test_camera_motion_pairs_images_with_detections_by_stamp(node_process, ros_context,
-                                                             spin_until, publish_until):
+                                                             spin_until, publish_until,
+                                                             diagnostics):
     """With camera_motion the tracker's one input pairs each detections message with the image
     of its stamp; detections whose image never comes are dropped and counted, never paired with
     another image."""
@@ -215,7 +207,8 @@ def test_camera_motion_pairs_images_with_detections_by_stamp(node_process, ros_c
     ns = '/tracker_cmc'
     proc = node_process('edge_vision.tracker_node', {
         'diagnostics_period': 0.2, 'camera_motion': 'sparse_flow'}, ns)
-    node, pubs, tracks, executor, stat = _tracker_driver(ros_context, ns, with_images=True)
+    node, pubs, tracks, executor, stat = _tracker_driver(ros_context, ns, diagnostics,
+                                                         with_images=True)
     assert spin_until(executor, lambda: pubs['detections'].get_subscription_count() > 0 and
                       pubs['image'].get_subscription_count() > 0, 30), proc.output()
     rng = np.random.default_rng(3)
