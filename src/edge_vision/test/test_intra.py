@@ -50,23 +50,30 @@ def test_newest_wins_and_every_replaced_object_is_counted():
         link.destroy()
 
 
-def test_blocking_link_makes_the_producer_wait_and_loses_nothing():
+def _blocked_producer(name: str) -> tuple[Gate, Link, threading.Event]:
+    """A lossless link whose consumer holds 1, whose slot holds 2, and a producer thread
+    blocked putting 3 (the returned event is set once its put() returns)."""
     gate = Gate()
-    link = Link(gate, blocking=True, name='test-blocking')
-    put_done = threading.Event()
+    link = Link(gate, blocking=True, name=name)
+    link.put(1)
+    assert gate.entered.wait(10.0)
+    link.put(2)  # the slot was free: returns at once
+    returned = threading.Event()
+
+    def producer():
+        link.put(3)  # the slot is full: blocks until the consumer takes 2, or close()
+        returned.set()
+
+    threading.Thread(target=producer, daemon=True).start()
+    assert not returned.wait(0.5), 'a lossless producer must wait for a full slot'
+    return gate, link, returned
+
+
+def test_blocking_link_makes_the_producer_wait_and_loses_nothing():
+    gate, link, returned = _blocked_producer('test-blocking')
     try:
-        link.put(1)
-        assert gate.entered.wait(10.0)
-        link.put(2)  # the slot was free: returns at once
-
-        def producer():
-            link.put(3)  # slot full (2 waits): must block until the consumer takes 2
-            put_done.set()
-
-        threading.Thread(target=producer, daemon=True).start()
-        assert not put_done.wait(0.5), 'a lossless producer must wait for a full slot'
         gate.release.set()
-        assert put_done.wait(10.0)
+        assert returned.wait(10.0)
         assert _wait(lambda: gate.got == [1, 2, 3])
         assert link.dropped == 0 and link.delivered == 3
     finally:
@@ -75,25 +82,12 @@ def test_blocking_link_makes_the_producer_wait_and_loses_nothing():
 
 
 def test_close_wakes_a_blocked_producer_and_stops_delivery():
-    gate = Gate()
-    link = Link(gate, blocking=True, name='test-close')
-    returned = threading.Event()
-    link.put('first')
-    assert gate.entered.wait(10.0)
-    link.put('second')  # fills the slot
-
-    def producer():
-        link.put('third')  # blocks on the full slot until close()
-        returned.set()
-
-    thread = threading.Thread(target=producer, daemon=True)
-    thread.start()
-    assert not returned.wait(0.3)
+    gate, link, returned = _blocked_producer('test-close')
     link.close()
     assert returned.wait(5.0), 'close() must wake a producer blocked on a full slot'
     gate.release.set()
     link.destroy()
-    assert gate.got == ['first'], 'nothing is delivered after close()'
+    assert gate.got == [1], 'nothing is delivered after close()'
     link.put('late')  # after close: ignored, no error
     assert link.delivered == 1
 
