@@ -185,10 +185,12 @@ class AnomalyNode(EdgeVisionNode):
         super().release()
         refit = self._refit
         if refit is not None:
-            refit.join(timeout=60.0)  # a refit cannot be interrupted; let it finish
+            refit.join(timeout=2.0)  # a refit cannot be interrupted: give it a moment only
             if refit.is_alive():
-                self.get_logger().warning('the refit did not finish within 60 s: exiting '
-                                          'without closing the anomaly detector')
+                # the worker still uses the detector: leave it to the process exit (the model
+                # file is written atomically, so no partial file is left either)
+                self.get_logger().warning('shutting down during a refit: the new model is '
+                                          'not saved; learn normal appearance again')
                 return
         with self._deliver_lock:
             if self._detector is not None:
