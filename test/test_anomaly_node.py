@@ -73,16 +73,23 @@ def test_learns_normal_then_flags_a_defect_where_it_is(node_process, ros_context
     defect[150:190, 60:110] = (30, 200, 240)  # a foreign object
     results.clear()
     regions.clear()
-    assert publish_until(executor, [(pub, send(normal))], lambda: len(results) >= 2, 30)
-    normal_conf = results[-1].results[0].score
-    results.clear()
-    assert publish_until(executor, [(pub, send(defect))],
-                         lambda: len(results) >= 2 and regions, 30)
-    anomalous = results[-1]
+
+    def of(msg, received):  # what was received for this image (by its stamp)
+        return [m for m in received if m.header.stamp == msg.header.stamp]
+
+    normal_msg = send(normal)
+    assert publish_until(executor, [(pub, normal_msg)], lambda: of(normal_msg, results), 30)
+    normal_conf = of(normal_msg, results)[-1].results[0].score
+    # results and regions are separate topics: wait for both of the defect image's own
+    # (messages of the normal image may still be arriving)
+    defect_msg = send(defect)
+    assert publish_until(executor, [(pub, defect_msg)],
+                         lambda: of(defect_msg, results) and of(defect_msg, regions), 30)
+    anomalous = of(defect_msg, results)[-1]
     assert anomalous.results[0].class_id == 'anomaly'
     assert anomalous.results[0].score > 0.5 > normal_conf, (anomalous.results[0].score,
                                                            normal_conf)
-    boxes = msg_to_detections(regions[-1], ['anomaly']).boxes
+    boxes = msg_to_detections(of(defect_msg, regions)[-1], ['anomaly']).boxes
     assert len(boxes) >= 1
     cx, cy = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
     assert 40 <= cx <= 130 and 130 <= cy <= 210, boxes
