@@ -326,7 +326,13 @@ def convert_encoding(arr: np.ndarray, src_encoding: str, dst_encoding: str) -> n
         return np.zeros((*arr.shape[:2], *dst.shape_tail), dst.dtype)
     if code is None:
         return _rescale(arr, src, dst.dtype)
-    out = cv2.cvtColor(np.ascontiguousarray(arr), code)
+    arr = np.ascontiguousarray(arr)
+    if arr.shape[:2] == (1, 1):
+        # OpenCV 4.5 (Ubuntu 22.04's, ROS 2 Humble's) rejects a 1x1 three-channel array
+        # ("_step >= minstep"): convert two copies of the pixel and keep one.
+        out = cv2.cvtColor(np.concatenate([arr, arr]), code)[:1]
+    else:
+        out = cv2.cvtColor(arr, code)
     if out.dtype != dst.dtype:
         out = _rescale(out, src, dst.dtype)
     return out
