@@ -63,7 +63,10 @@ from ..inference.manifest import ModelManifest, load_manifest, resolve_model, sh
 from ..inference.pool import WorkerSpec
 
 __all__ = [
+    'AUTO_FALLBACK_MODEL',
+    'AUTO_MODEL',
     'TUNE_VERSION',
+    'InferencePlan',
     'TuneConfig',
     'TuneResult',
     'TuneRow',
@@ -71,17 +74,19 @@ __all__ = [
     'cache_paths',
     'device_fingerprint',
     'load_cached',
+    'plan_inference',
     'reference_detections',
     'save_result',
     'tune',
     'tuned',
+    'usable_cores',
     'variant_agreement',
 ]
 
 _LOG = logging.getLogger(__name__)
 
 #: bumped when what tuning measures or how it chooses changes (old caches are then stale).
-TUNE_VERSION = 1
+TUNE_VERSION = 2
 
 #: file precisions left out on CPU devices: the runtimes decompress FP16 weights to FP32 there,
 #: so the arithmetic (and the speed) is the FP32 file's.
@@ -380,6 +385,14 @@ def cache_dir() -> Path:
     return root / 'edge_vision' / 'tune'
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity; the count where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def _cpu() -> dict[str, Any]:
     model, flags = platform.processor() or platform.machine(), ''
     try:
@@ -393,10 +406,7 @@ def _cpu() -> dict[str, Any]:
                 flags = ' '.join(sorted(value.split()))
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
+    usable = usable_cores()
     return {'model': model, 'machine': platform.machine(), 'cores': os.cpu_count(),
             'usable_cores': usable,
             'flags_sha256': hashlib.sha256(flags.encode()).hexdigest()[:16],
@@ -871,6 +881,12 @@ def tune(config: TuneConfig | None = None, progress: Callable[[str], None] | Non
                                for k in lead[1].agreement}
         mixed_row.variant = '+'.join(dict.fromkeys(v.manifest.name for v, _ in mixed))
         planned.append((mixed_row, mixed))
+    # the FP32 reference runs in the same rounds, so the speed-up is a side-by-side ratio
+    reference = next(((r, v) for r, v in quick if r.precision == 'fp32' and
+                      v.backend == 'onnxruntime' and v.processor == 'cpu' and
+                      v.manifest.source == source.source), None)
+    if reference is not None and all(reference[0] is not p[0] for p in planned):
+        planned.append((reference[0], [(reference[1], reference[0].workers[0].threads)]))
     for _ in range(config.rounds):
         for row, workers in planned:
             if row.status == 'ok':
@@ -924,3 +940,88 @@ def tuned(config: TuneConfig | None = None, progress: Callable[[str], None] | No
         if cached is not None:
             return cached
     return tune(config, progress, folder)
+
+
+# -- model: auto ---------------------------------------------------------------------------
+
+#: ``model: auto`` means the tuned configuration of this model (the embedded default detector).
+AUTO_MODEL = 'nanodet-m-416'
+#: ... and, on a device without a tuning, this shipped variant of it: ONNX Runtime static INT8,
+#: agreement mAP@0.5 0.970 (clip) / 0.978 (photographs) with the FP32 file; on the 2-core
+#: development machine `edge-vision run` plays the clip 3.2x faster with it than with the FP32
+#: file (side by side, README "Speed"), and `edge-vision tune` picks it there too.
+AUTO_FALLBACK_MODEL = 'nanodet-m-416-int8'
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """What one inference stage runs: its workers and why.
+
+    Attributes:
+        workers: one spec per pool worker (model, backend, device, threads, precision).
+        reason: one line for logs and diagnostics (tuned, the default, or as configured).
+        tuned: True when the workers come from a cached tuning of this device.
+    """
+
+    workers: tuple[WorkerSpec, ...]
+    reason: str
+    tuned: bool = False
+
+
+def plan_inference(model: str, backend: str, device: str = 'auto', threads: int = 0,
+                   precision: str = 'auto', workers: int = 0, cores: int | None = None,
+                   folder: Path | None = None, tune_config: TuneConfig | None = None
+                   ) -> InferencePlan:
+    """Resolve an inference stage's settings into pool workers.
+
+    ``model == 'auto'``: the choice cached by ``edge-vision tune`` for this device (same
+    fingerprint; tuned with ``tune_config``, default: the default settings of
+    :data:`AUTO_MODEL`) when there is one — its model variant,
+    backend, device, precision, workers and threads; otherwise :data:`AUTO_FALLBACK_MODEL` on
+    the given backend and device. ``workers == 0`` (auto): the tuned plan, else one worker with
+    every core (on the 2-core development machine 1 x 2 threads beat 2 x 1 in throughput and
+    latency: ``benchmarks/bench_pool.py``). ``workers == N``: N workers of the (tuned or given)
+    configuration with ``threads`` each, or the usable cores split between them.
+
+    Raises:
+        ConfigError: a negative worker or thread count.
+        ModelError: a model name that cannot be resolved (while looking up the tuning).
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f'workers must be an integer >= 0 (0 = auto), got {workers!r}')
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f'threads must be an integer >= 0 (0 = auto), got {threads!r}')
+    cores = cores or usable_cores()
+    tuned_specs: list[WorkerSpec] = []
+    if model.strip().lower() == 'auto':
+        cached = load_cached(tune_config or TuneConfig(model=AUTO_MODEL), folder)
+        if cached is not None and cached.choice is not None:
+            tuned_specs = cached.workers
+            reason = f'model auto: tuned on this device ({cached.created}): ' \
+                f'{cached.describe_choice()}'
+        else:
+            reason = (f'model auto: {AUTO_FALLBACK_MODEL} on {backend}:{device} (this device '
+                      f'has no tuning yet; `edge-vision tune` measures it)')
+    else:
+        reason = f'{model} on {backend}:{device}'
+    if tuned_specs and workers == 0:
+        if threads:  # the tuned plan with the threads asked for
+            tuned_specs = [dataclasses.replace(w, threads=threads) for w in tuned_specs]
+            reason += f'; {threads} thread(s) per worker as configured'
+        return InferencePlan(tuple(tuned_specs), reason, tuned=True)
+    if tuned_specs:
+        base = tuned_specs[0]
+    else:
+        base = WorkerSpec(backend, device, threads,
+                          AUTO_FALLBACK_MODEL if model.strip().lower() == 'auto' else model,
+                          precision)
+    count = workers or 1
+    if threads:
+        each = threads
+    elif count > 1:
+        each = max(1, cores // count)
+    else:
+        each = base.threads  # the tuned threads, or 0: the runtime uses every core
+    specs = tuple(dataclasses.replace(base, threads=each) for _ in range(count))
+    plan = f'{count} worker(s) x {each or "auto"} thread(s)'
+    return InferencePlan(specs, f'{reason}; {plan}', tuned=bool(tuned_specs))
