@@ -52,7 +52,9 @@ class DetectorOptions:
 
     model: str = field(default='nanodet-m-416', metadata=param(
         'Model: a registered name (nanodet-m-416, the embedded default), a manifest YAML path, '
-        'or a model file with a sibling <stem>.yaml manifest.', read_only=True))
+        "a model file with a sibling <stem>.yaml manifest, or 'auto': the configuration "
+        '`edge-vision tune` chose for this device (model variant, backend, device, threads, '
+        'workers), else the shipped INT8 variant nanodet-m-416-int8.', read_only=True))
     backend: str = field(default='onnxruntime', metadata=param(
         'Inference runtime: onnxruntime, openvino, litert or tensorrt (where installed).',
         read_only=True))
@@ -241,6 +243,8 @@ class Detector:
         if overrides:
             from dataclasses import replace
             options = replace(options, **overrides)
+        if options.model.strip().lower() == 'auto':
+            options = _auto_options(options)
         return cls.from_manifest(resolve_model(options.model), options)
 
     @classmethod
@@ -520,3 +524,17 @@ class Detector:
         problem = self.adapter.check_outputs([t.shape for t in b.outputs], m)
         if problem:
             raise ModelError(f'{where}: {problem}')
+
+
+def _auto_options(options: DetectorOptions) -> DetectorOptions:
+    """``model: auto`` for one detector: the first worker of
+    :func:`edge_vision_core.optimize.tune.plan_inference`."""
+    from dataclasses import replace
+
+    from ..optimize.tune import plan_inference
+
+    spec = plan_inference('auto', options.backend, options.device, options.threads,
+                          options.precision, workers=1).workers[0]
+    return replace(options, model=spec.model, backend=spec.backend, device=spec.device,
+                   threads=spec.threads, precision=spec.precision or options.precision)
+

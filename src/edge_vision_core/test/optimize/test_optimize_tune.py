@@ -70,6 +70,16 @@ def test_auto_without_a_tuning_is_the_shipped_int8_variant(tmp_path):
     assert [f.precision for f in manifest.files] == ['int8']
 
 
+def test_a_detector_of_model_auto_is_the_int8_variant_before_any_tuning(tmp_path,
+                                                                           monkeypatch):
+    from edge_vision_core.inference import Detector
+
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    with Detector.create(model='auto', threads=1) as detector:
+        assert detector.model_path.name == f'{AUTO_FALLBACK_MODEL}.onnx'
+        assert detector.options.model == AUTO_FALLBACK_MODEL
+
+
 @pytest.mark.parametrize(('workers', 'threads', 'needle'), [
     (-1, 0, 'workers must be'), (0, -2, 'threads must be'), (True, 0, 'workers must be')])
 def test_plan_refuses_bad_counts(workers, threads, needle, tmp_path):
