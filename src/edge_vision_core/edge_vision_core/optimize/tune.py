@@ -510,9 +510,11 @@ def load_cached(config: TuneConfig | None = None, folder: Path | None = None
     model now; None when there is none or it is stale."""
     config = config or TuneConfig()
     source, variants = _models(config)
+    path = cache_paths(source.name, folder)['json']
+    if not path.is_file():
+        return None  # no fingerprint needed (it imports every runtime to list its devices)
     made = _made_variants(source, folder)
     fingerprint = device_fingerprint([source, *variants, *made], config)
-    path = cache_paths(source.name, folder)['json']
     try:
         data = json.loads(path.read_text(encoding='utf-8'))
         result = TuneResult.from_dict(data)
