@@ -53,23 +53,10 @@ def _pool(model: str, specs, frames):
 
 
 def throughput(detectors, frames, seconds: float) -> float:
-    from edge_vision_core.inference.pool import InferencePool, PoolConfig
+    from edge_vision_core.inference.pool import pool_throughput
 
-    delivered = [0]
-    pool = InferencePool([lambda i, d=d: d.detect(frames[i % len(frames)]) for d in detectors],
-                         lambda p, r: delivered.__setitem__(0, delivered[0] + 1),
-                         PoolConfig(queue_size=len(detectors), block=True,
-                                    max_reorder_ms=10000.0))
-    try:
-        t0 = time.perf_counter()
-        i = 0
-        while time.perf_counter() - t0 < seconds:
-            pool.submit(i, timeout=30.0)
-            i += 1
-        pool.drain(60.0)
-        return delivered[0] / (time.perf_counter() - t0)
-    finally:
-        pool.close()
+    return pool_throughput([lambda i, d=d: d.detect(frames[i % len(frames)])
+                            for d in detectors], seconds, name='bench')
 
 
 def latency(detectors, frames, seconds: float, rate: float) -> tuple[float, float, int]:

@@ -43,7 +43,7 @@ from ..config import check_config, param
 from ..errors import ConfigError, EdgeVisionError
 
 __all__ = ['InferencePool', 'OrderedScheduler', 'PoolConfig', 'PoolStats', 'WorkerSpec',
-           'create_detectors', 'parse_pool']
+           'create_detectors', 'parse_pool', 'pool_throughput']
 
 P = TypeVar('P')
 
@@ -538,3 +538,31 @@ class InferencePool(Generic[P]):
             with self._cond:
                 self._delivering = False
                 self._cond.notify_all()
+
+
+def pool_throughput(workers: Sequence[Callable[[int], Any]], seconds: float,
+                    name: str = 'throughput') -> float:
+    """Frames per second through an :class:`InferencePool` of ``workers`` (each called with
+    the frame's number), frames submitted as fast as the pool takes them for ``seconds``,
+    every frame run and delivered in order (blocking submission), the drain included."""
+    delivered = [0]
+
+    def done(payload: int, result: Any) -> None:
+        delivered[0] += 1
+
+    pool = InferencePool(list(workers), done, PoolConfig(queue_size=len(workers), block=True,
+                                                         max_reorder_ms=60000.0), name=name)
+    try:
+        start = time.perf_counter()
+        index = 0
+        while time.perf_counter() - start < seconds:
+            pool.submit(index, timeout=30.0)
+            index += 1
+        pool.drain(60.0)
+        wall = time.perf_counter() - start
+    finally:
+        pool.close()
+    if pool.last_error:
+        raise EdgeVisionError(f'a pool worker failed: {pool.last_error}')
+    return delivered[0] / wall if wall > 0 else float('nan')
+

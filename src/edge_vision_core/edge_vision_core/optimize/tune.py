@@ -697,7 +697,7 @@ def _measure(workers: Sequence[tuple[_Variant, int]], frames: Sequence[np.ndarra
              seconds: float) -> tuple[float, float]:
     """``(fps, median detect ms)`` of a pool of these workers over the frames, blocking
     submission (every frame inferred, in order)."""
-    from ..inference.pool import InferencePool, PoolConfig
+    from ..inference.pool import pool_throughput
 
     detectors = []
     try:
@@ -706,32 +706,14 @@ def _measure(workers: Sequence[tuple[_Variant, int]], frames: Sequence[np.ndarra
         for det in detectors:
             det.warmup(2)
         times: list[float] = []
-        delivered = [0]
 
         def make(det):
             def run(index: int):
                 result = det.detect(frames[index % len(frames)])
                 times.append(result.timings.total_ms)
-                return None
             return run
 
-        def done(payload, result) -> None:
-            delivered[0] += 1
-
-        pool = InferencePool([make(d) for d in detectors], done,
-                             PoolConfig(queue_size=len(detectors), block=True,
-                                        max_reorder_ms=10000.0), name='tune')
-        try:
-            start = time.perf_counter()
-            index = 0
-            while time.perf_counter() - start < seconds:
-                pool.submit(index, timeout=30.0)
-                index += 1
-            pool.drain(60.0)
-            wall = time.perf_counter() - start
-        finally:
-            pool.close()
-        fps = delivered[0] / wall if wall > 0 else math.nan
+        fps = pool_throughput([make(d) for d in detectors], seconds, name='tune')
         return fps, float(np.median(times)) if times else math.nan
     finally:
         for det in detectors:

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError
+from edge_vision_core import ConfigError, EdgeVisionError
 from edge_vision_core.inference.pool import (
     InferencePool,
     OrderedScheduler,
@@ -329,3 +329,24 @@ def test_camera_batcher_gives_each_camera_its_own_detections(model, real_images)
     else:
         assert 'fixed batch' in note
 
+
+
+def test_pool_throughput_runs_every_frame_once_and_reports_a_failed_worker():
+    from edge_vision_core.inference.pool import pool_throughput
+
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        time.sleep(0.002)
+        with lock:
+            seen.append(index)
+
+    fps = pool_throughput([worker, worker], 0.2)
+    assert fps > 0 and sorted(seen) == list(range(len(seen))) and len(seen) >= 2
+
+    def broken(index: int) -> None:
+        raise ValueError('no runtime')
+
+    with pytest.raises(EdgeVisionError, match='no runtime'):
+        pool_throughput([broken], 0.05)
