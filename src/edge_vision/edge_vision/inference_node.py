@@ -220,7 +220,8 @@ class InferenceNode(EdgeVisionNode):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close(drain_s=5.0)
-            self._pool_dropped_earlier += pool.stats().dropped
+            stats = pool.stats()  # failed runs are in processing_errors already
+            self._pool_dropped_earlier += stats.replaced + stats.late
 
     @property
     def stale_dropped(self) -> int:
@@ -228,8 +229,10 @@ class InferenceNode(EdgeVisionNode):
         pool's queue) or skipped by the pool's reordering bound."""
         dropped = self._image.dropped if self._image is not None else 0
         pool = self._pool
-        return dropped + self._pool_dropped_earlier + (
-            pool.stats().replaced + pool.stats().late if pool is not None else 0)
+        if pool is not None:
+            stats = pool.stats()
+            dropped += stats.replaced + stats.late
+        return dropped + self._pool_dropped_earlier
 
     @property
     def frames_in(self) -> int:
