@@ -208,7 +208,7 @@ def test_pool_errors_are_counted_and_later_frames_still_delivered():
     got: list[int] = []
     errors: list[str] = []
     with InferencePool([flaky, flaky], lambda p, r: got.append(p),
-                       PoolConfig(queue_size=4, block=True),
+                       PoolConfig(queue_size=4, block=True, max_reorder_ms=30000),
                        on_error=lambda p, e: errors.append(f'{p}: {e}')) as pool:
         for i in range(8):
             pool.submit(i)
