@@ -205,7 +205,7 @@ class InferenceNode(EdgeVisionNode):
 
     def release(self) -> None:
         super().release()
-        self._close_pool()
+        self._close_pool(drain_s=0.0)  # the process is ending: no waiting for queued frames
         self._close_detector()
 
     def _close_detector(self) -> None:
@@ -215,13 +215,15 @@ class InferenceNode(EdgeVisionNode):
                 detector.close()
         self._detector = None
 
-    def _close_pool(self) -> None:
+    def _close_pool(self, drain_s: float = 5.0) -> None:
+        """Stop the pool; frames in it are delivered first (up to ``drain_s`` seconds)."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.close(drain_s=5.0)
+            pool.close(drain_s=drain_s)
             stats = pool.stats()  # failed runs are in processing_errors already
-            self._pool_dropped_earlier += stats.replaced + stats.late
+            # replaced, late, and whatever was still queued when it closed
+            self._pool_dropped_earlier += stats.submitted - stats.delivered - stats.failed
 
     @property
     def stale_dropped(self) -> int:
