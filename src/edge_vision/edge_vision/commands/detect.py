@@ -22,14 +22,13 @@ A summary per input (detections, stage timings) goes to stderr, so stdout stays 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_vision_core.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from edge_vision_core.io.files import VIDEO_SUFFIXES
 
 HELP = 'run a detection model (default: the embedded NanoDet) on images or videos, JSON lines'
 
@@ -73,65 +72,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
-    """Files from the command line: files as given, folders' images sorted, globs expanded.
+    """Files from the command line: files as given, folders' images sorted by name, globs
+    (``**`` spans folders) expanded to their images and videos, in a stable order.
 
     Raises:
         SourceError: a path that does not exist, a glob or folder with no image.
     """
-    from edge_vision_core import SourceError
+    from edge_vision_core.io.sources import list_files
 
-    files: list[Path] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if any(ch in spec for ch in '*?['):
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [p for p in matches if p.is_file()]
-            if not matches:
-                raise SourceError(f'no file matches {spec!r}')
-            files.extend(matches)
-        elif path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise SourceError(f'folder {path} has no image '
-                                  f'({", ".join(IMAGE_SUFFIXES)})')
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise SourceError(f'input {spec!r} does not exist')
-    return files
+    return [path for spec in specs for path in list_files(spec, videos=True)]
 
 
 def _frames(path: Path, every: int, max_frames: int) -> Iterator[tuple[int, object]]:
     """(frame index, BGR image) of an image (one frame) or a video (every N-th frame)."""
-    import cv2
+    from edge_vision_core.io.sources import read_frames
 
-    from edge_vision_core import SourceError
-
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f'cannot read image {path}: not an image OpenCV can decode')
-        yield 0, image
-        return
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f'cannot open video {path} (no decoder for it in this OpenCV build?)')
-    try:
-        index = done = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield index, frame
-                done += 1
-                if max_frames and done >= max_frames:
-                    break
-            index += 1
-    finally:
-        capture.release()
+    for frame in read_frames(path, every=every, max_frames=max_frames):
+        yield frame.index, frame.image
 
 
 def _records(result, file_name: str, frame: int) -> list[dict]:
