@@ -20,7 +20,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import FieldDefault, given
+
 HELP = 'fit an anomaly model on normal images/video and save it (.npz) for anomaly_node'
+#: the arguments whose defaults are AnomalyConfig's (one place for them)
+CONFIG_ARGS = ('backbone', 'backend', 'device', 'threads')
+
+
+def _config(name: str) -> FieldDefault:
+    return FieldDefault(f'edge_vision_core.anomaly:AnomalyConfig.{name}')
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +37,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument('--method', choices=('patchcore', 'padim'), default='patchcore',
                        help='patchcore (memory bank; any content, the default) or padim '
                             '(Gaussian per position; aligned views only)')
-    model.add_argument('--backbone', default='nanodet-m-416-backbone',
-                       help='CNN backbone (nanodet-m-416-backbone), a feature manifest .json, '
+    model.add_argument('--backbone', default=_config('backbone'),
+                       help='CNN backbone (%(default)s), a feature manifest .json, '
                             'or none (colour statistics only)')
     model.add_argument('--layers', default='stride8,stride16,color8,color16',
                        help='comma-separated feature layers: stride4/8/16 (backbone), '
@@ -59,10 +67,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                      help='calibration folds: each normal frame is scored by the model without '
                           'its fold (5)')
     rt = parser.add_argument_group('runtime')
-    rt.add_argument('--backend', default='onnxruntime',
-                    help='backbone runtime: onnxruntime or openvino (onnxruntime)')
-    rt.add_argument('--device', default='auto', help='backend device (auto)')
-    rt.add_argument('--threads', type=int, default=0, help='CPU threads (0 = runtime default)')
+    rt.add_argument('--backend', default=_config('backend'),
+                    help='backbone runtime: onnxruntime or openvino (%(default)s)')
+    rt.add_argument('--device', default=_config('device'), help='backend device (%(default)s)')
+    rt.add_argument('--threads', type=int, default=_config('threads'),
+                    help='CPU threads (%(default)s = runtime default)')
     rt.add_argument('--seed', type=int, default=0, help='random seed (0)')
 
 
@@ -87,11 +96,11 @@ def config_from_args(args: argparse.Namespace):
         extra.update(threshold_mode='false_alarm_rate', false_alarm_rate=args.false_alarm_rate)
     layers = tuple(v.strip() for v in args.layers.split(',') if v.strip())
     return AnomalyConfig(
-        method=args.method, backbone=args.backbone, layers=layers, input_width=width,
+        **given(args, CONFIG_ARGS), method=args.method, layers=layers, input_width=width,
         input_height=height, max_input_side=args.max_side, resize=args.resize,
         feature_dim=args.feature_dim, max_memory_bank=args.max_bank,
         coreset_ratio=args.coreset_ratio, calibration_folds=args.folds,
-        backend=args.backend, device=args.device, threads=args.threads, seed=args.seed, **extra)
+        seed=args.seed, **extra)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,28 +30,37 @@ from pathlib import Path
 
 from edge_vision_core.io.files import VIDEO_SUFFIXES
 
+from . import FieldDefault, given
+
 HELP = 'run a detection model (default: the embedded NanoDet) on images or videos, JSON lines'
 
 
 _LOG = logging.getLogger('edge_vision.detect')
+#: the arguments whose defaults are DetectorOptions' (one place for them)
+OPTION_ARGS = ('model', 'backend', 'device', 'threads', 'precision')
+
+
+def _option(name: str) -> FieldDefault:
+    return FieldDefault(f'edge_vision_core.inference:DetectorOptions.{name}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('inputs', nargs='*', metavar='INPUT',
                         help='image or video files, folders (their images, sorted) or quoted '
                              'glob patterns')
-    parser.add_argument('--model', default='nanodet-m-416',
+    parser.add_argument('--model', default=_option('model'),
                         help='registered model name, manifest YAML, or model file with a '
-                             'sibling <stem>.yaml (default: nanodet-m-416, embedded)')
-    parser.add_argument('--backend', default='onnxruntime',
-                        help='onnxruntime, openvino, litert or tensorrt (default onnxruntime)')
-    parser.add_argument('--device', default='auto',
+                             'sibling <stem>.yaml (default: %(default)s, embedded)')
+    parser.add_argument('--backend', default=_option('backend'),
+                        help='onnxruntime, openvino, litert or tensorrt (default %(default)s)')
+    parser.add_argument('--device', default=_option('device'),
                         help="backend device, e.g. cpu, cuda, CPU, GPU, NPU, edgetpu "
-                             "(default auto)")
-    parser.add_argument('--threads', type=int, default=0,
-                        help='CPU inference threads (default 0: the runtime decides)')
-    parser.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
-                        help='precision hint (default auto)')
+                             "(default %(default)s)")
+    parser.add_argument('--threads', type=int, default=_option('threads'),
+                        help='CPU inference threads (default %(default)s: the runtime decides)')
+    parser.add_argument('--precision', default=_option('precision'),
+                        choices=('auto', 'fp32', 'fp16', 'bf16'),
+                        help='precision hint (default %(default)s)')
     parser.add_argument('--score', type=float, default=-1.0,
                         help='score threshold in [0, 1] (default: the model manifest value)')
     parser.add_argument('--nms', type=float, default=-1.0,
@@ -145,10 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if args.every < 1 or args.max_frames < 0:
         raise ConfigError('--every must be >= 1 and --max-frames >= 0')
     files = expand_inputs(args.inputs)
-    options = DetectorOptions(model=args.model, backend=args.backend, device=args.device,
-                              threads=args.threads, precision=args.precision,
-                              score_threshold=args.score, nms_threshold=args.nms,
-                              max_detections=args.max_det)
+    options = DetectorOptions(**given(args, OPTION_ARGS), score_threshold=args.score,
+                              nms_threshold=args.nms, max_detections=args.max_det)
     out_dir = None
     if args.annotate:
         out_dir = Path(args.annotate)
