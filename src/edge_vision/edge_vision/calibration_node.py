@@ -90,7 +90,7 @@ class CalibrationNode(EdgeVisionNode):
         self._result: CalibrationResult | None = None
         self._saved_to = ''
         self._progress = None
-        self._services = []
+        self._triggers = []
         self._client = None
 
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -105,7 +105,7 @@ class CalibrationNode(EdgeVisionNode):
                                          results_qos())
         self.add_input('image', Image, image_to_frame, self._on_image,
                        stream_subscriber_qos(self.config(QosConfig)))
-        self._services = [
+        self._triggers = [
             self.create_service(Trigger, '~/calibrate', self._on_calibrate),
             self.create_service(Trigger, '~/reset', self._on_reset)]
         if cfg.set_camera_info_service:
@@ -114,9 +114,9 @@ class CalibrationNode(EdgeVisionNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
-        for service in self._services:
+        for service in self._triggers:
             self.destroy_service(service)
-        self._services = []
+        self._triggers = []
         if self._client is not None:
             self.destroy_client(self._client)
             self._client = None
