@@ -7,7 +7,8 @@ on request) solves for the camera model, writes the camera_info_manager YAML and
 sends it to the camera's ``set_camera_info`` service.
 
 Subscribes ``image`` (sensor_msgs/Image, best effort; remap it to the camera's ``image_raw``),
-processed at most ``max_rate_hz`` times per second.
+processed at most ``max_rate_hz`` times per second (the images skipped meanwhile are counted
+in ``/diagnostics`` as ``skipped_for_rate``).
 
 Publishes ``~/progress`` (diagnostic_msgs/DiagnosticArray, header of the latest image): views,
 the four coverage bars, the verdict of the latest image (``accepted``, ``no_target``,
@@ -86,6 +87,7 @@ class CalibrationNode(EdgeVisionNode):
         super().__init__('calibration_node', **kwargs)
         self._cal: Calibrator | None = None
         self._last_time = 0.0
+        self.skipped_for_rate = 0  # images not examined because of max_rate_hz
         self._last_verdict = ''
         self._result: CalibrationResult | None = None
         self._saved_to = ''
@@ -129,6 +131,7 @@ class CalibrationNode(EdgeVisionNode):
         cfg = self.config(CalibrationNodeConfig)
         now = time.monotonic()
         if now - self._last_time < 1.0 / cfg.max_rate_hz:
+            self.skipped_for_rate += 1
             return
         self._last_time = now
         verdict = self._cal.add_image(frame.image, name=f'{frame.meta.seconds:.3f}')
@@ -209,7 +212,8 @@ class CalibrationNode(EdgeVisionNode):
             return OK, self.lifecycle_state, {}
         progress = self._cal.progress()
         values: dict[str, object] = {'views': progress.views, **progress.as_dict(),
-                                     **{f'count_{k}': v for k, v in self._cal.counts.items()}}
+                                     **{f'count_{k}': v for k, v in self._cal.counts.items()},
+                                     'skipped_for_rate': self.skipped_for_rate}
         if self._result is not None:
             values['rms_px'] = self._result.rms
         return OK, progress.summary(), values
