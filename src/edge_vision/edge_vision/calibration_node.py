@@ -197,7 +197,7 @@ class CalibrationNode(EdgeVisionNode):
             response.success = True
         except EdgeVisionError as exc:
             response.success, response.message = False, str(exc)
-            self.get_logger().error(f'calibration failed: {exc}')
+            self.get_logger().error(f'calibration failed: {exc}', throttle_duration_sec=5.0)
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response
