@@ -109,6 +109,14 @@ def model_file_bytes(path: Path) -> int:
     return total
 
 
+def _require_file(path: Path, what: str) -> None:
+    """Raise ModelError unless ``path`` is a file: missing, or a directory (named as such)."""
+    if path.is_dir():
+        raise ModelError(f'{what} {path} is a directory, not a file: give the {what} itself')
+    if not path.is_file():
+        raise ModelError(f'{what} {path} does not exist')
+
+
 def verify_checksum(model_file: ModelFile) -> None:
     """Check that the file exists and matches its SHA-256 (when the manifest has one).
 
@@ -116,8 +124,7 @@ def verify_checksum(model_file: ModelFile) -> None:
         ModelError: naming the file, for a missing, truncated or corrupt file.
     """
     path = model_file.path
-    if not path.is_file():
-        raise ModelError(f'model file {path} does not exist')
+    _require_file(path, 'model file')
     if model_file.sha256:
         actual = sha256_file(path)
         if actual != model_file.sha256.lower():
@@ -415,13 +422,11 @@ def resolve_model(spec: str | Path) -> ModelManifest:
     text = str(spec).strip()
     path = Path(text).expanduser()
     if path.suffix.lower() in ('.yaml', '.yml'):
-        if not path.is_file():
-            raise ModelError(f'model manifest {path} does not exist')
+        _require_file(path, 'model manifest')
         return load_manifest(path)
     model_suffixes = {s for v in FORMATS.values() for s in v}
     if path.suffix.lower() in model_suffixes:
-        if not path.is_file():
-            raise ModelError(f'model file {path} does not exist')
+        _require_file(path, 'model file')
         for candidate in (path.with_suffix('.yaml'), path.with_suffix('.yml')):
             if candidate.is_file():
                 return load_manifest(candidate)
@@ -431,6 +436,8 @@ def resolve_model(spec: str | Path) -> ModelManifest:
     known = list_models()
     if text in known:
         return load_manifest(known[text])
+    if path.is_dir():
+        _require_file(path, 'model')
     hint = (f'known models: {", ".join(known)}' if known else
             'the edge_vision_models package (the embedded models) is not installed')
     raise ModelError(f'unknown model {text!r}: not a manifest (.yaml), not a model file, and '
