@@ -8,8 +8,12 @@
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
 ``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
-process, frames handed over in memory: the fast path) and ``config_dir`` (the parameter files;
-default: this package's ``config/``, one ``<stage>.yaml`` per node).
+process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
+default: this package's ``config/``, one ``<stage>.yaml`` per node) and ``mqtt``,
+``mqtt_broker``, ``mqtt_params`` (the MQTT bridge)::
+
+    ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
+        mqtt_params:=/etc/edge_vision/mqtt.yaml
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -24,9 +28,11 @@ import tempfile
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from edge_vision.stages import select_stages, stage_remaps
 from edge_vision_core.inference import DetectorOptions
@@ -51,11 +57,31 @@ ARGUMENTS = [
                           'process per node.'),
     ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
     ('log_level', 'info', 'Logging level of the nodes.'),
+    ('mqtt', 'false', 'Run mqtt_bridge_node: tracks, events, health and snapshots to an MQTT '
+                      'broker, allow-listed commands back.'),
+    ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
+                        'parameter files\' broker.url).'),
+    ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
+                        'device_id, allow-lists).'),
 ]
 
 
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _plain(value: object) -> object:
+    """The Python values of (nested) ParameterValues, for a YAML parameter file."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value.value if isinstance(value, ParameterValue) else value
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _setup(context, *args, **kwargs):
@@ -65,26 +91,40 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']))
+    # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
     overrides = {
-        'camera': {'source': arg['source']},
-        'inference': {'model': arg['model'], 'backend': arg['backend'],
-                      'device': arg['device'], 'threads': int(arg['inference_threads'])},
-        'overlay': {'show_anomaly': 'anomaly' in stages},
+        'camera': {'source': ParameterValue(arg['source'], value_type=str)},
+        'inference': {'model': ParameterValue(arg['model'], value_type=str),
+                      'backend': ParameterValue(arg['backend'], value_type=str),
+                      'device': ParameterValue(arg['device'], value_type=str),
+                      'threads': ParameterValue(int(arg['inference_threads']), value_type=int)},
+        'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool)},
     }
     if arg['anomaly_model']:
-        overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+        overrides['anomaly'] = {
+            'model_path': ParameterValue(arg['anomaly_model'], value_type=str)}
+    mqtt_files = [arg['mqtt_params']] if arg['mqtt_params'] else []
+    if _truthy(arg['mqtt']):
+        stages.append('mqtt_bridge')
+        overrides['mqtt_bridge'] = {'broker': {
+            'url': ParameterValue(arg['mqtt_broker'], value_type=str)}} \
+            if arg['mqtt_broker'] else {}
     remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]
     actions = []
     if _truthy(arg['composed']):
-        # one process: every node's file, then the overrides, by node name
-        params = {f'/**/{stage}_node': {'ros__parameters': values}
+        # one process: every node's file, then the overrides, by node name (the values are
+        # plain Python values of the right type, so YAML keeps a '0' source a string)
+        params = {f'/**/{stage}_node': {'ros__parameters': _plain(values)}
                   for stage, values in overrides.items() if stage in stages}
         handle, path = tempfile.mkstemp(prefix='edge_vision_', suffix='.yaml')
         with os.fdopen(handle, 'w') as f:
             yaml.safe_dump(params, f)
-        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages]
+        # the file is read when the process starts; remove it when launch shuts down
+        actions.append(RegisterEventHandler(OnShutdown(
+            on_shutdown=lambda event, context, path=path: _remove(path))))
+        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages] + mqtt_files
         # no name=: a __node remap would rename every node of the process
         actions.append(Node(
             package='edge_vision', executable='pipeline', namespace=ns,
@@ -95,6 +135,7 @@ def _setup(context, *args, **kwargs):
     else:
         for stage in stages:
             files = [os.path.join(config_dir, f'{stage}.yaml')]
+            files += mqtt_files if stage == 'mqtt_bridge' else []
             actions.append(Node(
                 package='edge_vision', executable=f'{stage}_node', name=f'{stage}_node',
                 namespace=ns, output='screen', emulate_tty=True,

@@ -57,17 +57,17 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def two_hosts():
-    """``(prefix_a, prefix_b, link_b)``: commands that run a program on host A or B (its own
-    network namespace and /dev/shm), and B's end of the link."""
+def two_hosts(system_program):
+    """``(prefix_a, prefix_b, (ip, netns_b, link_b))``: commands that run a program on host A
+    or B (its own network namespace and /dev/shm), and the ``ip`` program with B's namespace
+    and end of the link."""
     if os.geteuid() != 0:
         pytest.skip('two-host test needs root (network namespaces)')
-    for tool in ('ip', 'unshare'):
-        if shutil.which(tool) is None:
-            pytest.skip(f'two-host test needs {tool} (Debian packages iproute2, util-linux)')
+    ip = system_program('ip', package='iproute2')
+    unshare = system_program('unshare', package='util-linux')
     tag = uuid.uuid4().hex[:6]
     a, b, link_a, link_b = f'eva{tag}', f'evb{tag}', f'va{tag}', f'vb{tag}'
-    made = _run('ip', 'netns', 'add', a)
+    made = _run(ip, 'netns', 'add', a)
     if made.returncode != 0:
         pytest.skip(f'cannot create a network namespace here: {made.stderr.strip()}')
     try:
@@ -80,18 +80,18 @@ def two_hosts():
             steps += [('-n', ns, 'link', 'set', 'lo', 'up'), ('-n', ns, 'link', 'set', link, 'up'),
                       ('-n', ns, 'route', 'add', 'default', 'dev', link)]
         for step in steps:
-            done = _run('ip', *step)
+            done = _run(ip, *step)
             assert done.returncode == 0, f'ip {" ".join(step)}: {done.stderr}'
         prefixes = []
         for ns in (a, b):  # each host's processes share a /dev/shm, the other host's not
             shm = f'/dev/shm/edge_vision_{ns}'
             os.makedirs(shm)
-            prefixes.append(('ip', 'netns', 'exec', ns, 'unshare', '--mount', '--', 'sh', '-c',
+            prefixes.append((ip, 'netns', 'exec', ns, unshare, '--mount', '--', 'sh', '-c',
                              f'mount --bind {shm} /dev/shm && exec "$@"', 'sh'))
-        yield prefixes[0], prefixes[1], (b, link_b)
+        yield prefixes[0], prefixes[1], (ip, b, link_b)
     finally:
         for ns in (a, b):
-            _run('ip', 'netns', 'del', ns)  # takes the veth pair with it
+            _run(ip, 'netns', 'del', ns)  # takes the veth pair with it
             shutil.rmtree(f'/dev/shm/edge_vision_{ns}', ignore_errors=True)
 
 
@@ -103,7 +103,7 @@ def _lines(path) -> list[dict]:
 
 
 def test_tracks_cross_hosts_with_the_camera_stamps(two_hosts, node_process, tmp_path):
-    prefix_a, prefix_b, (ns_b, link_b) = two_hosts
+    prefix_a, prefix_b, (ip, ns_b, link_b) = two_hosts
     env = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'}
     ns = '/robot'
     camera = node_process('edge_vision.camera_node', {
@@ -141,7 +141,7 @@ def test_tracks_cross_hosts_with_the_camera_stamps(two_hosts, node_process, tmp_
         assert len(seen) >= 6 and len(crossed) == len(seen), \
             f'tracks must carry the camera\'s stamps: {len(crossed)} of {len(seen)} do'
         assert any(t['n'] for t in tracks), 'the synthetic scene has objects to track'
-        rx = int(_run('ip', 'netns', 'exec', ns_b, 'cat',
+        rx = int(_run(ip, 'netns', 'exec', ns_b, 'cat',
                       f'/sys/class/net/{link_b}/statistics/rx_bytes').stdout)
         assert rx > 8 * 320 * 240 * 3, f'only {rx} bytes crossed the link: not the images'
         assert camera.alive() and inference.alive() and tracker.alive()

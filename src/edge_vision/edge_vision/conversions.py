@@ -18,20 +18,29 @@ Detections (``vision_msgs/Detection2DArray``, vision_msgs 4.x):
 
 Markers (``visualization_msgs/MarkerArray``, :func:`detections_to_markers`): each detection as a
 rectangle at an assumed depth in the image's optical frame plus a text label, for 3-D views.
+
+Image quality (``diagnostic_msgs/DiagnosticStatus``, :func:`quality_to_status`): one status per
+preprocessed frame: level WARN when the gate failed or a step warned, a one-line summary, and the
+metrics, verdict, steps, chosen parameters and timings as key/value strings.
 """
 
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterType, ParameterValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.msg import RegionOfInterest as RoiMsg
 from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import (
+    Classification,
     Detection2D,
     Detection2DArray,
     LabelInfo,
@@ -60,8 +69,14 @@ from edge_vision_core.encodings import (
 from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
+if TYPE_CHECKING:
+    from edge_vision_core.imaging import PreprocessResult
+
 __all__ = [
+    'MAX_CLASS_ID',
     'camera_info_to_model',
+    'classification_score',
+    'diagnostic_level',
     'frame_detections_to_msg',
     'frame_to_camera_info',
     'frame_to_compressed',
@@ -80,6 +95,12 @@ __all__ = [
     'msg_to_frame_detections',
     'numpy_to_compressed',
     'numpy_to_image',
+    'parameter_value',
+    'quality_from_msg',
+    'quality_key_values',
+    'quality_level',
+    'quality_summary',
+    'quality_to_status',
 ]
 
 
@@ -206,26 +227,59 @@ def detections_to_msg(dets: Detections, header: Header | None = None,
     return out
 
 
+#: The largest class id accepted in ``vision_msgs/LabelInfo`` and ``Detection2D`` class ids
+#: (and the most class names a label list may grow to). Label lists are indexed by class id, so
+#: one absurd id would make every consumer allocate and scan a table that large; the largest
+#: detection vocabularies in use (LVIS 1203, Objects365 365, Open Images 601) are far below.
+MAX_CLASS_ID = 32767
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _parse_class(class_id: str, name_to_id: dict[str, int],
                  extend: list[str] | None = None) -> int:
     if class_id in name_to_id:
         return name_to_id[class_id]
     try:
-        return int(class_id)
+        value = int(class_id)
     except ValueError:
-        if extend is not None:
-            name_to_id[class_id] = len(extend)
-            extend.append(class_id)
-            return name_to_id[class_id]
-        known = ', '.join(sorted(name_to_id)[:10]) or 'none'
+        value = None
+    if value is not None:
+        if not -1 <= value <= MAX_CLASS_ID:
+            raise ConversionError(f'class id {class_id!r} in Detection2D is out of range: class '
+                                  f'indices go from 0 to {MAX_CLASS_ID} (-1 = no class)')
+        return value
+    if extend is not None:
+        if len(extend) > MAX_CLASS_ID:
+            raise ConversionError(
+                f'unknown class {class_id!r} in Detection2D: the label list already holds '
+                f'{len(extend)} names (at most {MAX_CLASS_ID + 1}); publish the model\'s '
+                f'vision_msgs/LabelInfo instead of new names on every message')
+        name_to_id[class_id] = len(extend)
+        extend.append(class_id)
+        return name_to_id[class_id]
+    known = ', '.join(sorted(name_to_id)[:10]) or 'none'
+    raise ConversionError(
+        f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
+        f'list (known: {known}...). Pass the labels from the vision_msgs/LabelInfo topic')
+
+
+def _parse_track_ids(ids: list[str]) -> np.ndarray:
+    try:
+        values = [int(x) for x in ids]
+    except ValueError:
         raise ConversionError(
-            f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
-            f'list (known: {known}...). Pass the labels from the vision_msgs/LabelInfo topic'
-        ) from None
+            f'Detection2D.id must be empty for all detections or an integer track id for '
+            f'all, got {ids[:5]}') from None
+    bad = [x for x in values if not _INT64_MIN <= x <= _INT64_MAX]
+    if bad:
+        raise ConversionError(f'Detection2D.id {bad[0]} does not fit a 64-bit track id '
+                              f'({_INT64_MIN}..{_INT64_MAX})')
+    return np.array(values, np.int64)
 
 
 def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
-                      extend_labels: bool = False) -> Detections:
+                      extend_labels: bool = False,
+                      label_index: dict[str, int] | None = None) -> Detections:
     """``vision_msgs/Detection2DArray`` -> Detections.
 
     The best-scoring hypothesis of each detection gives its class and score; a detection with no
@@ -237,13 +291,17 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
         labels: class names indexed by class id (from ``vision_msgs/LabelInfo``).
         extend_labels: append class names missing from ``labels`` (a mutable list) instead of
             raising, for consumers that only display names.
+        label_index: ``{name: class id}`` of ``labels``, when the caller keeps one (it is
+            updated with appended names), so a long label list is not indexed per message.
 
     Raises:
-        ConversionError: a class name not in ``labels`` and not an integer, or ids that are
-            neither all empty nor all integers.
+        ConversionError: a class name not in ``labels`` and not an integer, a class index
+            outside 0..:data:`MAX_CLASS_ID`, or ids that are neither all empty nor all integers
+            of 64 bits.
     """
     n = len(msg.detections)
-    name_to_id = {name: i for i, name in enumerate(labels or ())}
+    name_to_id = label_index if label_index is not None else \
+        {name: i for i, name in enumerate(labels or ())}
     extend = labels if extend_labels and isinstance(labels, list) else None
     boxes = np.empty((n, 4), np.float64)
     scores = np.zeros(n, np.float64)
@@ -258,14 +316,7 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
             scores[i] = best.hypothesis.score
             class_ids[i] = _parse_class(best.hypothesis.class_id, name_to_id, extend)
         ids.append(det.id)
-    track_ids = None
-    if any(ids):
-        try:
-            track_ids = np.array([int(x) for x in ids], np.int64)
-        except ValueError:
-            raise ConversionError(
-                f'Detection2D.id must be empty for all detections or an integer track id for '
-                f'all, got {ids[:5]}') from None
+    track_ids = _parse_track_ids(ids) if any(ids) else None
     return Detections(boxes, scores, class_ids, track_ids)
 
 
@@ -283,10 +334,17 @@ def labels_to_label_info(labels: Sequence[str], header: Header | None = None,
 
 
 def label_info_to_labels(msg: LabelInfo) -> list[str]:
-    """``vision_msgs/LabelInfo`` -> label list indexed by class id (gaps filled with the id)."""
+    """``vision_msgs/LabelInfo`` -> label list indexed by class id (gaps filled with the id).
+
+    Raises:
+        ConversionError: a class id above :data:`MAX_CLASS_ID`.
+    """
     if not msg.class_map:
         return []
     size = max(c.class_id for c in msg.class_map) + 1
+    if size > MAX_CLASS_ID + 1:
+        raise ConversionError(f'LabelInfo class id {size - 1} is out of range: class indices go '
+                              f'from 0 to {MAX_CLASS_ID}')
     labels = [str(i) for i in range(size)]
     for c in msg.class_map:
         labels[c.class_id] = c.class_name
@@ -332,7 +390,15 @@ def model_to_camera_info(model: CameraModel, header: Header | None = None) -> Ca
 
 def image_to_frame(msg: Image, desired_encoding: str = 'passthrough',
                    camera: CameraModel | None = None) -> Frame:
-    """``sensor_msgs/Image`` -> Frame (zero-copy view when no conversion is needed)."""
+    """``sensor_msgs/Image`` -> Frame (zero-copy view when no conversion is needed).
+
+    Raises:
+        ConversionError: see :func:`image_to_numpy`; also an image of zero width or height
+            (a stage has nothing to process in it).
+    """
+    if msg.width == 0 or msg.height == 0:
+        raise ConversionError(f'empty {msg.encoding} image ({msg.width}x{msg.height}): a frame '
+                              f'needs at least one pixel')
     arr = image_to_numpy(msg, desired_encoding)
     encoding = msg.encoding if desired_encoding == 'passthrough' else desired_encoding
     return Frame(arr, header_to_meta(msg.header), encoding, camera)
@@ -364,9 +430,10 @@ def frame_detections_to_msg(item: FrameDetections) -> Detection2DArray:
 
 
 def msg_to_frame_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
-                            extend_labels: bool = False) -> FrameDetections:
+                            extend_labels: bool = False,
+                            label_index: dict[str, int] | None = None) -> FrameDetections:
     """``vision_msgs/Detection2DArray`` -> FrameDetections (see :func:`msg_to_detections`)."""
-    dets = msg_to_detections(msg, labels, extend_labels)
+    dets = msg_to_detections(msg, labels, extend_labels, label_index)
     return FrameDetections(header_to_meta(msg.header), dets,
                            labels=tuple(labels) if labels else None)
 
@@ -415,4 +482,144 @@ def detections_to_markers(dets: Detections, camera: CameraModel, depth: float,
         text.pose.orientation.w = 1.0
         text.scale.z = 0.05 * depth
         out.markers.extend((box, text))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Image quality (preprocess_node's ``quality`` topic)
+
+def quality_level(result: PreprocessResult) -> int:
+    """``DiagnosticStatus`` level of a preprocessed frame: OK (0), or WARN (1) when the gate
+    failed or a step warned."""
+    return 0 if result.verdict.ok and not result.warnings else 1
+
+
+def quality_summary(result: PreprocessResult) -> str:
+    """One line for ``DiagnosticStatus.message``: ``ok`` or the gate reasons, then whether the
+    frame was dropped, then the warnings."""
+    parts = ['ok' if result.verdict.ok else ', '.join(result.verdict.reasons)]
+    if result.dropped:
+        parts.append('frame dropped')
+    parts.extend(result.warnings)
+    return '; '.join(parts)
+
+
+def quality_key_values(result: PreprocessResult) -> list[tuple[str, str]]:
+    """``DiagnosticStatus.values`` of a preprocessed frame as ``(key, value)`` strings: input
+    (and ``output_``) metrics, verdict, reasons, dropped, steps, ``skipped_<step>``, the chosen
+    parameters, PSNR/SSIM, ``time_<stage>_ms`` and ``converted_from``."""
+    values: list[tuple[str, str]] = []
+    for prefix, metrics in (('', result.input_metrics), ('output_', result.output_metrics)):
+        if metrics is None:
+            continue
+        for key, value in metrics.as_dict().items():
+            if key not in ('width', 'height', 'decimation'):
+                values.append((prefix + key, _quality_number(value)))
+    values.append(('verdict', 'ok' if result.verdict.ok else 'fail'))
+    values.append(('reasons', ','.join(result.verdict.reasons)))
+    values.append(('dropped', str(result.dropped).lower()))
+    values.append(('steps', ','.join(result.steps)))
+    values.extend((f'skipped_{k}', v) for k, v in result.skipped.items())
+    values.extend((k, _quality_number(v)) for k, v in result.parameters.items())
+    if result.psnr is not None:
+        values.append(('psnr_output_vs_input_db', _quality_number(result.psnr)))
+    if result.ssim is not None:
+        values.append(('ssim_output_vs_input', _quality_number(result.ssim)))
+    values.extend((f'time_{k}_ms', f'{v:.3f}') for k, v in result.timings_ms.items())
+    if result.converted_from:
+        values.append(('converted_from', result.converted_from))
+    return values
+
+
+def quality_to_status(result: PreprocessResult, name: str, hardware_id: str = ''
+                      ) -> DiagnosticStatus:
+    """The ``DiagnosticStatus`` of one preprocessed frame (see the module docstring)."""
+    return DiagnosticStatus(level=bytes([quality_level(result)]), name=name,
+                            message=quality_summary(result), hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v)
+                                    for k, v in quality_key_values(result)])
+
+
+def _quality_number(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return 'inf' if value > 0 else '-inf'
+    return f'{value:.6g}'
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores, statuses and parameter values (the MQTT bridge's inputs and remote parameter changes)
+
+def diagnostic_level(level: bytes | int) -> int:
+    """A ``DiagnosticStatus.level`` (a byte in rclpy) as an int: 0 OK, 1 WARN, 2 ERROR, 3 STALE."""
+    return int.from_bytes(level, 'little') if isinstance(level, (bytes, bytearray)) \
+        else int(level)
+
+
+def classification_score(msg: Classification, class_id: str = 'anomaly'
+                         ) -> tuple[FrameMeta, float]:
+    """``vision_msgs/Classification`` -> ``(meta, score of class_id)`` (anomaly_node's
+    ``anomaly`` topic: the anomaly confidence, 0.5 at the model threshold).
+
+    Raises:
+        ConversionError: no hypothesis for ``class_id``.
+    """
+    for hyp in msg.results:
+        if hyp.class_id == class_id:
+            return header_to_meta(msg.header), float(hyp.score)
+    raise ConversionError(f'Classification without a {class_id!r} hypothesis (got '
+                          f'{[h.class_id for h in msg.results][:5]})')
+
+
+def quality_from_msg(msg: DiagnosticArray) -> tuple[FrameMeta, int, str]:
+    """preprocess_node's per-frame ``quality`` array -> ``(meta, level, summary)``: the worst
+    status level and the messages of the statuses at that level.
+
+    Raises:
+        ConversionError: an empty array.
+    """
+    if not msg.status:
+        raise ConversionError('quality DiagnosticArray with no status')
+    levels = [diagnostic_level(s.level) for s in msg.status]
+    worst = max(levels)
+    summary = '; '.join(s.message for s, lv in zip(msg.status, levels, strict=True)
+                        if lv == worst and s.message)
+    return header_to_meta(msg.header), worst, summary
+
+
+_PARAMETER_FIELDS = {
+    ParameterType.PARAMETER_BOOL: ('bool_value', (bool,)),
+    ParameterType.PARAMETER_INTEGER: ('integer_value', (int,)),
+    ParameterType.PARAMETER_DOUBLE: ('double_value', (int, float)),
+    ParameterType.PARAMETER_STRING: ('string_value', (str,)),
+    ParameterType.PARAMETER_BOOL_ARRAY: ('bool_array_value', (bool,)),
+    ParameterType.PARAMETER_INTEGER_ARRAY: ('integer_array_value', (int,)),
+    ParameterType.PARAMETER_DOUBLE_ARRAY: ('double_array_value', (int, float)),
+    ParameterType.PARAMETER_STRING_ARRAY: ('string_array_value', (str,)),
+}
+
+
+def parameter_value(value: object, ptype: int) -> ParameterValue:
+    """A JSON value -> ``rcl_interfaces/ParameterValue`` of the parameter's declared type
+    (an integer is accepted for a double; nothing else is converted).
+
+    Raises:
+        ConversionError: the parameter is not declared (type NOT_SET), or the value does not
+            fit its type.
+    """
+    if ptype not in _PARAMETER_FIELDS:
+        raise ConversionError('no such parameter (not declared on that node)')
+    attr, kinds = _PARAMETER_FIELDS[ptype]
+    is_array = attr.endswith('_array_value')
+    values = value if is_array and isinstance(value, list) else [value]
+    ok = (isinstance(value, list) == is_array and all(
+        isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool)) for v in values))
+    if not ok:
+        raise ConversionError(f'value {value!r} does not fit the parameter\'s type '
+                              f'{attr.removesuffix("_value").replace("_", " ")}')
+    if kinds == (int, float):
+        values = [float(v) for v in values]
+    out = ParameterValue(type=ptype)
+    setattr(out, attr, values if is_array else values[0])
     return out

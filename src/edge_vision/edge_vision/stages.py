@@ -12,9 +12,9 @@ __all__ = ['remap_args', 'select_stages', 'stage_remaps']
 
 
 def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool = False,
-                  recorder: bool = False) -> list[str]:
+                  recorder: bool = False, mqtt: bool = False) -> list[str]:
     """The detection pipeline's stages: camera, [preprocess], inference, [tracker], overlay,
-    then the optional [recorder] and [anomaly]."""
+    then the optional [recorder], [anomaly] and [mqtt_bridge]."""
     stages = ['camera']
     if preprocess:
         stages.append('preprocess')
@@ -26,22 +26,25 @@ def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool 
         stages.append('recorder')
     if anomaly:
         stages.append('anomaly')
+    if mqtt:
+        stages.append('mqtt_bridge')
     return stages
 
 
 def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """Per stage, the ``(from, to)`` topic remaps that make consumers of a missing stage read
     what feeds it: no preprocess -> ``image`` (and its ``image/camera_info``) is ``image_raw``
-    (``camera_info``); no tracker -> ``tracks`` is ``detections``."""
+    (``camera_info``) for every stage that reads images (the tracker too: camera-motion
+    compensation and the frames it passes on); no tracker -> ``tracks`` is ``detections``."""
     image = 'image' if 'preprocess' in stages else 'image_raw'
     results = 'tracks' if 'tracker' in stages else 'detections'
     remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
-    for stage in ('inference', 'overlay', 'anomaly'):
+    for stage in ('inference', 'tracker', 'overlay', 'anomaly'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':
         remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    for stage in ('overlay', 'recorder'):
+    for stage in ('overlay', 'recorder', 'mqtt_bridge'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
     return remaps

@@ -240,3 +240,183 @@ def test_invalid_camera_info_names_the_frame():
     msg.k = [500.0, 0, 320, 0, 500, 240, 0, 0, 1]
     with pytest.raises(ConversionError, match="frame_id 'left_optical'.*coefficients"):
         camera_info_to_model(msg)
+
+
+# --- malformed input found by fuzzing: clear ConversionErrors, never OpenCV assertions -------
+
+@pytest.mark.parametrize(('encoding', 'width', 'height', 'step'), [
+    ('rgb8', 0, 4, 0), ('mono8', 4, 0, 4), ('yuyv', 0, 0, 0), ('bayer_rggb8', 0, 2, 0),
+    ('bgr8', 0, 0, 0),
+])
+def test_an_image_without_pixels_is_refused_by_every_node_input(encoding, width, height, step):
+    from edge_vision.conversions import image_to_frame
+
+    msg = image_msg(encoding, width, height, step, b'')
+    with pytest.raises(ConversionError, match='empty'):
+        image_to_frame(msg, 'bgr8')
+
+
+def test_empty_arrays_convert_without_opencv():
+    from edge_vision_core.encodings import convert_encoding
+
+    out = convert_encoding(np.zeros((0, 5, 3), np.uint8), 'rgb8', 'mono8')
+    assert out.shape == (0, 5) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize('encoding', ['yuyv', 'uyvy', 'yuv422', 'yuv422_yuy2'])
+def test_odd_width_packed_yuv_is_refused(encoding):
+    from edge_vision.conversions import image_to_frame
+
+    msg = image_msg(encoding, 3, 2, 6, bytes(12))
+    with pytest.raises(ConversionError, match='width must be even, got 3'):
+        image_to_frame(msg, 'bgr8')
+
+
+@pytest.mark.parametrize(('class_id', 'track_id', 'match'), [
+    (str(2**63), '', 'out of range'),
+    ('40000', '', 'out of range'),
+    ('-2', '', 'out of range'),
+    ('0', str(2**63), 'does not fit a 64-bit track id'),
+    ('0', str(-(2**63) - 1), 'does not fit a 64-bit track id'),
+])
+def test_class_and_track_ids_beyond_their_types_are_refused(class_id, track_id, match):
+    det = Detection2D(id=track_id)
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis.class_id, hyp.hypothesis.score = class_id, 0.5
+    det.results.append(hyp)
+    with pytest.raises(ConversionError, match=match):
+        msg_to_detections(Detection2DArray(detections=[det]))
+
+
+def test_a_label_info_with_an_absurd_class_id_is_refused():
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    info = LabelInfo(class_map=[VisionClass(class_id=0, class_name='person'),
+                                VisionClass(class_id=65535, class_name='last')])
+    with pytest.raises(ConversionError, match='class id 65535 is out of range'):
+        label_info_to_labels(info)
+
+
+def test_label_table_grows_linearly_and_stays_bounded():
+    """A label list of the largest accepted size is indexed once, not scanned per name (the
+    old table compared every name with every other: 20-26 s for one LabelInfo of 65536)."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    from edge_vision.conversions import MAX_CLASS_ID
+    from edge_vision.synced import LabelTable
+
+    class CountingStr(str):
+        compared = 0
+
+        def __eq__(self, other):
+            CountingStr.compared += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    table = LabelTable()
+    info = LabelInfo(class_map=[VisionClass(class_id=i, class_name=f'c{i}')
+                                for i in range(MAX_CLASS_ID + 1)])
+    names = [CountingStr(n) for n in label_info_to_labels(info)]
+    table.update(names)
+    table.update(names)  # again: nothing new
+    assert len(table) == MAX_CLASS_ID + 1
+    # a dict lookup compares a name with at most a few others on hash collisions
+    assert CountingStr.compared < 4 * len(names)
+    # names first seen in results are appended, up to the bound
+    msg = detections_to_msg(Detections([[0, 0, 1, 1]], [1], [0]), HEADER, ['new-class'])
+    with pytest.raises(ConversionError, match='already holds'):
+        table.from_msg(msg)
+
+
+def test_instance_images_travel_as_mono8_or_mono16_with_their_header():
+    """The instance image convention of edge_vision_core.segmentation through a message."""
+    from edge_vision.conversions import frame_to_image, image_to_frame
+    from edge_vision_core import Detections, Frame, FrameMeta
+    from edge_vision_core.segmentation import (
+        instance_encoding,
+        instance_image,
+        masks_from_instance_image,
+    )
+
+    meta = FrameMeta(123_456_789_000, 'cam_optical')
+    for count in (3, 300):
+        boxes = np.array([[i % 60, 0, i % 60 + 2, 20] for i in range(count)], np.float32)
+        dets = Detections(boxes, np.linspace(1, 0.1, count), np.zeros(count))
+        inst = instance_image(dets, np.ones((20, 64), np.uint8), ['person'],
+                              ['background', 'person'])
+        msg = frame_to_image(Frame(inst, meta, instance_encoding(count)))
+        assert msg.encoding == ('mono8' if count < 255 else 'mono16')
+        back = image_to_frame(msg)
+        assert back.meta == meta and np.array_equal(back.image, inst)
+        assert masks_from_instance_image(back.image, count).shape == (count, 20, 64)
+
+
+# --- image quality diagnostics (preprocess_node's quality topic) ---------------------------------
+
+def _quality(image, encoding='bgr8', camera=None, **settings):
+    from edge_vision_core.imaging import PreprocessConfig, Preprocessor
+
+    return Preprocessor(PreprocessConfig(**settings)).process(image, encoding, camera)
+
+
+def _photo():
+    data = pytest.importorskip('skimage.data')
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])
+
+
+def test_quality_status_of_a_good_frame_is_ok_with_every_value_as_text():
+    from edge_vision.conversions import quality_to_status
+
+    status = quality_to_status(_quality(_photo()), '/pre: image quality', 'cam0_optical_frame')
+    assert status.level == bytes([0]) and status.message == 'ok'
+    assert status.name == '/pre: image quality' and status.hardware_id == 'cam0_optical_frame'
+    values = {kv.key: kv.value for kv in status.values}
+    assert all(isinstance(v, str) for v in values.values())
+    assert {'brightness', 'contrast', 'noise_sigma', 'sharpness', 'snr_db', 'verdict', 'reasons',
+            'dropped', 'steps', 'gamma', 'time_metrics_input_ms', 'time_total_ms'} <= set(values)
+    assert values['verdict'] == 'ok' and values['dropped'] == 'false'
+    assert values['skipped_undistort'] == 'no camera model (camera_info) given'
+    assert 'width' not in values and 'converted_from' not in values
+    assert 0.0 < float(values['brightness']) < 1.0
+
+
+@pytest.mark.parametrize(('action', 'message'), [('flag', 'too_dark'),
+                                                 ('drop', 'too_dark; frame dropped')])
+def test_quality_of_a_gated_frame_warns_and_names_the_reason(action, message):
+    from edge_vision.conversions import quality_key_values, quality_level, quality_summary
+
+    result = _quality(np.zeros((64, 64, 3), np.uint8), gate_action=action)
+    assert quality_level(result) == 1 and quality_summary(result) == message
+    values = dict(quality_key_values(result))
+    assert values['verdict'] == 'fail' and values['reasons'] == 'too_dark'
+    assert values['dropped'] == str(action == 'drop').lower()
+
+
+def test_quality_values_carry_output_metrics_comparison_parameters_and_conversion():
+    from edge_vision.conversions import quality_key_values, quality_level
+
+    photo = _photo()
+    rng = np.random.default_rng(3)
+    noisy = np.clip(np.rint(photo + rng.normal(0.0, 12.0, photo.shape)), 0, 255).astype(np.uint8)
+    bgra = np.dstack([noisy, np.full(noisy.shape[:2], 255, np.uint8)])
+    result = _quality(bgra, 'bgra8', enable_denoise=True, compare_output=True,
+                      output_metrics=True)
+    values = dict(quality_key_values(result))
+    for key in ('output_noise_sigma', 'denoise_sigma', 'psnr_output_vs_input_db',
+                'ssim_output_vs_input', 'time_denoise_ms', 'time_convert_ms'):
+        assert key in values
+    assert values['converted_from'] == 'bgra8' and 'denoise' in values['steps'].split(',')
+    assert float(values['output_noise_sigma']) < float(values['noise_sigma'])
+    assert float(values['psnr_output_vs_input_db']) == pytest.approx(result.psnr, rel=1e-5)
+    assert quality_level(result) == 0
+
+
+def test_quality_warnings_raise_the_level_and_reach_the_message():
+    from edge_vision.conversions import quality_level, quality_summary
+
+    camera = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240, [-0.2, 0.05, 0, 0, 0])
+    result = _quality(_photo(), camera=camera)
+    assert result.warnings and result.verdict.ok
+    assert quality_level(result) == 1
+    assert quality_summary(result) == '; '.join(['ok', *result.warnings])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .camera import CameraModel
-from .errors import ConfigError
+from .errors import DataError
 
 __all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta', 'box_iou', 'class_name']
 
@@ -39,26 +39,26 @@ class FrameMeta:
 
     def __post_init__(self) -> None:
         if isinstance(self.stamp_ns, bool) or not isinstance(self.stamp_ns, (int, np.integer)):
-            raise ConfigError(f'FrameMeta.stamp_ns must be an integer number of nanoseconds, '
-                              f'got {self.stamp_ns!r}; use FrameMeta.from_seconds() for floats')
+            raise DataError(f'FrameMeta.stamp_ns must be an integer number of nanoseconds, '
+                            f'got {self.stamp_ns!r}; use FrameMeta.from_seconds() for floats')
         if self.stamp_ns < 0:
-            raise ConfigError(f'FrameMeta.stamp_ns must be >= 0, got {self.stamp_ns}')
+            raise DataError(f'FrameMeta.stamp_ns must be >= 0, got {self.stamp_ns}')
         object.__setattr__(self, 'stamp_ns', int(self.stamp_ns))
         if not isinstance(self.frame_id, str):
-            raise ConfigError(f'FrameMeta.frame_id must be a str, got {type(self.frame_id)}')
+            raise DataError(f'FrameMeta.frame_id must be a str, got {type(self.frame_id)}')
 
     @classmethod
     def from_sec_nanosec(cls, sec: int, nanosec: int, frame_id: str = '') -> FrameMeta:
         """Build from the two fields of a ``builtin_interfaces/Time``."""
         if not 0 <= nanosec < _NS_PER_S:
-            raise ConfigError(f'nanosec must be in [0, 1e9), got {nanosec}')
+            raise DataError(f'nanosec must be in [0, 1e9), got {nanosec}')
         return cls(int(sec) * _NS_PER_S + int(nanosec), frame_id)
 
     @classmethod
     def from_seconds(cls, seconds: float, frame_id: str = '') -> FrameMeta:
         """Build from float seconds (rounded to the nearest nanosecond)."""
         if not np.isfinite(seconds):
-            raise ConfigError(f'stamp must be finite, got {seconds}')
+            raise DataError(f'stamp must be finite, got {seconds}')
         return cls(int(round(seconds * _NS_PER_S)), frame_id)
 
     @property
@@ -93,7 +93,7 @@ class Frame:
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.ndim not in (2, 3):
             shape = getattr(self.image, 'shape', None)
-            raise ConfigError(f'Frame.image must be a 2-D or 3-D numpy array, got shape {shape}')
+            raise DataError(f'Frame.image must be a 2-D or 3-D numpy array, got shape {shape}')
 
     @property
     def height(self) -> int:
@@ -110,11 +110,11 @@ def _as_array(value: object, dtype: type, name: str, shape_tail: tuple[int, ...]
         arr = arr.reshape((0, *shape_tail))
     if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail:
         want = '(N, ' + ', '.join(str(s) for s in shape_tail) + ')' if shape_tail else '(N,)'
-        raise ConfigError(f'Detections.{name} must have shape {want}, got {arr.shape}')
+        raise DataError(f'Detections.{name} must have shape {want}, got {arr.shape}')
     if np.issubdtype(np.dtype(dtype), np.integer) and arr.dtype.kind == 'f':
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ConfigError(f'Detections.{name} must hold integers, got {arr.dtype} values '
-                              f'that are not whole numbers')
+            raise DataError(f'Detections.{name} must hold integers, got {arr.dtype} values '
+                            f'that are not whole numbers')
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -163,6 +163,8 @@ class Detections:
         class_ids: (N,) int32 indices into the model's label list.
         track_ids: optional (N,) int64 stable identities assigned by a tracker, or None.
         masks: optional (N, H, W) bool instance masks in the same image pixels, or None.
+        keypoints: optional (N, K, 2) float32 ``(x, y)`` landmarks per detection in the same
+            image pixels (e.g. the 6 face landmarks of a face detector), or None.
 
     The constructor checks shapes and converts dtypes; it does not judge values, so a NaN box
     can be represented and removed with :meth:`valid_mask` (the tracker counts such drops).
@@ -173,6 +175,7 @@ class Detections:
     class_ids: np.ndarray
     track_ids: np.ndarray | None = None
     masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.boxes = _as_array(self.boxes, np.float32, 'boxes', (4,))
@@ -181,19 +184,25 @@ class Detections:
         n = len(self.boxes)
         for name in ('scores', 'class_ids'):
             if len(getattr(self, name)) != n:
-                raise ConfigError(f'Detections.{name} has {len(getattr(self, name))} rows but '
-                                  f'boxes has {n}; every array needs one row per detection')
+                raise DataError(f'Detections.{name} has {len(getattr(self, name))} rows but '
+                                f'boxes has {n}; every array needs one row per detection')
         if self.track_ids is not None:
             self.track_ids = _as_array(self.track_ids, np.int64, 'track_ids', ())
             if len(self.track_ids) != n:
-                raise ConfigError(f'Detections.track_ids has {len(self.track_ids)} rows, '
-                                  f'expected {n}')
+                raise DataError(f'Detections.track_ids has {len(self.track_ids)} rows, '
+                                f'expected {n}')
         if self.masks is not None:
             masks = np.asarray(self.masks)
             if masks.ndim != 3 or len(masks) != n:
-                raise ConfigError(f'Detections.masks must have shape (N={n}, H, W), got '
-                                  f'{masks.shape}')
+                raise DataError(f'Detections.masks must have shape (N={n}, H, W), got '
+                                f'{masks.shape}')
             self.masks = masks.astype(bool, copy=False)
+        if self.keypoints is not None:
+            points = np.asarray(self.keypoints, np.float32)
+            if points.ndim != 3 or len(points) != n or points.shape[2] != 2:
+                raise DataError(f'Detections.keypoints must have shape (N={n}, K, 2), got '
+                                f'{points.shape}')
+            self.keypoints = np.ascontiguousarray(points)
 
     @classmethod
     def empty(cls, with_track_ids: bool = False) -> Detections:
@@ -208,16 +217,18 @@ class Detections:
         parts = list(parts)
         if not parts:
             return cls.empty()
-        tracked = [p.track_ids is not None for p in parts]
-        masked = [p.masks is not None for p in parts]
-        if len(set(tracked)) > 1 or len(set(masked)) > 1:
-            raise ConfigError('cannot concatenate Detections with and without track_ids/masks')
+        optional = {}
+        for name in ('track_ids', 'masks', 'keypoints'):
+            present = {getattr(p, name) is not None for p in parts}
+            if len(present) > 1:
+                raise DataError(f'cannot concatenate Detections with and without {name}')
+            if present == {True}:
+                optional[name] = np.concatenate([getattr(p, name) for p in parts])
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.class_ids for p in parts]),
-            np.concatenate([p.track_ids for p in parts]) if tracked[0] else None,
-            np.concatenate([p.masks for p in parts]) if masked[0] else None,
+            **optional,
         )
 
     def __len__(self) -> int:
@@ -233,6 +244,7 @@ class Detections:
             self.boxes[index], self.scores[index], self.class_ids[index],
             None if self.track_ids is None else self.track_ids[index],
             None if self.masks is None else self.masks[index],
+            None if self.keypoints is None else self.keypoints[index],
         )
 
     def __repr__(self) -> str:
@@ -241,6 +253,8 @@ class Detections:
             extra += ', tracked'
         if self.masks is not None:
             extra += f', masks {self.masks.shape[1:]}'
+        if self.keypoints is not None:
+            extra += f', {self.keypoints.shape[1]} keypoints'
         return f'Detections(n={len(self)}{extra})'
 
     def replace(self, **changes: object) -> Detections:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections
+from edge_vision_core import ConfigError, DataError, Detections
 from edge_vision_core.sync import ExactTimeMatcher
 from edge_vision_core.viz import TrailHistory, blend_heatmap, color_for, draw_detections, draw_hud
 
@@ -21,6 +21,21 @@ def test_pairs_in_any_order_and_drops_what_can_no_longer_match():
         m.add_a(s, s)
     assert m.dropped == 3  # capacity 3: two oldest pushed out... plus img1
     assert m.matched == 2
+
+
+def test_unmatched_b_items_are_handed_back_oldest_first_before_the_pair():
+    events = []
+    m = ExactTimeMatcher(capacity=2, on_drop_b=lambda stamp, item: events.append(item))
+    m.add_b(1, 'det1')
+    m.add_b(2, 'det2')
+    m.add_b(3, 'det3')  # capacity 2: det1 pushed out
+    assert events == ['det1']
+    pair = m.add_a(3, 'img3')  # det2 is older than the pair: can never match
+    events.append(pair)
+    assert events == ['det1', 'det2', ('img3', 'det3')]
+    assert (m.dropped_a, m.dropped_b, m.matched) == (0, 2, 1)
+    m.add_b(4, 'det4')
+    assert m.take_b() == [(4, 'det4')] and m.waiting == 0 and m.dropped_b == 2
 
 
 def test_trails_follow_track_centres_and_forget_old_tracks():
@@ -40,7 +55,7 @@ def test_draw_detections_colours_boxes_by_track_and_skips_invalid_boxes():
     draw_detections(img, dets, ['person', 'car'])
     assert tuple(img[30, 10]) == color_for(3)
     assert img[70:, 60:].max() == 0
-    with pytest.raises(ConfigError, match='bgr8'):
+    with pytest.raises(DataError, match='bgr8'):
         draw_detections(np.zeros((4, 4), np.uint8), dets)
 
 
@@ -50,7 +65,7 @@ def test_heatmap_and_hud():
     heat[:2] = 1.0
     blend_heatmap(img, heat, alpha=0.5)
     assert not np.array_equal(img[0, 0], img[-1, -1])
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match='heatmap'):
         blend_heatmap(img, np.zeros(3), 0.5)
     draw_hud(img, ['10 fps'])
     assert img[:5, :5].mean() < 100

@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
+    parser.add_argument('--mqtt', metavar='URL', default='',
+                        help='also publish to this MQTT broker (mqtt://localhost:1883, '
+                             'mqtts://host:8883); watch with `edge-vision fleet --broker URL`')
+    parser.add_argument('--mqtt-params', metavar='FILE', default='',
+                        help='parameter YAML of mqtt_bridge_node (broker.ca_file, '
+                             'broker.username, broker.password_file, device_id, ...)')
 
 
 def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
@@ -189,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
                            recorder=True)
+    if args.mqtt:
+        stages.append('mqtt_bridge')
     options = [Parameter(name, value=value)
                for name, value in given(args, OPTION_ARGS).items()]
     out_root = Path(args.out)
@@ -199,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
     chains: list[tuple[str, dict]] = []
     try:
         factories = []
+        mqtt = []
+        if args.mqtt:
+            from ..mqtt_bridge_node import parameter_overrides
+            mqtt = parameter_overrides(args.mqtt, args.mqtt_params)
         for (namespace, source), (_, fps) in zip(plan, facts, strict=True):
             out = out_root / namespace.strip('/') if namespace else out_root
             overrides = {
@@ -211,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
                              Parameter('video_fps', value=fps)],
                 'overlay': [Parameter('diagnostics_period', value=0.0)],
             }
+            if args.mqtt:
+                overrides['mqtt_bridge'] = mqtt
             factories += pipeline_factories(stages, context=context, namespace=namespace,
                                             parameter_overrides=overrides)
         comp = Composition(factories, context=context, lossless=lossless)
@@ -220,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
         for i, (namespace, _) in enumerate(plan):
             nodes = comp.nodes[i * len(stages):(i + 1) * len(stages)]
             chains.append((namespace.strip('/'), dict(zip(stages, nodes, strict=True))))
+        if args.mqtt:
+            bases = ', '.join(n['mqtt_bridge'].bridge.topics.base for _, n in chains)
+            print(f'MQTT: {args.mqtt} under {bases}/ (watch: edge-vision fleet --broker '
+                  f'{args.mqtt})')
         sources = ', '.join(f'{ns or "camera"}: {src}' for ns, src in plan) \
             if len(plan) > 1 else plan[0][1]
         print(f'edge-vision run: {sources} -> {args.out}/ '
@@ -301,11 +320,7 @@ def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total:
 def _report(nodes: dict, elapsed: float) -> dict:
     import numpy as np
 
-    stages = {}
-    for name, node in nodes.items():
-        _, _, values = node.diagnostic_values()
-        stages[name] = {k: v for k, v in values.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    stages = {name: node.stats() for name, node in nodes.items()}
     recorder = nodes['recorder']
     lat = np.array(recorder.latencies_ms or [np.nan])  # the latest LATENCY_HISTORY frames
     return {

@@ -1,11 +1,26 @@
-"""Model adapters: pure functions that turn raw output tensors into detections or masks.
+"""Model adapters: one table of adapter objects that turn raw output tensors into results.
 
-Every decoder takes the model's output arrays (in the order the backend returns them) and the
-model-input size, and returns :class:`Candidates`: boxes in **model-input pixels** (the
-letterboxed image, corner coordinates, x right, y down), scores and class ids, after the score
-threshold and before NMS (``nms_done`` tells when the model already ran NMS). :func:`finalize`
-then runs class-aware NMS, keeps ``max_detections`` and maps the boxes back into the original
-image's pixels through the letterbox inverse, clipped to the image.
+Every model family is one :class:`Adapter` in :data:`ADAPTERS` (the manifest's ``adapter:``
+key names it). An adapter knows
+
+- which of :data:`OUTPUT_KINDS` it produces (``detections``, ``mask``, ``keypoints``, ``text``);
+- its manifest options (:attr:`Adapter.options`: a frozen dataclass whose fields, with
+  :func:`~edge_vision_core.config.param` metadata, are the adapter's own manifest keys; their
+  defaults, ranges and types are checked when the manifest is read) and what else the manifest
+  must declare (:meth:`Adapter.check_manifest`);
+- the output contract, checked against the loaded model's output shapes before the first frame
+  (:meth:`Adapter.check_outputs`);
+- how to decode one inference (:meth:`Adapter.decode`) into :class:`Decoded`: boxes, scores,
+  class ids (and optional keypoints) in **model-input pixels** (the letterboxed image, corner
+  coordinates, x right, y down) before NMS, a per-pixel class map over the model input, or
+  text; the :class:`~edge_vision_core.inference.detector.Detector` then runs NMS (unless the
+  adapter ran its own: ``Candidates(nms_done=True)``) and maps all of it back into the original
+  image's pixels (:func:`finalize`: boxes and ``Detections.keypoints``; :meth:`Adapter.
+  mask_to_image`: the mask, nearest neighbour unless the adapter maps its own map);
+- the input-size multiple its head needs (:meth:`Adapter.size_multiple`, for ``optimize``).
+
+Adding a model family is one new class here and one entry in the table (see "Adding an adapter"
+below); ``register_adapter`` adds one at run time (plugins, tests).
 
 Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
 
@@ -14,39 +29,91 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
   bottom; each a softmax over ``reg_max + 1`` bins whose expectation is the distance in units
   of ``s`` from the cell centre ``((i + center_offset) * s, (j + center_offset) * s)``), in any
   output order; or the NanoDet-Plus single output ``[1, sum N_s, C + 4 * (reg_max + 1)]``.
+  Options: ``strides``, ``reg_max``, ``center_offset``.
 - ``yolov5``: ``[1, N, 5 + C]`` rows ``cx, cy, w, h, objectness, class scores...``;
-  score = objectness x class score.
+  score = objectness x class score. Option: ``normalized_boxes``.
 - ``yolov8`` (also YOLOv11): ``[1, 4 + C, N]`` (or transposed ``[1, N, 4 + C]``) rows
-  ``cx, cy, w, h, class scores...``, no objectness.
+  ``cx, cy, w, h, class scores...``, no objectness. Option: ``normalized_boxes``.
 - ``yolo_nms`` (end-to-end exports with NMS inside): either one ``[1, K, 6]`` output with rows
   ``x1, y1, x2, y2, score, class`` or four outputs ``num_dets [1, 1]``, ``boxes [1, K, 4]``
   (x1, y1, x2, y2), ``scores [1, K]``, ``classes [1, K]`` (TensorRT EfficientNMS layout).
+  Option: ``normalized_boxes``.
 - ``ssd_postprocess`` (TFLite ``DetectionPostProcess``): ``boxes [1, K, 4]`` normalised
   ``ymin, xmin, ymax, xmax`` in [0, 1] of the model input, ``classes [1, K]``,
-  ``scores [1, K]``, ``count [1]``.
+  ``scores [1, K]``, ``count [1]``. Option: ``label_offset``.
 - ``segmentation``: ``[1, C, H, W]`` or ``[1, H, W, C]`` scores (argmax over C), ``[1, 1, H, W]``
   or ``[1, H, W, 1]`` foreground probability with C = 2, or an integer class map ``[1, H, W]``.
+  A probability map is brought to the image bilinearly before the 0.5 threshold
+  (:func:`segmentation_probability`, :meth:`SegmentationAdapter.mask_to_image`), so the
+  mask's edges are smooth at any image size.
+- ``blazeface`` (MediaPipe face detection): SSD regressors ``[1, N, 4 + 2K]`` and scores
+  ``[1, N, 1]`` decoded against anchors, with K keypoints per face (see
+  :func:`decode_blazeface`); overlapping faces are merged by the adapter's own weighted NMS.
+  Options: ``strides``, ``center_offset``.
 
-YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized=True`` (0..1 of the
+YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized_boxes`` (0..1 of the
 input size).
+
+Adding an adapter (say ``centernet``, producing detections)::
+
+    @dataclass(frozen=True)
+    class CenterNetOptions:                       # its manifest keys, validated on load
+        down_ratio: int = field(default=4, metadata=param(
+            'Input pixels per heatmap cell.', min=1, max=64))
+
+        def __post_init__(self) -> None:
+            check_config(self)
+
+    class CenterNetAdapter(Adapter):
+        name = 'centernet'
+        options = CenterNetOptions
+        summary = 'CenterNet: class heatmaps, box sizes, centre offsets'
+        output_counts, outputs_doc = (3,), 'heatmap, size and offset outputs'  # optional
+
+        def decode(self, outputs, ctx):
+            ...  # ctx.options.down_ratio, ctx.input_size, ctx.score_threshold
+            return Decoded(Candidates(boxes, scores, class_ids))  # keypoints=... optional
+
+    ADAPTERS = Registry('adapter', ModelError, _check_adapter, [..., CenterNetAdapter()])
+
+Nothing else changes: manifests may then say ``adapter: centernet`` with ``down_ratio``, the
+Detector checks the contract, decodes, runs NMS and returns the detections (with
+``Detections.keypoints`` for ``keypoints`` producers, ``DetectionResult.mask`` for ``mask``
+producers, ``DetectionResult.text`` for ``text`` producers) in image pixels.
+:class:`BlazeFaceAdapter` is a complete entry with keypoints and its own NMS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import ModelError
+from ..config import check_config, config_from_mapping, config_to_mapping, param
+from ..errors import ConfigError, ModelError
+from ..registry import Registry
 from ..types import Detections
-from .letterbox import LetterboxTransform
-from .nms import batched_nms
+from .letterbox import LetterboxTransform, mask_to_image, probability_to_image
+from .nms import batched_nms, weighted_nms
+
+if TYPE_CHECKING:
+    from .manifest import ModelManifest
 
 __all__ = [
     'ADAPTERS',
+    'FACE_KEYPOINTS',
+    'OUTPUT_KINDS',
+    'Adapter',
     'Candidates',
+    'DecodeContext',
+    'Decoded',
+    'NoOptions',
+    'decode_blazeface',
     'decode_nanodet',
     'decode_segmentation',
     'decode_ssd_postprocess',
@@ -54,10 +121,14 @@ __all__ = [
     'decode_yolov5',
     'decode_yolov8',
     'finalize',
+    'get_adapter',
+    'register_adapter',
+    'segmentation_probability',
+    'ssd_anchor_centers',
 ]
 
-#: The adapter names a manifest may use.
-ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation')
+#: What an adapter may produce (:attr:`Adapter.produces`).
+OUTPUT_KINDS = ('detections', 'mask', 'keypoints', 'text')
 
 
 @dataclass(frozen=True)
@@ -69,12 +140,15 @@ class Candidates:
         scores: (N,) float32.
         class_ids: (N,) int32 indices into the model's labels.
         nms_done: True when the model's own NMS already ran (skip ours).
+        keypoints: optional (N, K, 2) float32 ``(x, y)`` points per box in model-input pixels
+            (face landmarks, the corners of a text quadrilateral...), or None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     nms_done: bool = False
+    keypoints: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Candidates:
@@ -349,9 +423,146 @@ def decode_segmentation(outputs: Sequence[np.ndarray], num_classes: int) -> np.n
                      f'{tuple(np.shape(outputs[0]))}; check the labels count')
 
 
+def segmentation_probability(outputs: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The foreground probability of a single-channel segmentation output, else None.
+
+    Returns:
+        (h, w) float32 probability in model-output pixels when the first output is a float
+        ``[1, 1, H, W]``, ``[1, H, W, 1]`` or ``[1, H, W]`` map that is not a class map (not
+        all whole numbers); None for class scores ``[1, C, H, W]`` and integer class maps
+        (use :func:`decode_segmentation` for those).
+    """
+    out = np.asarray(outputs[0])
+    while out.ndim > 2 and out.shape[0] == 1:
+        out = out[0]
+    if out.ndim == 3 and out.shape[-1] == 1:
+        out = out[..., 0]
+    if out.ndim != 2 or out.size == 0 or not np.issubdtype(out.dtype, np.floating) \
+            or np.all(out == np.round(out)):
+        return None
+    return out.astype(np.float32, copy=False)
+
+
+#: The 6 keypoints of MediaPipe face detection, in output order ("right" = the person's right).
+FACE_KEYPOINTS = ('right_eye', 'left_eye', 'nose_tip', 'mouth_center', 'right_ear_tragion',
+                  'left_ear_tragion')
+
+
+@functools.lru_cache(maxsize=16)
+def ssd_anchor_centers(input_size: tuple[int, int], strides: tuple[int, ...],
+                       num_anchors: int, offset: float = 0.5) -> np.ndarray:
+    """(N, 2) float32 anchor centres ``(x, y)`` in model-input pixels, in the model's order.
+
+    The SSD anchors of MediaPipe's BlazeFace graphs (fixed size): per stride ``s`` a grid of
+    ``ceil(W / s) x ceil(H / s)`` cells, row-major, centred at ``((col + offset) * W / cols,
+    (row + offset) * H / rows)``; consecutive equal strides share one grid, and every cell holds
+    the same number of anchors per stride entry (derived from N: 2 for the short-range model's
+    ``[8, 16, 16, 16]``, so 16x16x2 + 8x8x6 = 896; 1 for the full-range ``[4]``, 48x48 = 2304).
+
+    Args:
+        input_size: ``(width, height)`` of the model input.
+        strides: one entry per anchor layer; consecutive equal strides share a grid.
+        num_anchors: N, the number of rows of the model's outputs.
+        offset: cell-centre offset (0.5 = the centre of each cell).
+
+    Raises:
+        ModelError: when N is not a whole multiple of the grid cells the strides give.
+    """
+    width, height = input_size
+    groups: list[list[int]] = []  # [stride, layers sharing it]
+    for stride in strides:
+        if groups and groups[-1][0] == stride:
+            groups[-1][1] += 1
+        else:
+            groups.append([int(stride), 1])
+    grids = [(-(-width // s), -(-height // s), layers) for s, layers in groups]
+    slots = sum(cols * rows * layers for cols, rows, layers in grids)
+    if slots == 0 or num_anchors % slots:
+        raise ModelError(f'blazeface adapter: {num_anchors} anchors do not fit the strides '
+                         f'{list(strides)} at input {width}x{height} ({slots} cell slots); '
+                         f'check strides and input_size in the manifest')
+    per_layer = num_anchors // slots
+    parts = []
+    for cols, rows, layers in grids:
+        xs = (np.arange(cols, dtype=np.float64) + offset) * (width / cols)
+        ys = (np.arange(rows, dtype=np.float64) + offset) * (height / rows)
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 1, 2)
+        parts.append(np.repeat(grid, layers * per_layer, axis=1).reshape(-1, 2))
+    centers = np.concatenate(parts).astype(np.float32)
+    centers.setflags(write=False)
+    return centers
+
+
+def _blazeface_outputs(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(regressors (N, 4 + 2K), score logits (N,)) from the two outputs, in any order."""
+    arrays = [np.asarray(o) for o in outputs]
+    flat = []
+    for a in arrays:
+        while a.ndim > 2 and a.shape[0] == 1:
+            a = a[0]
+        flat.append(a)
+    scores = [a for a in flat if a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)]
+    regs = [a for a in flat if a.ndim == 2 and a.shape[1] >= 4 and (a.shape[1] - 4) % 2 == 0]
+    if len(arrays) != 2 or len(scores) != 1 or len(regs) != 1 \
+            or len(scores[0]) != len(regs[0]):
+        raise ModelError(f'blazeface adapter: expected regressors [1, N, 4 + 2K] and scores '
+                         f'[1, N, 1], got {[tuple(a.shape) for a in arrays]}')
+    return regs[0].astype(np.float32, copy=False), scores[0].reshape(-1).astype(np.float32)
+
+
+def decode_blazeface(outputs: Sequence[np.ndarray], input_size: tuple[int, int], *,
+                     strides: Sequence[int], anchor_offset: float = 0.5,
+                     score_threshold: float = 0.5, max_candidates: int = 1000) -> Candidates:
+    """Decode MediaPipe BlazeFace outputs into candidates before NMS.
+
+    Model contract (MediaPipe's face detection graphs; the shipped ``face-short`` and
+    ``face-full`` models, see ``tools/models/convert_mediapipe.py``): input ``[1, H, W, 3]``
+    RGB scaled to [-1, 1], the image letterboxed into it: 128x128 (short range, faces within
+    about 2 m) or 192x192 (full range, up to about 5 m); outputs, told apart by their last
+    dimension, regressors ``[1, N, 4 + 2K]`` and score logits ``[1, N, 1]`` (score =
+    sigmoid(clip(logit, -100, 100))), one row per anchor (:func:`ssd_anchor_centers`). A
+    regressor row holds, in input pixels, the box centre's offset from the anchor ``dx, dy``,
+    the box size ``w, h``, then K keypoint offsets ``(kx, ky)`` from the anchor; the K = 6 face
+    keypoints are :data:`FACE_KEYPOINTS` (the person's right eye first).
+
+    Args:
+        outputs: regressors ``[1, N, 4 + 2K]`` and scores ``[1, N, 1]``, in any order.
+        input_size: ``(width, height)`` of the model input.
+        strides: the anchor layers' strides (manifest ``strides``).
+        anchor_offset: the manifest's ``center_offset``.
+        score_threshold: keep anchors whose sigmoid score is > this.
+        max_candidates: keep at most this many best anchors.
+
+    Returns:
+        Candidates with boxes in model-input pixels, class 0, and ``keypoints`` (M, K, 2)
+        float32 in model-input pixels, one row per candidate.
+
+    Raises:
+        ModelError: outputs that match no BlazeFace layout, or anchors that do not fit.
+    """
+    regs, logits = _blazeface_outputs(outputs)
+    anchors = ssd_anchor_centers(tuple(int(v) for v in input_size),
+                                 tuple(int(s) for s in strides), len(regs),
+                                 float(anchor_offset))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
+    keep = np.flatnonzero(scores > score_threshold)
+    if len(keep) > max_candidates:
+        keep = keep[np.argsort(-scores[keep], kind='stable')[:max_candidates]]
+    rows, centers = regs[keep], anchors[keep]
+    ctr = rows[:, :2] + centers
+    half = rows[:, 2:4] / 2
+    boxes = np.concatenate([ctr - half, ctr + half], axis=1).astype(np.float32)
+    num_points = (regs.shape[1] - 4) // 2
+    keypoints = (rows[:, 4:].reshape(len(keep), num_points, 2)
+                 + centers[:, None, :]).astype(np.float32)
+    return Candidates(boxes, scores[keep].astype(np.float32), np.zeros(len(keep), np.int32),
+                      keypoints=keypoints)
+
+
 def finalize(candidates: Candidates, transform: LetterboxTransform, *,
              iou_threshold: float = 0.6, max_detections: int = 100,
-             class_agnostic: bool = False, nms_method: str = 'auto') -> Detections:
+             class_agnostic: bool = False, nms_method: str = 'auto',
+             clip_keypoints: bool = True) -> Detections:
     """NMS, top-k and the letterbox inverse: candidates -> Detections in image pixels.
 
     Args:
@@ -361,10 +572,14 @@ def finalize(candidates: Candidates, transform: LetterboxTransform, *,
         max_detections: keep at most this many, best first (0 = all).
         class_agnostic: NMS across classes.
         nms_method: see :func:`edge_vision_core.inference.nms.batched_nms`.
+        clip_keypoints: clip the keypoints to the image like the boxes (False: a keypoint may
+            lie outside, e.g. the ear of a face cut by the image border).
 
     Returns:
         Detections in the original image's pixels, clipped to the image, by decreasing score;
-        boxes that end up empty after clipping (entirely in the padding) are dropped.
+        boxes that end up empty after clipping (entirely in the padding) are dropped. When the
+        candidates carry keypoints, ``Detections.keypoints`` holds the kept boxes' keypoints
+        (N, K, 2) in image pixels, row ``i`` belonging to detection ``i``.
     """
     if candidates.nms_done:
         keep = np.argsort(-candidates.scores, kind='stable')
@@ -376,4 +591,439 @@ def finalize(candidates: Candidates, transform: LetterboxTransform, *,
                            max_keep=max_detections, method=nms_method)
     boxes = transform.model_to_image(candidates.boxes[keep])
     ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok])
+    points = None
+    if candidates.keypoints is not None:
+        points = transform.points_to_image(candidates.keypoints[keep][ok], clip=clip_keypoints)
+    return Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok],
+                      keypoints=points)
+
+
+# -- the adapter table --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an adapter that has no manifest keys of its own."""
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What :meth:`Adapter.decode` gets besides the output tensors.
+
+    Attributes:
+        manifest: the model's manifest (labels, input size, ``options``...).
+        score_threshold: keep results scoring above this (the detector's current threshold).
+        output_names: the backend's output names, in the order of the outputs.
+        nms_threshold: the detector's current NMS IoU threshold, for adapters that run their
+            own NMS (``Candidates(nms_done=True)``); None: the manifest's.
+        max_detections: the detector's current limit (0 = all), for the same; None: the
+            manifest's.
+    """
+
+    manifest: ModelManifest
+    score_threshold: float
+    output_names: tuple[str, ...] = ()
+    nms_threshold: float | None = None
+    max_detections: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.nms_threshold is None:
+            object.__setattr__(self, 'nms_threshold', self.manifest.nms_threshold)
+        if self.max_detections is None:
+            object.__setattr__(self, 'max_detections', self.manifest.max_detections)
+
+    @property
+    def options(self) -> Any:
+        """The adapter's options (an instance of its :attr:`Adapter.options`)."""
+        return self.manifest.options
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the model input."""
+        return self.manifest.input_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.manifest.num_classes
+
+
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    """What one inference decoded to, in model-input space (see the module docstring).
+
+    Attributes:
+        candidates: boxes, scores, class ids (and optional keypoints) before NMS, for adapters
+            that produce ``detections``; None otherwise.
+        mask: for adapters that produce ``mask``, an (h, w) map covering the whole model input
+            (possibly coarser) that the adapter's :meth:`Adapter.mask_to_image` turns into the
+            image's class mask: integer class ids by default, or what the adapter's own
+            ``mask_to_image`` interpolates (the segmentation adapter: a float foreground
+            probability); None otherwise.
+        text: ``(text, confidence)`` per text the model read, for adapters that produce
+            ``text``; None otherwise.
+    """
+
+    candidates: Candidates | None = None
+    mask: np.ndarray | None = None
+    text: tuple[tuple[str, float], ...] | None = None
+
+
+class Adapter(ABC):
+    """One model family: its manifest options, output contract and decoder.
+
+    Subclasses set the class attributes and implement :meth:`decode`; the other methods have
+    defaults. Instances are stateless and shared by every Detector (register one instance).
+
+    Class attributes:
+        name: registry key, the manifest's ``adapter:`` value (lower case).
+        produces: the subset of :data:`OUTPUT_KINDS` that :meth:`decode` fills.
+        options: a frozen dataclass whose fields (with ``param`` metadata and defaults) are
+            this adapter's own manifest keys; its ``__post_init__`` validates them
+            (``check_config`` plus cross-field checks). :class:`NoOptions` for none.
+        summary: one line for listings and docs.
+        output_counts: the numbers of model outputs the layout allows (None: any), checked
+            by the default :meth:`check_outputs`; ``outputs_doc`` names them for the message.
+        clip_keypoints: clip keypoints to the image like the boxes (False where a keypoint
+            may rightly lie outside the image, e.g. the ear of a face cut by its border).
+    """
+
+    name: ClassVar[str] = ''
+    produces: ClassVar[frozenset[str]] = frozenset({'detections'})
+    options: ClassVar[type] = NoOptions
+    summary: ClassVar[str] = ''
+    output_counts: ClassVar[tuple[int, ...] | None] = None
+    outputs_doc: ClassVar[str] = ''
+    clip_keypoints: ClassVar[bool] = True
+
+    @abstractmethod
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        """Decode one inference.
+
+        Args:
+            outputs: the model outputs in the backend's order.
+            ctx: manifest, options, score and NMS thresholds, output names.
+
+        Raises:
+            ModelError: when the outputs do not match the adapter's layout.
+        """
+
+    def mask_to_image(self, mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+        """The (H, W) class mask in the original image's pixels from :attr:`Decoded.mask`.
+
+        The default maps integer class ids back through the letterbox by nearest neighbour
+        (:func:`~.letterbox.mask_to_image`); an adapter whose ``mask`` is something to
+        interpolate first (a probability) overrides this.
+        """
+        return mask_to_image(mask, transform)
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        """What is wrong with the loaded model's output shapes (None = dynamic dimension) for
+        this manifest, or None when they fit; called once when a Detector is created. The
+        default checks the number of outputs against :attr:`output_counts`."""
+        if self.output_counts is not None and len(shapes) not in self.output_counts:
+            return f'{self.name} needs {self.outputs_doc}, the model has {len(shapes)} outputs'
+        return None
+
+    def check_manifest(self, manifest: ModelManifest) -> str | None:
+        """What the manifest lacks for this adapter (cross-key checks beyond the options), or
+        None; called when a manifest is read."""
+        return None
+
+    def size_multiple(self, options: Any) -> int:
+        """Input sizes of this family must be multiples of this (its coarsest stride)."""
+        return 32
+
+    def parse_options(self, values: Mapping[str, Any]) -> Any:
+        """The adapter's options from the manifest's keys (the others are ignored).
+
+        Raises:
+            ConfigError: a value of the wrong type or out of range.
+        """
+        keys = self.option_keys()
+        return config_from_mapping(self.options, {k: v for k, v in values.items() if k in keys})
+
+    def option_keys(self) -> tuple[str, ...]:
+        """This adapter's own manifest keys."""
+        return tuple(f.name for f in dataclasses.fields(self.options))
+
+    def options_to_dict(self, options: Any) -> dict[str, Any]:
+        """The options as manifest keys (plain lists and scalars), for writing a manifest."""
+        return config_to_mapping(options)
+
+    def __repr__(self) -> str:
+        return f'<adapter {self.name}: {", ".join(sorted(self.produces))}>'
+
+
+@dataclass(frozen=True)
+class NanodetOptions:
+    """Manifest keys of the ``nanodet`` adapter (head geometry)."""
+
+    strides: tuple[int, ...] = field(default=(8, 16, 32), metadata=param(
+        'Stride of every head level, e.g. [8, 16, 32].', min=1, max=1024))
+    reg_max: int = field(default=10, metadata=param(
+        'Bins per box side minus one.', min=0, max=256))
+    center_offset: float = field(default=0.5, metadata=param(
+        'Cell-centre offset: 0.5 for NanoDet, 0.0 for NanoDet-Plus.', min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.strides:
+            raise ConfigError('NanodetOptions.strides needs at least one stride')
+
+
+class NanodetAdapter(Adapter):
+    name = 'nanodet'
+    options = NanodetOptions
+    summary = 'NanoDet / NanoDet-Plus GFL heads (per-stride scores and box distributions)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        o = ctx.options
+        return Decoded(decode_nanodet(outputs, ctx.input_size, ctx.num_classes,
+                                      strides=o.strides, reg_max=o.reg_max,
+                                      center_offset=o.center_offset,
+                                      score_threshold=ctx.score_threshold))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        o, n = manifest.options, manifest.num_classes
+        bins = 4 * (o.reg_max + 1)
+        last = [s[-1] if s else None for s in shapes]
+        cls_outs = [s for s in shapes if s and s[-1] == n]
+        if len(shapes) == 1 and shapes[0] and shapes[0][-1] is not None:
+            if shapes[0][-1] != n + bins:
+                return (f'nanodet single output must have {n} + {bins} (labels + 4 x '
+                        f'(reg_max + 1)) channels, got {list(shapes[0])}; check the labels '
+                        f'count and reg_max')
+        elif len(cls_outs) != len(o.strides) or any(
+                v not in (n, bins) for v in last if v is not None):
+            return (f'nanodet expects, per stride {list(o.strides)}, a [1, N, {n}] score '
+                    f'output ({n} labels) and a [1, N, {bins}] distribution output (reg_max '
+                    f'{o.reg_max}); the model has outputs {[list(s) for s in shapes]}. Check '
+                    f'the labels count')
+        return None
+
+    def size_multiple(self, options: NanodetOptions) -> int:
+        return max(options.strides)
+
+
+@dataclass(frozen=True)
+class BoxOptions:
+    """Manifest keys of the YOLO adapters (``yolov5``, ``yolov8``, ``yolo_nms``)."""
+
+    normalized_boxes: bool = field(default=False, metadata=param(
+        'Boxes in 0..1 of the input size instead of model-input pixels.'))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class _ClassScoreYolo(Adapter):
+    """YOLO heads with per-class scores: one output whose rows hold ``box_values`` numbers
+    and the class scores, the row length on one of ``class_axes`` (of a rank-``rank`` output,
+    any rank when None); ``decoder`` is :func:`decode_yolov5` or :func:`decode_yolov8`."""
+
+    options = BoxOptions
+    decoder: ClassVar[Any]
+    box_values: ClassVar[int]
+    layout: ClassVar[str]  # the expected shape, with {w} for the row length
+    class_axes: ClassVar[tuple[int, ...]]
+    rank: ClassVar[int | None] = None
+    other: ClassVar[str]  # the adapter for the other layout
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(self.decoder(outputs, ctx.input_size, ctx.num_classes,
+                                    score_threshold=ctx.score_threshold,
+                                    normalized=ctx.options.normalized_boxes))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        n = manifest.num_classes
+        width = self.box_values + n
+        s = tuple(shapes[0]) if shapes else ()
+        if not s or (self.rank is not None and len(s) != self.rank):
+            return None
+        dims = [s[a] for a in self.class_axes]
+        if None in dims or width in dims:
+            return None
+        return (f'{self.name} output must be {self.layout.format(w=width)} ({self.box_values} '
+                f'+ {n} labels), the model has {list(s)}; the labels count does not match the '
+                f'class outputs (or the model needs adapter {self.other})')
+
+
+class Yolov5Adapter(_ClassScoreYolo):
+    name = 'yolov5'
+    summary = 'YOLOv5-style [1, N, 5 + C] (boxes, objectness, class scores)'
+    decoder = staticmethod(decode_yolov5)
+    box_values, layout, class_axes, other = 5, '[1, N, {w}]', (-1,), 'yolov8'
+
+
+class Yolov8Adapter(_ClassScoreYolo):
+    name = 'yolov8'
+    summary = 'YOLOv8/YOLOv11 [1, 4 + C, N] (boxes, class scores; no objectness)'
+    decoder = staticmethod(decode_yolov8)
+    box_values, layout, class_axes, rank, other = 4, '[1, {w}, N]', (1, 2), 3, 'yolov5'
+
+
+class YoloNmsAdapter(Adapter):
+    name = 'yolo_nms'
+    options = BoxOptions
+    summary = 'end-to-end exports with NMS inside ([1, K, 6] or EfficientNMS four outputs)'
+    output_counts = (1, 4)
+    outputs_doc = 'one [1, K, 6] output or four outputs (num_dets, boxes, scores, classes)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(decode_yolo_nms(outputs, ctx.input_size,
+                                       score_threshold=ctx.score_threshold,
+                                       normalized=ctx.options.normalized_boxes))
+
+
+@dataclass(frozen=True)
+class SsdOptions:
+    """Manifest keys of the ``ssd_postprocess`` adapter."""
+
+    label_offset: int = field(default=0, metadata=param(
+        'Added to the class values to index the labels (1 when the labels start with a '
+        'background entry the model does not count).', min=-1000, max=1000))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class SsdPostprocessAdapter(Adapter):
+    name = 'ssd_postprocess'
+    options = SsdOptions
+    summary = 'TFLite DetectionPostProcess (boxes, classes, scores, count)'
+    output_counts = (4,)
+    outputs_doc = 'the 4 outputs of DetectionPostProcess (boxes, classes, scores, count)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(decode_ssd_postprocess(outputs, ctx.input_size,
+                                              score_threshold=ctx.score_threshold,
+                                              label_offset=ctx.options.label_offset,
+                                              output_names=ctx.output_names))
+
+
+class SegmentationAdapter(Adapter):
+    name = 'segmentation'
+    produces = frozenset({'mask'})
+    summary = 'semantic segmentation: per-pixel class scores, probability or class map'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        prob = segmentation_probability(outputs)
+        if prob is not None:  # kept as a probability: mask_to_image interpolates it
+            return Decoded(mask=prob)
+        return Decoded(mask=decode_segmentation(outputs, ctx.num_classes))
+
+    def mask_to_image(self, mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+        """A foreground probability (float) is brought to the image bilinearly, then
+        thresholded at 0.5 (smooth edges at any image size); class ids map as usual."""
+        if np.issubdtype(mask.dtype, np.floating):
+            return (probability_to_image(mask, transform) > 0.5).astype(np.uint8)
+        return mask_to_image(mask, transform)
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        n = manifest.num_classes
+        s = shapes[0] if shapes else ()
+        if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
+            return (f'segmentation output {list(s)} has no axis of {n} classes (labels); '
+                    f'check the labels')
+        return None
+
+
+@dataclass(frozen=True)
+class BlazeFaceOptions:
+    """Manifest keys of the ``blazeface`` adapter (the SSD anchor layout)."""
+
+    strides: tuple[int, ...] = field(default=(8, 16, 16, 16), metadata=param(
+        'Stride of every anchor layer; consecutive equal strides share one grid, e.g. '
+        '[8, 16, 16, 16] (short range) or [4] (full range).', min=1, max=1024))
+    center_offset: float = field(default=0.5, metadata=param(
+        'Anchor-centre offset within its cell (0.5 = the cell centre).', min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.strides:
+            raise ConfigError('BlazeFaceOptions.strides needs at least one stride')
+
+
+class BlazeFaceAdapter(Adapter):
+    """MediaPipe face detection (:func:`decode_blazeface`). Overlapping candidates are merged
+    by weighted NMS (:func:`~.nms.weighted_nms`, as MediaPipe's graphs do: smoother boxes and
+    keypoints than greedy NMS when a face fires several anchors) with the detector's NMS
+    threshold, so the Detector's own NMS is skipped. Keypoints are not clipped to the image."""
+
+    name = 'blazeface'
+    produces = frozenset({'detections', 'keypoints'})
+    options = BlazeFaceOptions
+    summary = 'MediaPipe BlazeFace face detection: anchors, boxes + keypoints, weighted NMS'
+    clip_keypoints = False
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        o = ctx.options
+        cand = decode_blazeface(outputs, ctx.input_size, strides=o.strides,
+                                anchor_offset=o.center_offset,
+                                score_threshold=ctx.score_threshold)
+        finite = np.isfinite(cand.boxes).all(axis=1) & np.isfinite(cand.keypoints).all(axis=(1, 2))
+        boxes, scores, (points,) = weighted_nms(cand.boxes[finite], cand.scores[finite],
+                                                ctx.nms_threshold, (cand.keypoints[finite],),
+                                                max_keep=ctx.max_detections)
+        return Decoded(Candidates(boxes, scores, np.zeros(len(scores), np.int32),
+                                  nms_done=True, keypoints=points))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        regs = [s for s in shapes if len(s) == 3 and s[-1] is not None and s[-1] >= 4
+                and (s[-1] - 4) % 2 == 0]
+        if len(shapes) != 2 or len(regs) != 1 or not any(s and s[-1] == 1 for s in shapes):
+            return (f'blazeface needs a regressor output [1, N, 4 + 2K] and a score output '
+                    f'[1, N, 1], the model has {[list(s) for s in shapes]}')
+        return None
+
+
+def _check_adapter(adapter: Adapter, table: Mapping[str, Adapter]) -> None:
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f'an adapter must be an Adapter instance, got {adapter!r}')
+    if not adapter.name or adapter.name != adapter.name.lower():
+        raise ValueError(f'adapter name {adapter.name!r} must be a non-empty lower-case name')
+    unknown = set(adapter.produces) - set(OUTPUT_KINDS)
+    if not adapter.produces or unknown:
+        raise ValueError(f'adapter {adapter.name!r} produces {sorted(adapter.produces)}; '
+                         f'expecting a non-empty subset of {list(OUTPUT_KINDS)}')
+    if not dataclasses.is_dataclass(adapter.options):
+        raise TypeError(f'adapter {adapter.name!r}: options must be a dataclass, got '
+                        f'{adapter.options!r}')
+
+
+#: Every model family, by the name a manifest's ``adapter:`` uses. One entry per family.
+ADAPTERS: Registry[Adapter] = Registry('adapter', ModelError, _check_adapter, [
+    NanodetAdapter(),
+    Yolov5Adapter(),
+    Yolov8Adapter(),
+    YoloNmsAdapter(),
+    SsdPostprocessAdapter(),
+    SegmentationAdapter(),
+    BlazeFaceAdapter(),
+])
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter registered under ``name`` (case-insensitive).
+
+    Raises:
+        ModelError: "unknown adapter 'x', expecting one of [...]".
+    """
+    return ADAPTERS.lookup(name.strip().lower() if isinstance(name, str) else name)
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    """Add ``adapter`` to :data:`ADAPTERS` at run time (a plugin, a test) and return it.
+
+    Adapters shipped with edge_vision are entries of the table literal above instead.
+
+    Raises:
+        ValueError: the name is taken or invalid, or ``produces`` names an unknown kind.
+        TypeError: not an Adapter instance, or options that are not a dataclass.
+    """
+    return ADAPTERS.register(adapter)
+

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 __all__ = ['LetterboxTransform', 'apply_letterbox', 'compute_letterbox', 'letterbox',
-           'mask_to_image']
+           'mask_to_image', 'probability_to_image']
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,19 @@ class LetterboxTransform:
             w, h = self.src_size
             np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
             np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+        return out
+
+    def points_to_image(self, points: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map model-input ``(x, y)`` points of any leading shape, (..., 2), back into image
+        pixels (float32), clipped to ``[0, W] x [0, H]`` unless ``clip`` is False."""
+        p = np.asarray(points, np.float32)
+        inv = np.array([1.0 / self.scale_x, 1.0 / self.scale_y], np.float64)
+        offset = np.array([self.pad_x, self.pad_y], np.float64)
+        out = ((p - offset) * inv).astype(np.float32)
+        if clip:
+            w, h = self.src_size
+            np.clip(out[..., 0], 0, w, out=out[..., 0])
+            np.clip(out[..., 1], 0, h, out=out[..., 1])
         return out
 
 
@@ -129,11 +142,14 @@ def apply_letterbox(image: np.ndarray, transform: LetterboxTransform, *,
 
     Returns:
         (dst_h, dst_w[, C]) array of the image's dtype.
+
+    Raises:
+        DataError: the image's size is not ``transform.src_size``.
     """
     h, w = image.shape[:2]
     if (w, h) != transform.src_size:
-        raise ConfigError(f'image is {w}x{h} but the letterbox was planned for '
-                          f'{transform.src_size[0]}x{transform.src_size[1]}')
+        raise DataError(f'image is {w}x{h} but the letterbox was planned for '
+                        f'{transform.src_size[0]}x{transform.src_size[1]}')
     dw, dh = transform.dst_size
     nw, nh = transform.resized_size
     shape = (dh, dw) + image.shape[2:]
@@ -195,3 +211,27 @@ def mask_to_image(mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray
     xi = np.clip(np.floor(xs).astype(np.intp), 0, mw - 1)
     yi = np.clip(np.floor(ys).astype(np.intp), 0, mh - 1)
     return mask[yi[:, None], xi[None, :]]
+
+
+def probability_to_image(prob: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+    """Map a per-pixel float map (e.g. a foreground probability) from model-input space back
+    onto the original image with bilinear interpolation (smooth edges, unlike class ids).
+
+    Args:
+        prob: (h, w) float map covering the model input (possibly coarser than the input).
+        transform: the letterbox the input was made with.
+
+    Returns:
+        (H, W) float32 map on the original image (padding cropped).
+    """
+    mh, mw = prob.shape[:2]
+    dw, dh = transform.dst_size
+    fx, fy = mw / dw, mh / dh
+    # crop the padding (rounded to whole map pixels), then one resize: edges never blend with
+    # what the model said about the padding
+    x0 = min(mw - 1, int(round(transform.pad_x * fx)))
+    y0 = min(mh - 1, int(round(transform.pad_y * fy)))
+    x1 = max(x0 + 1, min(mw, int(round((transform.pad_x + transform.resized_size[0]) * fx))))
+    y1 = max(y0 + 1, min(mh, int(round((transform.pad_y + transform.resized_size[1]) * fy))))
+    crop = np.ascontiguousarray(prob[y0:y1, x0:x1], np.float32)
+    return cv2.resize(crop, transform.src_size, interpolation=cv2.INTER_LINEAR)

@@ -25,6 +25,24 @@ change and the file says how it was made. ``optimize_summary.json`` lists all va
 
 Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
 the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
+
+Adding a recipe is one :class:`Recipe` entry in :data:`RECIPES` (in this file): its metadata
+and its ``make(job) -> RecipeOutput`` function, which writes ``job.target`` from
+``job.sized_onnx`` (or its own source file), may use ``job.calibration_inputs()`` and
+``job.config``, and returns the settings recorded in the variant's manifest::
+
+    def _make_onnx_dynamic(job: RecipeJob) -> RecipeOutput:
+        from onnxruntime.quantization import quantize_dynamic
+        quantize_dynamic(job.sized_onnx, job.target)                # writes the file
+        return RecipeOutput({'tool': 'onnxruntime.quantization.quantize_dynamic'})
+
+    Recipe('onnx-dynamic', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
+           'ONNX Runtime dynamic INT8 (weights)', _make_onnx_dynamic, by_default=False),
+
+The manifest writer, the verification on the format's backend, ``--list-recipes``, the
+``recipes`` choices and the summary follow from the entry. A recipe that needs a new user
+setting also adds its field to :class:`OptimizeConfig` (here) and, for the command line, an
+option in ``edge_vision/commands/optimize.py``.
 """
 
 from __future__ import annotations
@@ -36,9 +54,10 @@ import json
 import logging
 import platform
 import shutil
+import sys
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +66,9 @@ import numpy as np
 
 from ..config import check_config, config_to_mapping, param
 from ..errors import ConfigError, EdgeVisionError, ModelError
+from ..inference.adapters import get_adapter
 from ..inference.manifest import (
+    FORMATS,
     ModelFile,
     ModelManifest,
     load_manifest,
@@ -56,6 +77,7 @@ from ..inference.manifest import (
     sha256_file,
     verify_checksum,
 )
+from ..registry import Registry
 from . import onnx_ops
 from .images import ImageSet, load_image_set
 
@@ -64,7 +86,11 @@ __all__ = [
     'OptimizeConfig',
     'OptimizedModel',
     'Recipe',
+    'RecipeJob',
+    'RecipeOutput',
+    'get_recipe',
     'optimize_model',
+    'register_recipe',
     'recipe_available',
     'variant_name',
 ]
@@ -72,18 +98,81 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 
+@dataclass
+class RecipeJob:
+    """What a recipe's ``make`` gets: one recipe at one input size of one source model.
+
+    Attributes:
+        source: the source model's manifest.
+        size: the square input size of the variant.
+        sized_onnx: the source's FP32 ONNX file at ``size`` (None when it has none).
+        target: the file to write (``<variant name><suffix of the recipe's format>``).
+        config: the run's settings (recipe settings such as ``prune_ratio`` included).
+        images: the calibration set (calibrated recipes), else None.
+        work: a temporary folder for intermediate files, removed after the run.
+        say: progress lines.
+    """
+
+    source: ModelManifest
+    size: int
+    sized_onnx: Path | None
+    target: Path
+    config: OptimizeConfig
+    images: ImageSet | None
+    work: Path
+    say: Callable[[str], None]
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def calibration_inputs(self) -> list[np.ndarray] | None:
+        """The calibration images preprocessed into inputs of the FP32 ONNX at this size
+        (computed once per size, shared by the recipes of that size); None without an ONNX
+        file or a calibration set."""
+        if self.sized_onnx is None or self.images is None:
+            return None
+        if 'inputs' not in self.cache:
+            self.cache['inputs'] = _preprocessed(
+                self.source, ModelFile(self.sized_onnx, 'onnx', 'fp32'), 'onnxruntime',
+                self.images, self.size)
+        return self.cache['inputs']
+
+
+@dataclass(frozen=True)
+class RecipeOutput:
+    """What a recipe's ``make`` returns after writing ``job.target``.
+
+    Attributes:
+        settings: the tool and settings that made the file (the record's ``settings``).
+        extra: more record keys (e.g. ``pruning`` statistics).
+        source_file: the file it started from, when not the FP32 ONNX (``tflite-int8``).
+    """
+
+    settings: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    source_file: ModelFile | None = None
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """One optimization recipe (see the module docstring's table).
+    """One optimization recipe (see the module docstring's table), the code included.
 
     Attributes:
         name: registry key.
         format: manifest format of the output (``onnx``, ``openvino``, ``tflite``).
         precision: manifest precision of the output.
-        modules: Python modules it needs (checked with importlib, imported when it runs).
+        modules: Python modules it needs (checked with importlib, imported when it runs); a
+            submodule where only some releases of a package have it.
         install: what to pip install when a module is missing.
         calibrated: True when it needs calibration images.
         summary: one line for manifests and reports.
+        make: writes ``job.target`` from the source model and returns what it did.
+        source_format: the source file it starts from: its FP32 ``onnx`` file (at the
+            variant's size) or its FP32 ``tflite`` file.
+        native_size_only: why it cannot make other input sizes than the source's; empty
+            when it can.
+        resizes: True for the recipe that makes the FP32 ONNX at another input size: it runs
+            first for every extra size (the other recipes start from its file).
+        by_default: run when ``OptimizeConfig.recipes`` is not given.
+        tag: the variant-name suffix for the run's settings (default: the recipe name).
     """
 
     name: str
@@ -93,28 +182,128 @@ class Recipe:
     install: str
     calibrated: bool
     summary: str
+    make: Callable[[RecipeJob], RecipeOutput]
+    source_format: str = 'onnx'
+    native_size_only: str = ''
+    resizes: bool = False
+    by_default: bool = True
+    tag: Callable[[OptimizeConfig], str] | None = None
+
+    def variant_tag(self, config: OptimizeConfig) -> str:
+        return self.tag(config) if self.tag is not None else self.name
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
+def _make_resized(job: RecipeJob) -> RecipeOutput:
+    source, size = job.source, job.size
+    onnx_file = _fp32_file(source, 'onnx')
+    onnx_ops.set_input_size(onnx_file.path, job.target, size, size)
+    onnx_ops.check_outputs(job.target, (1, source.channels, size, size)
+                           if source.layout == 'NCHW' else (1, size, size, source.channels))
+    return RecipeOutput({'tool': 'onnx shape inference', 'from_size': source.input_size[0]})
+
+
+def _make_onnx_int8(job: RecipeJob) -> RecipeOutput:
+    c = job.config
+    return RecipeOutput(onnx_ops.quantize_int8(
+        job.sized_onnx, job.target, job.calibration_inputs(), method=c.calibration_method,
+        per_channel=c.per_channel, activation_type=c.activation_type,
+        pre_process=c.pre_process, work_dir=job.work))
+
+
+def _make_onnx_fp16(job: RecipeJob) -> RecipeOutput:
+    onnx_ops.convert_fp16(job.sized_onnx, job.target)
+    return RecipeOutput({'tool': 'onnxruntime.transformers.float16', 'keep_io_types': True})
+
+
+def _make_openvino_fp16(job: RecipeJob) -> RecipeOutput:
+    from .openvino_ops import save_ir
+    return RecipeOutput(save_ir(job.sized_onnx, job.target, compress_to_fp16=True))
+
+
+def _make_openvino_int8(job: RecipeJob) -> RecipeOutput:
+    from .openvino_ops import quantize_nncf
+    return RecipeOutput(quantize_nncf(job.sized_onnx, job.target, job.calibration_inputs(),
+                                      preset=job.config.nncf_preset))
+
+
+def _make_tflite_int8(job: RecipeJob) -> RecipeOutput:
+    from .tflite_ops import quantize_tflite_int8
+    src_file = _fp32_file(job.source, 'tflite')
+    verify_checksum(src_file)
+    # native size only, so the ONNX model's inputs are the same; without one, the TFLite's own
+    inputs = job.calibration_inputs()
+    if inputs is None:
+        inputs = _preprocessed(job.source, src_file, 'litert', job.images)
+    return RecipeOutput(quantize_tflite_int8(src_file.path, job.target, inputs),
+                        source_file=src_file)
+
+
+def _make_pruned(job: RecipeJob) -> RecipeOutput:
+    ratio = job.config.prune_ratio
+    stats = onnx_ops.prune_magnitude(job.sized_onnx, job.target, ratio)
+    job.say(f'[{job.size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
+    settings = {'tool': 'edge_vision_core.optimize.onnx_ops.prune_magnitude', 'ratio': ratio,
+                'scope': 'Conv/Gemm/MatMul weights, per tensor, tensors >= 256 elements'}
+    return RecipeOutput(settings, extra={'pruning': {
+        'requested': stats.ratio, 'sparsity': stats.sparsity, 'tensors': stats.tensors,
+        'weights': stats.weights, 'zeros': stats.zeros}})
+
+
+def _check_recipe(recipe: Recipe, table: Mapping[str, Recipe]) -> None:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f'a recipe must be a Recipe, got {recipe!r}')
+    if recipe.format not in FORMATS or recipe.source_format not in FORMATS:
+        raise ValueError(f'recipe {recipe.name!r}: unknown format; formats: {list(FORMATS)}')
+    if recipe.resizes and any(r.resizes for r in table.values()):
+        raise ValueError(f'recipe {recipe.name!r}: only one recipe makes the FP32 ONNX at '
+                         f'other sizes (resizes=True)')
+
+
+#: Every recipe, by name: metadata and code. One entry per recipe.
+RECIPES: Registry[Recipe] = Registry('recipe', ConfigError, _check_recipe, [
     Recipe('onnx-fp32', 'onnx', 'fp32', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP32 at another input size'),
-    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', True,
-           'ONNX Runtime static INT8 (QDQ, per-channel weights)'),
-    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP16 (float32 inputs/outputs)'),
+           'ONNX FP32 at another input size', _make_resized, resizes=True, by_default=False),
+    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', onnx_ops.ORT_QUANTIZATION),
+           'onnx onnxruntime', True, 'ONNX Runtime static INT8 (QDQ, per-channel weights)',
+           _make_onnx_int8),
+    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', onnx_ops.ORT_FLOAT16), 'onnx onnxruntime',
+           False, 'ONNX FP16 (float32 inputs/outputs)', _make_onnx_fp16),
     Recipe('openvino-fp16', 'openvino', 'fp16', ('openvino',), 'openvino', False,
-           'OpenVINO IR, FP16-compressed weights'),
+           'OpenVINO IR, FP16-compressed weights', _make_openvino_fp16),
     Recipe('openvino-int8', 'openvino', 'int8', ('openvino', 'nncf'), 'openvino nncf', True,
-           'OpenVINO IR, NNCF post-training INT8'),
+           'OpenVINO IR, NNCF post-training INT8', _make_openvino_int8),
     Recipe('tflite-int8', 'tflite', 'int8', ('ai_edge_litert', 'ai_edge_quantizer'),
-           'ai-edge-quantizer', True, 'TFLite static INT8 (AI Edge Quantizer)'),
+           'ai-edge-quantizer', True, 'TFLite static INT8 (AI Edge Quantizer)',
+           _make_tflite_int8, source_format='tflite',
+           native_size_only='a TFLite model cannot be resized without TensorFlow'),
     Recipe('prune', 'onnx', 'fp32', ('onnx',), 'onnx', False,
-           'ONNX FP32, unstructured magnitude pruning'),
-)}
+           'ONNX FP32, unstructured magnitude pruning', _make_pruned,
+           tag=lambda config: f'pruned{round(config.prune_ratio * 100)}'),
+])
 
-_DEFAULT_RECIPES = ('onnx-int8', 'onnx-fp16', 'openvino-fp16', 'openvino-int8', 'tflite-int8',
-                    'prune')
-_SUFFIX = {'onnx': '.onnx', 'openvino': '.xml', 'tflite': '.tflite'}
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to :data:`RECIPES` at run time (a plugin, a test) and return it.
+
+    Recipes shipped with edge_vision are entries of the table literal above instead.
+
+    Raises:
+        ValueError: the name is taken, an unknown format, or a second resizing recipe.
+        TypeError: not a Recipe.
+    """
+    return RECIPES.register(recipe)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe registered under ``name``.
+
+    Raises:
+        ConfigError: "unknown recipe 'x', expecting one of [...]".
+    """
+    return RECIPES.lookup(name)
+
+
+_DEFAULT_RECIPES = tuple(name for name, recipe in RECIPES.items() if recipe.by_default)
 
 
 @dataclass(frozen=True)
@@ -122,8 +311,7 @@ class OptimizeConfig:
     """Settings of :func:`optimize_model` (``edge-vision optimize`` options)."""
 
     recipes: tuple[str, ...] = field(default=_DEFAULT_RECIPES, metadata=param(
-        'Recipes to run: onnx-fp32, onnx-int8, onnx-fp16, openvino-fp16, openvino-int8, '
-        'tflite-int8, prune.', choices=tuple(RECIPES)))
+        f'Recipes to run: {", ".join(RECIPES)}.'))
     sizes: tuple[int, ...] = field(default=(), metadata=param(
         'Square input sizes to make variants for (multiples of the largest stride, e.g. 320 '
         '416 512); empty = the model\'s own size only.', min=32, max=4096, unit='px'))
@@ -165,6 +353,11 @@ class OptimizeConfig:
         if not self.recipes:
             raise ConfigError('OptimizeConfig.recipes is empty; name at least one of '
                               f'{", ".join(RECIPES)}')
+        for name in self.recipes:
+            try:
+                get_recipe(name)
+            except ConfigError as exc:
+                raise ConfigError(f'OptimizeConfig.recipes: {exc}') from None
         if len(set(self.sizes)) != len(self.sizes):
             raise ConfigError(f'OptimizeConfig.sizes has duplicates: {list(self.sizes)}')
 
@@ -186,15 +379,30 @@ class OptimizedModel:
 
 def recipe_available(name: str, source: ModelManifest | None = None) -> str:
     """'' when recipe ``name`` can run here (on ``source``), else the reason it cannot."""
-    recipe = RECIPES[name]
-    missing = [m for m in recipe.modules if importlib.util.find_spec(m) is None]
-    if missing:
-        return f'needs {", ".join(missing)} (pip install {recipe.install})'
-    if source is not None:
-        fmt = 'tflite' if name == 'tflite-int8' else 'onnx'
-        if not any(f.format == fmt and f.precision == 'fp32' for f in source.files):
-            return f'the source model {source.name!r} has no FP32 {fmt} file'
+    recipe = get_recipe(name)
+    problems = [p for p in map(_module_problem, recipe.modules) if p]
+    if problems:
+        return f'needs {"; ".join(problems)} (pip install -U {recipe.install})'
+    if source is not None and _fp32_file(source, recipe.source_format) is None:
+        return f'the source model {source.name!r} has no FP32 {recipe.source_format} file'
     return ''
+
+
+def _module_problem(module: str) -> str:
+    """'' when ``module`` can be imported here, else what is wrong (not installed, or a release
+    of its package without it: e.g. onnxruntime 1.12, the newest for Ubuntu 22.04's numpy 1.21,
+    has no quantization.shape_inference, and its transformers package imports torch)."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return ''
+        error = ''
+    except ImportError as exc:  # a parent package of the submodule failed to import
+        error = f' ({type(exc).__name__}: {exc})'
+    top = module.split('.', 1)[0]
+    version = getattr(sys.modules.get(top), '__version__', '')
+    if module == top or not version:
+        return f'{module}{error}'
+    return f'{module}, which {top} {version} does not provide{error}'
 
 
 def _base_name(manifest: ModelManifest) -> str:
@@ -204,11 +412,17 @@ def _base_name(manifest: ModelManifest) -> str:
     return name[:-len(size) - 1] if name.endswith(f'-{size}') else name
 
 
-def variant_name(manifest: ModelManifest, size: int, recipe: str, prune_ratio: float = 0.5
-                 ) -> str:
-    """The name of a variant (see the module docstring)."""
-    tag = f'pruned{round(prune_ratio * 100)}' if recipe == 'prune' else recipe
+def variant_name(manifest: ModelManifest, size: int, recipe: str,
+                 config: OptimizeConfig | None = None) -> str:
+    """The name of a variant (see the module docstring); ``config`` gives the recipe settings
+    that appear in the name (the prune ratio), default :class:`OptimizeConfig`."""
+    tag = get_recipe(recipe).variant_tag(config or OptimizeConfig())
     return f'{_base_name(manifest)}-{size}-{tag}'
+
+
+def _fp32_file(manifest: ModelManifest, fmt: str) -> ModelFile | None:
+    """The manifest's FP32 file of format ``fmt``, or None."""
+    return next((f for f in manifest.files if f.format == fmt and f.precision == 'fp32'), None)
 
 
 def _versions() -> dict[str, str]:
@@ -257,13 +471,7 @@ def _manifest_dict(source: ModelManifest, name: str, size: tuple[int, int], file
         'nms_threshold': float(m.nms_threshold),
         'max_detections': int(m.max_detections),
     }
-    if m.adapter == 'nanodet':
-        data.update(strides=[int(s) for s in m.strides], reg_max=int(m.reg_max),
-                    center_offset=float(m.center_offset))
-    if m.normalized_boxes:
-        data['normalized_boxes'] = True
-    if m.label_offset:
-        data['label_offset'] = int(m.label_offset)
+    data.update(get_adapter(m.adapter).options_to_dict(m.options))
     if m.license:
         data['license'] = m.license
     data['labels'] = list(m.labels)
@@ -312,10 +520,12 @@ def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
 
 def _verify(manifest_path: Path, recipe: Recipe) -> None:
     """Load the variant on the runtime of its format and run it once (ModelError if not)."""
-    from ..inference.backends import BACKENDS
+    from ..inference.backends import BACKEND_FORMATS, BACKENDS
     from ..inference.detector import Detector
 
-    backend = {'onnx': 'onnxruntime', 'openvino': 'openvino', 'tflite': 'litert'}[recipe.format]
+    # the backend whose preferred format it is (onnx: onnxruntime, openvino: openvino...)
+    backend = next(name for name, formats in BACKEND_FORMATS.items()
+                   if formats[:1] == (recipe.format,))
     if not BACKENDS[backend].is_installed():
         return
     try:
@@ -356,7 +566,7 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     out = Path(out_dir).expanduser()
     _check_writable(out)
     native_w, native_h = source.input_size
-    stride = max(source.strides) if source.adapter == 'nanodet' else 32
+    stride = get_adapter(source.adapter).size_multiple(source.options)
     sizes = tuple(config.sizes) or (native_w,)
     if native_w != native_h and not config.sizes:
         raise ConfigError(f'{source.name} has a non-square input {native_w}x{native_h}; give '
@@ -377,9 +587,9 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
             say(f'skipping {name}: {reason}')
             skipped[name] = reason
             recipes.remove(name)
-    onnx_file = next((f for f in source.files if f.format == 'onnx' and f.precision == 'fp32'),
-                     None)
-    needs_onnx = any(r != 'tflite-int8' for r in recipes) or sizes != (native_w,)
+    onnx_file = _fp32_file(source, 'onnx')
+    needs_onnx = any(RECIPES[r].source_format == 'onnx' for r in recipes) or \
+        sizes != (native_w,)
     if needs_onnx and onnx_file is None:
         raise ModelError(f'{source.name} ({source.source}) has no FP32 ONNX file; the '
                          f'ONNX/OpenVINO recipes and size variants start from one')
@@ -440,86 +650,47 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
                                  'sha256': source_file.sha256 or sha256_file(source_file.path)},
                     calibration=images.describe() if calibrated and images else None)
 
+    def job(recipe: Recipe, sized_onnx: Path | None) -> tuple[str, RecipeJob]:
+        name = variant_name(source, size, recipe.name, config)
+        target = out / f'{name}{FORMATS[recipe.format][0]}'
+        say(f'[{size}] {recipe.name} -> {target.name}')
+        return name, RecipeJob(source, size, sized_onnx, target, config,
+                               images if recipe.calibrated else None, work, say, cache)
+
+    cache: dict[str, Any] = {}  # shared by the recipes of this size (calibration inputs)
     # The FP32 ONNX at this size: the starting point of every ONNX/OpenVINO recipe.
+    resizer = next(r for r in RECIPES.values() if r.resizes)
     sized_onnx: Path | None = None
     if onnx_file is not None:
         if size == native:
             sized_onnx = onnx_file.path
         else:
-            name = variant_name(source, size, 'onnx-fp32')
-            target = out / f'{name}.onnx'
-            say(f'[{size}] onnx-fp32 -> {target.name}')
-            onnx_ops.set_input_size(onnx_file.path, target, size, size)
-            onnx_ops.check_outputs(target, (1, source.channels, size, size)
-                                   if source.layout == 'NCHW'
-                                   else (1, size, size, source.channels))
-            made.append(_write_variant(out, source, name, size, target, RECIPES['onnx-fp32'],
-                                       record(RECIPES['onnx-fp32'], {'tool': 'onnx shape '
-                                              'inference', 'from_size': native}, False,
-                                              onnx_file)))
-            sized_onnx = target
-    tensors: list[np.ndarray] | None = None
+            name, resize_job = job(resizer, None)
+            output = resizer.make(resize_job)
+            made.append(_write_variant(out, source, name, size, resize_job.target, resizer,
+                                       record(resizer, output.settings, False, onnx_file)))
+            sized_onnx = resize_job.target
     sized_file: ModelFile | None = None
     for recipe_name in recipes:
         recipe = RECIPES[recipe_name]
-        if recipe_name == 'onnx-fp32':
+        if recipe.resizes:
             if size == native:
-                say(f'[{size}] onnx-fp32: the source model is already FP32 ONNX at {size}')
+                say(f'[{size}] {recipe.name}: the source model is already FP32 ONNX at {size}')
             continue
-        if recipe_name == 'tflite-int8' and size != native:
-            skipped[f'tflite-int8@{size}'] = ('a TFLite model cannot be resized without '
-                                              'TensorFlow; native size only')
-            say(f'[{size}] skipping tflite-int8: native size ({native}) only')
+        if recipe.native_size_only and size != native:
+            skipped[f'{recipe.name}@{size}'] = f'{recipe.native_size_only}; native size only'
+            say(f'[{size}] skipping {recipe.name}: native size ({native}) only')
             continue
-        name = variant_name(source, size, recipe_name, config.prune_ratio)
-        target = out / f'{name}{_SUFFIX[recipe.format]}'
-        say(f'[{size}] {recipe_name} -> {target.name}')
-        src_file = onnx_file
-        if recipe.calibrated and tensors is None and sized_onnx is not None:
-            tensors = _preprocessed(source, ModelFile(sized_onnx, 'onnx', 'fp32'),
-                                    'onnxruntime', images, size)
-        extra: dict[str, Any] = {}
-        if recipe_name == 'onnx-int8':
-            settings = onnx_ops.quantize_int8(
-                sized_onnx, target, tensors, method=config.calibration_method,
-                per_channel=config.per_channel, activation_type=config.activation_type,
-                pre_process=config.pre_process, work_dir=work)
-        elif recipe_name == 'onnx-fp16':
-            onnx_ops.convert_fp16(sized_onnx, target)
-            settings = {'tool': 'onnxruntime.transformers.float16', 'keep_io_types': True}
-        elif recipe_name == 'openvino-fp16':
-            from .openvino_ops import save_ir
-            settings = save_ir(sized_onnx, target, compress_to_fp16=True)
-        elif recipe_name == 'openvino-int8':
-            from .openvino_ops import quantize_nncf
-            settings = quantize_nncf(sized_onnx, target, tensors, preset=config.nncf_preset)
-        elif recipe_name == 'tflite-int8':
-            from .tflite_ops import quantize_tflite_int8
-            src_file = next(f for f in source.files
-                            if f.format == 'tflite' and f.precision == 'fp32')
-            verify_checksum(src_file)
-            # native size only, so the ONNX inputs above are the same; else the TFLite's own
-            tfl_tensors = tensors if tensors is not None else \
-                _preprocessed(source, src_file, 'litert', images)
-            settings = quantize_tflite_int8(src_file.path, target, tfl_tensors)
-        else:  # prune
-            stats = onnx_ops.prune_magnitude(sized_onnx, target, config.prune_ratio)
-            settings = {'tool': 'edge_vision_core.optimize.onnx_ops.prune_magnitude',
-                        'ratio': config.prune_ratio, 'scope': 'Conv/Gemm/MatMul weights, '
-                        'per tensor, tensors >= 256 elements'}
-            extra['pruning'] = {'requested': stats.ratio, 'sparsity': stats.sparsity,
-                                'tensors': stats.tensors, 'weights': stats.weights,
-                                'zeros': stats.zeros}
-            say(f'[{size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
-        if src_file is onnx_file and size != native and sized_onnx is not None:
+        name, recipe_job = job(recipe, sized_onnx)
+        output = recipe.make(recipe_job)
+        src_file = output.source_file or onnx_file
+        if output.source_file is None and size != native and sized_onnx is not None:
             if sized_file is None:  # hashed once per size, not once per recipe
                 sized_file = ModelFile(sized_onnx, 'onnx', 'fp32', sha256_file(sized_onnx))
             src_file = sized_file
-        rec = dict(record(recipe, settings, recipe.calibrated, src_file), **extra)
-        variant = _write_variant(out, source, name, size, target, recipe, rec)
+        rec = dict(record(recipe, output.settings, recipe.calibrated, src_file), **output.extra)
+        variant = _write_variant(out, source, name, size, recipe_job.target, recipe, rec)
         if config.verify:
             _verify(variant.manifest, recipe)
         made.append(variant)
     return made
-
-

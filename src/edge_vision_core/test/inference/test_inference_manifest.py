@@ -59,7 +59,11 @@ def test_scale_shorthand_and_labels_file(tmp_path):
 
 BAD = [
     ({'adaptr': 'yolov8'}, 'unknown key'),
-    ({'adapter': 'yolov9000'}, 'adapter must be one of'),
+    ({'adapter': 'yolov9000'}, "unknown adapter 'yolov9000', expecting one of \\['nanodet'"),
+    ({'reg_max': 7}, 'reg_max is an option of adapter nanodet'),
+    ({'normalized_boxes': 'yes'}, 'normalized_boxes must be bool'),
+    ({'adapter': 'nanodet', 'reg_max': 300}, r'adapter nanodet: .*reg_max must be in \[0, 256\]'),
+    ({'adapter': 'nanodet', 'strides': []}, 'at least one stride'),
     ({'input_size': [64]}, 'input_size'),
     ({'layout': 'CHW'}, 'layout'),
     ({'color_order': 'bgra'}, 'color_order'),
@@ -112,6 +116,28 @@ def test_resolve_by_path_and_sibling_manifest(tmp_path):
     (tmp_path / 'broken.yaml').write_text('name: [unclosed')
     with pytest.raises(ModelError, match='not valid YAML'):
         load_manifest(tmp_path / 'broken.yaml')
+
+
+def test_a_directory_is_named_as_one_not_reported_missing(tmp_path):
+    from edge_vision_core.inference.manifest import verify_checksum
+
+    shipped = resolve_model('nanodet-m-416')
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    shutil.copy(shipped.source, folder / 'nanodet-m-416.yaml')
+    with pytest.raises(ModelError, match=r'models is a directory, not a file \(it holds '
+                                         r'nanodet-m-416.yaml\)'):
+        resolve_model(folder)
+    (tmp_path / 'weights.onnx').mkdir()  # a directory with a model suffix
+    with pytest.raises(ModelError, match='weights.onnx is a directory'):
+        resolve_model(tmp_path / 'weights.onnx')
+    # a manifest whose file entry names a directory
+    data = yaml.safe_load(open(shipped.source))
+    data.update(name='dir', files=[{'path': 'weights.onnx'}])
+    (tmp_path / 'dir.yaml').write_text(yaml.safe_dump(data))
+    manifest = resolve_model(tmp_path / 'dir.yaml')
+    with pytest.raises(ModelError, match='model file .*weights.onnx is a directory'):
+        verify_checksum(manifest.files[0])
 
 
 def _copy_default(tmp_path, mutate):
@@ -184,9 +210,8 @@ def test_a_directory_is_named_as_a_directory(tmp_path):
     (tmp_path / 'weights.onnx').mkdir()
     (tmp_path / 'models').mkdir()
     (tmp_path / 'dir.yaml').mkdir()
-    for spec, what in ((tmp_path / 'weights.onnx', 'model file'),
-                       (tmp_path / 'models', 'model'), (tmp_path / 'dir.yaml', 'model manifest')):
-        with pytest.raises(ModelError, match=f'{what} .* is a directory, not a file'):
+    for spec in (tmp_path / 'weights.onnx', tmp_path / 'models', tmp_path / 'dir.yaml'):
+        with pytest.raises(ModelError, match=f'model {spec} is a directory, not a file'):
             resolve_model(spec)
     data = yaml.safe_load(open(resolve_model('nanodet-m-416').source))
     data.pop('files', None)

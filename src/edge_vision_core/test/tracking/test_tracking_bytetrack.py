@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections
+from edge_vision_core import ConfigError, DataError, Detections
 from edge_vision_core.tracking import ByteTrackConfig, ByteTracker, TrackState
 
 
@@ -49,11 +49,11 @@ def test_invalid_config_is_refused(kwargs, match):
 
 def test_bad_arguments_are_refused():
     tracker = make()
-    with pytest.raises(ConfigError, match='needs Detections'):
+    with pytest.raises(DataError, match='needs Detections'):
         tracker.update(np.zeros((1, 4)))
     with pytest.raises(ConfigError, match='timestamp_s or dt_s, not both'):
         tracker.update(Detections.empty(), 1.0, dt_s=0.1)
-    with pytest.raises(ConfigError, match='must be finite'):
+    with pytest.raises(DataError, match='must be finite'):
         tracker.update(Detections.empty(), float('inf'))
     with pytest.raises(ConfigError, match='ByteTrackConfig'):
         ByteTracker({'frame_rate': 30})
@@ -261,13 +261,15 @@ def test_nan_inf_and_zero_area_boxes_are_dropped_and_counted():
     assert tracker.stats.dropped_invalid == 9
 
 
-def test_masks_pass_through_with_the_rows():
+def test_masks_and_keypoints_pass_through_with_the_rows():
     tracker = make()
     dets = boxes_at([[20, 20], [60, 60]])
     masks = np.zeros((2, 100, 100), bool)
     masks[0, :10], masks[1, -10:] = True, True
-    out = tracker.update(dets.replace(masks=masks))
+    points = np.array([[[21, 22], [23, 24]], [[61, 62], [63, 64]]], np.float32)
+    out = tracker.update(dets.replace(masks=masks, keypoints=points))
     np.testing.assert_array_equal(out.masks, masks)
+    np.testing.assert_array_equal(out.keypoints, points[tracker.last_input_indices])
 
 
 def test_filtered_boxes_are_kalman_estimates():
@@ -338,6 +340,33 @@ def test_repeated_or_out_of_order_stamps_are_ignored(bad_stamp, caplog):
     assert tracker.last_update_accepted and ids_of(out) == [1]
     tracker.update(Detections.empty(), dt_s=0.0)
     assert tracker.stats.ignored_stamps == 2
+
+
+@pytest.mark.parametrize('bogus_ahead_s', [86400.0, 60.0])
+def test_a_bogus_future_stamp_does_not_blind_the_tracker(bogus_ahead_s, caplog):
+    """One message stamped far ahead used to make every real frame 'not after the previous
+    stamp' until restart; the large jump back now restarts the clock (tracks reset, ids go
+    on), counted in time_resets."""
+    tracker = make(frame_rate=10.0)
+    for t in range(3):
+        tracker.update(boxes_at([[100 + 5 * t, 200]]), 1000.0 + t / 10)
+    tracker.update(boxes_at([[300, 300]]), 1000.2 + bogus_ahead_s)
+    with caplog.at_level(logging.WARNING, logger='edge_vision_core.tracking.bytetrack'):
+        out = tracker.update(boxes_at([[115, 200]]), 1000.3)
+    assert tracker.last_update_accepted
+    assert tracker.stats.time_resets == 1 and tracker.stats.ignored_stamps == 0
+    assert 'clock jumped back' in caplog.text
+    first_id = ids_of(out)[0]
+    assert first_id > 1, 'ids keep counting after the reset'
+    out = tracker.update(boxes_at([[120, 200]]), 1000.4)
+    assert ids_of(out) == [first_id]  # tracking goes on from the new time base
+
+
+def test_time_jump_reset_can_be_turned_off():
+    tracker = make(frame_rate=10.0, time_jump_reset_s=0.0)
+    tracker.update(boxes_at([[100, 200]]), 5000.0)
+    tracker.update(boxes_at([[100, 200]]), 10.0)
+    assert not tracker.last_update_accepted and tracker.stats.time_resets == 0
 
 
 def test_track_snapshots_report_velocity_in_pixels_per_second():

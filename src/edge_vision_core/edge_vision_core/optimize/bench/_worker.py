@@ -59,10 +59,10 @@ def _peak_rss_mb() -> float:
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job (keys: see :func:`edge_vision_core.optimize.bench._job`)."""
-    from ..inference.backends import BACKENDS
-    from ..inference.detector import Detector, DetectorOptions
-    from ..inference.manifest import load_manifest
+    """Run one job (the fields of :class:`edge_vision_core.optimize.bench.measure.WorkerJob`)."""
+    from ...inference.backends import BACKENDS
+    from ...inference.detector import Detector, DetectorOptions
+    from ...inference.manifest import load_manifest
 
     BACKENDS[job['backend']].is_installed()  # import the runtime before timing the load
     base_rss = _rss_mb()
