@@ -170,6 +170,49 @@ def test_video_file_plays_at_its_own_rate_and_stops_cleanly(node_process, listen
     assert node.stop() == 0
 
 
+def test_a_file_read_faster_or_slower_than_its_rate_keeps_its_timeline(ros_context, tmp_path):
+    """rate -1 in one process (edge-vision run on a file): the camera waits for a slow
+    pipeline (a blocking link), and its stamps advance by at most the file's frame period per
+    frame instead of the stall (a loaded machine stalling for more than the tracker's
+    lost_timeout_s dropped every track of edge-vision run); never ahead of the clock."""
+    import threading
+
+    from rclpy.parameter import Parameter
+
+    from edge_vision.camera_node import CameraNode
+    from edge_vision.intra import Link
+
+    video = tmp_path / 'clip.avi'
+    _write_video(video, 40, fps=10.0)
+    node = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter('source', value=str(video)), Parameter('rate', value=-1.0),
+        Parameter('autostart', value=False),
+        Parameter('camera_info_url', value=f'file://{tmp_path}/none.yaml')])
+    seen: list[tuple[int, int]] = []  # (stamp, clock when the consumer took the frame)
+    done = threading.Event()
+
+    def slow_stage(frame) -> None:
+        seen.append((frame.meta.stamp_ns, node.get_clock().now().nanoseconds))
+        time.sleep(0.25 if len(seen) % 2 else 0.01)  # a stall every other frame
+        if len(seen) >= 8:
+            done.set()
+
+    link = Link(slow_stage, blocking=True, name='test-slow-stage')
+    try:
+        node.trigger_configure()
+        image_out = next(o for o in node.outputs if o.topic == 'image_raw')
+        image_out.links.append(link)
+        node.trigger_activate()
+        assert done.wait(60), f'{len(seen)} frames reached the slow stage'
+    finally:
+        node.trigger_deactivate()
+        link.close()
+        node.destroy_node()
+    gaps = np.diff([stamp for stamp, _ in seen[:8]]) / 1e9
+    assert (gaps > 0).all() and gaps.max() <= 0.1 + 1e-6, gaps  # 10 fps file: 0.1 s
+    assert all(stamp <= taken for stamp, taken in seen), 'a stamp ahead of the clock'
+
+
 def test_missing_file_is_retried_until_it_appears(node_process, listener, tmp_path):
     video = tmp_path / 'later.avi'
     ns = '/cam_retry'

@@ -4,7 +4,9 @@ Publishes (relative names, so one namespace per camera, e.g. ``/camera0``):
 
 - ``image_raw`` (sensor_msgs/Image, bgr8) and ``camera_info`` (sensor_msgs/CameraInfo) with
   identical headers: ``stamp`` = acquisition time (the node clock right after the frame was
-  read; simulated time under ``use_sim_time``), ``frame_id`` = the ``frame_id`` parameter;
+  read; simulated time under ``use_sim_time``; a file played at ``rate`` -1 advances by at most
+  one of its frame periods per frame, so a slow pipeline does not stretch its timeline),
+  ``frame_id`` = the ``frame_id`` parameter;
 - ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, compressed_image_transport's
   format string) when ``publish_compressed`` is true, encoded only while someone subscribes;
 - ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, source
@@ -129,6 +131,8 @@ class CameraNode(EdgeVisionNode):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._service = None
+        self._last_stamp_ns = 0  # the latest frame's stamp (see _stamp_ns)
+        self._file_step_ns = 0
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -243,6 +247,7 @@ class CameraNode(EdgeVisionNode):
         opened = False
         pacer: Pacer | None = None
         next_publish = 0.0
+        self._last_stamp_ns = self._file_step_ns = 0
         while not self._stop.is_set() and self.context.ok():
             if not opened:
                 try:
@@ -257,6 +262,10 @@ class CameraNode(EdgeVisionNode):
                 rate = self._target_rate()
                 pacer = Pacer(0.0 if source.live else rate)
                 period = 1.0 / rate if rate > 0 else 0.0
+                # A file or synthetic scene read as fast as the pipeline takes it (rate -1): at
+                # most one of its own frame periods between stamps (see _stamp_ns).
+                self._file_step_ns = 0 if source.live or cfg.rate >= 0 else int(
+                    1e9 / (source.native_fps or _DEFAULT_FOLDER_RATE))
                 self.get_logger().info(f'streaming from {source.description} at '
                                        f'{rate if rate > 0 else "max"} Hz')
             if self._stop.wait(pacer.next_delay()):
@@ -308,8 +317,21 @@ class CameraNode(EdgeVisionNode):
                                 throttle_duration_sec=max(5.0, delay))
         return self._stop.wait(delay)
 
+    def _stamp_ns(self) -> int:
+        """The acquisition stamp of the frame read now: the node clock, except that a file
+        played at rate -1 never gets more than one of its own frame periods after the previous
+        frame (nor a stamp in the future): when the pipeline runs slower than the file (a
+        loaded machine, a slow model), time-based stages such as the tracker still see the
+        file's time between its frames, not how long the pipeline stalled (a stall longer than
+        the tracker's lost_timeout_s dropped every track)."""
+        now = self.get_clock().now().nanoseconds
+        last, step = self._last_stamp_ns, self._file_step_ns
+        stamp = max(last + 1, min(now, last + step)) if step and last else now
+        self._last_stamp_ns = stamp
+        return stamp
+
     def _publish(self, source_frame: SourceFrame, cfg: CameraConfig) -> None:
-        meta = FrameMeta(self.get_clock().now().nanoseconds, cfg.frame_id)
+        meta = FrameMeta(self._stamp_ns(), cfg.frame_id)
         height, width = source_frame.image.shape[:2]
         with self._lock:
             model = self._model
