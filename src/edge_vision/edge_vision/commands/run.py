@@ -152,21 +152,21 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def _file_facts(source: str) -> tuple[int, float]:
     """``(frame count, fps)`` of a video file (0 and 10 for other sources)."""
-    import cv2
-
     from edge_vision_core import ConfigError
-    from edge_vision_core.io.sources import SourceConfig, VideoFileSource, parse_source
+    from edge_vision_core.io.sources import (
+        SourceConfig,
+        VideoFileSource,
+        parse_source,
+        video_facts,
+    )
 
     SourceConfig(source=source)  # validates the spec early
     if parse_source(source) is not VideoFileSource:
         return 0, 10.0
     if not Path(source).expanduser().is_file():
         raise ConfigError(f'--source {source!r}: no such file')
-    cap = cv2.VideoCapture(str(Path(source).expanduser()))
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
-    cap.release()
-    return total, fps
+    total, fps = video_facts(source)
+    return total, fps or 10.0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -394,6 +394,20 @@ class VideoFileSource(_CaptureSource):
         return self._next(frame)
 
 
+def video_facts(path: str | Path) -> tuple[int, float | None]:
+    """``(frame count, fps)`` a video file's header declares (0 / None when it does not say).
+
+    Raises:
+        SourceError: the file is missing or OpenCV cannot decode it.
+    """
+    src = VideoFileSource(SourceConfig(source=str(path)))
+    src.open()
+    try:
+        return src.frame_count, src.native_fps
+    finally:
+        src.close()
+
+
 def missing_input(spec: str, what: str = 'input') -> str:
     """The message for a path that is not there (one wording for every reader)."""
     return (f'{what} {spec!r} does not exist (file or folder not found): give a folder of '

@@ -25,6 +25,7 @@ from edge_vision_core.io.sources import (
     parse_source,
     read_frames,
     read_image,
+    video_facts,
 )
 from edge_vision_core.io.synthetic import SyntheticConfig, SyntheticScene
 
@@ -97,6 +98,17 @@ def test_video_file_ends_or_loops(tmp_path):
     with open_source(SourceConfig(source=str(path), loop=True)) as src:
         indices = [src.read().index for _ in range(8)]
     assert indices == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_video_facts_read_the_header_and_name_what_fails(tmp_path):
+    path = tmp_path / 'v.avi'
+    _video(path, 7)
+    assert video_facts(path) == (7, pytest.approx(12.0))
+    with pytest.raises(SourceError, match='not found'):
+        video_facts(tmp_path / 'missing.avi')
+    (tmp_path / 'junk.mp4').write_bytes(b'not a video')
+    with pytest.raises(SourceError, match='cannot decode'):
+        video_facts(tmp_path / 'junk.mp4')
 
 
 def test_deleted_video_is_reported_as_gone(tmp_path):
