@@ -826,7 +826,7 @@ def _write_report(target: Target, tally: Tally) -> None:
 
 def _split(n: int, *weights: float) -> list[int]:
     total = sum(weights)
-    counts = [max(1, int(n * w / total)) for w in weights]
+    counts = [max(1, int(n * w / total)) if w else 0 for w in weights]
     counts[0] += n - sum(counts)
     return counts
 
@@ -1138,25 +1138,8 @@ def _overlay_cases(rng: random.Random, stamps: Stamps, names: list[str]) -> list
     return chunks + _chunks(infos, 10)
 
 
-#: nodes whose fuzzing fails on main only because of bugs h1 fixes (node_base guard of every
-#: input, conversions validation, tracker far-future stamp, LabelTable, recorder NaN/size):
-#: flip to plain tests once that work has landed.
-EXPECTED_TO_FAIL = {
-    'inference': 'fixed by h1: node_base guard of every input + conversions validation '
-                 '(zero-size / odd-width YUV images kill the node)',
-    'tracker': 'fixed by h1: conversions validation (class/track ids beyond int64 kill the '
-               'node), LabelTable (label ids up to 65535 stall it), far-future stamp',
-    'overlay': 'fixed by h1: node_base guard of every input + conversions validation',
-    'recorder': 'fixed by h1: node_base guard + conversions validation, recorder NaN/size',
-    'anomaly': 'fixed by h1: node_base guard of every input + conversions validation',
-}
-
-
-@pytest.mark.parametrize('name', [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=EXPECTED_TO_FAIL[name]))
-    if name in EXPECTED_TO_FAIL else name
-    for name in ('camera', 'preprocess', 'calibration', 'inference', 'tracker', 'overlay',
-                 'recorder', 'anomaly')])
+@pytest.mark.parametrize('name', ['camera', 'preprocess', 'calibration', 'inference',
+                                  'tracker', 'overlay', 'recorder', 'anomaly'])
 def test_fuzz_node(name, node_process, ros_context, tmp_path):
     target = targets(tmp_path)[name]
     tally = run_fuzz(target, node_process, ros_context, tmp_path)

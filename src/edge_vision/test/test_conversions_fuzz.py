@@ -23,7 +23,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 
-from edge_vision_core import EdgeVisionError  # noqa: E402
+from edge_vision_core import ConversionError, EdgeVisionError  # noqa: E402
 
 EXAMPLES = int(os.environ.get('EDGE_VISION_FUZZ_EXAMPLES', '100'))
 # Hypothesis keeps caches in ./.hypothesis unless told otherwise: never in the working directory
@@ -67,8 +67,6 @@ def images(draw):
     return msg
 
 
-@pytest.mark.xfail(strict=True, reason='fixed by h1: conversions validation (a zero width or '
-                   'height in any encoding but bgr8 and odd-width YUV raise cv2.error)')
 @FUZZ
 @given(msg=images(), desired=st.sampled_from(['passthrough', 'bgr8', 'mono8']))
 def test_image_to_frame_returns_or_raises_a_clear_error(msg, desired):
@@ -121,8 +119,6 @@ def detection_arrays(draw):
     return msg
 
 
-@pytest.mark.xfail(strict=True, reason='fixed by h1: conversions validation (a class or track '
-                   'id beyond int64 raises OverflowError)')
 @FUZZ
 @given(msg=detection_arrays())
 def test_detections_convert_or_raise_a_clear_error(msg):
@@ -202,12 +198,16 @@ def test_a_valid_jpeg_still_decodes():
 @FUZZ
 @given(entries=st.lists(st.tuples(st.integers(0, 65535), st.sampled_from(
     ['person', '', 'é漢', 'x' * 300, ' '])), max_size=30))
-def test_label_info_converts(entries):
+def test_label_info_converts_or_refuses_ids_out_of_range(entries):
     from vision_msgs.msg import LabelInfo, VisionClass
 
-    from edge_vision.conversions import label_info_to_labels
+    from edge_vision.conversions import MAX_CLASS_ID, label_info_to_labels
 
     msg = LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for i, n in entries])
+    if any(i > MAX_CLASS_ID for i, _ in entries):
+        with pytest.raises(ConversionError, match=f'out of range.*0 to {MAX_CLASS_ID}'):
+            label_info_to_labels(msg)
+        return
     labels = label_info_to_labels(msg)
     for class_id, _ in entries:
         assert labels[class_id] in {n for i, n in entries if i == class_id}
