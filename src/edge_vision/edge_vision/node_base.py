@@ -205,6 +205,14 @@ class EdgeVisionNode(LifecycleNode):
         self.synced_inputs: list[SyncedInput] = []
         self.bad_messages = 0
         self.processing_errors = 0
+        # rclpy's own lifecycle services go through the guard too: ROS 2 Jazzy's rclpy raises
+        # out of change_state for a transition id its state machine does not know (Kilted's
+        # answers success=false), which ended the process
+        for name in ('change_state', 'get_state', 'get_available_states',
+                     'get_available_transitions', 'get_transition_graph'):
+            service = getattr(self, f'_service_{name}', None)
+            if service is not None:
+                service.callback = self.guard(f'lifecycle {name}', service.callback)
 
     # -- ports -----------------------------------------------------------------------------
 
