@@ -5,6 +5,7 @@ Publishes (relative names, so one namespace per camera, e.g. ``/camera0``):
 - ``image_raw`` (sensor_msgs/Image, bgr8) and ``camera_info`` (sensor_msgs/CameraInfo) with
   identical headers: ``stamp`` = acquisition time (the node clock right after the frame was
   read; simulated time under ``use_sim_time``), ``frame_id`` = the ``frame_id`` parameter;
+  a recording (``source:=run.mcap`` or a bag folder) keeps its original stamps and frame_ids;
 - ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, compressed_image_transport's
   format string) when ``publish_compressed`` is true, encoded only while someone subscribes;
 - ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, the
@@ -288,7 +289,10 @@ class CameraNode(EdgeVisionNode):
             self._publish(frame, cfg)
 
     def _publish(self, source_frame: SourceFrame, cfg: CameraConfig) -> None:
-        meta = FrameMeta(self.get_clock().now().nanoseconds, cfg.frame_id)
+        # a recording keeps its own stamps and frame_id; everything else is stamped now
+        stamp = source_frame.stamp_ns
+        meta = FrameMeta(self.get_clock().now().nanoseconds if stamp is None else stamp,
+                         source_frame.frame_id or cfg.frame_id)
         height, width = source_frame.image.shape[:2]
         with self._lock:
             model = self._model

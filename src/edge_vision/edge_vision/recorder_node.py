@@ -1,4 +1,5 @@
-"""recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video.
+"""recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video,
+and a rosbag2 MCAP bag of the graph's topics.
 
 Subscribes (relative names):
 
@@ -11,13 +12,19 @@ Subscribes (relative names):
   appended to ``<output_dir>/annotated.mp4`` (MPEG-4, ``video_fps`` frames per second);
 - ``label_info`` (vision_msgs/LabelInfo, transient local): class names.
 
+With ``bag.path`` set it also records a rosbag2-compatible MCAP bag (``ros2 bag info/play``,
+Foxglove, Lichtblick; ``camera_node source:=<bag>`` replays it): compressed images of
+``bag.images`` and the topics of ``bag.topics`` as published, split, rotated and crash-safe as
+``bag.*`` says (:mod:`edge_vision.bag_recording`, :class:`edge_vision_core.bag.BagConfig`).
+
 It also measures the end-to-end latency of every tracks message (arrival time minus the
 camera's acquisition stamp) for the main job's report; the latest ``LATENCY_HISTORY`` values
 are kept, so a node left running for days holds a fixed amount of memory. Files are flushed
 and closed on deactivate/shutdown. An unwritable ``output_dir`` fails configure with the path
 and the reason.
 
-Parameters: :class:`RecorderConfig`, ``autostart``, ``diagnostics_period``.
+Parameters: :class:`RecorderConfig`, ``bag.*`` (:class:`~edge_vision_core.bag.BagConfig`,
+:class:`~edge_vision.bag_recording.BagTopicsConfig`), ``autostart``, ``diagnostics_period``.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
+from edge_vision_core.bag import BagConfig
 from edge_vision_core.config import check_config, param
 from edge_vision_core.types import class_name
 
+from .bag_recording import BagRecording, BagTopicsConfig
 from .conversions import image_to_frame
 from .node_base import OK, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
 from .qos import QosConfig, stream_subscriber_qos
@@ -67,7 +76,8 @@ class RecorderConfig:
 class RecorderNode(EdgeVisionNode):
     """Writes tracks and annotated frames to files (see the module docstring)."""
 
-    PARAMETERS = (('', RecorderConfig), ('qos.', QosConfig))
+    PARAMETERS = (('', RecorderConfig), ('bag.', BagConfig), ('bag.', BagTopicsConfig),
+                  ('qos.', QosConfig))
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('recorder_node', **kwargs)
@@ -78,6 +88,7 @@ class RecorderNode(EdgeVisionNode):
         self.video_frames = 0
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.output_dir: Path | None = None
+        self.bag: BagRecording | None = None
 
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
@@ -97,6 +108,14 @@ class RecorderNode(EdgeVisionNode):
         if cfg.write_video:
             self.add_input('image_annotated', Image, lambda m: image_to_frame(m, 'bgr8'),
                            self._on_image, stream_subscriber_qos(qos))
+        bag_cfg = self.config(BagConfig)
+        if bag_cfg.path:
+            try:
+                self.bag = BagRecording(self, bag_cfg, self.config(BagTopicsConfig))
+            except EdgeVisionError as exc:
+                self.inputs.clear()
+                self._close_files()
+                return self.fail(f'configure: {exc}')
         return TransitionCallbackReturn.SUCCESS
 
     def _on_tracks(self, item: FrameDetections) -> None:
@@ -131,7 +150,15 @@ class RecorderNode(EdgeVisionNode):
         self._video.write(image)
         self.video_frames += 1
 
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        if self.bag is not None:
+            self.bag.activate()
+        return super().on_activate(state)
+
     def _close_files(self) -> None:
+        if self.bag is not None:
+            self.bag.close()
+            self.bag = None
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
@@ -142,6 +169,8 @@ class RecorderNode(EdgeVisionNode):
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         if self._jsonl is not None:
             self._jsonl.flush()
+        if self.bag is not None:
+            self.bag.deactivate()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
@@ -154,6 +183,8 @@ class RecorderNode(EdgeVisionNode):
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         values: dict[str, object] = {'frames': self.frames, 'video_frames': self.video_frames,
                                      'output_dir': str(self.output_dir or '')}
+        if self.bag is not None:
+            values.update(self.bag.stats())
         if self.latencies_ms:
             recent = itertools.islice(reversed(self.latencies_ms), _DIAGNOSTICS_WINDOW)
             values['latency_ms_p50'] = float(np.percentile(np.fromiter(recent, float), 50))
