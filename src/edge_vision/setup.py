@@ -51,6 +51,7 @@ setup(
             'recorder_node = edge_vision.recorder_node:main',
             'pipeline = edge_vision.pipeline:main',
             'tracker_node = edge_vision.tracker_node:main',
+            'web_node = edge_vision.web_node:main',
         ],
     },
 )

@@ -8,6 +8,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['web/static/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -21,6 +22,9 @@ setup(
         'onnxruntime': ['onnxruntime'],
         'openvino': ['openvino'],
         'litert': ['ai-edge-litert'],
+        'bag': ['mcap', 'mcap-ros2-support'],
+        'web': ['aiohttp'],
+        'foxglove': ['foxglove-sdk'],
     },
     zip_safe=False,
     maintainer='edge_vision developers',

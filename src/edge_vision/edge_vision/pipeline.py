@@ -34,6 +34,7 @@ from .preprocess_node import PreprocessNode
 from .recorder_node import RecorderNode
 from .stages import remap_args, stage_remaps
 from .tracker_node import TrackerNode
+from .web_node import WebNode
 
 __all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main', 'pipeline_factories']
 
@@ -45,6 +46,7 @@ STAGES: dict[str, type[EdgeVisionNode]] = {
     'tracker': TrackerNode,
     'overlay': OverlayNode,
     'recorder': RecorderNode,
+    'web': WebNode,
 }
 DEFAULT_STAGES = ('camera', 'preprocess', 'inference', 'tracker', 'overlay')
 

@@ -41,7 +41,7 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':
         remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    for stage in ('overlay', 'recorder'):
+    for stage in ('overlay', 'recorder', 'web'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
     return remaps

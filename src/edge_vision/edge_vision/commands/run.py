@@ -3,6 +3,9 @@
     edge-vision run                                  # the bundled 30 s street clip
     edge-vision run --source /dev/video0 --max-frames 300
     edge-vision run --source clip.mp4 --backend openvino --out results/
+    edge-vision run --bag out/run.mcap               # also record a rosbag2 MCAP bag
+    edge-vision run --source out/run.mcap --bag out/replay.mcap   # replay a recording
+    edge-vision run --web :8080                      # live view at http://127.0.0.1:8080/
 
 Camera -> preprocess -> inference (the embedded NanoDet on the chosen backend) -> tracker ->
 overlay -> recorder, as real ROS 2 nodes composed in this process (frames handed over in memory;
@@ -43,6 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    bag = parser.add_argument_group('recording (rosbag2 MCAP)')
+    bag.add_argument('--bag', default='', metavar='PATH',
+                     help='record a bag: PATH.mcap (one file) or a folder (rosbag2 bag, '
+                          'can be split)')
+    bag.add_argument('--bag-format', default='jpeg', choices=('jpeg', 'png'),
+                     help='image compression in the bag (png: lossless, replays reproduce '
+                          'the live results exactly)')
+    bag.add_argument('--bag-split-mb', type=float, default=0.0,
+                     help='start a new file of the bag folder at this size')
+    bag.add_argument('--bag-max-mb', type=float, default=0.0,
+                     help='keep the bag folder under this size (oldest files removed)')
+    view = parser.add_argument_group('live view')
+    view.add_argument('--web', default='', metavar='[HOST]:PORT',
+                      help='serve the live web view (bound to 127.0.0.1 unless HOST is given)')
+    view.add_argument('--web-token', default='',
+                      help='require this token (header "Authorization: Bearer T" or ?token=T)')
+    view.add_argument('--foxglove', default='', metavar='[HOST]:PORT',
+                      help='Foxglove WebSocket server (foxglove-sdk) with the same channels')
 
 
 def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
@@ -72,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_vision_core import ConfigError
     from edge_vision_core.io.sources import (
+        BagSource,
         ImageFolderSource,
         SourceConfig,
         VideoFileSource,
@@ -88,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames < 0:
         raise ConfigError('--max-frames must be >= 0')
     kind = parse_source(source)
-    is_file = kind is VideoFileSource or kind is ImageFolderSource
+    is_file = kind in (VideoFileSource, ImageFolderSource, BagSource)
     lossless = is_file and not args.realtime
     total = 0
     fps_native = 10.0
@@ -99,12 +121,21 @@ def run(args: argparse.Namespace) -> int:
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps_native = float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
         cap.release()
+    replay = kind is BagSource
+    if replay:
+        bag_source = BagSource(SourceConfig(source=source))
+        bag_source.open()  # names a missing bag or image topic now, not in the camera thread
+        total = bag_source.frame_count
+        fps_native = bag_source.native_fps or fps_native
+        bag_source.close()
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
     SourceConfig(source=source)  # validates the spec early
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
                            recorder=True)
+    if args.web:
+        stages.append('web')
     overrides = {
         'camera': [Parameter('source', value=source),
                    Parameter('rate', value=-1.0 if lossless else 0.0)],
@@ -117,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
                      Parameter('video_fps', value=fps_native)],
         'overlay': [Parameter('diagnostics_period', value=0.0)],
     }
+    if args.bag:
+        overrides['recorder'] += [Parameter('bag.path', value=args.bag),
+                                  Parameter('bag.image_format', value=args.bag_format),
+                                  Parameter('bag.split_size_mb', value=args.bag_split_mb),
+                                  Parameter('bag.max_total_mb', value=args.bag_max_mb)]
+    if args.web:
+        from ..web_node import web_parameters
+        overrides['web'] = web_parameters(args.web, args.web_token)
     print(apply_transport_defaults())
     context = Context()
     rclpy.init(context=context, args=[])
@@ -157,8 +196,12 @@ def run(args: argparse.Namespace) -> int:
         while not args.no_video and recorder.video_frames < recorder.frames and \
                 time.monotonic() < drain:
             comp.spin_once(timeout_sec=0.05)
+        if recorder.bag is not None:  # the bag takes the results over DDS: let them arrive
+            drain = time.monotonic() + 5.0
+            while recorder.bag.count('tracks') < recorder.frames and time.monotonic() < drain:
+                comp.spin_once(timeout_sec=0.05)
         _progress(recorder.frames, total, recorder.frames / max(1e-6, elapsed), final=True)
-        report = _report(nodes, elapsed)
+        report = _report(nodes, elapsed, latency=not replay)
         out = recorder.output_dir
     except KeyboardInterrupt:
         sys.stderr.write('\ninterrupted\n')
@@ -170,11 +213,14 @@ def run(args: argparse.Namespace) -> int:
     _print_report(report)
     (out / 'report.json').write_text(json.dumps(report, indent=1))
     print(f'wrote {out / "tracks.jsonl"}, {out / "report.json"}'
-          + ('' if args.no_video else f', {out / "annotated.mp4"}'))
+          + ('' if args.no_video else f', {out / "annotated.mp4"}')
+          + (f', {args.bag}' if args.bag else ''))
     return 0
 
 
-def _report(nodes: dict, elapsed: float) -> dict:
+def _report(nodes: dict, elapsed: float, latency: bool = True) -> dict:
+    """The run's numbers; without ``latency`` (a replayed recording keeps its old stamps) the
+    camera-stamp-to-tracks latency is not measured (None)."""
     import numpy as np
 
     stages = {}
@@ -183,12 +229,14 @@ def _report(nodes: dict, elapsed: float) -> dict:
         stages[name] = {k: v for k, v in values.items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
     recorder = nodes['recorder']
-    lat = np.array(recorder.latencies_ms or [np.nan])  # the latest LATENCY_HISTORY frames
+    lat = np.array(recorder.latencies_ms if latency and recorder.latencies_ms else [np.nan])
+    measured = bool(latency and recorder.latencies_ms)
     return {
         'frames': recorder.frames, 'seconds': elapsed,
         'fps': recorder.frames / max(1e-6, elapsed),
-        'end_to_end_latency_ms': {'p50': float(np.nanpercentile(lat, 50)),
-                                  'p95': float(np.nanpercentile(lat, 95))},
+        'end_to_end_latency_ms': {
+            'p50': float(np.nanpercentile(lat, 50)) if measured else None,
+            'p95': float(np.nanpercentile(lat, 95)) if measured else None},
         'stages': stages,
     }
 
@@ -206,8 +254,10 @@ def _print_report(report: dict) -> None:
         ('pipeline', 'frames / seconds / fps',
          f'{report["frames"]} / {report["seconds"]:.1f} / {report["fps"]:.1f}'),
         ('pipeline', 'camera stamp -> tracks ms p50 / p95',
-         f'{report["end_to_end_latency_ms"]["p50"]:.1f} / '
-         f'{report["end_to_end_latency_ms"]["p95"]:.1f}'),
+         f'{_fmt(report["end_to_end_latency_ms"]["p50"])} / '
+         f'{_fmt(report["end_to_end_latency_ms"]["p95"])}'
+         if report['end_to_end_latency_ms']['p50'] is not None else
+         'n/a (a replay keeps the recorded stamps)'),
     ]
     print(f'{"stage":<12} {"measure":<36} value')
     for stage, measure, value in rows:
