@@ -45,6 +45,7 @@ setup(
             'anomaly_node = edge_vision.anomaly_node:main',
             'calibration_node = edge_vision.calibration_node:main',
             'camera_node = edge_vision.camera_node:main',
+            'foxglove_node = edge_vision.foxglove_node:main',
             'inference_node = edge_vision.inference_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',

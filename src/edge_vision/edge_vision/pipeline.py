@@ -27,6 +27,7 @@ from edge_vision_core import ConfigError
 
 from .camera_node import CameraNode
 from .compose import Composition
+from .foxglove_node import FoxgloveNode
 from .inference_node import InferenceNode
 from .node_base import EdgeVisionNode
 from .overlay_node import OverlayNode
@@ -47,6 +48,7 @@ STAGES: dict[str, type[EdgeVisionNode]] = {
     'overlay': OverlayNode,
     'recorder': RecorderNode,
     'web': WebNode,
+    'foxglove': FoxgloveNode,
 }
 DEFAULT_STAGES = ('camera', 'preprocess', 'inference', 'tracker', 'overlay')
 

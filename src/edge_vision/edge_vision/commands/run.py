@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
                            recorder=True)
     if args.web:
         stages.append('web')
+    if args.foxglove:
+        stages.append('foxglove')
     overrides = {
         'camera': [Parameter('source', value=source),
                    Parameter('rate', value=-1.0 if lossless else 0.0)],
@@ -156,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     if args.web:
         from ..web_node import web_parameters
         overrides['web'] = web_parameters(args.web, args.web_token)
+    if args.foxglove:
+        from ..foxglove_node import foxglove_parameters
+        overrides['foxglove'] = foxglove_parameters(args.foxglove)
     print(apply_transport_defaults())
     context = Context()
     rclpy.init(context=context, args=[])
