@@ -31,6 +31,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', shared('launch', ('*.launch.py', '*.launch.xml'))),
         (f'share/{PACKAGE}/config', shared('config', ('*.yaml', '*.rviz', '*.xml'))),
+        (f'share/{PACKAGE}/config/foxglove', shared('config/foxglove', ('*.json',))),
     ],
     python_requires='>=3.10',
     install_requires=['setuptools'],
