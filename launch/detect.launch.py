@@ -4,12 +4,14 @@
     ros2 launch edge_vision detect.launch.py source:=/dev/video0 backend:=openvino
     ros2 launch edge_vision detect.launch.py composed:=true rviz:=true
     ros2 launch edge_vision detect.launch.py namespace:=front use_tracking:=false
+    ros2 launch edge_vision detect.launch.py web:=true bag:=/data/run1   # live view + bag
 
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
 ``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
-process, frames handed over in memory: the fast path) and ``config_dir`` (the parameter files;
-default: this package's ``config/``, one ``<stage>.yaml`` per node).
+process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
+default: this package's ``config/``, one ``<stage>.yaml`` per node), ``web``/``web_host``/
+``web_port`` (web_node's live view) and ``bag`` (recorder_node writes a rosbag2 MCAP bag).
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -46,6 +48,10 @@ ARGUMENTS = [
                           'process per node.'),
     ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
     ('log_level', 'info', 'Logging level of the nodes.'),
+    ('web', 'false', 'Serve the live web view (web_node) on web_host:web_port.'),
+    ('web_host', '127.0.0.1', 'Address of the live web view (127.0.0.1: this device only).'),
+    ('web_port', '8080', 'TCP port of the live web view.'),
+    ('bag', '', 'Record a rosbag2 MCAP bag here (recorder_node; a .mcap file or a folder).'),
 ]
 
 
@@ -59,7 +65,10 @@ def _setup(context, *args, **kwargs):
     config_dir = arg['config_dir'] or os.path.join(share, 'config')
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
-                           anomaly=_truthy(arg['use_anomaly']))
+                           anomaly=_truthy(arg['use_anomaly']),
+                           recorder=bool(arg['bag']))
+    if _truthy(arg['web']):
+        stages.append('web')
     overrides = {
         'camera': {'source': arg['source']},
         'inference': {'model': arg['model'], 'backend': arg['backend'],
@@ -68,6 +77,9 @@ def _setup(context, *args, **kwargs):
     }
     if arg['anomaly_model']:
         overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+    if arg['bag']:
+        overrides['recorder'] = {'bag.path': arg['bag']}
+    overrides['web'] = {'host': arg['web_host'], 'port': int(arg['web_port'])}
     remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]

@@ -126,7 +126,7 @@ class BagReader:
                 if summary is None:
                     reason = 'no summary (file not finished)'
             except (mcap_error, struct.error, ValueError, EOFError) as exc:
-                reason = f'cut short after {count} messages ({type(exc).__name__})'
+                reason = f'no summary; cut short after {count} messages ({type(exc).__name__})'
             if summary is None:
                 self.recovered.append(Recovered(path, count, reason))
 

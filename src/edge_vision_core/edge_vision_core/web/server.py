@@ -417,6 +417,7 @@ class LiveServer:
                     await asyncio.wait_for(response.write(part), self.config.write_timeout_s)
                 except asyncio.TimeoutError:
                     self.clients_stalled += 1
+                    self.frames_dropped += self._seq - last + 1  # this one and the newer
                     break
                 self.frames_sent += 1
         except (ConnectionError, asyncio.CancelledError, RuntimeError):
