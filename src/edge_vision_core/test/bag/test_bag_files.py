@@ -15,8 +15,8 @@ import yaml
 pytest.importorskip('mcap')
 pytest.importorskip('mcap_ros2')
 
-from edge_vision_core import ConfigError, SourceError  # noqa: E402
-from edge_vision_core.bag import (  # noqa: E402
+from edge_vision_core import ConfigError, SourceError
+from edge_vision_core.bag import (
     BagConfig,
     BagReader,
     BagTopic,
@@ -27,7 +27,7 @@ from edge_vision_core.bag import (  # noqa: E402
     full_definition,
     type_hash,
 )
-from edge_vision_core.bag.definitions import DELIMITER  # noqa: E402
+from edge_vision_core.bag.definitions import DELIMITER
 
 TYPES = ['sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/CameraInfo',
          'vision_msgs/msg/Detection2DArray', 'vision_msgs/msg/LabelInfo',
@@ -117,10 +117,10 @@ def _keys(path) -> list[int]:
 
 
 @pytest.mark.parametrize('cfg, match', [
-    (dict(path='a.mcap', split_size_mb=1.0), 'cannot be split'),
-    (dict(path='bag', max_files=2), 'remove whole files'),
-    (dict(path='bag', split_size_mb=1.0, max_total_mb=1.5), 'at least two files'),
-    (dict(path='bag', compression='gzip'), 'compression'),
+    ({'path': 'a.mcap', 'split_size_mb': 1.0}, 'cannot be split'),
+    ({'path': 'bag', 'max_files': 2}, 'remove whole files'),
+    ({'path': 'bag', 'split_size_mb': 1.0, 'max_total_mb': 1.5}, 'at least two files'),
+    ({'path': 'bag', 'compression': 'gzip'}, 'compression'),
 ])
 def test_bag_config_refuses_what_it_cannot_do(cfg, match):
     with pytest.raises(ConfigError, match=match):

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip('aiohttp')
 
-from edge_vision_core import ConfigError  # noqa: E402
-from edge_vision_core.types import Detections  # noqa: E402
-from edge_vision_core.web import (  # noqa: E402
+from edge_vision_core import ConfigError
+from edge_vision_core.types import Detections
+from edge_vision_core.web import (
     LiveServer,
     LiveState,
     StageStatus,
