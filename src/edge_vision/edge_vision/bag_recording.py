@@ -10,12 +10,16 @@ with :class:`edge_vision_core.bag.BagWriter`:
   header). In one process the frames come over the in-memory link, otherwise over DDS. When a
   privacy stage runs, point ``bag.images`` at its output: only the images named here are
   written.
-- **everything else** (``bag.topics``): recorded the way ``ros2 bag record`` does, as the
-  serialized CDR bytes the publisher sent (a raw subscription: nothing is deserialized or
-  re-serialized), with the publisher's source timestamp as ``publish_time``. The types come
-  from :data:`TOPIC_TYPES` (camera_info, detections, tracks, label_info, quality, anomaly
-  results, OCR text when ``edge_vision_msgs`` is installed, ``/diagnostics``); a name not in it
-  fails configure with the list.
+- **everything else** (``bag.topics``, types from :data:`TOPIC_TYPES`: camera_info,
+  detections, tracks, label_info, quality, anomaly results, OCR text when ``edge_vision_msgs``
+  is installed, ``/diagnostics``; a name not in it fails configure with the list):
+  ``camera_info`` and the results topics take the in-memory link when their producer is in the
+  same process (the message is built with the producer's own conversion, so every one is
+  recorded, the first frames included); the others, and all of them between processes, are
+  recorded the way ``ros2 bag record`` does, as the serialized CDR bytes the publisher sent (a
+  raw subscription: nothing is deserialized or re-serialized), with the publisher's source
+  timestamp as ``publish_time``. The raw subscriptions are made at configure, so what the graph
+  publishes while it starts up is recorded too.
 
 Every message's ``log_time`` is the node clock when it arrived; schemas carry the complete
 ``.msg`` definitions the installed packages hold (:mod:`edge_vision_core.bag.definitions`).
@@ -38,8 +42,14 @@ from edge_vision_core.bag import BagConfig, BagTopic, BagWriter, QosProfile
 from edge_vision_core.bag.definitions import full_definition, type_hash
 from edge_vision_core.config import check_config, param
 
-from .conversions import image_to_frame, meta_to_header, numpy_to_compressed
-from .qos import stream_subscriber_qos
+from .conversions import (
+    frame_detections_to_msg,
+    frame_to_camera_info,
+    image_to_frame,
+    meta_to_header,
+    numpy_to_compressed,
+)
+from .qos import results_qos, stream_subscriber_qos
 
 if TYPE_CHECKING:
     from .node_base import EdgeVisionNode
@@ -59,6 +69,14 @@ TOPIC_TYPES: dict[str, tuple[str, QosProfile]] = {
     'anomaly/regions': ('vision_msgs/msg/Detection2DArray', QosProfile()),
     'text': ('edge_vision_msgs/msg/TextArray', QosProfile()),
     '/diagnostics': ('diagnostic_msgs/msg/DiagnosticArray', QosProfile()),
+}
+#: In one process these topics come over the in-memory link as the producer's core object,
+#: turned into the message with the producer's own conversion.
+LINKED: dict[str, Callable[[Any], Any]] = {
+    'camera_info': frame_to_camera_info,
+    'detections': frame_detections_to_msg,
+    'tracks': frame_detections_to_msg,
+    'anomaly/regions': frame_detections_to_msg,
 }
 _OPTIONAL_PACKAGES = ('edge_vision_msgs',)  # recorded when installed, skipped otherwise
 _DEFAULT_TOPICS = ('camera_info', 'detections', 'tracks', 'label_info', 'quality', 'anomaly',
@@ -157,13 +175,19 @@ class BagRecording:
                 self.skipped.append(f'{name} ({type_name.split("/")[0]} not installed)')
                 continue
             resolved = node.resolve_topic_name(name)
-            if any(resolved == r[0] for r in self._raw):
+            if self.writer.has_topic(resolved):
                 continue  # two names remapped to one topic (no tracker: tracks -> detections)
             self._declare(resolved, type_name, qos)
-            self._raw.append((resolved, cls, type_name, _subscription_qos(qos)))
+            if name in LINKED:
+                node.add_input(name, cls, lambda msg: msg,
+                               self._linked_handler(resolved, cls, LINKED[name]),
+                               results_qos(100), watch=False)
+            else:
+                self._raw.append((resolved, cls, type_name, _subscription_qos(qos)))
         self._flush_timer = node.create_timer(
             max(0.2, config.flush_period_s or 1.0), self.flush) \
             if config.flush_period_s > 0 else None
+        self.activate()  # raw subscriptions from configure on: start-up traffic is recorded
 
     def _declare(self, resolved: str, type_name: str, qos: QosProfile) -> None:
         self.writer.add_topic(BagTopic(resolved, type_name, full_definition(type_name),
@@ -180,8 +204,18 @@ class BagRecording:
             self.writer.write(bag_topic, serialize_message(msg), now, now)
         return record
 
+    def _linked_handler(self, topic: str, cls: type, to_msg: Callable[[Any], Any]
+                        ) -> Callable[[Any], None]:
+        def record(item: Any) -> None:
+            now = self.node.get_clock().now().nanoseconds
+            msg = item if isinstance(item, cls) else to_msg(item)
+            self.writer.write(topic, serialize_message(msg), now, now)
+        return record
+
     def activate(self) -> None:
-        """Subscribe to the raw topics (images come through the node's own inputs)."""
+        """Subscribe to the raw topics (the others come through the node's own inputs)."""
+        if self._subscriptions:
+            return
         with_info = _has_message_info()
         for resolved, cls, _, qos in self._raw:
             if with_info:
