@@ -1,0 +1,114 @@
+"""recorder_node and camera_node with bags, each in its own process over real DDS."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip('mcap')
+pytest.importorskip('mcap_ros2')
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_recorder_splits_rotates_and_survives_kill_9(node_process, tmp_path):
+    from edge_vision_core.bag import BagReader, bag_files
+
+    folder = tmp_path / 'rec'
+    camera = node_process('edge_vision.camera_node', {
+        'source': 'synthetic', 'rate': 15.0, 'publish_compressed': False})
+    recorder = node_process('edge_vision.recorder_node', {
+        'output_dir': str(tmp_path / 'out'), 'write_video': False,
+        'bag.path': str(folder), 'bag.split_size_mb': 1.0, 'bag.max_files': 2,
+        'bag.images': '[image_raw]', 'bag.jpeg_quality': 50,
+        'bag.topics': '[camera_info]', 'bag.chunk_size_kb': 64, 'bag.flush_period_s': 0.5})
+
+    def rotated() -> bool:
+        meta = folder / 'metadata.yaml'
+        if not meta.is_file():
+            return False
+        names = yaml.safe_load(meta.read_text())['rosbag2_bagfile_information'][
+            'relative_file_paths']
+        return 'rec_0.mcap' not in names and len(names) >= 1 and \
+            not (folder / 'rec_0.mcap').exists()
+
+    assert _wait(rotated, 180), recorder.output() + camera.output()
+    time.sleep(2.0)  # into the next file, past a flush
+    recorder.proc.kill()  # kill -9: no summary, no footer, no metadata.yaml update
+    recorder.proc.wait(30)
+    files = bag_files(folder)
+    assert 1 <= len(files) <= 3 and not (folder / 'rec_0.mcap').exists()
+    info = yaml.safe_load((folder / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert [p.name for p in files][:len(info['relative_file_paths'])] == \
+        info['relative_file_paths']
+    bag = BagReader(folder)
+    stamps = {}
+    for item, msg in bag.decoded():
+        stamps.setdefault(item.topic, []).append(
+            msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+    assert [r.file for r in bag.recovered] == [files[-1]], 'the killed file reads without ' \
+                                                           'its summary'
+    images = stamps['/test/image_raw/compressed']
+    assert len(images) > 10 and images == sorted(images)
+    infos = stamps['/test/camera_info']
+    assert len(set(infos) & set(images)) >= len(infos) - 2  # a split may part one pair
+
+
+def test_camera_node_replays_a_bag_with_its_stamps_and_frame_ids(node_process, ros_context,
+                                                                   spin_until, tmp_path):
+    import cv2
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from edge_vision.conversions import image_to_numpy
+    from edge_vision_core.bag import BagConfig, BagTopic, BagWriter, full_definition
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(20)]
+    stamps = [1_600_000_000_000_000_000 + i * 40_000_000 for i in range(20)]
+    path = tmp_path / 'cam.mcap'
+    name = 'sensor_msgs/msg/CompressedImage'
+    with BagWriter(BagConfig(path=str(path))) as writer:
+        writer.add_topic(BagTopic('/robot/image_raw/compressed', name, full_definition(name)))
+        for stamp, image in zip(stamps, images, strict=True):
+            msg = CompressedImage(format='bgr8; png compressed bgr8')
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            msg.header.frame_id = 'robot_camera_optical'
+            msg.data = cv2.imencode('.png', image)[1].tobytes()
+            writer.write('/robot/image_raw/compressed', serialize_message(msg), stamp)
+
+    node = Node('bag_replay_probe', namespace='/test', context=ros_context)
+    got: list[Image] = []
+    node.create_subscription(Image, 'image_raw', got.append,
+                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    camera = node_process('edge_vision.camera_node', {'source': str(path), 'rate': 10.0,
+                                                      'loop': True})
+    assert spin_until(executor, lambda: len(got) >= 25, 60), camera.output()
+    first = next(i for i, m in enumerate(got) if
+                 m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec == stamps[0])
+    run = got[first:first + 20]
+    assert [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for m in run] == stamps
+    assert {m.header.frame_id for m in got} == {'robot_camera_optical'}
+    for msg, image in zip(run, images, strict=True):
+        np.testing.assert_array_equal(image_to_numpy(msg, 'bgr8'), image)
+    looped = got[first + 20].header.stamp
+    assert looped.sec * 1_000_000_000 + looped.nanosec > stamps[-1]
+    executor.remove_node(node)
+    node.destroy_node()
