@@ -19,8 +19,10 @@ own connection and is closed after ``write_timeout_s`` (``clients_stalled``). No
 pipeline does ever waits for a client.
 
 Security: bound to ``127.0.0.1`` unless ``host`` says otherwise; with ``token`` set every
-request needs it (``Authorization: Bearer <token>`` or ``?token=<token>``, compared in constant
-time; 401 otherwise, counted); TLS with ``tls_cert``/``tls_key``; at most ``max_clients``
+request for data (stream, frames, heatmap, state) needs it (``Authorization: Bearer <token>`` or
+``?token=<token>``, compared in constant time; 401 otherwise, counted) - the page's own HTML,
+script and style hold no data and are served to anyone, and the page passes on the token of
+its address; TLS with ``tls_cert``/``tls_key``; at most ``max_clients``
 streams at once (503 beyond). Responses carry ``Cache-Control: no-store``, a strict
 Content-Security-Policy and ``X-Content-Type-Options: nosniff``.
 
@@ -52,6 +54,8 @@ __all__ = ['LiveServer', 'WebConfig', 'parse_address']
 
 _STATIC = Path(__file__).resolve().parent / 'static'
 _BOUNDARY = 'edgevisionframe'
+#: The page's code and style hold no data: served without the token (the page then sends it).
+_PUBLIC = frozenset({'/', '/app.js', '/style.css'})
 _HEADERS = {
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
@@ -344,7 +348,7 @@ class LiveServer:
         from aiohttp import web
 
         self.requests += 1
-        if not self._authorized(request):
+        if request.path not in _PUBLIC and not self._authorized(request):
             self.auth_failures += 1
             return web.json_response({'error': 'a valid token is required (Authorization: '
                                                'Bearer <token> or ?token=<token>)'},

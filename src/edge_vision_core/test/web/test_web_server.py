@@ -116,13 +116,15 @@ def test_the_token_is_required_everywhere(server, tmp_path):
     token_file.write_text('s3cret-t0ken\n')
     srv = server(token_file=str(token_file))
     base = srv.url
-    for path in ('', 'api/state', 'frame.jpg', 'stream.mjpg', 'app.js'):
+    for path in ('', 'app.js', 'style.css'):  # the page shell holds no data
+        assert _get(base + path)[0] == 200, path
+    for path in ('api/state', 'frame.jpg', 'stream.mjpg', 'heatmap.jpg', 'nope'):
         assert _get(base + path)[0] == 401, path
         assert _get(base + path + '?token=wrong')[0] == 401, path
         assert _get(base + path, {'Authorization': 'Bearer s3cret-t0ke'})[0] == 401, path
     assert _get(base + 'api/state?token=s3cret-t0ken')[0] == 200
     assert _get(base + 'api/state', {'Authorization': 'Bearer s3cret-t0ken'})[0] == 200
-    assert srv.auth_failures == 15
+    assert srv.auth_failures == 15  # 5 paths x 3 wrong tries
 
 
 def test_malformed_requests_get_400(server):
