@@ -62,8 +62,10 @@ def test_recorder_splits_rotates_and_survives_kill_9(node_process, tmp_path):
                                                            'its summary'
     images = stamps['/test/image_raw/compressed']
     assert len(images) > 10 and images == sorted(images)
+    # images come best-effort (newest frame wins between processes), camera_info reliably:
+    # every recorded image has its camera_info, but for a pair a split may have parted
     infos = stamps['/test/camera_info']
-    assert len(set(infos) & set(images)) >= len(infos) - 2  # a split may part one pair
+    assert len(set(images) - set(infos)) <= 2
 
 
 def test_camera_node_replays_a_bag_with_its_stamps_and_frame_ids(node_process, ros_context,
