@@ -10,8 +10,12 @@ Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespac
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
 ``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
 process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
-default: this package's ``config/``, one ``<stage>.yaml`` per node), ``web``/``web_host``/
-``web_port`` (web_node's live view) and ``bag`` (recorder_node writes a rosbag2 MCAP bag).
+default: this package's ``config/``, one ``<stage>.yaml`` per node), ``mqtt``,
+``mqtt_broker``, ``mqtt_params`` (the MQTT bridge), ``web``/``web_host``/``web_port``
+(web_node's live view) and ``bag`` (recorder_node writes a rosbag2 MCAP bag)::
+
+    ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
+        mqtt_params:=/etc/edge_vision/mqtt.yaml
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -48,6 +52,12 @@ ARGUMENTS = [
                           'process per node.'),
     ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
     ('log_level', 'info', 'Logging level of the nodes.'),
+    ('mqtt', 'false', 'Run mqtt_bridge_node: tracks, events, health and snapshots to an MQTT '
+                      'broker, allow-listed commands back.'),
+    ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
+                        'parameter files\' broker.url).'),
+    ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
+                        'device_id, allow-lists).'),
     ('web', 'false', 'Serve the live web view (web_node) on web_host:web_port.'),
     ('web_host', '127.0.0.1', 'Address of the live web view (127.0.0.1: this device only).'),
     ('web_port', '8080', 'TCP port of the live web view.'),
@@ -77,6 +87,11 @@ def _setup(context, *args, **kwargs):
     }
     if arg['anomaly_model']:
         overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+    mqtt_files = [arg['mqtt_params']] if arg['mqtt_params'] else []
+    if _truthy(arg['mqtt']):
+        stages.append('mqtt_bridge')
+        overrides['mqtt_bridge'] = {'broker': {'url': arg['mqtt_broker']}} \
+            if arg['mqtt_broker'] else {}
     if arg['bag']:
         overrides['recorder'] = {'bag.path': arg['bag']}
     overrides['web'] = {'host': arg['web_host'], 'port': int(arg['web_port'])}
@@ -91,7 +106,7 @@ def _setup(context, *args, **kwargs):
         handle, path = tempfile.mkstemp(prefix='edge_vision_', suffix='.yaml')
         with os.fdopen(handle, 'w') as f:
             yaml.safe_dump(params, f)
-        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages]
+        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages] + mqtt_files
         # no name=: a __node remap would rename every node of the process
         actions.append(Node(
             package='edge_vision', executable='pipeline', namespace=ns,
@@ -102,6 +117,7 @@ def _setup(context, *args, **kwargs):
     else:
         for stage in stages:
             files = [os.path.join(config_dir, f'{stage}.yaml')]
+            files += mqtt_files if stage == 'mqtt_bridge' else []
             actions.append(Node(
                 package='edge_vision', executable=f'{stage}_node', name=f'{stage}_node',
                 namespace=ns, output='screen', emulate_tty=True,

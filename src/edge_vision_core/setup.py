@@ -22,6 +22,7 @@ setup(
         'onnxruntime': ['onnxruntime'],
         'openvino': ['openvino'],
         'litert': ['ai-edge-litert'],
+        'mqtt': ['paho-mqtt>=2'],
         'bag': ['mcap', 'mcap-ros2-support'],
         'web': ['aiohttp'],
         'foxglove': ['foxglove-sdk'],

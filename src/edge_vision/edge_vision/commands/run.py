@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
+    parser.add_argument('--mqtt', metavar='URL', default='',
+                        help='also publish to this MQTT broker (mqtt://localhost:1883, '
+                             'mqtts://host:8883); watch with `edge-vision fleet --broker URL`')
+    parser.add_argument('--mqtt-params', metavar='FILE', default='',
+                        help='parameter YAML of mqtt_bridge_node (broker.ca_file, '
+                             'broker.username, broker.password_file, device_id, ...)')
     bag = parser.add_argument_group('recording (rosbag2 MCAP)')
     bag.add_argument('--bag', default='', metavar='PATH',
                      help='record a bag: PATH.mcap (one file) or a folder (rosbag2 bag, '
@@ -134,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
                            recorder=True)
+    if args.mqtt:
+        stages.append('mqtt_bridge')
     if args.web:
         stages.append('web')
     if args.foxglove:
@@ -150,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
                      Parameter('video_fps', value=fps_native)],
         'overlay': [Parameter('diagnostics_period', value=0.0)],
     }
+    if args.mqtt:
+        from ..mqtt_bridge_node import parameter_overrides
+        overrides['mqtt_bridge'] = parameter_overrides(args.mqtt, args.mqtt_params)
     if args.bag:
         overrides['recorder'] += [Parameter('bag.path', value=args.bag),
                                   Parameter('bag.image_format', value=args.bag_format),
@@ -173,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError('; '.join(errors))
         nodes = dict(zip(stages, comp.nodes, strict=True))
         camera, recorder = nodes['camera'], nodes['recorder']
+        if args.mqtt:
+            print(f'MQTT: {args.mqtt} under {nodes["mqtt_bridge"].bridge.topics.base}/ (watch: '
+                  f'edge-vision fleet --broker {args.mqtt})')
         start = time.monotonic()
         last_progress = last_change = 0.0
         last_count = -1
