@@ -2,8 +2,9 @@
 
 `edge-vision run --web ... --foxglove ...` plays the bundled clip in real time; Debian's
 chromium (driven by Playwright with the system browser: no browser download) opens the page,
-the stream must show frames and the stats must update; a Foxglove WebSocket client must get
-the advertised channels and their messages.
+the stream must show frames and the stats must update, and the MQTT bridge (pointed at a port
+where no broker listens) must show as not connected; a Foxglove WebSocket client must get the
+advertised channels and their messages.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ def live_run(tmp_path_factory):
     pytest.importorskip('aiohttp')
     pytest.importorskip('foxglove')
     out = tmp_path_factory.mktemp('web')
-    web, fox = _free_port(), _free_port()
+    web, fox, no_broker = _free_port(), _free_port(), _free_port()
     proc = subprocess.Popen(
         [sys.executable, '-m', 'edge_vision.cli', 'run', '--realtime', '--no-video',
          '--threads', '1', '--out', str(out), '--web', f'127.0.0.1:{web}',
-         '--web-token', TOKEN, '--foxglove', f'127.0.0.1:{fox}'],
+         '--web-token', TOKEN, '--foxglove', f'127.0.0.1:{fox}',
+         '--mqtt', f'mqtt://127.0.0.1:{no_broker}'],  # no broker there: the link is down
         stdout=open(out / 'run.log', 'w'), stderr=subprocess.STDOUT)
     base = f'http://127.0.0.1:{web}/'
     deadline = time.monotonic() + 180
@@ -97,6 +99,9 @@ def test_the_page_shows_the_stream_and_updating_stats_in_chromium(live_run, tmp_
                 f"document.getElementById('stream-info').textContent !== {json.dumps(first)}",
                 timeout=60_000)
             stages = page.inner_text('#stages')
+            page.wait_for_function(
+                "document.getElementById('mqtt').textContent.includes('not connected')",
+                timeout=60_000)
             shot = tmp_path / 'live_view.png'
             page.locator('#stream').screenshot(path=str(shot))
         finally:

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         stages.append('web')
     if args.foxglove:
         stages.append('foxglove')
+    from ..pipeline import parse_stages
+    stages = list(parse_stages(stages))  # the pipeline's order: nodes are zipped with it below
     overrides = {
         'camera': [Parameter('source', value=source),
                    Parameter('rate', value=-1.0 if lossless else 0.0)],
