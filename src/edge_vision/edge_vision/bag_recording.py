@@ -156,7 +156,6 @@ class BagRecording:
         self.writer = BagWriter(config, library='edge_vision (rosbag2 MCAP profile)',
                                 ros_distro=os.environ.get('ROS_DISTRO', ''))
         self.skipped: list[str] = []
-        self.encode_errors = 0
         self._raw: list[tuple[str, type, str, QoSProfile]] = []
         self._subscriptions: list[Any] = []
         quality = topics.jpeg_quality
@@ -185,7 +184,7 @@ class BagRecording:
             else:
                 self._raw.append((resolved, cls, type_name, _subscription_qos(qos)))
         self._flush_timer = node.create_timer(
-            max(0.2, config.flush_period_s or 1.0), self.flush) \
+            max(0.2, config.flush_period_s or 1.0), node.guard('bag flush', self.flush)) \
             if config.flush_period_s > 0 else None
         self.activate()  # raw subscriptions from configure on: start-up traffic is recorded
 
@@ -257,11 +256,24 @@ class BagRecording:
         """Messages recorded on ``topic`` (a name relative to the node, or absolute)."""
         return self.writer.topic_counts().get(self.node.resolve_topic_name(topic), 0)
 
-    def stats(self) -> dict[str, object]:
-        values: dict[str, object] = dict(self.writer.stats())
-        values['bag_file'] = str(self.writer.current_file or self.config.path)
+    def stats(self) -> dict[str, float]:
+        """The writer's counters (numbers, for the node's ``stats()``)."""
+        return self.writer.stats()
+
+    def info(self) -> dict[str, str]:
+        """Text for /diagnostics: the file being written, skipped topics, the last error."""
+        values = {'bag_file': str(self.writer.current_file or self.config.path)}
         if self.skipped:
             values['bag_topics_skipped'] = ', '.join(self.skipped)
         if self.writer.last_error:
             values['bag_last_error'] = self.writer.last_error
         return values
+
+    def problem(self) -> str:
+        """'' while every message is written, else what went wrong (a WARN in /diagnostics)."""
+        stats = self.writer.stats()
+        lost = stats['bag_write_errors'] + stats['bag_dropped']
+        if not lost:
+            return ''
+        return (f'bag: {lost} messages not recorded ({stats["bag_write_errors"]} write errors, '
+                f'{stats["bag_dropped"]} dropped); last error: {self.writer.last_error}')

@@ -88,6 +88,7 @@ class FoxgloveNode(EdgeVisionNode):
         return super().on_deactivate(state)
 
     def release(self) -> None:
+        super().release()
         live, self.live = self.live, None
         if live is not None:
             live.close()
@@ -105,12 +106,18 @@ class FoxgloveNode(EdgeVisionNode):
             self.live.log_results(self._results_topic, item.detections, item.meta.stamp_ns,
                                   self._labels.for_item(item))
 
-    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
         live = self.live
-        values: dict[str, object] = {}
         if live is not None:
-            values = {'port': live.port, 'images_sent': live.images,
-                      'annotations_sent': live.annotations}
+            values.update(images_sent=live.images, annotations_sent=live.annotations)
+        return values
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = dict(self.stats())
+        live = self.live
+        if live is not None:
+            values['port'] = live.port
         return OK, self.lifecycle_state, values
 
 

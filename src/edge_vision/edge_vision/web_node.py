@@ -121,6 +121,7 @@ class WebNode(EdgeVisionNode):
         return super().on_cleanup(state)
 
     def release(self) -> None:
+        super().release()
         if self.server is not None:
             self.server.stop()
 
@@ -160,12 +161,21 @@ class WebNode(EdgeVisionNode):
 
     # -- diagnostics -----------------------------------------------------------------------
 
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        server = self.server
+        if server is not None:
+            values['fps'] = self._rate.rate()
+            values.update(server.stats())
+        return values
+
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
-        if self.server is None:
-            return OK, self.lifecycle_state, {}
-        values: dict[str, object] = {'url': self.server.url, 'fps': self._rate.rate(),
-                                     **self.server.stats()}
-        if self.server.clients_stalled or self.server.auth_failures:
+        server = self.server
+        values: dict[str, object] = dict(self.stats())
+        if server is None:
+            return OK, self.lifecycle_state, values
+        values['url'] = server.url
+        if server.clients_stalled or server.auth_failures:
             return WARN, 'stalled viewers were disconnected or logins refused', values
         return OK, self.lifecycle_state, values
 

@@ -245,11 +245,7 @@ def _report(nodes: dict, elapsed: float, latency: bool = True) -> dict:
     camera-stamp-to-tracks latency is not measured (None)."""
     import numpy as np
 
-    stages = {}
-    for name, node in nodes.items():
-        _, _, values = node.diagnostic_values()
-        stages[name] = {k: v for k, v in values.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    stages = {name: node.stats() for name, node in nodes.items()}
     recorder = nodes['recorder']
     lat = np.array(recorder.latencies_ms if latency and recorder.latencies_ms else [np.nan])
     measured = bool(latency and recorder.latencies_ms)
