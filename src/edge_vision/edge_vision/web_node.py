@@ -13,7 +13,9 @@ is on, so only anonymized images leave the device):
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per-stage fps, summed p50 step times,
   states, the MQTT bridge's link state;
 - ``quality`` (DiagnosticArray), ``anomaly`` (vision_msgs/Classification) and
-  ``anomaly/heatmap`` (Image): quality metrics, anomaly score and heatmap.
+  ``anomaly/heatmap`` (Image, mono8 or 32FC1, at most once a second): quality metrics, anomaly
+  score and heatmap (JET colours; a mono8 heatmap keeps its scale, 128 = the threshold, a 32FC1
+  one is scaled to its own maximum).
 
 Publishes nothing but ``/diagnostics`` (viewers, frames sent, frames dropped for slow viewers,
 stalled viewers, refused logins). The server is read-only, listens on ``host:port``
@@ -37,11 +39,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 
-from edge_vision_core import EdgeVisionError, Frame, FrameDetections
+from edge_vision_core import EdgeVisionError, Frame, FrameDetections, FrameMeta
 from edge_vision_core.timing import RateMeter
+from edge_vision_core.viz import heatmap_to_bgr
 from edge_vision_core.web import LiveServer, LiveState, StageStatus, WebConfig, parse_address
 
-from .conversions import image_to_frame
+from .conversions import classification_score, diagnostic_level, image_to_frame
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import stream_subscriber_qos
 
@@ -50,14 +53,9 @@ __all__ = ['WebNode', 'main', 'web_parameters']
 _HEATMAP_PERIOD_S = 1.0
 
 
-def _level(status: object) -> int:
-    level = status.level
-    return int.from_bytes(level, 'little') if isinstance(level, bytes) else int(level)
-
-
 def _statuses(msg: DiagnosticArray) -> list[StageStatus]:
-    return [StageStatus(s.name, _level(s), s.message, {kv.key: kv.value for kv in s.values})
-            for s in msg.status]
+    return [StageStatus(s.name, diagnostic_level(s.level), s.message,
+                        {kv.key: kv.value for kv in s.values}) for s in msg.status]
 
 
 class WebNode(EdgeVisionNode):
@@ -91,8 +89,8 @@ class WebNode(EdgeVisionNode):
                        status_qos, linkable=False, watch=False)
         self.add_input('quality', DiagnosticArray, lambda m: m, self._on_quality, status_qos,
                        linkable=False, watch=False)
-        self.add_input('anomaly', Classification, lambda m: m, self._on_anomaly, status_qos,
-                       linkable=False, watch=False)
+        self.add_input('anomaly', Classification, classification_score, self._on_anomaly,
+                       status_qos, linkable=False, watch=False)
         self.add_input('anomaly/heatmap', Image, image_to_frame, self._on_heatmap, qos,
                        watch=False)
         return TransitionCallbackReturn.SUCCESS
@@ -144,20 +142,22 @@ class WebNode(EdgeVisionNode):
     def _on_quality(self, msg: DiagnosticArray) -> None:
         if msg.status:
             status = msg.status[0]
-            self.state.set_quality(_level(status), {kv.key: kv.value for kv in status.values})
+            self.state.set_quality(diagnostic_level(status.level),
+                                   {kv.key: kv.value for kv in status.values})
 
-    def _on_anomaly(self, msg: Classification) -> None:
-        score = next((r.score for r in msg.results if r.class_id == 'anomaly'), float('nan'))
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self.state.set_anomaly(float(score), score >= 0.5, stamp,
-                               bool(self.server is not None and self.server._heatmap))
+    def _on_anomaly(self, item: tuple[FrameMeta, float]) -> None:
+        meta, score = item
+        stamp = meta.stamp_ns
+        # confidence score / (score + threshold): above 0.5 is above the threshold
+        self.state.set_anomaly(float(score), score > 0.5, stamp,
+                               self.server is not None and self.server.has_heatmap)
 
     def _on_heatmap(self, frame: Frame) -> None:
         now = time.monotonic()
         if self.server is None or now - self._last_heatmap < _HEATMAP_PERIOD_S:
             return
         self._last_heatmap = now
-        self.server.put_heatmap(frame.image)
+        self.server.put_heatmap(heatmap_to_bgr(frame.image))
 
     # -- diagnostics -----------------------------------------------------------------------
 

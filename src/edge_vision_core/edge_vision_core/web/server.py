@@ -204,8 +204,13 @@ class LiveServer:
         return True
 
     def put_heatmap(self, image: np.ndarray) -> None:
-        """Offer the newest anomaly heatmap (bgr8 or mono8)."""
+        """Offer the newest anomaly heatmap, ready to show (bgr8 or mono8 uint8; see
+        :func:`edge_vision_core.viz.heatmap_to_bgr`)."""
         self._heatmap = self.encode(image)
+
+    @property
+    def has_heatmap(self) -> bool:
+        return bool(self._heatmap)
 
     def encode(self, image: np.ndarray) -> bytes:
         cfg = self.config

@@ -189,3 +189,24 @@ def test_a_port_in_use_is_reported(server):
     other = LiveServer(WebConfig(port=srv.port), dict)
     with pytest.raises(ConfigError, match='port in use'):
         other.start()
+
+
+def test_heatmaps_are_coloured_for_display_on_their_scale():
+    from edge_vision_core import DataError
+    from edge_vision_core.viz import heatmap_to_bgr
+
+    # mono8 (128 = the threshold) keeps its fixed scale: a flat mid-grey map is not stretched
+    flat = heatmap_to_bgr(np.full((4, 6), 128, np.uint8))
+    ramp = heatmap_to_bgr(np.tile(np.array([0, 128, 255], np.uint8), (4, 2)))
+    assert flat.shape == (4, 6, 3) and flat.dtype == np.uint8
+    np.testing.assert_array_equal(flat[0, 0], ramp[0, 1])
+    assert ramp[0, 0, 0] > ramp[0, 0, 2] and ramp[0, 2, 2] > ramp[0, 2, 0]  # blue .. red
+    # 32FC1 raw distances (0.01 .. 0.03 here: JPEG of those as bytes would be black) are
+    # scaled to their maximum; NaN shows as 0; (H, W, 1) is accepted
+    raw = np.array([[0.0, 0.015, 0.03, np.nan]], np.float32)[:, :, None]
+    shown = heatmap_to_bgr(raw)
+    np.testing.assert_array_equal(shown[0, 2], ramp[0, 2])
+    np.testing.assert_array_equal(shown[0, 0], ramp[0, 0])
+    np.testing.assert_array_equal(shown[0, 3], shown[0, 0])
+    with pytest.raises(DataError, match='heatmap'):
+        heatmap_to_bgr(np.zeros((0, 3), np.float32))
