@@ -120,3 +120,84 @@ def test_camera_node_replays_a_bag_with_its_stamps_and_frame_ids(node_process, r
                                   - stamps[0]) // period == complete) == 20, 'every frame once'
     executor.remove_node(node)
     node.destroy_node()
+
+
+def test_recorder_records_anomaly_results_and_quality_as_published(node_process, ros_context,
+                                                                     spin_until, tmp_path):
+    """Between processes the results topics are recorded as the publisher sent them (raw CDR,
+    as ``ros2 bag record`` stores it: the wire's padding bytes included, so the test compares
+    the decoded messages), each message once and in order; the OCR text topic is left out,
+    with the reason, while its message package is not installed."""
+    import importlib.util
+
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
+
+    from edge_vision.conversions import detections_to_msg, meta_to_header
+    from edge_vision_core import Detections, FrameMeta
+    from edge_vision_core.bag import BagReader
+
+    path = tmp_path / 'results.mcap'
+    recorder = node_process('edge_vision.recorder_node', {
+        'output_dir': str(tmp_path / 'out'), 'write_video': False, 'bag.path': str(path),
+        'bag.images': "['']", 'bag.topics': '[anomaly, anomaly/regions, quality, text]',
+        'bag.flush_period_s': 0.2, 'bag.chunk_size_kb': 16})
+    node = Node('results_probe', namespace='/test', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {'/test/anomaly': node.create_publisher(Classification, 'anomaly', qos),
+            '/test/anomaly/regions': node.create_publisher(Detection2DArray, 'anomaly/regions',
+                                                           qos),
+            '/test/quality': node.create_publisher(DiagnosticArray, 'quality', qos)}
+
+    def messages(i: int) -> dict[str, object]:
+        header = meta_to_header(FrameMeta(1_700_000_000_000_000_000 + i * 50_000_000, 'cam'))
+        score = 0.1 + 0.08 * (i % 10)
+        return {
+            '/test/anomaly': Classification(header=header, results=[
+                ObjectHypothesis(class_id='anomaly', score=score),
+                ObjectHypothesis(class_id='normal', score=1.0 - score)]),
+            '/test/anomaly/regions': detections_to_msg(
+                Detections([[i, 2.0, i + 10.0, 12.0]], [score], [0]), header, ['anomaly']),
+            '/test/quality': DiagnosticArray(header=header, status=[DiagnosticStatus(
+                level=DiagnosticStatus.OK, name='/test/preprocess_node/quality',
+                values=[KeyValue(key='brightness', value=f'{i / 100:.2f}')])])}
+
+    assert spin_until(executor, lambda: all(p.get_subscription_count() for p in pubs.values()),
+                      60), recorder.output()
+    sent: dict[str, list[object]] = {topic: [] for topic in pubs}
+    for i in range(40):
+        for topic, msg in messages(i).items():
+            pubs[topic].publish(msg)
+            sent[topic].append(msg)
+        executor.spin_once(timeout_sec=0.05)
+
+    def recorded() -> dict[str, list[object]]:
+        out: dict[str, list[object]] = {topic: [] for topic in pubs}
+        for item in BagReader(path).messages():
+            cls = type(sent[item.topic][0]) if item.topic in sent else None
+            if cls is not None:
+                out[item.topic].append(deserialize_message(item.data, cls))
+        return out
+
+    assert spin_until(executor, lambda: all(
+        got and got[-1] == sent[t][-1] for t, got in recorded().items()), 60), \
+        ({t: len(v) for t, v in recorded().items()}, recorder.output())
+    assert recorder.stop() == 0, recorder.output()
+    got = recorded()
+    bag = BagReader(path)
+    assert bag.recovered == [], 'a stopped recorder finishes its file'
+    ocr = importlib.util.find_spec('edge_vision_msgs') is not None
+    assert set(bag.topics()) == set(pubs) | ({'/test/text'} if ocr else set())
+    for topic, msgs in sent.items():
+        # a subscription may match after the first messages; from then on every one, in order
+        first = msgs.index(got[topic][0])
+        assert got[topic] == msgs[first:], topic
+        assert len(got[topic]) >= 20, (topic, len(got[topic]))
+    if not ocr:
+        assert 'not recording text: edge_vision_msgs is not installed' in recorder.output()

@@ -89,7 +89,8 @@ class BagTopicsConfig:
 
     images: tuple[str, ...] = field(default=('image_raw',), metadata=param(
         'Image topics recorded compressed as <topic>/compressed (point this at the privacy '
-        'output when privacy is on; [] records no images).', read_only=True))
+        'output when privacy is on). [\'\'] records no images: ROS drops an empty list '
+        '[] given on the command line or in YAML.', read_only=True))
     image_format: str = field(default='jpeg', metadata=param(
         'Compression of recorded images: jpeg (small) or png (lossless: a replay reproduces '
         'the live results exactly).', choices=('jpeg', 'png'), read_only=True))
@@ -98,16 +99,18 @@ class BagTopicsConfig:
     topics: tuple[str, ...] = field(default=_DEFAULT_TOPICS, metadata=param(
         'Other topics recorded as published (see TOPIC_TYPES in edge_vision.bag_recording: '
         'camera_info, detections, tracks, label_info, quality, anomaly, anomaly/regions, text, '
-        '/diagnostics).', read_only=True))
+        '/diagnostics). [\'\'] records none of them.', read_only=True))
 
     def __post_init__(self) -> None:
+        # empty names are left out: [''] is how ROS parameters say "none" (an empty list
+        # override is dropped by ROS, the default would be recorded instead)
+        for name in ('images', 'topics'):
+            object.__setattr__(self, name, tuple(t for t in getattr(self, name) if t.strip()))
         check_config(self)
         unknown = [t for t in self.topics if t not in TOPIC_TYPES]
         if unknown:
             raise ConfigError(f'Invalid bag topic(s) {unknown}, expecting some of '
                               f'{list(TOPIC_TYPES)}')
-        if any(not t.strip() for t in self.images):
-            raise ConfigError('bag.images has an empty topic name')
 
 
 def _message_class(type_name: str) -> type | None:
@@ -171,7 +174,9 @@ class BagRecording:
             type_name, qos = TOPIC_TYPES[name]
             cls = _message_class(type_name)
             if cls is None:
-                self.skipped.append(f'{name} ({type_name.split("/")[0]} not installed)')
+                package = type_name.split('/')[0]
+                self.skipped.append(f'{name} ({package} not installed)')
+                node.get_logger().warning(f'not recording {name}: {package} is not installed')
                 continue
             resolved = node.resolve_topic_name(name)
             if self.writer.has_topic(resolved):
