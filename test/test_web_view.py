@@ -117,35 +117,138 @@ def test_the_page_shows_the_stream_and_updating_stats_in_chromium(live_run, tmp_
     assert state['stream']['frames_sent'] > 0 and state['tracks']
 
 
-def test_the_foxglove_server_serves_image_and_annotation_channels(live_run):
+def _foxglove_listen(port: int, want: int = 3, timeout: float = 60.0
+                     ) -> tuple[dict[str, dict], dict[str, list[bytes]]]:
+    """Connect to a Foxglove WebSocket server, subscribe to every advertised channel and
+    collect messages until each channel has ``want`` (or the timeout): ``({topic: channel},
+    {topic: [payload, ...]})``."""
     import aiohttp
 
-    async def listen() -> tuple[dict[str, str], dict[str, int]]:
-        url = f'ws://127.0.0.1:{live_run["fox"]}'
+    async def listen() -> tuple[dict[str, dict], dict[str, list[bytes]]]:
+        url = f'ws://127.0.0.1:{port}'
         async with aiohttp.ClientSession() as session, session.ws_connect(
                 url, protocols=['foxglove.sdk.v1', 'foxglove.websocket.v1']) as ws:
-            schemas: dict[str, str] = {}
+            channels: dict[str, dict] = {}
             by_sub: dict[int, str] = {}
-            counts: dict[str, int] = {}
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (len(counts) < 2 or min(counts.values()) < 3):
-                message = await asyncio.wait_for(ws.receive(), 30)
+            payloads: dict[str, list[bytes]] = {}
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and (
+                    not channels or len(payloads) < len(channels) or
+                    min(len(v) for v in payloads.values()) < want):
+                try:
+                    message = await asyncio.wait_for(ws.receive(), 5)
+                except asyncio.TimeoutError:
+                    continue
                 if message.type == aiohttp.WSMsgType.TEXT:
                     data = json.loads(message.data)
                     if data.get('op') == 'advertise':
                         subs = []
                         for channel in data['channels']:
-                            schemas[channel['topic']] = channel['schemaName']
+                            channels[channel['topic']] = channel
                             by_sub[len(by_sub) + 1] = channel['topic']
                             subs.append({'id': len(by_sub), 'channelId': channel['id']})
                         await ws.send_str(json.dumps({'op': 'subscribe',
                                                       'subscriptions': subs}))
                 elif message.type == aiohttp.WSMsgType.BINARY and message.data[0] == 1:
+                    # MessageData: opcode, subscription id (u32), log time (u64), payload
                     topic = by_sub[int.from_bytes(message.data[1:5], 'little')]
-                    counts[topic] = counts.get(topic, 0) + 1
-            return schemas, counts
+                    payloads.setdefault(topic, []).append(bytes(message.data[13:]))
+            return channels, payloads
 
-    schemas, counts = asyncio.run(listen())
+    return asyncio.run(listen())
+
+
+def test_the_foxglove_server_serves_image_and_annotation_channels(live_run):
+    channels, payloads = _foxglove_listen(live_run['fox'])
+    schemas = {topic: channel['schemaName'] for topic, channel in channels.items()}
+    counts = {topic: len(items) for topic, items in payloads.items()}
     assert schemas == {'/image/compressed': 'foxglove.CompressedImage',
                        '/tracks/annotations': 'foxglove.ImageAnnotations'}
     assert counts.get('/image/compressed', 0) >= 3 and counts.get('/tracks/annotations', 0) >= 3
+
+
+def _decode(channel: dict, payload: bytes) -> object:
+    """A protobuf message of a Foxglove channel, decoded with the schema the server advertised
+    (its FileDescriptorSet), not with the SDK that wrote it."""
+    import base64
+
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    assert channel['encoding'] == 'protobuf', channel
+    files = descriptor_pb2.FileDescriptorSet.FromString(base64.b64decode(channel['schema']))
+    pool = descriptor_pool.DescriptorPool()
+    for proto in files.file:
+        pool.Add(proto)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(channel['schemaName']))
+    return cls.FromString(payload)
+
+
+def test_foxglove_node_serves_what_it_receives_over_dds(node_process, ros_context):
+    """foxglove_node in its own process: images and tracks from DDS reach a Foxglove client as
+    foxglove.CompressedImage and foxglove.ImageAnnotations with their stamp, frame and boxes."""
+    import re
+    import threading
+
+    import numpy as np
+
+    pytest.importorskip('foxglove')
+    pytest.importorskip('google.protobuf')
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.conversions import detections_to_msg, meta_to_header, numpy_to_image
+    from edge_vision_core import Detections, FrameMeta
+
+    fox = node_process('edge_vision.foxglove_node', {'port': 0, 'max_fps': 30.0})
+    found = re.search(r'Foxglove server on ws://[^ ]+:(\d+)',
+                      fox.wait_for_output('Foxglove server on', 90))
+    assert found, fox.output()
+    node = Node('foxglove_probe', namespace='/test', context=ros_context)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    images = node.create_publisher(Image, 'image', qos)
+    tracks = node.create_publisher(Detection2DArray, 'tracks', qos)
+    stamp = 1_700_000_000_250_000_000
+    header = meta_to_header(FrameMeta(stamp, 'robot_camera'))
+    picture = np.zeros((96, 128, 3), np.uint8)
+    picture[:, 64:] = 255  # right half white
+    image_msg = numpy_to_image(picture, 'bgr8', header)
+    tracks_msg = detections_to_msg(Detections([[8, 16, 40, 80]], [0.75], [0], np.array([9])),
+                                   header, ['person'])
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():
+            images.publish(image_msg)
+            tracks.publish(tracks_msg)
+            stop.wait(0.1)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    try:
+        channels, payloads = _foxglove_listen(int(found.group(1)), want=2, timeout=90)
+    finally:
+        stop.set()
+        publisher.join(10)
+    assert set(channels) == {'/test/image/compressed', '/test/tracks/annotations'}, \
+        (channels, fox.output())
+    assert all(len(payloads.get(t, [])) >= 2 for t in channels), \
+        ({t: len(v) for t, v in payloads.items()}, fox.output())
+
+    image = _decode(channels['/test/image/compressed'], payloads['/test/image/compressed'][-1])
+    assert image.frame_id == 'robot_camera' and image.format == 'jpeg'
+    assert image.timestamp.seconds * 1_000_000_000 + image.timestamp.nanos == stamp
+    shown = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape == picture.shape
+    assert shown[:, :56].mean() < 30 and shown[:, 72:].mean() > 225
+
+    notes = _decode(channels['/test/tracks/annotations'],
+                    payloads['/test/tracks/annotations'][-1])
+    (box,) = notes.points
+    corners = sorted((p.x, p.y) for p in box.points)
+    assert corners == sorted([(8, 16), (40, 16), (40, 80), (8, 80)])
+    assert box.timestamp.seconds * 1_000_000_000 + box.timestamp.nanos == stamp
+    assert [t.text for t in notes.texts] == ['#9 person 0.75']
+    node.destroy_node()
+    assert fox.stop() == 0, fox.output()
