@@ -937,6 +937,18 @@ AUTO_MODEL = 'nanodet-m-416'
 AUTO_FALLBACK_MODEL = 'nanodet-m-416-int8'
 
 
+def _fallback_model(backend: str) -> str:
+    """The shipped INT8 variant when ``backend`` reads its file format (ONNX), else the FP32
+    model (e.g. LiteRT, which needs a .tflite file)."""
+    from ..inference.backends import BACKEND_FORMATS
+
+    formats = BACKEND_FORMATS.get(backend.strip().lower(), ())
+    manifest = resolve_model(AUTO_FALLBACK_MODEL)
+    if any(f.format in formats for f in manifest.files):
+        return AUTO_FALLBACK_MODEL
+    return AUTO_MODEL
+
+
 @dataclass(frozen=True)
 class InferencePlan:
     """What one inference stage runs: its workers and why.
@@ -984,8 +996,9 @@ def plan_inference(model: str, backend: str, device: str = 'auto', threads: int 
             reason = f'model auto: tuned on this device ({cached.created}): ' \
                 f'{cached.describe_choice()}'
         else:
-            reason = (f'model auto: {AUTO_FALLBACK_MODEL} on {backend}:{device} (this device '
-                      f'has no tuning yet; `edge-vision tune` measures it)')
+            model = _fallback_model(backend)
+            reason = (f'model auto: {model} on {backend}:{device} (this device has no tuning '
+                      f'yet; `edge-vision tune` measures it)')
     else:
         reason = f'{model} on {backend}:{device}'
     if tuned_specs and workers == 0:
@@ -996,9 +1009,7 @@ def plan_inference(model: str, backend: str, device: str = 'auto', threads: int 
     if tuned_specs:
         base = tuned_specs[0]
     else:
-        base = WorkerSpec(backend, device, threads,
-                          AUTO_FALLBACK_MODEL if model.strip().lower() == 'auto' else model,
-                          precision)
+        base = WorkerSpec(backend, device, threads, model, precision)
     count = workers or 1
     if threads:
         each = threads

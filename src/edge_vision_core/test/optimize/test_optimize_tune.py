@@ -68,6 +68,9 @@ def test_auto_without_a_tuning_is_the_shipped_int8_variant(tmp_path):
     assert not plan.tuned and 'edge-vision tune' in plan.reason
     manifest = resolve_model(AUTO_FALLBACK_MODEL)
     assert [f.precision for f in manifest.files] == ['int8']
+    # a backend that cannot read the INT8 file (ONNX) gets the FP32 model instead
+    assert not any(f.format == 'tflite' for f in manifest.files)
+    assert plan_inference('auto', 'litert', folder=tmp_path).workers[0].model == 'nanodet-m-416'
 
 
 def test_a_detector_of_model_auto_is_the_int8_variant_before_any_tuning(tmp_path,
