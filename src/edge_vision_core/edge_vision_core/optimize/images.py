@@ -212,7 +212,7 @@ def agreement_sets(clip_frames: int = 12, photos: bool = True) -> dict[str, Imag
             _LOG.warning('edge_vision_models is not installed: no clip frames in the '
                          'agreement set')
         else:
-            sets['clip'] = _from_video(Path(sample_path()), clip_frames)
+            sets['clip'] = _from_video(str(sample_path()), clip_frames)
     if photos:
         try:
             sets['photos'] = default_eval_images()
