@@ -150,7 +150,7 @@ def test_defaults_come_from_the_detector_options():
     assert parser.parse_args(['run']).model == 'auto'
     proc = subprocess.run([sys.executable, '-m', 'edge_vision.cli', 'detect', '--help'],
                           capture_output=True, text=True, timeout=60)
-    assert f'(default: {defaults.model})' in ' '.join(proc.stdout.split())
+    assert f'(default: {defaults.model}' in ' '.join(proc.stdout.split())
 
 
 def _run_frames(tmp_path, name: str, *extra: str) -> tuple[str, list[dict]]:

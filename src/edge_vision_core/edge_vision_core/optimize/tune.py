@@ -993,8 +993,10 @@ def plan_inference(model: str, backend: str, device: str = 'auto', threads: int 
         cached = load_cached(tune_config or TuneConfig(model=AUTO_MODEL), folder)
         if cached is not None and cached.choice is not None:
             tuned_specs = cached.workers
-            reason = f'model auto: tuned on this device ({cached.created}): ' \
-                f'{cached.describe_choice()}'
+            c = cached.choice
+            reason = (f'model auto: tuned on this device ({cached.created}; '
+                      f'`edge-vision tune --show`): {c.variant} ({c.precision}) on '
+                      f'{c.backend}:{c.device}')
         else:
             model = _fallback_model(backend)
             reason = (f'model auto: {model} on {backend}:{device} (this device has no tuning '
@@ -1004,7 +1006,8 @@ def plan_inference(model: str, backend: str, device: str = 'auto', threads: int 
     if tuned_specs and workers == 0:
         if threads:  # the tuned plan with the threads asked for
             tuned_specs = [dataclasses.replace(w, threads=threads) for w in tuned_specs]
-            reason += f'; {threads} thread(s) per worker as configured'
+        reason += (f'; {len(tuned_specs)} worker(s) x {tuned_specs[0].threads or "auto"} '
+                   f'thread(s)' + (' as configured' if threads else ''))
         return InferencePlan(tuple(tuned_specs), reason, tuned=True)
     if tuned_specs:
         base = tuned_specs[0]
