@@ -261,6 +261,14 @@ class BagRecording:
         """Messages recorded on ``topic`` (a name relative to the node, or absolute)."""
         return self.writer.topic_counts().get(self.node.resolve_topic_name(topic), 0)
 
+    def waiting(self, frames: int) -> bool:
+        """True while the tracks of ``frames`` frames, or a first ``/diagnostics`` status when
+        that is recorded, have not reached the bag yet (they come over DDS; a short run can end
+        before any node's first diagnostics period)."""
+        if self.count('tracks') < frames:
+            return True
+        return '/diagnostics' in self.topics_config.topics and self.count('/diagnostics') == 0
+
     def stats(self) -> dict[str, float]:
         """The writer's counters (numbers, for the node's ``stats()``)."""
         return self.writer.stats()

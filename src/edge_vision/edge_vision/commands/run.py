@@ -329,11 +329,11 @@ def run(args: argparse.Namespace) -> int:
             while not args.no_video and time.monotonic() < drain and any(
                     n['recorder'].video_frames < n['recorder'].frames for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
-            # the bag takes the results over DDS: let them arrive
+            # the bag takes the results and the nodes' health over DDS: let them arrive
             drain = time.monotonic() + 5.0
             while time.monotonic() < drain and any(
                     n['recorder'].bag is not None and
-                    n['recorder'].bag.count('tracks') < n['recorder'].frames for _, n in chains):
+                    n['recorder'].bag.waiting(n['recorder'].frames) for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
         done = sum(n['recorder'].frames for _, n in chains)
         _progress(done, total, done / max(1e-6, elapsed), final=True)
