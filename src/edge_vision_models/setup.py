@@ -11,7 +11,8 @@ setup(
     # The models travel as package data, found with importlib.resources both pip- and
     # colcon-installed.
     package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.yaml',
-                            'models/*.json', 'models/LICENSE*', 'models/NOTICE',
+                            'models/*.json', 'models/*.txt', 'models/LICENSE*',
+                            'models/NOTICE',
                             'samples/*.mp4', 'samples/NOTICE']},
     include_package_data=True,
     data_files=[
@@ -23,6 +24,7 @@ setup(
     zip_safe=False,
     maintainer='edge_vision developers',
     maintainer_email='edge-vision@users.noreply.github.com',
-    description='Model files and manifests of edge_vision (the embedded default detector)',
+    description='Model files and manifests of edge_vision (the embedded default detector '
+                'and the PP-OCR text models)',
     license='Apache-2.0 AND MIT',
 )

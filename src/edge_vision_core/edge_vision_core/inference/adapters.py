@@ -57,7 +57,9 @@ __all__ = [
 ]
 
 #: The adapter names a manifest may use.
-ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation')
+ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation',
+            # text models: decoded by edge_vision_core.inference.text (TEXT_ADAPTERS)
+            'db_text', 'text_direction', 'ctc_text')
 
 
 @dataclass(frozen=True)

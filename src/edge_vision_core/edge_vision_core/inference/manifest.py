@@ -27,8 +27,12 @@ Several formats of one model are listed as ``files: [{path, format, precision, s
 (format ``onnx``, ``tflite``, ``openvino`` (IR .xml) or ``engine``; precision ``fp32``/``fp16``/
 ``int8``); the detector picks the one its backend reads. Adapter options: ``strides``,
 ``reg_max``, ``center_offset`` (nanodet), ``normalized_boxes`` (YOLO, yolo_nms), ``label_offset``
-(ssd_postprocess). Normalisation is ``x = (pixel - mean) / std`` per channel, in pixel units
-(0..255) and in the model's colour order.
+(ssd_postprocess). Text models (see :mod:`.text`): ``size_multiple`` (the input may be any
+size that is a multiple of it; ``input_size`` is then the default: the longest side for
+``db_text``, ``[nominal width, height]`` for ``ctc_text``), ``bin_threshold`` and
+``unclip_ratio`` (db_text), ``dictionary`` (ctc_text: a UTF-8 file, one character per line,
+class ``i`` = line ``i``; class 0 is the CTC blank). Normalisation is ``x = (pixel - mean) /
+std`` per channel, in pixel units (0..255) and in the model's colour order.
 
 Named models come from the ``edge_vision_models`` package (the embedded default
 ``nanodet-m-416``); :func:`resolve_model` accepts a name, a manifest path or a model file with a
@@ -149,6 +153,10 @@ class ModelManifest:
         strides, reg_max, center_offset: NanoDet head geometry.
         normalized_boxes: YOLO/yolo_nms boxes in 0..1 of the input instead of pixels.
         label_offset: SSD class value + offset = label index.
+        size_multiple: 0 for a fixed input size; else the input may be any size that is a
+            multiple of this and ``input_size`` is the default (text models).
+        bin_threshold, unclip_ratio: db_text binarization threshold and box growth.
+        dictionary: ctc_text characters of classes 1..C-1 (class 0 is the CTC blank).
         license, description: free text.
         recipe: provenance of the file (the ``recipe:`` mapping ``edge-vision optimize`` writes:
             recipe name, tool versions, calibration set SHA-256, settings); empty when absent.
@@ -174,6 +182,10 @@ class ModelManifest:
     center_offset: float = 0.5
     normalized_boxes: bool = False
     label_offset: int = 0
+    size_multiple: int = 0
+    bin_threshold: float = 0.3
+    unclip_ratio: float = 1.6
+    dictionary: tuple[str, ...] = field(default=(), repr=False)
     license: str = ''
     description: str = ''
     recipe: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -294,6 +306,16 @@ class ModelManifest:
         if not isinstance(recipe, Mapping):
             raise _fail(source, f'recipe must be a mapping (how the file was made), got '
                                 f'{type(recipe).__name__}')
+        dictionary: tuple[str, ...] = ()
+        if 'dictionary' in data:
+            from .text import read_dictionary
+            try:
+                dictionary = read_dictionary(base / str(data['dictionary']))
+            except ModelError as exc:
+                raise _fail(source, str(exc)) from exc
+        elif adapter == 'ctc_text':
+            raise _fail(source, "a ctc_text model needs 'dictionary' (a file of the characters "
+                                "of classes 1..C-1, one per line)")
         normalized = data.get('normalized_boxes', False)
         if not isinstance(normalized, bool):
             raise _fail(source, f'normalized_boxes must be true or false, got {normalized!r}')
@@ -311,6 +333,9 @@ class ModelManifest:
             center_offset=number('center_offset', 0.5, 0.0, 1.0),
             normalized_boxes=normalized,
             label_offset=number('label_offset', 0, -1000, 1000, integer=True),
+            size_multiple=number('size_multiple', 0, 0, 1024, integer=True),
+            bin_threshold=number('bin_threshold', 0.3, 0.0, 1.0),
+            unclip_ratio=number('unclip_ratio', 1.6, 0.0, 10.0), dictionary=dictionary,
             license=str(data.get('license', '')), description=str(data.get('description', '')),
             recipe=dict(recipe), source=source)
 
