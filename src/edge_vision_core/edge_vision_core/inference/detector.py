@@ -37,6 +37,7 @@ from .backends import PRECISIONS, Backend, BackendOptions, backend_class, create
 from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, mask_to_image
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .nms import NMS_METHODS
+from .text import TEXT_ADAPTERS
 
 __all__ = ['DetectionResult', 'Detector', 'DetectorOptions', 'PreparedInput', 'StageTimings']
 
@@ -445,6 +446,10 @@ class Detector:
         """The manifest and the loaded model agree on input and outputs (ModelError if not)."""
         m, b = self.manifest, self.backend
         where = f'model {self.model_path} (manifest {m.source})'
+        if m.adapter in TEXT_ADAPTERS:
+            raise ModelError(f'{where} is a text model (adapter {m.adapter}), not a detector: '
+                             f'read text with edge_vision_core.inference.ocr.TextReader or '
+                             f'`edge-vision ocr`')
         if len(b.inputs) != 1:
             raise ModelError(f'{where}: expected one image input, the model has '
                              f'{len(b.inputs)} ({[t.name for t in b.inputs]})')
