@@ -25,6 +25,15 @@ change and the file says how it was made. ``optimize_summary.json`` lists all va
 
 Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
 the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
+
+Text models (adapters of :mod:`edge_vision_core.inference.text`) take dynamic input sizes, so
+their files are never resized: for a ``db_text`` detector a size is the longest side its
+variant's manifest asks for (and the size it is calibrated at), ``ctc_text`` and
+``text_direction`` models take no size. Their default calibration images are rendered text
+scenes (:func:`edge_vision_core.eval.text_scenes.scene_image_set`), their calibration tensors
+are made by :func:`edge_vision_core.inference.ocr.calibration_tensors` (detection inputs, or the
+line crops the embedded detector finds), the dictionary file is copied beside the variant,
+and a variant is verified by reading an image with it.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from ..inference.manifest import (
     sha256_file,
     verify_checksum,
 )
+from ..inference.text import TEXT_ADAPTERS
 from . import onnx_ops
 from .images import ImageSet, load_image_set
 
@@ -208,6 +218,8 @@ def variant_name(manifest: ModelManifest, size: int, recipe: str, prune_ratio: f
                  ) -> str:
     """The name of a variant (see the module docstring)."""
     tag = f'pruned{round(prune_ratio * 100)}' if recipe == 'prune' else recipe
+    if manifest.adapter in ('ctc_text', 'text_direction'):  # no input size to name
+        return f'{_base_name(manifest)}-{tag}'
     return f'{_base_name(manifest)}-{size}-{tag}'
 
 
@@ -260,6 +272,12 @@ def _manifest_dict(source: ModelManifest, name: str, size: tuple[int, int], file
     if m.adapter == 'nanodet':
         data.update(strides=[int(s) for s in m.strides], reg_max=int(m.reg_max),
                     center_offset=float(m.center_offset))
+    if m.adapter in TEXT_ADAPTERS:
+        if m.size_multiple:
+            data['size_multiple'] = int(m.size_multiple)
+        data.update(bin_threshold=float(m.bin_threshold), unclip_ratio=float(m.unclip_ratio))
+        if m.dictionary:
+            data['dictionary'] = f'{name}.dict.txt'
     if m.normalized_boxes:
         data['normalized_boxes'] = True
     if m.label_offset:
@@ -274,9 +292,11 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
                    recipe: Recipe, record: dict[str, Any]) -> OptimizedModel:
     import yaml
 
-    description = (f'{name}: {recipe.summary} of {source.name} at {size}x{size}, made by '
-                   f'edge-vision optimize (see recipe)')
-    data = _manifest_dict(source, name, (size, size), file, recipe.format, recipe.precision,
+    fixed = source.adapter in ('ctc_text', 'text_direction')  # no input size of their own
+    shape = source.input_size if fixed else (size, size)
+    description = (f'{name}: {recipe.summary} of {source.name} at {shape[0]}x{shape[1]}, made '
+                   f'by edge-vision optimize (see recipe)')
+    data = _manifest_dict(source, name, shape, file, recipe.format, recipe.precision,
                           description)
     # JSON round trip: plain lists/dicts/scalars only, as YAML's safe dumper needs.
     record = json.loads(json.dumps(dict(record, file=file.name,
@@ -289,6 +309,9 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
              *textwrap.wrap(f'{recipe.summary}; {settings}', 95)]
     header = ''.join(f'# {line}\n' for line in lines)
     manifest_path = out_dir / f'{name}.yaml'
+    if source.dictionary:  # one entry per line, as read_dictionary reads it
+        (out_dir / f'{name}.dict.txt').write_text('\n'.join(source.dictionary) + '\n',
+                                                  encoding='utf-8', newline='\n')
     manifest_path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=99),
                              encoding='utf-8')
     load_manifest(manifest_path)  # the manifest reader accepts what was written
@@ -302,9 +325,12 @@ def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
     from ..inference.detector import Detector, DetectorOptions
 
     changes: dict[str, Any] = {'files': (model_file,)}
-    if size is not None:
+    if size is not None and manifest.adapter not in ('ctc_text', 'text_direction'):
         changes['input_size'] = (size, size)
     only = dataclasses.replace(manifest, **changes)
+    if manifest.adapter in TEXT_ADAPTERS:
+        from ..inference.ocr import calibration_tensors
+        return calibration_tensors(only, images.images)
     with Detector.from_manifest(only, DetectorOptions(backend=backend, device='cpu',
                                                       verify_checksum=False)) as detector:
         return [detector.preprocess(image).inputs[0].copy() for image in images.images]
@@ -318,6 +344,10 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
     backend = {'onnx': 'onnxruntime', 'openvino': 'openvino', 'tflite': 'litert'}[recipe.format]
     if not BACKENDS[backend].is_installed():
         return
+    adapter = load_manifest(manifest_path).adapter
+    if adapter in TEXT_ADAPTERS:
+        _verify_text(manifest_path, adapter, backend)
+        return
     try:
         # the file was hashed a moment ago, when its manifest was written
         with Detector.create(model=str(manifest_path), backend=backend, device='cpu',
@@ -326,6 +356,26 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
     except EdgeVisionError as exc:
         raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
                          ) from exc
+
+
+def _verify_text(manifest_path: Path, adapter: str, backend: str) -> None:
+    """Read a rendered sign with the text-model variant in its slot of a TextReader."""
+    from ..eval.text_scenes import make_scene
+    from ..inference.ocr import TextReader
+
+    slot = {'db_text': 'detector', 'ctc_text': 'recognizer',
+            'text_direction': 'classifier'}[adapter]
+    try:
+        with TextReader.create(backend=backend, device='cpu', verify_checksum=False,
+                               **{slot: str(manifest_path)}) as reader:
+            reader.read(make_scene(SPLITS_VERIFY_SEED, (640, 480), objects=1).image)
+    except EdgeVisionError as exc:
+        raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
+                         ) from exc
+
+
+#: the rendered scene a text-model variant reads once to prove it loads and runs.
+SPLITS_VERIFY_SEED = 42
 
 
 def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
@@ -356,9 +406,14 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     out = Path(out_dir).expanduser()
     _check_writable(out)
     native_w, native_h = source.input_size
-    stride = max(source.strides) if source.adapter == 'nanodet' else 32
+    stride = max(source.strides) if source.adapter == 'nanodet' else \
+        (source.size_multiple or 32)
     sizes = tuple(config.sizes) or (native_w,)
-    if native_w != native_h and not config.sizes:
+    if source.adapter in ('ctc_text', 'text_direction') and config.sizes:
+        raise ConfigError(f'{source.name} is a {source.adapter} model: its input height is '
+                          f'fixed and its width follows each line; --sizes applies to text '
+                          f'detectors (the longest side) and detection models')
+    if native_w != native_h and not config.sizes and source.adapter not in TEXT_ADAPTERS:
         raise ConfigError(f'{source.name} has a non-square input {native_w}x{native_h}; give '
                           f'square sizes explicitly')
     for size in sizes:
@@ -387,7 +442,11 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
         verify_checksum(onnx_file)
     images: ImageSet | None = None
     if any(RECIPES[r].calibrated for r in recipes):
-        images = load_image_set(config.calibration, config.calibration_count, config.seed)
+        if source.adapter in TEXT_ADAPTERS and not config.calibration:
+            from ..eval.text_scenes import scene_image_set
+            images = scene_image_set('calib', config.calibration_count)
+        else:
+            images = load_image_set(config.calibration, config.calibration_count, config.seed)
         say(f'calibration set: {len(images)} images from {images.source} '
             f'(sha256 {images.sha256[:12]})')
     versions = _versions()
@@ -426,7 +485,8 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
     made: list[OptimizedModel] = []
     base_record = {
         'source_model': {'name': source.name, 'manifest': source.source},
-        'input_size': [size, size],
+        'input_size': (list(source.input_size) if source.adapter in ('ctc_text', 'text_direction')
+                       else [size, size]),
         'versions': versions,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
@@ -449,10 +509,13 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
             name = variant_name(source, size, 'onnx-fp32')
             target = out / f'{name}.onnx'
             say(f'[{size}] onnx-fp32 -> {target.name}')
-            onnx_ops.set_input_size(onnx_file.path, target, size, size)
-            onnx_ops.check_outputs(target, (1, source.channels, size, size)
-                                   if source.layout == 'NCHW'
-                                   else (1, size, size, source.channels))
+            if source.size_multiple:  # a dynamic-size model: same file, another default size
+                shutil.copyfile(onnx_file.path, target)
+            else:
+                onnx_ops.set_input_size(onnx_file.path, target, size, size)
+                onnx_ops.check_outputs(target, (1, source.channels, size, size)
+                                       if source.layout == 'NCHW'
+                                       else (1, size, size, source.channels))
             made.append(_write_variant(out, source, name, size, target, RECIPES['onnx-fp32'],
                                        record(RECIPES['onnx-fp32'], {'tool': 'onnx shape '
                                               'inference', 'from_size': native}, False,
