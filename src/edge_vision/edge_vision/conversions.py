@@ -18,6 +18,12 @@ Detections (``vision_msgs/Detection2DArray``, vision_msgs 4.x):
 
 Markers (``visualization_msgs/MarkerArray``, :func:`detections_to_markers`): each detection as a
 rectangle at an assumed depth in the image's optical frame plus a text label, for 3-D views.
+
+Text (``edge_vision_msgs/TextArray``, :func:`text_lines_to_msg`): one ``TextLine`` per line read,
+its ``polygon`` the four corners (``vision_msgs/Point2D``, image pixels) clockwise from the
+top-left corner of the text, ``region`` the index of the detection it was read in (-1: whole
+image). ``edge_vision_msgs`` is imported when these functions run, so the other conversions work
+where it is not built.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from edge_vision_core.encodings import (
     decompress,
     encoding_for_array,
 )
+from edge_vision_core.inference.ocr import TextLine
 from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
@@ -78,8 +85,10 @@ __all__ = [
     'model_to_camera_info',
     'msg_to_detections',
     'msg_to_frame_detections',
+    'msg_to_text_lines',
     'numpy_to_compressed',
     'numpy_to_image',
+    'text_lines_to_msg',
 ]
 
 
@@ -415,4 +424,51 @@ def detections_to_markers(dets: Detections, camera: CameraModel, depth: float,
         text.pose.orientation.w = 1.0
         text.scale.z = 0.05 * depth
         out.markers.extend((box, text))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Text lines (OCR)
+
+def text_lines_to_msg(lines: Sequence[TextLine], header: Header | None = None):
+    """Text lines -> ``edge_vision_msgs/TextArray`` with the image's ``header``.
+
+    Args:
+        lines: lines read in the image ``header`` describes (polygons in its pixels).
+        header: the source image's header (stamp and frame_id are preserved).
+    """
+    from vision_msgs.msg import Point2D
+
+    from edge_vision_msgs.msg import TextArray
+    from edge_vision_msgs.msg import TextLine as TextLineMsg
+
+    out = TextArray()
+    out.header = _copy_header(header)
+    items = []
+    for line in lines:
+        polygon = np.asarray(line.polygon, np.float64).reshape(-1, 2)
+        items.append(TextLineMsg(
+            polygon=[Point2D(x=float(x), y=float(y)) for x, y in polygon],
+            text=str(line.text), score=float(line.score), region=int(line.region)))
+    out.lines = items
+    return out
+
+
+def msg_to_text_lines(msg) -> list[TextLine]:
+    """``edge_vision_msgs/TextArray`` -> text lines (``box_score`` is not carried: 0).
+
+    Raises:
+        ConversionError: a polygon without exactly 4 corners, or a non-finite corner or score.
+    """
+    out = []
+    for i, item in enumerate(msg.lines):
+        polygon = np.array([[p.x, p.y] for p in item.polygon], np.float64).reshape(-1, 2)
+        if len(polygon) != 4:
+            raise ConversionError(f'TextArray.lines[{i}].polygon has {len(polygon)} corners; '
+                                  f'a text line has 4 (clockwise from the top-left corner of '
+                                  f'the text)')
+        if not (np.all(np.isfinite(polygon)) and np.isfinite(item.score)):
+            raise ConversionError(f'TextArray.lines[{i}] has a non-finite corner or score')
+        out.append(TextLine(polygon.astype(np.float32), item.text, float(item.score),
+                            region=int(item.region)))
     return out

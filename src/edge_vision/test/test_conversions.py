@@ -240,3 +240,48 @@ def test_invalid_camera_info_names_the_frame():
     msg.k = [500.0, 0, 320, 0, 500, 240, 0, 0, 1]
     with pytest.raises(ConversionError, match="frame_id 'left_optical'.*coefficients"):
         camera_info_to_model(msg)
+
+
+def _text_lines():
+    from edge_vision_core.inference.ocr import TextLine
+
+    quad = np.array([[10.5, 20.0], [110.25, 18.0], [111.0, 42.5], [11.0, 44.0]], np.float32)
+    return [TextLine(quad, 'ROOM 12B', 0.9875, 0.8, -1),
+            TextLine(quad + 100, 'Ausgang \u00e4\u00f6 \u51fa\u53e3', 0.51, 0.6, 3)]
+
+
+def test_text_lines_round_trip_with_the_header():
+    pytest.importorskip('edge_vision_msgs.msg')
+    from edge_vision.conversions import msg_to_text_lines, text_lines_to_msg
+
+    lines = _text_lines()
+    msg = text_lines_to_msg(lines, HEADER)
+    assert msg.header == HEADER and msg.header is not HEADER
+    assert [len(item.polygon) for item in msg.lines] == [4, 4]
+    assert msg.lines[0].polygon[1].x == pytest.approx(110.25)
+    assert msg.lines[1].text == 'Ausgang \u00e4\u00f6 \u51fa\u53e3' and msg.lines[1].region == 3
+    back = msg_to_text_lines(msg)
+    for a, b in zip(lines, back, strict=True):
+        np.testing.assert_allclose(a.polygon, b.polygon)
+        assert (a.text, a.region) == (b.text, b.region)
+        assert a.score == pytest.approx(b.score)
+    empty = text_lines_to_msg([], HEADER)
+    assert empty.lines == [] and empty.header == HEADER and msg_to_text_lines(empty) == []
+
+
+@pytest.mark.parametrize('corners, score, match', [
+    ([(0, 0), (1, 0), (1, 1)], 0.5, '3 corners'),
+    ([(0, 0), (1, 0), (1, 1), (0, float('nan'))], 0.5, 'non-finite'),
+    ([(0, 0), (1, 0), (1, 1), (0, 1)], float('inf'), 'non-finite'),
+])
+def test_malformed_text_messages_are_refused(corners, score, match):
+    pytest.importorskip('edge_vision_msgs.msg')
+    from vision_msgs.msg import Point2D
+
+    from edge_vision.conversions import msg_to_text_lines
+    from edge_vision_msgs.msg import TextArray, TextLine
+
+    msg = TextArray(lines=[TextLine(polygon=[Point2D(x=float(x), y=float(y)) for x, y in corners],
+                                    text='x', score=score)])
+    with pytest.raises(ConversionError, match=match):
+        msg_to_text_lines(msg)
