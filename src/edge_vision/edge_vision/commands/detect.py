@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_vision_core.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from edge_vision_core.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image_bgr8
 
 HELP = 'run a detection model (default: the embedded NanoDet) on images or videos, JSON lines'
 
@@ -110,7 +110,7 @@ def _frames(path: Path, every: int, max_frames: int) -> Iterator[tuple[int, obje
     from edge_vision_core import SourceError
 
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image_bgr8(path)
         if image is None:
             raise SourceError(f'cannot read image {path}: not an image OpenCV can decode')
         yield 0, image

@@ -365,12 +365,12 @@ class TextReader:
         t0 = time.perf_counter()
         quads_all, scores_all, owners = [], [], []
         det_input = (0, 0)
-        for index, (x0, y0, crop, size) in enumerate(self._areas(image, regions)):
+        for index, x0, y0, crop, size in self._areas(image, regions):
             quads, scores, det_input = self.detect(crop, size)
             if len(quads):
                 quads_all.append(quads + np.array([x0, y0], np.float32))
                 scores_all.append(scores)
-                owners.append(np.full(len(quads), index if regions is not None else -1))
+                owners.append(np.full(len(quads), index))
         quads = np.concatenate(quads_all) if quads_all else np.zeros((0, 4, 2), np.float32)
         scores = np.concatenate(scores_all) if scores_all else np.zeros(0, np.float32)
         owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
@@ -544,10 +544,11 @@ class TextReader:
     # -- internals ----------------------------------------------------------------------------
 
     def _areas(self, image: np.ndarray, regions: np.ndarray | Sequence | None):
-        """(x0, y0, crop, detection size) of the whole image or of each usable region."""
+        """(region index, x0, y0, crop, detection size) of the whole image (index -1) or of
+        each usable region."""
         h, w = image.shape[:2]
         if regions is None:
-            yield 0, 0, image, self.det_size
+            yield -1, 0, 0, image, self.det_size
             return
         boxes = np.asarray(regions, np.float64)
         if boxes.size == 0:
@@ -555,7 +556,7 @@ class TextReader:
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ConfigError(f'regions must be (N, 4) [x1, y1, x2, y2] boxes, got shape '
                               f'{boxes.shape}')
-        for x1, y1, x2, y2 in boxes:
+        for index, (x1, y1, x2, y2) in enumerate(boxes):
             if not np.all(np.isfinite([x1, y1, x2, y2])):
                 continue
             x0, y0 = int(np.clip(np.floor(x1), 0, w)), int(np.clip(np.floor(y1), 0, h))
@@ -564,7 +565,7 @@ class TextReader:
                 continue
             crop = image[y0:ye, x0:xe]
             size = min(self.det_size, 2 * max(xe - x0, ye - y0))
-            yield x0, y0, crop, max(size, 32)
+            yield index, x0, y0, crop, max(size, 32)
 
 
 def calibration_tensors(manifest: ModelManifest, images: Sequence[np.ndarray], *,

@@ -87,7 +87,7 @@ def scaled_input_size(image_size: tuple[int, int], limit: int, multiple: int
     step = max(1, int(multiple))
 
     def fit(v: float) -> int:
-        return max(step, int(round(v * scale / step)) * step)
+        return max(step, int(math.floor(v * scale / step + 0.5)) * step)  # half up
 
     return fit(w), fit(h)
 
@@ -533,10 +533,14 @@ def _check_image_input(manifest: ModelManifest, inputs: Sequence[TensorSpec]) ->
 
 def check_db_text(manifest: ModelManifest, inputs: Sequence[TensorSpec],
                   outputs: Sequence[TensorSpec]) -> None:
-    """A DB detector: one [1, 3, H, W] input, first output [1, 1, H, W] or [1, H, W]."""
+    """A DB detector: one [1, 3, H, W] input, first output [1, 1, H, W] or [1, H, W] (H and W
+    dynamic or as large as the input's)."""
     _check_image_input(manifest, inputs)
     shape = outputs[0].shape if outputs else ()
-    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[1] not in (1, None)):
+    spatial = tuple(shape[-2:])
+    same = all(o is None or o == i for o, i in zip(spatial, inputs[0].shape[2:], strict=True))
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[1] not in (1, None)) \
+            or not same:
         raise ModelError(f'{_where(manifest)}: expected a [1, 1, H, W] probability map, the '
                          f'model outputs {[list(t.shape) for t in outputs]}; is this a text '
                          f'detector?')
