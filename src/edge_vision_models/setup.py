@@ -10,7 +10,8 @@ setup(
     packages=find_packages(exclude=['test', 'test.*']),
     # The models travel as package data, found with importlib.resources both pip- and
     # colcon-installed.
-    package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.yaml',
+    package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.xml',
+                            'models/*.bin', 'models/*.yaml',
                             'models/*.json', 'models/*.txt', 'models/LICENSE*',
                             'models/NOTICE',
                             'samples/*.mp4', 'samples/NOTICE']},
