@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from .text import (
     decode_db_text,
     decode_text_direction,
     line_tensor,
+    merge_line_pieces,
     quad_bounds,
     reading_order,
     scaled_input_size,
@@ -82,18 +83,24 @@ class TextReaderOptions:
         "Inference runtime: onnxruntime, openvino (where installed), or auto (openvino if "
         "installed, else onnxruntime: the faster one measured here).", read_only=True))
     device: str = field(default='auto', metadata=param(
-        "Device of the backend (cpu, cuda | CPU, GPU, NPU, AUTO); 'auto' picks the backend's "
-        "best device.", read_only=True))
+        "Device of the backend (cpu, cuda | CPU, GPU, AUTO); 'auto' picks the backend's best "
+        "device (CPU for OpenVINO: the text models' input sizes change per image and line).",
+        read_only=True))
     threads: int = field(default=0, metadata=param(
         'CPU inference threads per model; 0 lets the runtime decide.', min=0, max=256,
         read_only=True))
     precision: str = field(default='auto', metadata=param(
-        'Precision hint (auto, fp32, fp16, bf16) passed to the runtime.', choices=PRECISIONS,
-        read_only=True))
+        "Precision (auto, fp32, fp16, bf16): auto takes each manifest's first file for the "
+        "backend (the embedded detector's INT8 OpenVINO file on OpenVINO); fp32/fp16 take a "
+        "file of that precision where the manifest has one; passed to the runtime as a hint.",
+        choices=PRECISIONS, read_only=True))
     det_size: int = field(default=0, metadata=param(
         "Longest side of the detection input in pixels (a multiple of the model's 32); "
         "smaller is faster and misses small text; 0 uses the manifest value.", min=0,
         max=4096, unit='px'))
+    max_upscale: float = field(default=2.0, metadata=param(
+        'Scale an image up by at most this factor to reach det_size (small images: more '
+        'magnification costs time and can split text into pieces).', min=1.0, max=16.0))
     bin_threshold: float = field(default=-1.0, metadata=param(
         'Pixels with a text probability above this are text; -1 uses the manifest value.',
         min=-1.0, max=1.0))
@@ -106,6 +113,10 @@ class TextReaderOptions:
     min_score: float = field(default=-1.0, metadata=param(
         'Minimum recognition score of a line in [0, 1] (mean character probability); -1 uses '
         "the recognizer manifest's value.", min=-1.0, max=1.0))
+    merge_gap: float = field(default=0.6, metadata=param(
+        'Join the boxes of words of one line that the detector found apart when the gap '
+        'between them is below this many line heights (same direction, height and baseline); '
+        '0 = keep them apart.', min=0.0, max=5.0))
     space_threshold: float = field(default=0.05, metadata=param(
         'Insert a space between two characters where the recognizer\'s space class reaches '
         'this probability in the gap (PP-OCR\'s Chinese-trained recognizer leaves most gaps '
@@ -210,11 +221,21 @@ class _Model:
                              f'inputs in bgr or rgb are supported, the manifest says '
                              f'{manifest.layout} {manifest.color_order}')
         self.manifest = manifest
-        model_file = manifest.pick_file(_FORMATS.get(backend_name, ()), options.precision)
+        formats = _FORMATS.get(backend_name, ())
+        exact = [f for fmt in formats for f in manifest.files
+                 if f.format == fmt and f.precision == options.precision]
+        # an explicit fp32/fp16 asks for that file even where a faster INT8 one comes first
+        model_file = exact[0] if exact else manifest.pick_file(formats, options.precision)
         if options.verify_checksum:
             verify_checksum(model_file)
+        device = options.device
+        if backend_name == 'openvino' and device.strip().lower() == 'auto':
+            # the text models take a new input size per image (detector) and per line batch
+            # (recognizer): NPUs take no dynamic shapes, and AUTO's device hand-over cost 25 %
+            # against CPU here (benchmarks/bench_ocr.py)
+            device = 'CPU'
         self.backend: Backend = create_backend(backend_name, BackendOptions(
-            model_path=str(model_file.path), device=options.device, threads=options.threads,
+            model_path=str(model_file.path), device=device, threads=options.threads,
             precision=options.precision, cache_dir=options.cache_dir))
         try:
             TEXT_ADAPTERS[adapter].check(manifest, self.backend.inputs, self.backend.outputs)
@@ -306,17 +327,35 @@ class TextReader:
             ModelError: unknown model, missing/corrupt file, wrong adapter, or a manifest that
                 does not match its model (naming the file and the mismatch).
         """
+        return cls.from_manifests({}, options, **overrides)
+
+    @classmethod
+    def from_manifests(cls, manifests: Mapping[str, ModelManifest],
+                       options: TextReaderOptions | None = None, **overrides: Any
+                       ) -> TextReader:
+        """Like :meth:`create`, with already loaded manifests for some slots.
+
+        Args:
+            manifests: ``{'detector' | 'recognizer' | 'classifier': manifest}``; the other
+                slots come from ``options``. A manifest with one file pins the file that runs.
+            options, overrides: as for :meth:`create`.
+        """
+        unknown = sorted(set(manifests) - {'detector', 'recognizer', 'classifier'})
+        if unknown:
+            raise ConfigError(f'unknown text model slot(s) {unknown}, expecting detector, '
+                              f'recognizer or classifier')
         options = options or TextReaderOptions()
         if overrides:
             options = dataclasses.replace(options, **overrides)
         backend = _pick_backend(options.backend)
         loaded: list[_Model] = []
         try:
-            for spec, adapter in ((options.detector, 'db_text'),
-                                  (options.recognizer, 'ctc_text'),
-                                  (options.classifier, 'text_direction')):
-                if spec.strip():
-                    loaded.append(_Model(resolve_model(spec), adapter, options, backend))
+            for slot, adapter in (('detector', 'db_text'), ('recognizer', 'ctc_text'),
+                                  ('classifier', 'text_direction')):
+                given, spec = manifests.get(slot), getattr(options, slot)
+                if given is not None or spec.strip():
+                    manifest = given if given is not None else resolve_model(spec)
+                    loaded.append(_Model(manifest, adapter, options, backend))
             return cls(options, *loaded)
         except BaseException:
             for model in loaded:
@@ -367,6 +406,7 @@ class TextReader:
         det_input = (0, 0)
         for index, x0, y0, crop, size in self._areas(image, regions):
             quads, scores, det_input = self.detect(crop, size)
+            quads, scores = merge_line_pieces(quads, scores, self.options.merge_gap)
             if len(quads):
                 quads_all.append(quads + np.array([x0, y0], np.float32))
                 scores_all.append(scores)
@@ -424,7 +464,8 @@ class TextReader:
         model = self.detector_model
         m = model.manifest
         h, w = image.shape[:2]
-        in_w, in_h = scaled_input_size((w, h), size or self.det_size, m.size_multiple or 32)
+        limit = min(size or self.det_size, max(h, w) * self.options.max_upscale)
+        in_w, in_h = scaled_input_size((w, h), int(round(limit)), m.size_multiple or 32)
         resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         tensor = _nchw(resized, m, model.swap_rb)
         outputs = model.run(tensor)

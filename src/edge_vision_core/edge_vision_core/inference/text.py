@@ -57,6 +57,7 @@ __all__ = [
     'decode_db_text',
     'decode_text_direction',
     'line_tensor',
+    'merge_line_pieces',
     'order_quad',
     'quad_bounds',
     'read_dictionary',
@@ -145,6 +146,79 @@ def reading_order(quads: np.ndarray) -> np.ndarray:
             row_cy, row_h = float(cy[i]), float(height[i])
     return np.array([i for row in rows for i in sorted(row, key=lambda j: bounds[j, 0])],
                     np.int64)
+
+
+def merge_line_pieces(quads: np.ndarray, scores: np.ndarray, gap: float = 0.6,
+                      max_angle: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Join the words of one line that the detector found as separate boxes.
+
+    A DB detector splits a line where the gap between words is wide for the input scale (large
+    text, wide word spacing). Two boxes are joined when they run in the same direction (within
+    ``max_angle`` degrees), have similar heights (ratio >= 0.6), sit on the same line (centre
+    offset across the line < 0.3 x the smaller height) and the gap between their ends is below
+    ``gap`` x the larger height. Joined boxes become the rectangle that spans them along the
+    first box's direction.
+
+    Args:
+        quads: (N, 4, 2) lines ordered by :func:`order_quad`.
+        scores: (N,) their scores (a joined box gets the length-weighted mean).
+        gap: largest gap between joined boxes, in line heights (0 = never join).
+        max_angle: largest direction difference in degrees.
+
+    Returns:
+        ``(quads, scores)`` with the joined lines (order: by the first box of each group).
+    """
+    q = np.asarray(quads, np.float32).reshape(-1, 4, 2)
+    n = len(q)
+    if n < 2 or gap <= 0:
+        return q, np.asarray(scores, np.float32)
+    along = (q[:, 1] - q[:, 0] + q[:, 2] - q[:, 3]) / 2
+    length = np.maximum(np.linalg.norm(along, axis=1), 1e-6)
+    unit = along / length[:, None]
+    height = (np.linalg.norm(q[:, 3] - q[:, 0], axis=1) + np.linalg.norm(q[:, 2] - q[:, 1],
+                                                                         axis=1)) / 2
+    centre = q.mean(axis=1)
+    cos_max = math.cos(math.radians(max_angle))
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        normal = np.array([-unit[i, 1], unit[i, 0]], np.float32)
+        delta = centre - centre[i]
+        lo, hi = np.minimum(height, height[i]), np.maximum(height, height[i])
+        ok = (unit @ unit[i] >= cos_max) & (lo >= 0.6 * hi) \
+            & (np.abs(delta @ normal) < 0.3 * lo) \
+            & (np.abs(delta @ unit[i]) - (length + length[i]) / 2 < gap * hi)
+        ok[i] = False
+        for j in np.flatnonzero(ok):
+            parent[root(int(j))] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    if len(groups) == n:
+        return q, np.asarray(scores, np.float32)
+    out_q, out_s = [], []
+    for members in sorted(groups.values(), key=lambda m: m[0]):
+        if len(members) == 1:
+            out_q.append(q[members[0]])
+            out_s.append(float(scores[members[0]]))
+            continue
+        first = members[0]
+        u = unit[first]
+        v = np.array([-u[1], u[0]], np.float32)
+        points = q[members].reshape(-1, 2)
+        a, b = points @ u, points @ v
+        corners = [u * a.min() + v * b.min(), u * a.max() + v * b.min(),
+                   u * a.max() + v * b.max(), u * a.min() + v * b.max()]
+        out_q.append(order_quad(np.array(corners, np.float32)))
+        weights = length[members]
+        out_s.append(float(np.average(np.asarray(scores)[members], weights=weights)))
+    return np.stack(out_q).astype(np.float32), np.asarray(out_s, np.float32)
 
 
 # -- db_text ---------------------------------------------------------------------------------

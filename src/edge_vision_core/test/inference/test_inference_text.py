@@ -18,6 +18,7 @@ from edge_vision_core.inference.text import (
     decode_db_text,
     decode_text_direction,
     line_tensor,
+    merge_line_pieces,
     order_quad,
     read_dictionary,
     reading_order,
@@ -231,3 +232,22 @@ def test_read_dictionary_keeps_whitespace_entries(tmp_path):
         read_dictionary(path)
     with pytest.raises(ModelError, match='cannot read'):
         read_dictionary(tmp_path / 'missing.txt')
+
+
+def test_merge_joins_the_words_of_a_line_only():
+    def quad(x, y, w, h=20.0, angle=0.0):
+        return order_quad(cv2.boxPoints(((x + w / 2, y + h / 2), (w, h), angle)))
+
+    quads = np.stack([quad(0, 0, 60), quad(68, 1, 40),     # one line: gap 8 < 0.6 x 20
+                      quad(160, 0, 50),                      # gap 52: another word group
+                      quad(0, 40, 60), quad(70, 40, 50, h=8),  # heights differ
+                      quad(0, 100, 60), quad(40, 130, 60)])  # another line below
+    scores = np.array([0.9, 0.6, 0.8, 0.7, 0.7, 0.5, 0.5], np.float32)
+    merged, merged_scores = merge_line_pieces(quads, scores)
+    assert len(merged) == 6
+    np.testing.assert_allclose(merged[0], [[0, 0], [108, 0], [108, 21], [0, 21]], atol=1e-4)
+    assert merged_scores[0] == pytest.approx((0.9 * 60 + 0.6 * 40) / 100)
+    same, _ = merge_line_pieces(quads, scores, gap=0)
+    assert len(same) == 7
+    tilted = np.stack([quad(0, 0, 60, angle=20), quad(0, 0, 60, angle=-20)])
+    assert len(merge_line_pieces(tilted, scores[:2])[0]) == 2
