@@ -23,6 +23,13 @@ counts) give mAP@0.5 (:func:`edge_vision_core.eval.detection.detection_agreement
 all-point interpolated AP, mean over the classes present in the reference), and at the row's
 own manifest threshold the mean IoU of matched boxes, precision and recall.
 
+Text models (``db_text``, ``ctc_text``, ``text_direction`` manifests, e.g. ``ppocrv4-det``
+and the variants ``edge-vision optimize`` makes of it) are measured the same way on their own
+inputs (see :mod:`._bench_worker`); their agreement is that of the lines a TextReader reads
+with the variant in its slot against the reference's: mAP@0.5 of the line boxes, and word and
+character agreement of the texts (:mod:`edge_vision_core.eval.ocr`). Their default evaluation
+images are rendered text scenes (the first 16 of the ``tune`` split).
+
 Outputs in ``out_dir``: ``bench.json`` (machine description, SHA-256 of the evaluation images,
 settings, rows, best variant per backend, the INT8 target check), ``bench.md`` (the same as
 tables) and ``bench.png`` (latency p50 against agreement mAP, one marker per backend).
@@ -314,8 +321,14 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
     if ref_index is None:
         raise ModelError(f'the reference {reference.name} ({reference_path}) has no FP32 ONNX '
                          f'file; pass --reference with the original model')
-    images: ImageSet = (load_image_set(config.images, config.image_count) if config.images
-                        else default_eval_images())
+    from ..inference.text import TEXT_ADAPTERS
+    if config.images:
+        images: ImageSet = load_image_set(config.images, config.image_count)
+    elif reference.adapter in TEXT_ADAPTERS:
+        from ..eval.text_scenes import scene_image_set
+        images = scene_image_set('tune', min(16, config.image_count))
+    else:
+        images = default_eval_images()
     rows, notes = _plan(manifests, config)
     threads = config.threads or os.cpu_count() or 1
     load_start = _loadavg()
@@ -339,6 +352,8 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
             raise ModelError(f'the reference {reference.name} failed on onnxruntime cpu: '
                              f'{ref_result["error"]}')
         truth = _dets(ref_result['detections'], reference.score_threshold)
+        text_truth = (ref_result['detections'] if all('texts' in d for d in
+                                                      ref_result['detections']) else None)
         for round_index in range(config.rounds):
             first = round_index == 0
             for k, row in enumerate(rows, 1):
@@ -348,7 +363,7 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
                                          row.device, threads, first), config.timeout_s)
                 row.result = result if first else _faster(row.result, result)
                 if first:
-                    row.agreement = _agreement(row, truth, config)
+                    row.agreement = _agreement(row, truth, config, text_truth)
                 if config.single_thread and 'error' not in row.result and threads != 1:
                     single = _run_worker(job(row.manifest, row.file_index, row.backend,
                                              row.device, 1, False), config.timeout_s)
@@ -374,12 +389,23 @@ def _faster(kept: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _agreement(row: _Row, truth: list[Detections], config: BenchConfig) -> dict[str, Any]:
+def _agreement(row: _Row, truth: list[Detections], config: BenchConfig,
+               text_truth: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     if 'detections' not in row.result:
         return {}
     result = detection_agreement(truth, _dets(row.result['detections']),
-                                 config.iou_threshold, row.score_threshold)
-    return result.as_dict()
+                                 config.iou_threshold, row.score_threshold).as_dict()
+    if text_truth is not None and all('texts' in d for d in row.result['detections']):
+        from ..eval.ocr import score_image, sum_scores
+
+        def lines(item: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+            return [(t, np.asarray(p, np.float32))
+                    for t, p in zip(item['texts'], item['polygons'], strict=True)]
+
+        text = sum_scores([score_image(lines(ref), lines(got)) for ref, got in
+                           zip(text_truth, row.result['detections'], strict=True)])
+        result.update(word_agreement=text.word_accuracy, char_agreement=text.char_accuracy)
+    return result
 
 
 def _progress_line(k: int, n: int, row: _Row) -> str:
@@ -415,6 +441,9 @@ def _report(rows: list[_Row], truth: list[Detections], reference, reference_path
                 peak_rss_mb=r['peak_rss_mb'], base_rss_mb=r['base_rss_mb'],
                 map50=agree.get('map50'), mean_iou=agree.get('mean_iou'),
                 agreement=agree)
+            if 'word_agreement' in agree:
+                item.update(word_agreement=agree['word_agreement'],
+                            char_agreement=agree['char_agreement'])
             if row.single.get('error'):
                 item['error_1t'] = row.single['error']
         out_rows.append(item)
@@ -594,6 +623,7 @@ def _markdown(report: dict[str, Any]) -> str:
         'MB | mAP@0.5 | mean IoU | mAP same size |',
         '|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
+    texts = [r for r in report['rows'] if 'word_agreement' in r]
     failed = []
     for r in report['rows']:
         size = f'{r["input_size"][0]}'
@@ -609,6 +639,16 @@ def _markdown(report: dict[str, Any]) -> str:
             f'{_fmt(r["peak_rss_mb"], ".0f")} '
             f'| {_fmt(r["model_bytes"] / 1e6, ".1f")} | {_fmt(r.get("map50"), ".3f")} | '
             f'{_fmt(r.get("mean_iou"), ".3f")} | {_fmt(r.get("map50_same_size"), ".3f")} |')
+    if texts:
+        lines += ['', '## Text agreement (text models)', '',
+                  'Lines read with the variant in its slot of a TextReader against the lines '
+                  'of the reference (word agreement: words of the reference read the same; char '
+                  'agreement: 1 - character error rate).', '',
+                  '| variant | file | backend:device | word agreement | char agreement |',
+                  '|---|---|---|---:|---:|']
+        lines += [f'| {r["variant"]} | {r["file"]} | {r["backend"]}:{r["device"]} | '
+                  f'{_fmt(r["word_agreement"], ".4f")} | {_fmt(r["char_agreement"], ".4f")} |'
+                  for r in texts]
     if failed:
         lines += ['', '## Could not run', '']
         lines += [f'- {r["variant"]} ({r["file"]}) on {r["backend"]}:{r["device"]}: '
