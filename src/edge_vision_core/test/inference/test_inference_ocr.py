@@ -245,3 +245,39 @@ def test_closed_reader_refuses_to_read():
     reader.close()
     with pytest.raises(BackendError, match='closed'):
         reader.read(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_shipped_text_models_match_their_checksums_and_notice():
+    import hashlib
+
+    from edge_vision_core.inference.manifest import resolve_model
+    from edge_vision_models import models_dir
+
+    for name, adapter in (('ppocrv4-det', 'db_text'), ('ppocrv4-rec', 'ctc_text'),
+                          ('ppocr-cls', 'text_direction')):
+        manifest = resolve_model(name)
+        assert manifest.adapter == adapter
+        for model_file in manifest.files:
+            data = model_file.path.read_bytes()
+            assert hashlib.sha256(data).hexdigest() == model_file.sha256
+            assert len(data) < 20 * 1024 * 1024
+    assert len(resolve_model('ppocrv4-rec').dictionary) == 6624
+    notice = (models_dir() / 'NOTICE').read_text()
+    assert 'PaddleOCR' in notice and 'rapidocr-onnxruntime 1.4.4' in notice
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'dictionary': None}, "needs 'dictionary'"),
+    ({'dictionary': 'missing.txt'}, 'cannot read the dictionary'),
+    ({'size_multiple': -8}, 'size_multiple'),
+    ({'unclip_ratio': 'big'}, 'unclip_ratio'),
+])
+def test_text_manifest_errors_name_the_key(tmp_path, change, message):
+    from edge_vision_core.inference.manifest import ModelManifest
+
+    (tmp_path / 'keys.txt').write_text('a\nb\n', encoding='utf-8')
+    data = {'name': 'r', 'adapter': 'ctc_text', 'file': 'r.onnx', 'input_size': [320, 48],
+            'labels': ['text'], 'dictionary': 'keys.txt', **change}
+    data = {k: v for k, v in data.items() if v is not None}
+    with pytest.raises(ModelError, match=message):
+        ModelManifest.from_dict(data, tmp_path, 'r.yaml')
