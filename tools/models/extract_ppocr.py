@@ -63,6 +63,9 @@ DICTIONARY = 'ppocrv4-rec.dict.txt'
 DET_SIZE = 1280
 BOX_THRESHOLD = 0.4
 DET_INT8 = 'ppocrv4-det-int8.xml'
+#: the recognizer's gap-space threshold (edge_vision_core.inference.text.ctc_greedy_decode):
+#: at word gaps its space class reaches 0.05-0.7, inside words at most 0.01.
+SPACE_THRESHOLD = 0.05
 
 SOURCE = ('PaddleOCR (PaddlePaddle/PaddleOCR, Apache-2.0), ONNX export shipped in the PyPI wheel '
           'rapidocr-onnxruntime 1.4.4 (RapidAI/RapidOCR, Apache-2.0)')
@@ -134,6 +137,7 @@ def manifests(sha: dict[str, str]) -> dict[str, dict]:
             'adapter': 'ctc_text', 'files': files('ppocrv4-rec.onnx'),
             'input_size': [320, 48], 'size_multiple': 8, **NORMALISE, 'resize': 'letterbox',
             'pad_value': 127.5, 'score_threshold': 0.5, 'dictionary': DICTIONARY,
+            'space_threshold': SPACE_THRESHOLD,
             'license': LICENSE, 'labels': ['text'],
         },
     }

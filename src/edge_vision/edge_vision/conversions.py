@@ -24,15 +24,22 @@ its ``polygon`` the four corners (``vision_msgs/Point2D``, image pixels) clockwi
 top-left corner of the text, ``region`` the index of the detection it was read in (-1: whole
 image). ``edge_vision_msgs`` is imported when these functions run, so the other conversions work
 where it is not built.
+
+Image quality (``diagnostic_msgs/DiagnosticStatus``, :func:`quality_to_status`): one status per
+preprocessed frame: level WARN when the gate failed or a step warned, a one-line summary, and the
+metrics, verdict, steps, chosen parameters and timings as key/value strings.
 """
 
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.msg import RegionOfInterest as RoiMsg
@@ -67,6 +74,9 @@ from edge_vision_core.inference.ocr import TextLine
 from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
+if TYPE_CHECKING:
+    from edge_vision_core.imaging import PreprocessResult
+
 __all__ = [
     'camera_info_to_model',
     'frame_detections_to_msg',
@@ -88,6 +98,10 @@ __all__ = [
     'msg_to_text_lines',
     'numpy_to_compressed',
     'numpy_to_image',
+    'quality_key_values',
+    'quality_level',
+    'quality_summary',
+    'quality_to_status',
     'text_lines_to_msg',
 ]
 
@@ -425,6 +439,69 @@ def detections_to_markers(dets: Detections, camera: CameraModel, depth: float,
         text.scale.z = 0.05 * depth
         out.markers.extend((box, text))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Image quality (preprocess_node's ``quality`` topic)
+
+def quality_level(result: PreprocessResult) -> int:
+    """``DiagnosticStatus`` level of a preprocessed frame: OK (0), or WARN (1) when the gate
+    failed or a step warned."""
+    return 0 if result.verdict.ok and not result.warnings else 1
+
+
+def quality_summary(result: PreprocessResult) -> str:
+    """One line for ``DiagnosticStatus.message``: ``ok`` or the gate reasons, then whether the
+    frame was dropped, then the warnings."""
+    parts = ['ok' if result.verdict.ok else ', '.join(result.verdict.reasons)]
+    if result.dropped:
+        parts.append('frame dropped')
+    parts.extend(result.warnings)
+    return '; '.join(parts)
+
+
+def quality_key_values(result: PreprocessResult) -> list[tuple[str, str]]:
+    """``DiagnosticStatus.values`` of a preprocessed frame as ``(key, value)`` strings: input
+    (and ``output_``) metrics, verdict, reasons, dropped, steps, ``skipped_<step>``, the chosen
+    parameters, PSNR/SSIM, ``time_<stage>_ms`` and ``converted_from``."""
+    values: list[tuple[str, str]] = []
+    for prefix, metrics in (('', result.input_metrics), ('output_', result.output_metrics)):
+        if metrics is None:
+            continue
+        for key, value in metrics.as_dict().items():
+            if key not in ('width', 'height', 'decimation'):
+                values.append((prefix + key, _quality_number(value)))
+    values.append(('verdict', 'ok' if result.verdict.ok else 'fail'))
+    values.append(('reasons', ','.join(result.verdict.reasons)))
+    values.append(('dropped', str(result.dropped).lower()))
+    values.append(('steps', ','.join(result.steps)))
+    values.extend((f'skipped_{k}', v) for k, v in result.skipped.items())
+    values.extend((k, _quality_number(v)) for k, v in result.parameters.items())
+    if result.psnr is not None:
+        values.append(('psnr_output_vs_input_db', _quality_number(result.psnr)))
+    if result.ssim is not None:
+        values.append(('ssim_output_vs_input', _quality_number(result.ssim)))
+    values.extend((f'time_{k}_ms', f'{v:.3f}') for k, v in result.timings_ms.items())
+    if result.converted_from:
+        values.append(('converted_from', result.converted_from))
+    return values
+
+
+def quality_to_status(result: PreprocessResult, name: str, hardware_id: str = ''
+                      ) -> DiagnosticStatus:
+    """The ``DiagnosticStatus`` of one preprocessed frame (see the module docstring)."""
+    return DiagnosticStatus(level=bytes([quality_level(result)]), name=name,
+                            message=quality_summary(result), hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v)
+                                    for k, v in quality_key_values(result)])
+
+
+def _quality_number(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return 'inf' if value > 0 else '-inf'
+    return f'{value:.6g}'
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ All but the QoS can change at runtime.
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 
 from edge_vision_core import CameraModel, EdgeVisionError, Frame
@@ -44,6 +44,8 @@ from .conversions import (
     frame_to_image,
     image_to_frame,
     meta_to_header,
+    quality_summary,
+    quality_to_status,
 )
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import (
@@ -126,11 +128,8 @@ class PreprocessNode(EdgeVisionNode):
 
     def _quality_msg(self, item: tuple[Frame, PreprocessResult]) -> DiagnosticArray:
         frame, result = item
-        status = DiagnosticStatus(
-            level=bytes([result.diagnostic_level]),
-            name=f'{self.get_fully_qualified_name()}: image quality',
-            message=result.summary, hardware_id=frame.meta.frame_id,
-            values=[KeyValue(key=k, value=v) for k, v in result.diagnostic_values()])
+        status = quality_to_status(result, f'{self.get_fully_qualified_name()}: image quality',
+                                   frame.meta.frame_id)
         return DiagnosticArray(header=meta_to_header(frame.meta), status=[status])
 
     # -- diagnostics -----------------------------------------------------------------------
@@ -145,7 +144,7 @@ class PreprocessNode(EdgeVisionNode):
                 values[f'gate_{reason}'] = count
         values.update(self._timer.percentile_values())
         if self._last is not None and (self._last.warnings or not self._last.verdict.ok):
-            return WARN, self._last.summary, values
+            return WARN, quality_summary(self._last), values
         return OK, self.lifecycle_state, values
 
 

@@ -242,6 +242,76 @@ def test_invalid_camera_info_names_the_frame():
         camera_info_to_model(msg)
 
 
+# --- image quality diagnostics (preprocess_node's quality topic) ---------------------------------
+
+def _quality(image, encoding='bgr8', camera=None, **settings):
+    from edge_vision_core.imaging import PreprocessConfig, Preprocessor
+
+    return Preprocessor(PreprocessConfig(**settings)).process(image, encoding, camera)
+
+
+def _photo():
+    data = pytest.importorskip('skimage.data')
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])
+
+
+def test_quality_status_of_a_good_frame_is_ok_with_every_value_as_text():
+    from edge_vision.conversions import quality_to_status
+
+    status = quality_to_status(_quality(_photo()), '/pre: image quality', 'cam0_optical_frame')
+    assert status.level == bytes([0]) and status.message == 'ok'
+    assert status.name == '/pre: image quality' and status.hardware_id == 'cam0_optical_frame'
+    values = {kv.key: kv.value for kv in status.values}
+    assert all(isinstance(v, str) for v in values.values())
+    assert {'brightness', 'contrast', 'noise_sigma', 'sharpness', 'snr_db', 'verdict', 'reasons',
+            'dropped', 'steps', 'gamma', 'time_metrics_input_ms', 'time_total_ms'} <= set(values)
+    assert values['verdict'] == 'ok' and values['dropped'] == 'false'
+    assert values['skipped_undistort'] == 'no camera model (camera_info) given'
+    assert 'width' not in values and 'converted_from' not in values
+    assert 0.0 < float(values['brightness']) < 1.0
+
+
+@pytest.mark.parametrize(('action', 'message'), [('flag', 'too_dark'),
+                                                 ('drop', 'too_dark; frame dropped')])
+def test_quality_of_a_gated_frame_warns_and_names_the_reason(action, message):
+    from edge_vision.conversions import quality_key_values, quality_level, quality_summary
+
+    result = _quality(np.zeros((64, 64, 3), np.uint8), gate_action=action)
+    assert quality_level(result) == 1 and quality_summary(result) == message
+    values = dict(quality_key_values(result))
+    assert values['verdict'] == 'fail' and values['reasons'] == 'too_dark'
+    assert values['dropped'] == str(action == 'drop').lower()
+
+
+def test_quality_values_carry_output_metrics_comparison_parameters_and_conversion():
+    from edge_vision.conversions import quality_key_values, quality_level
+
+    photo = _photo()
+    rng = np.random.default_rng(3)
+    noisy = np.clip(np.rint(photo + rng.normal(0.0, 12.0, photo.shape)), 0, 255).astype(np.uint8)
+    bgra = np.dstack([noisy, np.full(noisy.shape[:2], 255, np.uint8)])
+    result = _quality(bgra, 'bgra8', enable_denoise=True, compare_output=True,
+                      output_metrics=True)
+    values = dict(quality_key_values(result))
+    for key in ('output_noise_sigma', 'denoise_sigma', 'psnr_output_vs_input_db',
+                'ssim_output_vs_input', 'time_denoise_ms', 'time_convert_ms'):
+        assert key in values
+    assert values['converted_from'] == 'bgra8' and 'denoise' in values['steps'].split(',')
+    assert float(values['output_noise_sigma']) < float(values['noise_sigma'])
+    assert float(values['psnr_output_vs_input_db']) == pytest.approx(result.psnr, rel=1e-5)
+    assert quality_level(result) == 0
+
+
+def test_quality_warnings_raise_the_level_and_reach_the_message():
+    from edge_vision.conversions import quality_level, quality_summary
+
+    camera = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240, [-0.2, 0.05, 0, 0, 0])
+    result = _quality(_photo(), camera=camera)
+    assert result.warnings and result.verdict.ok
+    assert quality_level(result) == 1
+    assert quality_summary(result) == '; '.join(['ok', *result.warnings])
+
+
 def _text_lines():
     from edge_vision_core.inference.ocr import TextLine
 

@@ -1,9 +1,11 @@
 """edge_vision_core: the ROS-free core of edge_vision.
 
-Everything that can be computed without ROS lives here (types, image encodings, camera models,
-and later quality metrics, inference backends, tracking, anomaly detection, evaluation), tested
-without spinning a node. Importing this package never imports rclpy, and inference runtimes are
-imported lazily by the backend that needs them.
+Everything that can be computed without ROS lives here, tested without spinning a node: types,
+image encodings and camera models (this package), frame sources (:mod:`.io`), calibration,
+image quality and preprocessing (:mod:`.imaging`), inference backends, model adapters and the
+Detector (:mod:`.inference`), tracking, anomaly detection, model optimization and benchmarks
+(:mod:`.optimize`) and evaluation (:mod:`.eval`). Importing this package never imports rclpy,
+and inference runtimes are imported lazily by the backend that needs them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from .errors import (
     CalibrationError,
     ConfigError,
     ConversionError,
+    DataError,
+    DeviceUnavailableError,
     EdgeVisionError,
     ModelError,
     SourceError,
@@ -28,7 +32,9 @@ __all__ = [
     'CameraModel',
     'ConfigError',
     'ConversionError',
+    'DataError',
     'Detections',
+    'DeviceUnavailableError',
     'EdgeVisionError',
     'Frame',
     'FrameDetections',

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 __all__ = ['DISTORTION_MODELS', 'CameraModel', 'RegionOfInterest']
 
@@ -178,12 +178,13 @@ class CameraModel:
             frame).
 
         Raises:
-            ConfigError: the model is uncalibrated (K is zero), or ``points`` is not (N, 2).
+            ConfigError: the model is uncalibrated (K is zero).
+            DataError: ``points`` is not (N, 2).
         """
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ConfigError(f'pixels_to_rays takes (N, 2) pixel coordinates, got shape '
-                              f'{pts.shape}')
+            raise DataError(f'pixels_to_rays takes (N, 2) pixel coordinates, got shape '
+                            f'{pts.shape}')
         if not self.is_calibrated:
             raise ConfigError('pixels_to_rays needs a calibrated camera (K is all zero); '
                               'calibrate it (edge-vision calibrate) or assume a field of view')

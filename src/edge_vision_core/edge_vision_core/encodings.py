@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConfigError, ConversionError
+from .errors import ConversionError, DataError
 
 __all__ = [
     'EncodingInfo',
@@ -127,15 +127,15 @@ def as_bgr8(image: np.ndarray, what: str = 'image', keep_mono: bool = False) -> 
     the images a model stage accepts; mono stays as it is with ``keep_mono`` (gray models).
 
     Raises:
-        ConfigError: another dtype or shape, naming ``what``.
+        DataError: another dtype or shape, naming ``what``.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (
             2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) \
             or 0 in image.shape[:2]:
         desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
                 else type(image).__name__)
-        raise ConfigError(f'{what} must be a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
-                          f'got {desc}')
+        raise DataError(f'{what} must be a uint8 (H, W, 3) BGR image (or mono8/bgra8), '
+                        f'got {desc}')
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if not keep_mono and (image.ndim == 2 or image.shape[2] == 1):

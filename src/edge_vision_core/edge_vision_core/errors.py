@@ -13,6 +13,8 @@ __all__ = [
     'CalibrationError',
     'ConfigError',
     'ConversionError',
+    'DataError',
+    'DeviceUnavailableError',
     'EdgeVisionError',
     'ModelError',
     'SourceError',
@@ -31,6 +33,11 @@ class ConversionError(EdgeVisionError, ValueError):
     """Data cannot be converted: unknown image encoding, malformed buffer or message."""
 
 
+class DataError(EdgeVisionError, ValueError):
+    """Data handed over at run time is unusable: an image, array, box or time stamp of the wrong
+    type, shape or dtype, empty, or not finite (a setting that is wrong is a ConfigError)."""
+
+
 class CalibrationError(EdgeVisionError):
     """Camera calibration failed or a calibration file is invalid."""
 
@@ -45,3 +52,8 @@ class ModelError(EdgeVisionError):
 
 class BackendError(EdgeVisionError):
     """An inference backend is unavailable or failed; the message names the backend."""
+
+
+class DeviceUnavailableError(BackendError):
+    """The requested device of an installed backend is not available here; the message lists
+    the devices that are."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .camera import CameraModel
-from .errors import ConfigError
+from .errors import DataError
 
 __all__ = ['Detections', 'Frame', 'FrameDetections', 'FrameMeta', 'box_iou', 'class_name']
 
@@ -39,26 +39,26 @@ class FrameMeta:
 
     def __post_init__(self) -> None:
         if isinstance(self.stamp_ns, bool) or not isinstance(self.stamp_ns, (int, np.integer)):
-            raise ConfigError(f'FrameMeta.stamp_ns must be an integer number of nanoseconds, '
-                              f'got {self.stamp_ns!r}; use FrameMeta.from_seconds() for floats')
+            raise DataError(f'FrameMeta.stamp_ns must be an integer number of nanoseconds, '
+                            f'got {self.stamp_ns!r}; use FrameMeta.from_seconds() for floats')
         if self.stamp_ns < 0:
-            raise ConfigError(f'FrameMeta.stamp_ns must be >= 0, got {self.stamp_ns}')
+            raise DataError(f'FrameMeta.stamp_ns must be >= 0, got {self.stamp_ns}')
         object.__setattr__(self, 'stamp_ns', int(self.stamp_ns))
         if not isinstance(self.frame_id, str):
-            raise ConfigError(f'FrameMeta.frame_id must be a str, got {type(self.frame_id)}')
+            raise DataError(f'FrameMeta.frame_id must be a str, got {type(self.frame_id)}')
 
     @classmethod
     def from_sec_nanosec(cls, sec: int, nanosec: int, frame_id: str = '') -> FrameMeta:
         """Build from the two fields of a ``builtin_interfaces/Time``."""
         if not 0 <= nanosec < _NS_PER_S:
-            raise ConfigError(f'nanosec must be in [0, 1e9), got {nanosec}')
+            raise DataError(f'nanosec must be in [0, 1e9), got {nanosec}')
         return cls(int(sec) * _NS_PER_S + int(nanosec), frame_id)
 
     @classmethod
     def from_seconds(cls, seconds: float, frame_id: str = '') -> FrameMeta:
         """Build from float seconds (rounded to the nearest nanosecond)."""
         if not np.isfinite(seconds):
-            raise ConfigError(f'stamp must be finite, got {seconds}')
+            raise DataError(f'stamp must be finite, got {seconds}')
         return cls(int(round(seconds * _NS_PER_S)), frame_id)
 
     @property
@@ -93,7 +93,7 @@ class Frame:
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.ndim not in (2, 3):
             shape = getattr(self.image, 'shape', None)
-            raise ConfigError(f'Frame.image must be a 2-D or 3-D numpy array, got shape {shape}')
+            raise DataError(f'Frame.image must be a 2-D or 3-D numpy array, got shape {shape}')
 
     @property
     def height(self) -> int:
@@ -110,11 +110,11 @@ def _as_array(value: object, dtype: type, name: str, shape_tail: tuple[int, ...]
         arr = arr.reshape((0, *shape_tail))
     if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail:
         want = '(N, ' + ', '.join(str(s) for s in shape_tail) + ')' if shape_tail else '(N,)'
-        raise ConfigError(f'Detections.{name} must have shape {want}, got {arr.shape}')
+        raise DataError(f'Detections.{name} must have shape {want}, got {arr.shape}')
     if np.issubdtype(np.dtype(dtype), np.integer) and arr.dtype.kind == 'f':
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ConfigError(f'Detections.{name} must hold integers, got {arr.dtype} values '
-                              f'that are not whole numbers')
+            raise DataError(f'Detections.{name} must hold integers, got {arr.dtype} values '
+                            f'that are not whole numbers')
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -181,18 +181,18 @@ class Detections:
         n = len(self.boxes)
         for name in ('scores', 'class_ids'):
             if len(getattr(self, name)) != n:
-                raise ConfigError(f'Detections.{name} has {len(getattr(self, name))} rows but '
-                                  f'boxes has {n}; every array needs one row per detection')
+                raise DataError(f'Detections.{name} has {len(getattr(self, name))} rows but '
+                                f'boxes has {n}; every array needs one row per detection')
         if self.track_ids is not None:
             self.track_ids = _as_array(self.track_ids, np.int64, 'track_ids', ())
             if len(self.track_ids) != n:
-                raise ConfigError(f'Detections.track_ids has {len(self.track_ids)} rows, '
-                                  f'expected {n}')
+                raise DataError(f'Detections.track_ids has {len(self.track_ids)} rows, '
+                                f'expected {n}')
         if self.masks is not None:
             masks = np.asarray(self.masks)
             if masks.ndim != 3 or len(masks) != n:
-                raise ConfigError(f'Detections.masks must have shape (N={n}, H, W), got '
-                                  f'{masks.shape}')
+                raise DataError(f'Detections.masks must have shape (N={n}, H, W), got '
+                                f'{masks.shape}')
             self.masks = masks.astype(bool, copy=False)
 
     @classmethod
@@ -211,7 +211,7 @@ class Detections:
         tracked = [p.track_ids is not None for p in parts]
         masked = [p.masks is not None for p in parts]
         if len(set(tracked)) > 1 or len(set(masked)) > 1:
-            raise ConfigError('cannot concatenate Detections with and without track_ids/masks')
+            raise DataError('cannot concatenate Detections with and without track_ids/masks')
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),

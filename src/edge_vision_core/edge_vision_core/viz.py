@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .camera import CameraModel
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .types import Detections, class_name
 
 __all__ = ['TrailHistory', 'blend_heatmap', 'box_outlines_3d', 'color_for', 'detection_key',
@@ -109,8 +109,8 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
                     trails: TrailHistory | None = None, thickness: int = 2) -> np.ndarray:
     """Boxes with "#id class score" labels, and trails for tracked detections."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ConfigError(f'draw_detections needs a bgr8 image, got {image.dtype} '
-                          f'{image.shape}')
+        raise DataError(f'draw_detections needs a bgr8 image, got {image.dtype} '
+                        f'{image.shape}')
     height, width = image.shape[:2]
     scale = max(0.4, min(width, height) / 900)
     valid = dets.valid_mask()
@@ -175,7 +175,7 @@ def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
         raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
     heat = np.asarray(heatmap, np.float32)
     if heat.ndim != 2 or heat.size == 0:
-        raise ConfigError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
+        raise DataError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
     heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
     lo = float(heat.min()) if vmin is None else vmin
     hi = float(heat.max()) if vmax is None else vmax

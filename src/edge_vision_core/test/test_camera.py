@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import CameraModel, ConfigError
+from edge_vision_core import CameraModel, ConfigError, DataError
 
 
 def test_uncalibrated_model_is_all_zero():
@@ -92,7 +92,7 @@ def test_pixels_to_rays_refuses_an_uncalibrated_camera_and_bad_shapes():
     with pytest.raises(ConfigError, match='calibrated'):
         CameraModel.uncalibrated(640, 480).pixels_to_rays([[1, 2]])
     cam = CameraModel.from_intrinsics(640, 480, 500, 500, 320, 240)
-    with pytest.raises(ConfigError, match=r'\(N, 2\)'):
+    with pytest.raises(DataError, match=r'\(N, 2\)'):
         cam.pixels_to_rays([1, 2, 3])
     assert cam.pixels_to_rays(np.zeros((0, 2))).shape == (0, 3)
 

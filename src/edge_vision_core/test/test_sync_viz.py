@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections
+from edge_vision_core import ConfigError, DataError, Detections
 from edge_vision_core.sync import ExactTimeMatcher
 from edge_vision_core.viz import TrailHistory, blend_heatmap, color_for, draw_detections, draw_hud
 
@@ -40,7 +40,7 @@ def test_draw_detections_colours_boxes_by_track_and_skips_invalid_boxes():
     draw_detections(img, dets, ['person', 'car'])
     assert tuple(img[30, 10]) == color_for(3)
     assert img[70:, 60:].max() == 0
-    with pytest.raises(ConfigError, match='bgr8'):
+    with pytest.raises(DataError, match='bgr8'):
         draw_detections(np.zeros((4, 4), np.uint8), dets)
 
 
@@ -50,7 +50,7 @@ def test_heatmap_and_hud():
     heat[:2] = 1.0
     blend_heatmap(img, heat, alpha=0.5)
     assert not np.array_equal(img[0, 0], img[-1, -1])
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match='heatmap'):
         blend_heatmap(img, np.zeros(3), 0.5)
     draw_hud(img, ['10 fps'])
     assert img[:5, :5].mean() < 100

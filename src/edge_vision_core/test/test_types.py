@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections, Frame, FrameMeta
+from edge_vision_core import DataError, Detections, Frame, FrameMeta
 
 
 def make(n: int = 3, **kwargs) -> Detections:
@@ -32,7 +32,7 @@ def test_dtypes_are_normalised():
 def test_invalid_shapes_are_refused_with_the_field_name(kwargs, match):
     base = {'boxes': make().boxes, 'scores': make().scores, 'class_ids': make().class_ids}
     base.update(kwargs)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(DataError, match=match):
         Detections(**base)
 
 
@@ -72,7 +72,7 @@ def test_concatenate_and_replace():
     c = Detections.concatenate([a, b])
     assert len(c) == 5
     assert Detections.concatenate([]).boxes.shape == (0, 4)
-    with pytest.raises(ConfigError, match='with and without track_ids'):
+    with pytest.raises(DataError, match='with and without track_ids'):
         Detections.concatenate([make(1, track_ids=[1]), make(1)])
     tracked = a.replace(track_ids=[4, 5])
     assert tracked.track_ids.dtype == np.int64 and a.track_ids is None
@@ -94,7 +94,7 @@ def test_frame_meta_keeps_exact_nanoseconds():
     (lambda: Frame(np.zeros(4)), '2-D or 3-D'),
 ])
 def test_bad_metadata_is_refused(call, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(DataError, match=match):
         call()
 
 

@@ -95,7 +95,7 @@ def _annotate(image, lines, out_dir: Path, path: Path, frame: int, is_video: boo
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_vision_core import ConfigError, SourceError
+    from edge_vision_core import ConfigError, DataError, SourceError
     from edge_vision_core.inference.ocr import TextReader, TextReaderOptions
     from edge_vision_core.io.files import VIDEO_SUFFIXES
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                         dropped += result.stats.dropped
                         frames += 1
                         read_ms += result.stats.total_ms
-                except (SourceError, ConfigError) as exc:
+                except (SourceError, DataError) as exc:
                     failed += 1
                     _LOG.error('skipping %s: %s', path, exc)
                     continue

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..types import Detections, box_iou
 
 __all__ = [
@@ -103,8 +103,8 @@ def average_precision(scores: np.ndarray, true_positive: np.ndarray, num_referen
     scores = np.asarray(scores, np.float64).reshape(-1)
     true_positive = np.asarray(true_positive, bool).reshape(-1)
     if len(scores) != len(true_positive):
-        raise ConfigError(f'average_precision: {len(scores)} scores but '
-                          f'{len(true_positive)} true_positive flags')
+        raise DataError(f'average_precision: {len(scores)} scores but '
+                        f'{len(true_positive)} true_positive flags')
     if not len(scores):
         return 0.0
     order = np.argsort(-scores, kind='stable')
@@ -122,8 +122,8 @@ def _per_class_hits(references: Sequence[Detections], predictions: Sequence[Dete
                     iou_threshold: float) -> tuple[dict[int, list[float]], dict[int, list[bool]],
                                                     dict[int, int]]:
     if len(references) != len(predictions):
-        raise ConfigError(f'{len(references)} reference images but {len(predictions)} '
-                          f'prediction images; give one Detections per image to both')
+        raise DataError(f'{len(references)} reference images but {len(predictions)} '
+                        f'prediction images; give one Detections per image to both')
     scores: dict[int, list[float]] = {}
     hits: dict[int, list[bool]] = {}
     counts: dict[int, int] = {}
@@ -155,7 +155,8 @@ def mean_average_precision(references: Sequence[Detections],
         is no reference box.
 
     Raises:
-        ConfigError: different image counts or a bad threshold.
+        DataError: different image counts.
+        ConfigError: a bad threshold.
     """
     _check_threshold(iou_threshold)
     scores, hits, counts = _per_class_hits(references, predictions, iou_threshold)
@@ -223,7 +224,8 @@ def detection_agreement(references: Sequence[Detections], predictions: Sequence[
         score_threshold: operating threshold of the variant, in [0, 1].
 
     Raises:
-        ConfigError: different image counts or thresholds out of range.
+        DataError: different image counts.
+        ConfigError: thresholds out of range.
     """
     if not 0.0 <= score_threshold <= 1.0:
         raise ConfigError(f'score_threshold must be in [0, 1], got {score_threshold!r}')

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, ConversionError
+from ..errors import ConfigError, ConversionError, DataError
 from ..types import Detections, box_iou
 
 __all__ = [
@@ -76,8 +76,8 @@ class MotTable:
         self.extra = np.full((n, 3), -1.0) if extra.size == 0 and n else extra.reshape(-1, 3)
         for name in ('ids', 'boxes', 'scores', 'extra'):
             if len(getattr(self, name)) != n:
-                raise ConfigError(f'MotTable.{name} has {len(getattr(self, name))} rows, '
-                                  f'frames has {n}')
+                raise DataError(f'MotTable.{name} has {len(getattr(self, name))} rows, '
+                                f'frames has {n}')
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -132,8 +132,8 @@ class MotTable:
         frames, ids, boxes, scores = [], [], [], []
         for frame, dets in tracks:
             if dets.track_ids is None:
-                raise ConfigError(f'frame {frame}: Detections without track_ids cannot be '
-                                  f'written as tracks')
+                raise DataError(f'frame {frame}: Detections without track_ids cannot be '
+                                f'written as tracks')
             frames.append(np.full(len(dets), frame, np.int64))
             ids.append(dets.track_ids)
             b = dets.boxes.astype(np.float64)

@@ -6,8 +6,11 @@
 - :mod:`.corrections`: exposure (gamma, CLAHE), white balance, sharpening, denoising, resize
   as pure functions.
 - :mod:`.undistort`: ``Undistorter``, undistortion/rectification with cached maps (REP-104).
+- :mod:`.steps`: ``STEP_TABLE``, the correction steps (each with its switch, parameters, state
+  and code);
 - :mod:`.preprocess`: ``Preprocessor`` + ``PreprocessConfig``, the per-stream pipeline that
-  ``preprocess_node`` wraps: measure, gate, correct, report.
+  ``preprocess_node`` wraps: measure, gate, correct, report (a ``PreprocessResult``; the ROS
+  diagnostics are made from it in ``edge_vision.conversions``).
 
 Images are numpy arrays in ROS encodings: natively mono8, mono16, bgr8, rgb8, bgr16, rgb16
 ((H, W) or (H, W, 3), uint8/uint16); the Preprocessor converts other camera encodings.
@@ -27,6 +30,7 @@ from .preprocess import (
     QualityVerdict,
 )
 from .reference import mse, psnr, ssim
+from .steps import STEP_TABLE, Step
 from .undistort import Undistorter
 
 __all__ = [
@@ -34,12 +38,14 @@ __all__ = [
     'NATIVE_ENCODINGS',
     'NOISE_METHODS',
     'STEPS',
+    'STEP_TABLE',
     'PreprocessConfig',
     'PreprocessResult',
     'PreprocessStats',
     'Preprocessor',
     'QualityMetrics',
     'QualityVerdict',
+    'Step',
     'Undistorter',
     'estimate_noise_sigma',
     'measure_quality',

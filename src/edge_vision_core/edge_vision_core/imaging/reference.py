@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, ConversionError
+from ..errors import ConfigError, ConversionError, DataError
 
 __all__ = ['dtype_range', 'mse', 'psnr', 'ssim']
 
@@ -64,14 +64,14 @@ def dtype_range(dtype: np.dtype | type) -> tuple[float, float]:
 
 def _check_pair(ref: np.ndarray, img: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(ref, np.ndarray) or not isinstance(img, np.ndarray):
-        raise ConfigError(f'{what} needs two numpy arrays, got {type(ref).__name__} and '
-                          f'{type(img).__name__}')
+        raise DataError(f'{what} needs two numpy arrays, got {type(ref).__name__} and '
+                        f'{type(img).__name__}')
     if ref.shape != img.shape:
-        raise ConfigError(f'{what} needs images of the same shape, got {ref.shape} and '
-                          f'{img.shape}; resize or crop one of them first')
+        raise DataError(f'{what} needs images of the same shape, got {ref.shape} and '
+                        f'{img.shape}; resize or crop one of them first')
     if ref.ndim not in (2, 3) or ref.size == 0:
-        raise ConfigError(f'{what} needs non-empty (H, W) or (H, W, C) images, got shape '
-                          f'{ref.shape}')
+        raise DataError(f'{what} needs non-empty (H, W) or (H, W, C) images, got shape '
+                        f'{ref.shape}')
     for arr in (ref, img):
         dtype_range(arr.dtype)  # raises for complex, object, string... dtypes
     return ref, img
@@ -97,7 +97,7 @@ def mse(ref: np.ndarray, img: np.ndarray) -> float:
         The MSE in squared intensity units of the input dtype.
 
     Raises:
-        ConfigError: shapes differ or the arrays are not images.
+        DataError: shapes differ or the arrays are not images.
     """
     ref, img = _check_pair(ref, img, 'mse')
     return _mse(ref, img)
@@ -127,16 +127,16 @@ def psnr(ref: np.ndarray, img: np.ndarray, data_range: float | None = None) -> f
         ``10 log10(data_range**2 / MSE)``; ``inf`` for identical images.
 
     Raises:
-        ConfigError: shapes differ, ``data_range`` is not positive, the dtypes differ with no
-            ``data_range``, or ``ref`` lies outside its dtype's assumed range (a float image
-            beyond [-1, 1]) with no ``data_range``.
+        DataError: shapes differ, or the dtypes differ with no ``data_range``.
+        ConfigError: ``data_range`` is not positive, or ``ref`` lies outside its dtype's
+            assumed range (a float image beyond [-1, 1]) with no ``data_range``.
     """
     ref, img = _check_pair(ref, img, 'psnr')
     rng = _check_data_range(data_range)
     if rng is None:
         if ref.dtype != img.dtype:
-            raise ConfigError(f'psnr: the images have different dtypes ({ref.dtype} and '
-                              f'{img.dtype}); pass data_range explicitly')
+            raise DataError(f'psnr: the images have different dtypes ({ref.dtype} and '
+                            f'{img.dtype}); pass data_range explicitly')
         dmin, dmax = dtype_range(ref.dtype)
         true_min, true_max = float(np.min(ref)), float(np.max(ref))
         if true_max > dmax or true_min < dmin:
@@ -173,8 +173,9 @@ def ssim(ref: np.ndarray, img: np.ndarray, *, data_range: float | None = None,
         The mean SSIM in [-1, 1] (1 for identical images).
 
     Raises:
-        ConfigError: shapes or dtypes differ, the image is smaller than the window, a float
-            image has no ``data_range``, or a parameter is out of range.
+        DataError: shapes or dtypes differ.
+        ConfigError: the image is smaller than the window, a float image has no
+            ``data_range``, or a parameter is out of range.
     """
     ref, img = _check_pair(ref, img, 'ssim')
     if isinstance(win_size, bool) or not isinstance(win_size, (int, np.integer)) or \
@@ -189,8 +190,8 @@ def ssim(ref: np.ndarray, img: np.ndarray, *, data_range: float | None = None,
         if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
             raise ConfigError(f'ssim: {name} must be a finite number > 0, got {k!r}')
     if ref.dtype != img.dtype:
-        raise ConfigError(f'ssim: the images have different dtypes ({ref.dtype} and '
-                          f'{img.dtype}); convert one of them')
+        raise DataError(f'ssim: the images have different dtypes ({ref.dtype} and '
+                        f'{img.dtype}); convert one of them')
     rng = _check_data_range(data_range)
     if rng is None:
         if not np.issubdtype(ref.dtype, np.integer) and ref.dtype != np.bool_:

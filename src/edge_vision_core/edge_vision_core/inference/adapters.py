@@ -1,11 +1,25 @@
-"""Model adapters: pure functions that turn raw output tensors into detections or masks.
+"""Model adapters: one table of adapter objects that turn raw output tensors into results.
 
-Every decoder takes the model's output arrays (in the order the backend returns them) and the
-model-input size, and returns :class:`Candidates`: boxes in **model-input pixels** (the
-letterboxed image, corner coordinates, x right, y down), scores and class ids, after the score
-threshold and before NMS (``nms_done`` tells when the model already ran NMS). :func:`finalize`
-then runs class-aware NMS, keeps ``max_detections`` and maps the boxes back into the original
-image's pixels through the letterbox inverse, clipped to the image.
+Every model family is one :class:`Adapter` in :data:`ADAPTERS` (the manifest's ``adapter:``
+key names it). An adapter knows
+
+- which of :data:`OUTPUT_KINDS` it produces (``detections``, ``mask``, ``keypoints``, ``text``);
+- its manifest options (:attr:`Adapter.options`: a frozen dataclass whose fields, with
+  :func:`~edge_vision_core.config.param` metadata, are the adapter's own manifest keys; their
+  defaults, ranges and types are checked when the manifest is read) and what else the manifest
+  must declare (:meth:`Adapter.check_manifest`);
+- the output contract, checked against the loaded model's output shapes before the first frame
+  (:meth:`Adapter.check_outputs`);
+- how to decode one inference (:meth:`Adapter.decode`) into :class:`Decoded`: boxes, scores,
+  class ids (and optional keypoints) in **model-input pixels** (the letterboxed image, corner
+  coordinates, x right, y down) before NMS, a per-pixel class map over the model input, or
+  text; the :class:`~edge_vision_core.inference.detector.Detector` then runs NMS and maps all
+  of it back into the original image's pixels (:func:`finalize_with_keypoints`,
+  :func:`~.letterbox.mask_to_image`);
+- the input-size multiple its head needs (:meth:`Adapter.size_multiple`, for ``optimize``).
+
+Adding a model family is one new class here and one entry in the table (see "Adding an adapter"
+below); ``register_adapter`` adds one at run time (plugins, tests).
 
 Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
 
@@ -14,39 +28,101 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
   bottom; each a softmax over ``reg_max + 1`` bins whose expectation is the distance in units
   of ``s`` from the cell centre ``((i + center_offset) * s, (j + center_offset) * s)``), in any
   output order; or the NanoDet-Plus single output ``[1, sum N_s, C + 4 * (reg_max + 1)]``.
+  Options: ``strides``, ``reg_max``, ``center_offset``.
 - ``yolov5``: ``[1, N, 5 + C]`` rows ``cx, cy, w, h, objectness, class scores...``;
-  score = objectness x class score.
+  score = objectness x class score. Option: ``normalized_boxes``.
 - ``yolov8`` (also YOLOv11): ``[1, 4 + C, N]`` (or transposed ``[1, N, 4 + C]``) rows
-  ``cx, cy, w, h, class scores...``, no objectness.
+  ``cx, cy, w, h, class scores...``, no objectness. Option: ``normalized_boxes``.
 - ``yolo_nms`` (end-to-end exports with NMS inside): either one ``[1, K, 6]`` output with rows
   ``x1, y1, x2, y2, score, class`` or four outputs ``num_dets [1, 1]``, ``boxes [1, K, 4]``
   (x1, y1, x2, y2), ``scores [1, K]``, ``classes [1, K]`` (TensorRT EfficientNMS layout).
+  Option: ``normalized_boxes``.
 - ``ssd_postprocess`` (TFLite ``DetectionPostProcess``): ``boxes [1, K, 4]`` normalised
   ``ymin, xmin, ymax, xmax`` in [0, 1] of the model input, ``classes [1, K]``,
-  ``scores [1, K]``, ``count [1]``.
+  ``scores [1, K]``, ``count [1]``. Option: ``label_offset``.
 - ``segmentation``: ``[1, C, H, W]`` or ``[1, H, W, C]`` scores (argmax over C), ``[1, 1, H, W]``
   or ``[1, H, W, 1]`` foreground probability with C = 2, or an integer class map ``[1, H, W]``.
+- text models (see :mod:`.text` for the layouts; :class:`.ocr.TextReader` chains them):
+  ``db_text`` (text line quadrilaterals as boxes + 4 keypoints; options ``size_multiple``,
+  ``bin_threshold``, ``unclip_ratio``), ``text_direction`` (the angle label of each input as
+  text) and ``ctc_text`` (the characters read; options ``dictionary``, ``size_multiple``,
+  ``space_threshold``).
 
-YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized=True`` (0..1 of the
+YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized_boxes`` (0..1 of the
 input size).
+
+Adding an adapter (say ``blazeface``, producing detections and keypoints)::
+
+    @dataclass(frozen=True)
+    class BlazeFaceOptions:                       # its manifest keys, validated on load
+        anchor_strides: tuple[int, ...] = field(default=(8, 16, 16, 16), metadata=param(
+            'Stride of every anchor layer.', min=1, max=1024))
+
+        def __post_init__(self) -> None:
+            check_config(self)
+
+    class BlazeFaceAdapter(Adapter):
+        name = 'blazeface'
+        produces = frozenset({'detections', 'keypoints'})
+        options = BlazeFaceOptions
+        summary = 'MediaPipe BlazeFace: anchors, 16 box values + 6 keypoints'
+
+        def check_outputs(self, shapes, manifest):     # optional: None when they fit
+            return None if len(shapes) == 2 else f'blazeface needs 2 outputs, has {len(shapes)}'
+
+        def decode(self, outputs, ctx):
+            ...  # ctx.options.anchor_strides, ctx.input_size, ctx.score_threshold
+            return Decoded(Candidates(boxes, scores, class_ids, keypoints=points))
+
+    ADAPTERS = Registry('adapter', ModelError, _check_adapter, [..., BlazeFaceAdapter()])
+
+Nothing else changes: manifests may then say ``adapter: blazeface`` with ``anchor_strides``,
+the Detector checks the contract, decodes, runs NMS and returns ``DetectionResult.keypoints``
+(``mask`` for ``mask`` producers, ``text`` for ``text`` producers) in image pixels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import ModelError
+from ..config import check_config, config_from_mapping, config_to_mapping, param
+from ..errors import ConfigError, ModelError
+from ..registry import Registry
 from ..types import Detections
 from .letterbox import LetterboxTransform
 from .nms import batched_nms
+from .text import (
+    ctc_greedy_decode,
+    db_boxes,
+    decode_text_direction,
+    dictionary_file,
+    quad_bounds,
+)
+
+if TYPE_CHECKING:
+    from .manifest import ModelManifest
 
 __all__ = [
     'ADAPTERS',
+    'OUTPUT_KINDS',
+    'Adapter',
     'Candidates',
+    'CtcTextAdapter',
+    'CtcTextOptions',
+    'DbTextAdapter',
+    'DbTextOptions',
+    'DecodeContext',
+    'Decoded',
+    'NoOptions',
+    'TextDirectionAdapter',
     'decode_nanodet',
     'decode_segmentation',
     'decode_ssd_postprocess',
@@ -54,12 +130,13 @@ __all__ = [
     'decode_yolov5',
     'decode_yolov8',
     'finalize',
+    'finalize_with_keypoints',
+    'get_adapter',
+    'register_adapter',
 ]
 
-#: The adapter names a manifest may use.
-ADAPTERS = ('nanodet', 'yolov5', 'yolov8', 'yolo_nms', 'ssd_postprocess', 'segmentation',
-            # text models: decoded by edge_vision_core.inference.text (TEXT_ADAPTERS)
-            'db_text', 'text_direction', 'ctc_text')
+#: What an adapter may produce (:attr:`Adapter.produces`).
+OUTPUT_KINDS = ('detections', 'mask', 'keypoints', 'text')
 
 
 @dataclass(frozen=True)
@@ -71,12 +148,15 @@ class Candidates:
         scores: (N,) float32.
         class_ids: (N,) int32 indices into the model's labels.
         nms_done: True when the model's own NMS already ran (skip ours).
+        keypoints: optional (N, K, 2) float32 ``(x, y)`` points per box in model-input pixels
+            (face landmarks, the corners of a text quadrilateral...), or None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     nms_done: bool = False
+    keypoints: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Candidates:
@@ -368,6 +448,21 @@ def finalize(candidates: Candidates, transform: LetterboxTransform, *,
         Detections in the original image's pixels, clipped to the image, by decreasing score;
         boxes that end up empty after clipping (entirely in the padding) are dropped.
     """
+    return finalize_with_keypoints(candidates, transform, iou_threshold=iou_threshold,
+                                   max_detections=max_detections,
+                                   class_agnostic=class_agnostic, nms_method=nms_method)[0]
+
+
+def finalize_with_keypoints(candidates: Candidates, transform: LetterboxTransform, *,
+                            iou_threshold: float = 0.6, max_detections: int = 100,
+                            class_agnostic: bool = False, nms_method: str = 'auto'
+                            ) -> tuple[Detections, np.ndarray | None]:
+    """:func:`finalize`, and the kept boxes' keypoints mapped into image pixels.
+
+    Returns:
+        ``(detections, keypoints)``: keypoints (N, K, 2) float32 in image pixels (clipped),
+        row ``i`` belonging to ``detections[i]``; None when the candidates carry none.
+    """
     if candidates.nms_done:
         keep = np.argsort(-candidates.scores, kind='stable')
         if max_detections:
@@ -378,4 +473,509 @@ def finalize(candidates: Candidates, transform: LetterboxTransform, *,
                            max_keep=max_detections, method=nms_method)
     boxes = transform.model_to_image(candidates.boxes[keep])
     ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok])
+    dets = Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok])
+    if candidates.keypoints is None:
+        return dets, None
+    return dets, transform.points_to_image(candidates.keypoints[keep][ok])
+
+
+# -- the adapter table --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an adapter that has no manifest keys of its own."""
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What :meth:`Adapter.decode` gets besides the output tensors.
+
+    Attributes:
+        manifest: the model's manifest (labels, input size, ``options``...).
+        score_threshold: keep results scoring above this (the detector's current threshold).
+        output_names: the backend's output names, in the order of the outputs.
+    """
+
+    manifest: ModelManifest
+    score_threshold: float
+    output_names: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> Any:
+        """The adapter's options (an instance of its :attr:`Adapter.options`)."""
+        return self.manifest.options
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the model input."""
+        return self.manifest.input_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.manifest.num_classes
+
+
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    """What one inference decoded to, in model-input space (see the module docstring).
+
+    Attributes:
+        candidates: boxes, scores, class ids (and optional keypoints) before NMS, for adapters
+            that produce ``detections``; None otherwise.
+        mask: (h, w) integer class id per pixel covering the whole model input (possibly
+            coarser), for adapters that produce ``mask``; None otherwise.
+        text: ``(text, confidence)`` per text the model read, for adapters that produce
+            ``text``; None otherwise.
+    """
+
+    candidates: Candidates | None = None
+    mask: np.ndarray | None = None
+    text: tuple[tuple[str, float], ...] | None = None
+
+
+class Adapter(ABC):
+    """One model family: its manifest options, output contract and decoder.
+
+    Subclasses set the class attributes and implement :meth:`decode`; the other methods have
+    defaults. Instances are stateless and shared by every Detector (register one instance).
+
+    Class attributes:
+        name: registry key, the manifest's ``adapter:`` value (lower case).
+        produces: the subset of :data:`OUTPUT_KINDS` that :meth:`decode` fills.
+        options: a frozen dataclass whose fields (with ``param`` metadata and defaults) are
+            this adapter's own manifest keys; its ``__post_init__`` validates them
+            (``check_config`` plus cross-field checks). :class:`NoOptions` for none.
+        summary: one line for listings and docs.
+        output_counts: the numbers of model outputs the layout allows (None: any), checked
+            by the default :meth:`check_outputs`; ``outputs_doc`` names them for the message.
+    """
+
+    name: ClassVar[str] = ''
+    produces: ClassVar[frozenset[str]] = frozenset({'detections'})
+    options: ClassVar[type] = NoOptions
+    summary: ClassVar[str] = ''
+    output_counts: ClassVar[tuple[int, ...] | None] = None
+    outputs_doc: ClassVar[str] = ''
+    #: ``edge-vision optimize`` may make variants at other input sizes (False where the family
+    #: fixes the size, e.g. a text recognizer's height).
+    resizable: ClassVar[bool] = True
+    #: the model takes any input size that is a multiple of :meth:`size_multiple`: a size
+    #: variant keeps the file and only changes the manifest's default size.
+    dynamic_input: ClassVar[bool] = False
+
+    @abstractmethod
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        """Decode one inference.
+
+        Args:
+            outputs: the model outputs in the backend's order.
+            ctx: manifest, options, score threshold, output names.
+
+        Raises:
+            ModelError: when the outputs do not match the adapter's layout.
+        """
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        """What is wrong with the loaded model's output shapes (None = dynamic dimension) for
+        this manifest, or None when they fit; called once when a Detector is created. The
+        default checks the number of outputs against :attr:`output_counts`."""
+        if self.output_counts is not None and len(shapes) not in self.output_counts:
+            return f'{self.name} needs {self.outputs_doc}, the model has {len(shapes)} outputs'
+        return None
+
+    def check_manifest(self, manifest: ModelManifest) -> str | None:
+        """What the manifest lacks for this adapter (cross-key checks beyond the options), or
+        None; called when a manifest is read."""
+        return None
+
+    def size_multiple(self, options: Any) -> int:
+        """Input sizes of this family must be multiples of this (its coarsest stride)."""
+        return 32
+
+    def parse_options(self, values: Mapping[str, Any]) -> Any:
+        """The adapter's options from the manifest's keys (the others are ignored).
+
+        Raises:
+            ConfigError: a value of the wrong type or out of range.
+        """
+        keys = self.option_keys()
+        return config_from_mapping(self.options, {k: v for k, v in values.items() if k in keys})
+
+    def option_keys(self) -> tuple[str, ...]:
+        """This adapter's own manifest keys."""
+        return tuple(f.name for f in dataclasses.fields(self.options))
+
+    def options_to_dict(self, options: Any) -> dict[str, Any]:
+        """The options as manifest keys (plain lists and scalars), for writing a manifest."""
+        return config_to_mapping(options)
+
+    def resolve_files(self, options: Any, base: Path) -> Any:
+        """The options with the files they name made absolute against the manifest's folder
+        ``base`` (called when a manifest is read; default: unchanged)."""
+        return options
+
+    def __repr__(self) -> str:
+        return f'<adapter {self.name}: {", ".join(sorted(self.produces))}>'
+
+
+@dataclass(frozen=True)
+class NanodetOptions:
+    """Manifest keys of the ``nanodet`` adapter (head geometry)."""
+
+    strides: tuple[int, ...] = field(default=(8, 16, 32), metadata=param(
+        'Stride of every head level, e.g. [8, 16, 32].', min=1, max=1024))
+    reg_max: int = field(default=10, metadata=param(
+        'Bins per box side minus one.', min=0, max=256))
+    center_offset: float = field(default=0.5, metadata=param(
+        'Cell-centre offset: 0.5 for NanoDet, 0.0 for NanoDet-Plus.', min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.strides:
+            raise ConfigError('NanodetOptions.strides needs at least one stride')
+
+
+class NanodetAdapter(Adapter):
+    name = 'nanodet'
+    options = NanodetOptions
+    summary = 'NanoDet / NanoDet-Plus GFL heads (per-stride scores and box distributions)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        o = ctx.options
+        return Decoded(decode_nanodet(outputs, ctx.input_size, ctx.num_classes,
+                                      strides=o.strides, reg_max=o.reg_max,
+                                      center_offset=o.center_offset,
+                                      score_threshold=ctx.score_threshold))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        o, n = manifest.options, manifest.num_classes
+        bins = 4 * (o.reg_max + 1)
+        last = [s[-1] if s else None for s in shapes]
+        cls_outs = [s for s in shapes if s and s[-1] == n]
+        if len(shapes) == 1 and shapes[0] and shapes[0][-1] is not None:
+            if shapes[0][-1] != n + bins:
+                return (f'nanodet single output must have {n} + {bins} (labels + 4 x '
+                        f'(reg_max + 1)) channels, got {list(shapes[0])}; check the labels '
+                        f'count and reg_max')
+        elif len(cls_outs) != len(o.strides) or any(
+                v not in (n, bins) for v in last if v is not None):
+            return (f'nanodet expects, per stride {list(o.strides)}, a [1, N, {n}] score '
+                    f'output ({n} labels) and a [1, N, {bins}] distribution output (reg_max '
+                    f'{o.reg_max}); the model has outputs {[list(s) for s in shapes]}. Check '
+                    f'the labels count')
+        return None
+
+    def size_multiple(self, options: NanodetOptions) -> int:
+        return max(options.strides)
+
+
+@dataclass(frozen=True)
+class BoxOptions:
+    """Manifest keys of the YOLO adapters (``yolov5``, ``yolov8``, ``yolo_nms``)."""
+
+    normalized_boxes: bool = field(default=False, metadata=param(
+        'Boxes in 0..1 of the input size instead of model-input pixels.'))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class _ClassScoreYolo(Adapter):
+    """YOLO heads with per-class scores: one output whose rows hold ``box_values`` numbers
+    and the class scores, the row length on one of ``class_axes`` (of a rank-``rank`` output,
+    any rank when None); ``decoder`` is :func:`decode_yolov5` or :func:`decode_yolov8`."""
+
+    options = BoxOptions
+    decoder: ClassVar[Any]
+    box_values: ClassVar[int]
+    layout: ClassVar[str]  # the expected shape, with {w} for the row length
+    class_axes: ClassVar[tuple[int, ...]]
+    rank: ClassVar[int | None] = None
+    other: ClassVar[str]  # the adapter for the other layout
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(self.decoder(outputs, ctx.input_size, ctx.num_classes,
+                                    score_threshold=ctx.score_threshold,
+                                    normalized=ctx.options.normalized_boxes))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        n = manifest.num_classes
+        width = self.box_values + n
+        s = tuple(shapes[0]) if shapes else ()
+        if not s or (self.rank is not None and len(s) != self.rank):
+            return None
+        dims = [s[a] for a in self.class_axes]
+        if None in dims or width in dims:
+            return None
+        return (f'{self.name} output must be {self.layout.format(w=width)} ({self.box_values} '
+                f'+ {n} labels), the model has {list(s)}; the labels count does not match the '
+                f'class outputs (or the model needs adapter {self.other})')
+
+
+class Yolov5Adapter(_ClassScoreYolo):
+    name = 'yolov5'
+    summary = 'YOLOv5-style [1, N, 5 + C] (boxes, objectness, class scores)'
+    decoder = staticmethod(decode_yolov5)
+    box_values, layout, class_axes, other = 5, '[1, N, {w}]', (-1,), 'yolov8'
+
+
+class Yolov8Adapter(_ClassScoreYolo):
+    name = 'yolov8'
+    summary = 'YOLOv8/YOLOv11 [1, 4 + C, N] (boxes, class scores; no objectness)'
+    decoder = staticmethod(decode_yolov8)
+    box_values, layout, class_axes, rank, other = 4, '[1, {w}, N]', (1, 2), 3, 'yolov5'
+
+
+class YoloNmsAdapter(Adapter):
+    name = 'yolo_nms'
+    options = BoxOptions
+    summary = 'end-to-end exports with NMS inside ([1, K, 6] or EfficientNMS four outputs)'
+    output_counts = (1, 4)
+    outputs_doc = 'one [1, K, 6] output or four outputs (num_dets, boxes, scores, classes)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(decode_yolo_nms(outputs, ctx.input_size,
+                                       score_threshold=ctx.score_threshold,
+                                       normalized=ctx.options.normalized_boxes))
+
+
+@dataclass(frozen=True)
+class SsdOptions:
+    """Manifest keys of the ``ssd_postprocess`` adapter."""
+
+    label_offset: int = field(default=0, metadata=param(
+        'Added to the class values to index the labels (1 when the labels start with a '
+        'background entry the model does not count).', min=-1000, max=1000))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class SsdPostprocessAdapter(Adapter):
+    name = 'ssd_postprocess'
+    options = SsdOptions
+    summary = 'TFLite DetectionPostProcess (boxes, classes, scores, count)'
+    output_counts = (4,)
+    outputs_doc = 'the 4 outputs of DetectionPostProcess (boxes, classes, scores, count)'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(decode_ssd_postprocess(outputs, ctx.input_size,
+                                              score_threshold=ctx.score_threshold,
+                                              label_offset=ctx.options.label_offset,
+                                              output_names=ctx.output_names))
+
+
+class SegmentationAdapter(Adapter):
+    name = 'segmentation'
+    produces = frozenset({'mask'})
+    summary = 'semantic segmentation: per-pixel class scores, probability or class map'
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        return Decoded(mask=decode_segmentation(outputs, ctx.num_classes))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        n = manifest.num_classes
+        s = shapes[0] if shapes else ()
+        if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
+            return (f'segmentation output {list(s)} has no axis of {n} classes (labels); '
+                    f'check the labels')
+        return None
+
+
+@dataclass(frozen=True)
+class DbTextOptions:
+    """Manifest keys of the ``db_text`` adapter (the box threshold is ``score_threshold``)."""
+
+    size_multiple: int = field(default=32, metadata=param(
+        'Input sides must be multiples of this (the coarsest stride); input_size is then the '
+        'default longest side of the input.', min=1, max=1024))
+    bin_threshold: float = field(default=0.3, metadata=param(
+        'Pixels with a text probability above this are text.', min=0.0, max=1.0))
+    unclip_ratio: float = field(default=1.6, metadata=param(
+        'Each text region grows by area x ratio / perimeter on every side.', min=0.0,
+        max=10.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class DbTextAdapter(Adapter):
+    """DB text detection: quadrilaterals as boxes (their bounds) with the 4 corners as
+    keypoints, class 0 (``text``), already without overlaps (no NMS). The output map has the
+    input's resolution (PP-OCR), so its pixels are model-input pixels."""
+
+    name = 'db_text'
+    produces = frozenset({'detections', 'keypoints'})
+    options = DbTextOptions
+    summary = 'DB text detection (PP-OCR): text probability map -> line quadrilaterals'
+    dynamic_input = True
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        if not len(outputs):
+            raise ModelError('db_text: the model returned no output')
+        o = ctx.options
+        quads, scores = db_boxes(outputs[0], bin_threshold=o.bin_threshold,
+                                 box_threshold=ctx.score_threshold,
+                                 unclip_ratio=o.unclip_ratio,
+                                 max_candidates=max(ctx.manifest.max_detections, 1))
+        return Decoded(Candidates(quad_bounds(quads), scores, np.zeros(len(quads), np.int32),
+                                  nms_done=True, keypoints=quads))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        shape = tuple(shapes[0]) if shapes else ()
+        w, h = manifest.input_size
+        spatial_ok = all(d is None or d == want for d, want in zip(shape[-2:], (h, w),
+                                                                    strict=False))
+        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[1] not in (1, None)) \
+                or not spatial_ok:
+            return (f'db_text expects a [1, 1, H, W] text probability map at the input\'s '
+                    f'resolution, the model outputs {[list(s) for s in shapes]}; is this a '
+                    f'text detector?')
+        return None
+
+    def size_multiple(self, options: DbTextOptions) -> int:
+        return options.size_multiple
+
+
+class TextDirectionAdapter(Adapter):
+    """Text direction: per input, its angle label (``'0'``, ``'180'``) and probability."""
+
+    name = 'text_direction'
+    produces = frozenset({'text'})
+    summary = 'text line direction classifier (PP-OCR): [B, K] angle probabilities'
+    resizable = False
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        angles, probs = decode_text_direction(outputs, ctx.manifest.labels)
+        return Decoded(text=tuple((str(int(a)), float(p)) for a, p in zip(angles, probs,
+                                                                           strict=True)))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        shape = tuple(shapes[0]) if shapes else ()
+        if len(shape) != 2 or shape[1] not in (manifest.num_classes, None):
+            return (f'text_direction expects [B, {manifest.num_classes}] probabilities of the '
+                    f'labels {list(manifest.labels)}, the model outputs '
+                    f'{[list(s) for s in shapes]}')
+        return None
+
+
+@dataclass(frozen=True)
+class CtcTextOptions:
+    """Manifest keys of the ``ctc_text`` adapter."""
+
+    dictionary: str = field(default='', metadata=param(
+        'UTF-8 file of the characters of classes 1..C-1, one per line (class 0 is the CTC '
+        'blank), relative to the manifest.'))
+    size_multiple: int = field(default=8, metadata=param(
+        'Input widths are rounded up to multiples of this (the horizontal stride).', min=1,
+        max=1024))
+    space_threshold: float = field(default=0.0, metadata=param(
+        "Insert a space between two characters where the space class reaches this probability "
+        "in the gap (recognizers trained mostly without spaces leave the gaps between words "
+        "blank); 0 = off.", min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class CtcTextAdapter(Adapter):
+    """CTC text recognition: the characters of each input (best path), with confidence."""
+
+    name = 'ctc_text'
+    produces = frozenset({'text'})
+    options = CtcTextOptions
+    summary = 'CTC text recognition (CRNN/SVTR, PP-OCR): [B, T, 1 + dictionary] -> text'
+    resizable = False
+    dynamic_input = True
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        if not len(outputs):
+            raise ModelError('ctc_text: the model returned no output')
+        o = ctx.options
+        return Decoded(text=tuple(ctc_greedy_decode(outputs[0], dictionary_file(o.dictionary),
+                                                    space_threshold=o.space_threshold)))
+
+    def resolve_files(self, options: CtcTextOptions, base: Path) -> CtcTextOptions:
+        if not options.dictionary:
+            return options
+        return dataclasses.replace(options, dictionary=str((base / options.dictionary).resolve()))
+
+    def check_manifest(self, manifest: ModelManifest) -> str | None:
+        if not manifest.options.dictionary:
+            return ("needs 'dictionary' (a file of the characters of classes 1..C-1, one per "
+                    "line)")
+        try:
+            dictionary_file(manifest.options.dictionary)
+        except ModelError as exc:
+            return str(exc)
+        return None
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        classes = len(dictionary_file(manifest.options.dictionary)) + 1
+        shape = tuple(shapes[0]) if shapes else ()
+        if len(shape) != 3 or shape[2] not in (classes, None):
+            return (f'ctc_text expects class scores [B, T, {classes}] (1 blank + '
+                    f'{classes - 1} dictionary entries), the model outputs '
+                    f'{[list(s) for s in shapes]}; the dictionary does not belong to this '
+                    f'model')
+        return None
+
+    def size_multiple(self, options: CtcTextOptions) -> int:
+        return options.size_multiple
+
+
+def _check_adapter(adapter: Adapter, table: Mapping[str, Adapter]) -> None:
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f'an adapter must be an Adapter instance, got {adapter!r}')
+    if not adapter.name or adapter.name != adapter.name.lower():
+        raise ValueError(f'adapter name {adapter.name!r} must be a non-empty lower-case name')
+    unknown = set(adapter.produces) - set(OUTPUT_KINDS)
+    if not adapter.produces or unknown:
+        raise ValueError(f'adapter {adapter.name!r} produces {sorted(adapter.produces)}; '
+                         f'expecting a non-empty subset of {list(OUTPUT_KINDS)}')
+    if not dataclasses.is_dataclass(adapter.options):
+        raise TypeError(f'adapter {adapter.name!r}: options must be a dataclass, got '
+                        f'{adapter.options!r}')
+
+
+#: Every model family, by the name a manifest's ``adapter:`` uses. One entry per family.
+ADAPTERS: Registry[Adapter] = Registry('adapter', ModelError, _check_adapter, [
+    NanodetAdapter(),
+    Yolov5Adapter(),
+    Yolov8Adapter(),
+    YoloNmsAdapter(),
+    SsdPostprocessAdapter(),
+    SegmentationAdapter(),
+    DbTextAdapter(),
+    TextDirectionAdapter(),
+    CtcTextAdapter(),
+])
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter registered under ``name`` (case-insensitive).
+
+    Raises:
+        ModelError: "unknown adapter 'x', expecting one of [...]".
+    """
+    return ADAPTERS.lookup(name.strip().lower() if isinstance(name, str) else name)
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    """Add ``adapter`` to :data:`ADAPTERS` at run time (a plugin, a test) and return it.
+
+    Adapters shipped with edge_vision are entries of the table literal above instead.
+
+    Raises:
+        ValueError: the name is taken or invalid, or ``produces`` names an unknown kind.
+        TypeError: not an Adapter instance, or options that are not a dataclass.
+    """
+    return ADAPTERS.register(adapter)
+

@@ -23,33 +23,23 @@ from ..config import check_config, param
 from ..encodings import as_bgr8
 from ..errors import ConfigError, ModelError
 from ..types import Detections
-from .adapters import (
-    Candidates,
-    decode_nanodet,
-    decode_segmentation,
-    decode_ssd_postprocess,
-    decode_yolo_nms,
-    decode_yolov5,
-    decode_yolov8,
-    finalize,
+from .adapters import Adapter, DecodeContext, finalize_with_keypoints, get_adapter
+from .backends import (
+    BACKEND_FORMATS,
+    PRECISIONS,
+    Backend,
+    BackendOptions,
+    backend_class,
+    create_backend,
 )
-from .backends import PRECISIONS, Backend, BackendOptions, backend_class, create_backend
 from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, mask_to_image
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .nms import NMS_METHODS
-from .text import TEXT_ADAPTERS
 
-__all__ = ['DetectionResult', 'Detector', 'DetectorOptions', 'PreparedInput', 'StageTimings']
+__all__ = ['BACKEND_FORMATS', 'DetectionResult', 'Detector', 'DetectorOptions',
+           'Postprocessed', 'PreparedInput', 'StageTimings']
 
 _LOG = logging.getLogger(__name__)
-
-#: model file formats each backend reads, in order of preference.
-BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
-    'onnxruntime': ('onnx',),
-    'openvino': ('openvino', 'onnx', 'tflite'),
-    'litert': ('tflite',),
-    'tensorrt': ('engine',),
-}
 
 
 @dataclass(frozen=True)
@@ -119,13 +109,19 @@ class StageTimings:
 class DetectionResult:
     """What one image produced.
 
+    Which fields are filled depends on what the model's adapter produces
+    (``Detector.produces``).
+
     Attributes:
         detections: boxes in the input image's pixels (clipped), scores, class ids (indices
-            into ``labels``); empty for segmentation models.
+            into ``labels``); empty for models that produce no detections (segmentation).
         labels: the model's class names (``labels[class_id]``).
         timings: pre-processing, inference and post-processing milliseconds.
         image_size: ``(width, height)`` of the input image.
-        mask: segmentation models only: (H, W) uint8 class id per input-image pixel.
+        mask: ``mask`` producers (segmentation): (H, W) uint8 class id per input-image pixel.
+        keypoints: ``keypoints`` producers: (N, K, 2) float32 ``(x, y)`` in the input image's
+            pixels (clipped), row ``i`` belonging to ``detections[i]``.
+        text: ``text`` producers: ``(text, confidence)`` per text read.
     """
 
     detections: Detections
@@ -133,6 +129,8 @@ class DetectionResult:
     timings: StageTimings
     image_size: tuple[int, int]
     mask: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    text: tuple[tuple[str, float], ...] | None = None
 
     def class_names(self) -> list[str]:
         """The label of every detection (``str(class_id)`` when out of the label range)."""
@@ -154,6 +152,17 @@ class PreparedInput:
     inputs: list[np.ndarray]
     transform: LetterboxTransform
     pre_ms: float = 0.0
+
+
+@dataclass(eq=False)
+class Postprocessed:
+    """Output of :meth:`Detector.postprocess`: the decoded results in image pixels (see
+    :class:`DetectionResult` for each field)."""
+
+    detections: Detections
+    mask: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    text: tuple[tuple[str, float], ...] | None = None
 
 
 class Detector:
@@ -183,6 +192,7 @@ class Detector:
                  ) -> None:
         self.manifest = manifest
         self.backend = backend
+        self.adapter: Adapter = get_adapter(manifest.adapter)
         self._closed = False
         m = manifest
         self.options = options
@@ -239,7 +249,7 @@ class Detector:
             options = replace(options, **overrides)
         name = options.backend.strip().lower()
         backend_class(name)  # unknown / missing backend: fail before touching files
-        model_file = manifest.pick_file(BACKEND_FORMATS.get(name, ()), options.precision)
+        model_file = manifest.pick_file(BACKEND_FORMATS[name], options.precision)
         if options.verify_checksum:
             verify_checksum(model_file)
         backend = create_backend(name, BackendOptions(
@@ -259,8 +269,14 @@ class Detector:
         return self.manifest.labels
 
     @property
+    def produces(self) -> frozenset[str]:
+        """What the model's adapter produces (a subset of ``adapters.OUTPUT_KINDS``)."""
+        return self.adapter.produces
+
+    @property
     def is_segmentation(self) -> bool:
-        return self.manifest.adapter == 'segmentation'
+        """True when the model produces a per-pixel class mask."""
+        return 'mask' in self.adapter.produces
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -302,38 +318,19 @@ class Detector:
         return self.backend.run(inputs)
 
     def postprocess(self, outputs: list[np.ndarray], transform: LetterboxTransform
-                    ) -> tuple[Detections, np.ndarray | None]:
-        """Decode raw outputs into detections in image pixels (and a mask for segmentation)."""
-        m = self.manifest
-        size = self._input_size
-        if m.adapter == 'segmentation':
-            mask = mask_to_image(decode_segmentation(outputs, m.num_classes), transform)
-            return Detections.empty(), mask
-        cand: Candidates
-        if m.adapter == 'nanodet':
-            cand = decode_nanodet(outputs, size, m.num_classes, strides=m.strides,
-                                  reg_max=m.reg_max, center_offset=m.center_offset,
-                                  score_threshold=self.score_threshold)
-        elif m.adapter == 'yolov5':
-            cand = decode_yolov5(outputs, size, m.num_classes,
-                                 score_threshold=self.score_threshold,
-                                 normalized=m.normalized_boxes)
-        elif m.adapter == 'yolov8':
-            cand = decode_yolov8(outputs, size, m.num_classes,
-                                 score_threshold=self.score_threshold,
-                                 normalized=m.normalized_boxes)
-        elif m.adapter == 'yolo_nms':
-            cand = decode_yolo_nms(outputs, size, score_threshold=self.score_threshold,
-                                   normalized=m.normalized_boxes)
-        else:  # ssd_postprocess
-            cand = decode_ssd_postprocess(outputs, size, score_threshold=self.score_threshold,
-                                          label_offset=m.label_offset,
-                                          output_names=self.backend.output_names)
-        dets = finalize(cand, transform, iou_threshold=self.nms_threshold,
-                        max_detections=self.max_detections,
-                        class_agnostic=self.options.class_agnostic_nms,
-                        nms_method=self.options.nms_method)
-        return dets, None
+                    ) -> Postprocessed:
+        """Decode raw outputs with the model's adapter and map them into image pixels."""
+        decoded = self.adapter.decode(outputs, DecodeContext(
+            self.manifest, self.score_threshold, tuple(self.backend.output_names)))
+        dets, keypoints = Detections.empty(), None
+        if decoded.candidates is not None:
+            dets, keypoints = finalize_with_keypoints(
+                decoded.candidates, transform, iou_threshold=self.nms_threshold,
+                max_detections=self.max_detections,
+                class_agnostic=self.options.class_agnostic_nms,
+                nms_method=self.options.nms_method)
+        mask = None if decoded.mask is None else mask_to_image(decoded.mask, transform)
+        return Postprocessed(dets, mask, keypoints, decoded.text)
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Detect objects in one image.
@@ -345,7 +342,7 @@ class Detector:
             DetectionResult with detections in ``image``'s pixels and the stage timings.
 
         Raises:
-            ConfigError: an image of another shape or dtype.
+            DataError: an image of another shape or dtype.
             BackendError: the detector was closed.
         """
         self._check_open()
@@ -353,10 +350,12 @@ class Detector:
         t1 = time.perf_counter()
         outputs = self.backend.run(prepared.inputs)
         t2 = time.perf_counter()
-        dets, mask = self.postprocess(outputs, prepared.transform)
+        post = self.postprocess(outputs, prepared.transform)
         t3 = time.perf_counter()
         timings = StageTimings(prepared.pre_ms, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return DetectionResult(dets, self.labels, timings, prepared.transform.src_size, mask)
+        return DetectionResult(post.detections, self.labels, timings,
+                               prepared.transform.src_size, post.mask, post.keypoints,
+                               post.text)
 
     __call__ = detect
 
@@ -446,10 +445,6 @@ class Detector:
         """The manifest and the loaded model agree on input and outputs (ModelError if not)."""
         m, b = self.manifest, self.backend
         where = f'model {self.model_path} (manifest {m.source})'
-        if m.adapter in TEXT_ADAPTERS:
-            raise ModelError(f'{where} is a text model (adapter {m.adapter}), not a detector: '
-                             f'read text with edge_vision_core.inference.ocr.TextReader or '
-                             f'`edge-vision ocr`')
         if len(b.inputs) != 1:
             raise ModelError(f'{where}: expected one image input, the model has '
                              f'{len(b.inputs)} ({[t.name for t in b.inputs]})')
@@ -469,44 +464,6 @@ class Detector:
         if (hh is not None and hh != h) or (ww is not None and ww != w):
             raise ModelError(f'{where}: input_size is {w}x{h} but the model input is '
                              f'{ww}x{hh} (shape {list(shape)}); fix input_size')
-        n = m.num_classes
-        outs = [t.shape for t in b.outputs]
-        last = [s[-1] if s else None for s in outs]
-        if m.adapter == 'nanodet':
-            bins = 4 * (m.reg_max + 1)
-            cls_outs = [s for s in outs if s and s[-1] == n]
-            if len(outs) == 1 and outs[0] and outs[0][-1] is not None:
-                if outs[0][-1] != n + bins:
-                    raise ModelError(f'{where}: nanodet single output must have {n} + {bins} '
-                                     f'(labels + 4 x (reg_max + 1)) channels, got '
-                                     f'{list(outs[0])}; check the labels count and reg_max')
-            elif len(cls_outs) != len(m.strides) or any(
-                    v not in (n, bins) for v in last if v is not None):
-                raise ModelError(f'{where}: nanodet expects, per stride {list(m.strides)}, a '
-                                 f'[1, N, {n}] score output ({n} labels) and a [1, N, {bins}] '
-                                 f'distribution output (reg_max {m.reg_max}); the model has '
-                                 f'outputs {[list(s) for s in outs]}. Check the labels count')
-        elif m.adapter == 'yolov5':
-            if outs and last[0] is not None and last[0] != 5 + n:
-                raise ModelError(f'{where}: yolov5 output must be [1, N, {5 + n}] (5 + {n} '
-                                 f'labels), the model has {list(outs[0])}; the labels count '
-                                 f'does not match the class outputs')
-        elif m.adapter == 'yolov8':
-            s = outs[0] if outs else ()
-            if len(s) == 3 and None not in s[1:] and 4 + n not in (s[1], s[2]):
-                raise ModelError(f'{where}: yolov8 output must be [1, {4 + n}, N] (4 + {n} '
-                                 f'labels), the model has {list(s)}; the labels count does '
-                                 f'not match the class outputs')
-        elif m.adapter == 'segmentation':
-            s = outs[0] if outs else ()
-            if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
-                raise ModelError(f'{where}: segmentation output {list(s)} has no axis of '
-                                 f'{n} classes (labels); check the labels')
-        elif m.adapter == 'ssd_postprocess' and len(outs) != 4:
-            raise ModelError(f'{where}: ssd_postprocess needs the 4 outputs of '
-                             f'DetectionPostProcess (boxes, classes, scores, count), the model '
-                             f'has {len(outs)}')
-        elif m.adapter == 'yolo_nms' and len(outs) not in (1, 4):
-            raise ModelError(f'{where}: yolo_nms needs one [1, K, 6] output or four outputs '
-                             f'(num_dets, boxes, scores, classes), the model has {len(outs)}')
-
+        problem = self.adapter.check_outputs([t.shape for t in b.outputs], m)
+        if problem:
+            raise ModelError(f'{where}: {problem}')

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 __all__ = ['LetterboxTransform', 'apply_letterbox', 'compute_letterbox', 'letterbox',
            'mask_to_image']
@@ -71,6 +71,19 @@ class LetterboxTransform:
             w, h = self.src_size
             np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
             np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+        return out
+
+    def points_to_image(self, points: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map model-input ``(x, y)`` points of any leading shape, (..., 2), back into image
+        pixels (float32), clipped to ``[0, W] x [0, H]`` unless ``clip`` is False."""
+        p = np.asarray(points, np.float32)
+        inv = np.array([1.0 / self.scale_x, 1.0 / self.scale_y], np.float64)
+        offset = np.array([self.pad_x, self.pad_y], np.float64)
+        out = ((p - offset) * inv).astype(np.float32)
+        if clip:
+            w, h = self.src_size
+            np.clip(out[..., 0], 0, w, out=out[..., 0])
+            np.clip(out[..., 1], 0, h, out=out[..., 1])
         return out
 
 
@@ -129,11 +142,14 @@ def apply_letterbox(image: np.ndarray, transform: LetterboxTransform, *,
 
     Returns:
         (dst_h, dst_w[, C]) array of the image's dtype.
+
+    Raises:
+        DataError: the image's size is not ``transform.src_size``.
     """
     h, w = image.shape[:2]
     if (w, h) != transform.src_size:
-        raise ConfigError(f'image is {w}x{h} but the letterbox was planned for '
-                          f'{transform.src_size[0]}x{transform.src_size[1]}')
+        raise DataError(f'image is {w}x{h} but the letterbox was planned for '
+                        f'{transform.src_size[0]}x{transform.src_size[1]}')
     dw, dh = transform.dst_size
     nw, nh = transform.resized_size
     shape = (dh, dw) + image.shape[2:]

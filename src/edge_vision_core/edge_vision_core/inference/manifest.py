@@ -5,8 +5,8 @@ outputs, the input size, layout, colour order and normalization, the labels and 
 thresholds. Adding an exported YOLO model is one YAML, no code::
 
     name: my-yolov8n
-    adapter: yolov8            # nanodet, yolov5, yolov8 (also v11), yolo_nms, ssd_postprocess,
-                               # segmentation
+    adapter: yolov8            # a key of adapters.ADAPTERS: nanodet, yolov5, yolov8 (also
+                               # v11), yolo_nms, ssd_postprocess, segmentation...
     file: yolov8n.onnx         # relative to this YAML; or `files:` (see below)
     sha256: 3f5a...            # optional; verified at load when given
     input_size: [640, 640]     # width, height
@@ -25,14 +25,13 @@ thresholds. Adding an exported YOLO model is one YAML, no code::
 
 Several formats of one model are listed as ``files: [{path, format, precision, sha256}, ...]``
 (format ``onnx``, ``tflite``, ``openvino`` (IR .xml) or ``engine``; precision ``fp32``/``fp16``/
-``int8``); the detector picks the one its backend reads. Adapter options: ``strides``,
-``reg_max``, ``center_offset`` (nanodet), ``normalized_boxes`` (YOLO, yolo_nms), ``label_offset``
-(ssd_postprocess). Text models (see :mod:`.text`): ``size_multiple`` (the input may be any
-size that is a multiple of it; ``input_size`` is then the default: the longest side for
-``db_text``, ``[nominal width, height]`` for ``ctc_text``), ``bin_threshold`` and
-``unclip_ratio`` (db_text), ``dictionary`` (ctc_text: a UTF-8 file, one character per line,
-class ``i`` = line ``i``; class 0 is the CTC blank). Normalisation is ``x = (pixel - mean) /
-std`` per channel, in pixel units (0..255) and in the model's colour order.
+``int8``); the detector picks the one its backend reads. Each adapter adds its own keys (its
+:attr:`~.adapters.Adapter.options`: ``strides``, ``reg_max``, ``center_offset`` for nanodet,
+``normalized_boxes`` for the YOLO adapters, ``label_offset`` for ssd_postprocess,
+``size_multiple``, ``bin_threshold``, ``unclip_ratio`` for db_text, ``dictionary`` (a file,
+relative to the YAML like the model files), ``size_multiple``, ``space_threshold`` for
+ctc_text); a key of another adapter is refused. Normalisation is ``x = (pixel - mean) / std``
+per channel, in pixel units (0..255) and in the model's colour order.
 
 Named models come from the ``edge_vision_models`` package (the embedded default
 ``nanodet-m-416``); :func:`resolve_model` accepts a name, a manifest path or a model file with a
@@ -49,8 +48,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
-from .adapters import ADAPTERS
+from ..errors import ConfigError, ModelError
+from .adapters import ADAPTERS, Adapter, get_adapter
 
 __all__ = [
     'FORMATS',
@@ -140,7 +139,7 @@ class ModelManifest:
 
     Attributes:
         name: model name (registry key).
-        adapter: one of :data:`edge_vision_core.inference.adapters.ADAPTERS`.
+        adapter: a key of :data:`edge_vision_core.inference.adapters.ADAPTERS`.
         files: the model files, at least one.
         input_size: ``(width, height)`` of the model input in pixels.
         layout: ``NCHW`` or ``NHWC`` of the image input.
@@ -150,13 +149,8 @@ class ModelManifest:
         pad_value: letterbox padding pixel value (0..255).
         labels: class names; index = class id of the model outputs.
         score_threshold, nms_threshold, max_detections: defaults for the detector.
-        strides, reg_max, center_offset: NanoDet head geometry.
-        normalized_boxes: YOLO/yolo_nms boxes in 0..1 of the input instead of pixels.
-        label_offset: SSD class value + offset = label index.
-        size_multiple: 0 for a fixed input size; else the input may be any size that is a
-            multiple of this and ``input_size`` is the default (text models).
-        bin_threshold, unclip_ratio: db_text binarization threshold and box growth.
-        dictionary: ctc_text characters of classes 1..C-1 (class 0 is the CTC blank).
+        options: the adapter's own keys, an instance of its ``Adapter.options`` dataclass
+            (e.g. ``NanodetOptions(strides, reg_max, center_offset)``).
         license, description: free text.
         recipe: provenance of the file (the ``recipe:`` mapping ``edge-vision optimize`` writes:
             recipe name, tool versions, calibration set SHA-256, settings); empty when absent.
@@ -177,19 +171,15 @@ class ModelManifest:
     score_threshold: float = 0.25
     nms_threshold: float = 0.45
     max_detections: int = 100
-    strides: tuple[int, ...] = (8, 16, 32)
-    reg_max: int = 10
-    center_offset: float = 0.5
-    normalized_boxes: bool = False
-    label_offset: int = 0
-    size_multiple: int = 0
-    bin_threshold: float = 0.3
-    unclip_ratio: float = 1.6
-    dictionary: tuple[str, ...] = field(default=(), repr=False)
+    options: Any = None
     license: str = ''
     description: str = ''
     recipe: Mapping[str, Any] = field(default_factory=dict, compare=False)
     source: str = field(default='<dict>', compare=False)
+
+    def __post_init__(self) -> None:
+        if self.options is None:  # built in code: the adapter's default options
+            object.__setattr__(self, 'options', get_adapter(self.adapter).options())
 
     @property
     def num_classes(self) -> int:
@@ -236,13 +226,9 @@ class ModelManifest:
             raise _fail(source, f'must be a YAML mapping, got {type(data).__name__}')
         base = Path(base_dir)
         data = dict(data)
-        known = {f.name for f in fields(cls)} - {'source'}
-        known |= {'file', 'sha256', 'labels_file', 'scale', 'format', 'precision'}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise _fail(source, f'unknown key(s) {", ".join(unknown)}; valid keys: '
-                                f'{", ".join(sorted(known))}')
-        for key in ('name', 'adapter', 'input_size'):
+        adapter = cls._adapter(data, source)
+        cls._check_keys(data, adapter, source)
+        for key in ('name', 'input_size'):
             if key not in data:
                 raise _fail(source, f'missing required key {key!r}')
         if 'file' not in data and 'files' not in data:
@@ -276,7 +262,6 @@ class ModelManifest:
                 raise _fail(source, f'{key} must be a list of {want}{sign}numbers, got {value!r}')
             return tuple(float(v) for v in value)
 
-        adapter = choice('adapter', ADAPTERS, '')
         size = data['input_size']
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size, size]
@@ -296,9 +281,10 @@ class ModelManifest:
             std = numbers('std', (1.0,) * channels, channels, positive=True)
         labels = cls._labels(data, base, source)
         files = cls._files(data, base, source)
-        strides = numbers('strides', (8, 16, 32), positive=True)
-        if not all(s == int(s) for s in strides):
-            raise _fail(source, f'strides must be whole numbers, got {list(strides)}')
+        try:
+            options = adapter.resolve_files(adapter.parse_options(data), base)
+        except ConfigError as exc:
+            raise _fail(source, f'adapter {adapter.name}: {exc}') from None
         name = data['name']
         if not isinstance(name, str) or not name.strip():
             raise _fail(source, f'name must be a non-empty string, got {name!r}')
@@ -306,21 +292,8 @@ class ModelManifest:
         if not isinstance(recipe, Mapping):
             raise _fail(source, f'recipe must be a mapping (how the file was made), got '
                                 f'{type(recipe).__name__}')
-        dictionary: tuple[str, ...] = ()
-        if 'dictionary' in data:
-            from .text import read_dictionary
-            try:
-                dictionary = read_dictionary(base / str(data['dictionary']))
-            except ModelError as exc:
-                raise _fail(source, str(exc)) from exc
-        elif adapter == 'ctc_text':
-            raise _fail(source, "a ctc_text model needs 'dictionary' (a file of the characters "
-                                "of classes 1..C-1, one per line)")
-        normalized = data.get('normalized_boxes', False)
-        if not isinstance(normalized, bool):
-            raise _fail(source, f'normalized_boxes must be true or false, got {normalized!r}')
-        return cls(
-            name=name.strip(), adapter=adapter, files=files,
+        manifest = cls(
+            name=name.strip(), adapter=adapter.name, files=files,
             input_size=(int(size[0]), int(size[1])), labels=labels,
             layout=choice('layout', _LAYOUTS, 'NCHW', str.upper), color_order=color,
             mean=mean, std=std, resize=choice('resize', _RESIZE, 'letterbox'),
@@ -328,16 +301,37 @@ class ModelManifest:
             score_threshold=number('score_threshold', 0.25, 0.0, 1.0),
             nms_threshold=number('nms_threshold', 0.45, 0.0, 1.0),
             max_detections=number('max_detections', 100, 0, 100000, integer=True),
-            strides=tuple(int(s) for s in strides),
-            reg_max=number('reg_max', 10, 0, 256, integer=True),
-            center_offset=number('center_offset', 0.5, 0.0, 1.0),
-            normalized_boxes=normalized,
-            label_offset=number('label_offset', 0, -1000, 1000, integer=True),
-            size_multiple=number('size_multiple', 0, 0, 1024, integer=True),
-            bin_threshold=number('bin_threshold', 0.3, 0.0, 1.0),
-            unclip_ratio=number('unclip_ratio', 1.6, 0.0, 10.0), dictionary=dictionary,
+            options=options,
             license=str(data.get('license', '')), description=str(data.get('description', '')),
             recipe=dict(recipe), source=source)
+        problem = adapter.check_manifest(manifest)
+        if problem:
+            raise _fail(source, f'adapter {adapter.name}: {problem}')
+        return manifest
+
+    @staticmethod
+    def _adapter(data: Mapping[str, Any], source: str) -> Adapter:
+        if 'adapter' not in data:
+            raise _fail(source, f"missing required key 'adapter' (one of {list(ADAPTERS)})")
+        try:
+            return get_adapter(data['adapter'])
+        except ModelError as exc:
+            raise _fail(source, str(exc)) from None
+
+    @classmethod
+    def _check_keys(cls, data: Mapping[str, Any], adapter: Adapter, source: str) -> None:
+        common = {f.name for f in fields(cls)} - {'source', 'options'}
+        common |= {'file', 'sha256', 'labels_file', 'scale', 'format', 'precision'}
+        known = common | set(adapter.option_keys())
+        unknown = sorted(set(data) - known)
+        if not unknown:
+            return
+        elsewhere = {key: [a.name for a in ADAPTERS.values() if key in a.option_keys()]
+                     for key in unknown}
+        hints = ''.join(f'; {key} is an option of adapter {", ".join(owners)}'
+                        for key, owners in elsewhere.items() if owners)
+        raise _fail(source, f'unknown key(s) {", ".join(unknown)} for adapter {adapter.name}'
+                            f'{hints}; valid keys: {", ".join(sorted(known))}')
 
     @staticmethod
     def _labels(data: Mapping[str, Any], base: Path, source: str) -> tuple[str, ...]:

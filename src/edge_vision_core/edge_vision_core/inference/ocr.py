@@ -28,16 +28,23 @@ import numpy as np
 
 from ..config import check_config, param
 from ..encodings import as_bgr8
-from ..errors import ConfigError, EdgeVisionError, ModelError
-from .backends import PRECISIONS, Backend, BackendOptions, backend_class, create_backend
+from ..errors import ConfigError, DataError, EdgeVisionError, ModelError
+from .adapters import DecodeContext, get_adapter
+from .backends import (
+    BACKEND_FORMATS,
+    PRECISIONS,
+    Backend,
+    BackendOptions,
+    backend_class,
+    create_backend,
+)
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .text import (
-    TEXT_ADAPTERS,
     batch_by_width,
     crop_quad,
     decode_ctc_text,
-    decode_db_text,
     decode_text_direction,
+    dictionary_file,
     line_tensor,
     merge_line_pieces,
     quad_bounds,
@@ -45,18 +52,13 @@ from .text import (
     scaled_input_size,
 )
 
-__all__ = ['DEFAULT_BACKEND', 'ReadStats', 'TextLine', 'TextReader', 'TextReaderOptions',
-           'TextResult']
+__all__ = ['DEFAULT_BACKEND', 'SLOTS', 'ReadStats', 'TextLine', 'TextReader', 'TextReaderOptions',
+           'TextResult', 'calibration_tensors']
+
+#: the TextReader slot of each text adapter.
+SLOTS = {'db_text': 'detector', 'ctc_text': 'recognizer', 'text_direction': 'classifier'}
 
 _LOG = logging.getLogger(__name__)
-
-#: model file formats each backend reads, in order of preference (as for the detector).
-_FORMATS: dict[str, tuple[str, ...]] = {
-    'onnxruntime': ('onnx',),
-    'openvino': ('openvino', 'onnx'),
-    'litert': ('tflite',),
-    'tensorrt': ('engine',),
-}
 
 #: what ``backend='auto'`` tries, fastest first on the CPUs measured (benchmarks/bench_ocr.py).
 DEFAULT_BACKEND = ('openvino', 'onnxruntime')
@@ -117,11 +119,11 @@ class TextReaderOptions:
         'Join the boxes of words of one line that the detector found apart when the gap '
         'between them is below this many line heights (same direction, height and baseline); '
         '0 = keep them apart.', min=0.0, max=5.0))
-    space_threshold: float = field(default=0.05, metadata=param(
-        'Insert a space between two characters where the recognizer\'s space class reaches '
-        'this probability in the gap (PP-OCR\'s Chinese-trained recognizer leaves most gaps '
-        'between Latin words blank); 0 = only the spaces the recognizer picks itself.',
-        min=0.0, max=1.0))
+    space_threshold: float = field(default=-1.0, metadata=param(
+        "Insert a space between two characters where the recognizer's space class reaches "
+        "this probability in the gap (PP-OCR's Chinese-trained recognizer leaves most gaps "
+        "between Latin words blank); 0 = only the spaces it picks itself; -1 uses the "
+        "recognizer manifest's value (0.05 for ppocrv4-rec).", min=-1.0, max=1.0))
     max_lines: int = field(default=500, metadata=param(
         'Read at most this many lines per image, the most confident boxes first (the rest are '
         'counted as dropped); 0 = no limit.', min=0, max=100000))
@@ -221,7 +223,7 @@ class _Model:
                              f'inputs in bgr or rgb are supported, the manifest says '
                              f'{manifest.layout} {manifest.color_order}')
         self.manifest = manifest
-        formats = _FORMATS.get(backend_name, ())
+        formats = BACKEND_FORMATS.get(backend_name, ())
         exact = [f for fmt in formats for f in manifest.files
                  if f.format == fmt and f.precision == options.precision]
         # an explicit fp32/fp16 asks for that file even where a faster INT8 one comes first
@@ -238,12 +240,32 @@ class _Model:
             model_path=str(model_file.path), device=device, threads=options.threads,
             precision=options.precision, cache_dir=options.cache_dir))
         try:
-            TEXT_ADAPTERS[adapter].check(manifest, self.backend.inputs, self.backend.outputs)
+            self._check_contract()
         except BaseException:
             self.backend.close()
             raise
         self.dtype = self.backend.inputs[0].dtype
         self.swap_rb = manifest.color_order == 'rgb'
+
+    def _check_contract(self) -> None:
+        """One [N, 3, H, W] image input, and the outputs the adapter needs (ModelError)."""
+        m, inputs = self.manifest, self.backend.inputs
+        where = f'{m.adapter} model {m.name!r} ({m.source})'
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelError(f'{where}: expected one image input [N, 3, H, W], the model has '
+                             f'{[list(t.shape) for t in inputs]}')
+        channels = inputs[0].shape[1]
+        if channels is not None and channels != m.channels:
+            raise ModelError(f'{where}: the input has {channels} channels, the manifest '
+                             f'(color_order {m.color_order}) needs {m.channels}; is the layout '
+                             f'NCHW?')
+        if m.adapter == 'ctc_text' and inputs[0].shape[2] not in (None, m.input_size[1]):
+            raise ModelError(f'{where}: the input height is {inputs[0].shape[2]}, the manifest '
+                             f'says input_size [w, {m.input_size[1]}]; fix input_size')
+        problem = get_adapter(m.adapter).check_outputs([t.shape for t in self.backend.outputs],
+                                                       m)
+        if problem:
+            raise ModelError(f'{where}: {problem}')
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run the model on one input; a runtime failure becomes a ModelError naming it."""
@@ -370,7 +392,7 @@ class TextReader:
 
     @property
     def dictionary(self) -> tuple[str, ...]:
-        return self.recognizer_model.manifest.dictionary
+        return dictionary_file(self.recognizer_model.manifest.options.dictionary)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -388,7 +410,7 @@ class TextReader:
             The lines in reading order (``last_stats`` holds the timings and counts).
 
         Raises:
-            ConfigError: an image of another dtype/shape, or malformed regions.
+            DataError: an image of another dtype/shape, or malformed regions.
             BackendError: the reader was closed.
         """
         return self.read_result(image, regions).lines
@@ -465,15 +487,18 @@ class TextReader:
         m = model.manifest
         h, w = image.shape[:2]
         limit = min(size or self.det_size, max(h, w) * self.options.max_upscale)
-        in_w, in_h = scaled_input_size((w, h), int(round(limit)), m.size_multiple or 32)
+        in_w, in_h = scaled_input_size((w, h), int(round(limit)), m.options.size_multiple)
         resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         tensor = _nchw(resized, m, model.swap_rb)
         outputs = model.run(tensor)
-        quads, scores = decode_db_text(outputs, (w, h), bin_threshold=self.bin_threshold,
-                                       box_threshold=self.box_threshold,
-                                       unclip_ratio=self.unclip_ratio,
-                                       max_candidates=max(m.max_detections, 1))
-        return quads, scores, (in_w, in_h)
+        candidates = get_adapter(m.adapter).decode(
+            outputs, DecodeContext(self._det_manifest, self.box_threshold)).candidates
+        # map pixels (= model-input pixels) -> image pixels
+        map_h, map_w = np.shape(outputs[0])[-2:]
+        quads = candidates.keypoints * np.array([w / map_w, h / map_h], np.float32)
+        np.clip(quads[..., 0], 0, w, out=quads[..., 0])
+        np.clip(quads[..., 1], 0, h, out=quads[..., 1])
+        return quads, candidates.scores, (in_w, in_h)
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Stage 2 (with a classifier): which crops are upside down.
@@ -524,9 +549,9 @@ class TextReader:
             widest = max(widths[i] for i in batch)
             tensor, used = line_tensor(items, height, widest, m.mean, m.std,
                                        max_width=_MAX_LINE_WIDTH,
-                                       multiple=m.size_multiple or 8)
-            decoded = decode_ctc_text(model.run(tensor), m.dictionary, used, tensor.shape[3],
-                                      self.options.space_threshold)
+                                       multiple=m.options.size_multiple)
+            decoded = decode_ctc_text(model.run(tensor), self.dictionary, used, tensor.shape[3],
+                                      self.space_threshold)
             for i, result in zip(batch, decoded, strict=True):
                 out[i] = result
         return out
@@ -551,10 +576,15 @@ class TextReader:
         rec = self.recognizer_model.manifest
         o = self.options
         self.det_size = o.det_size or max(det.input_size)
-        self.bin_threshold = det.bin_threshold if o.bin_threshold < 0 else o.bin_threshold
+        opts = det.options
+        self.bin_threshold = opts.bin_threshold if o.bin_threshold < 0 else o.bin_threshold
         self.box_threshold = det.score_threshold if o.box_threshold < 0 else o.box_threshold
-        self.unclip_ratio = det.unclip_ratio if o.unclip_ratio < 0 else o.unclip_ratio
+        self.unclip_ratio = opts.unclip_ratio if o.unclip_ratio < 0 else o.unclip_ratio
+        self._det_manifest = dataclasses.replace(det, options=dataclasses.replace(
+            opts, bin_threshold=self.bin_threshold, unclip_ratio=self.unclip_ratio))
         self.min_score = rec.score_threshold if o.min_score < 0 else o.min_score
+        self.space_threshold = (rec.options.space_threshold if o.space_threshold < 0
+                                else o.space_threshold)
         self.max_lines = o.max_lines
 
     def close(self) -> None:
@@ -595,7 +625,7 @@ class TextReader:
         if boxes.size == 0:
             return
         if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ConfigError(f'regions must be (N, 4) [x1, y1, x2, y2] boxes, got shape '
+            raise DataError(f'regions must be (N, 4) [x1, y1, x2, y2] boxes, got shape '
                               f'{boxes.shape}')
         for index, (x1, y1, x2, y2) in enumerate(boxes):
             if not np.all(np.isfinite([x1, y1, x2, y2])):
@@ -628,7 +658,7 @@ def calibration_tensors(manifest: ModelManifest, images: Sequence[np.ndarray], *
     Raises:
         ModelError: a manifest that is not a text model.
     """
-    if manifest.adapter not in TEXT_ADAPTERS:
+    if manifest.adapter not in SLOTS:
         raise ModelError(f'{manifest.name}: not a text model (adapter {manifest.adapter})')
     swap = manifest.color_order == 'rgb'
     if manifest.adapter == 'db_text':
@@ -637,7 +667,7 @@ def calibration_tensors(manifest: ModelManifest, images: Sequence[np.ndarray], *
             image = as_bgr8(image, 'calibration image')
             h, w = image.shape[:2]
             size_wh = scaled_input_size((w, h), size or max(manifest.input_size),
-                                        manifest.size_multiple or 32)
+                                        manifest.options.size_multiple)
             out.append(_nchw(cv2.resize(image, size_wh), manifest, swap))
         return out
     tensors: list[np.ndarray] = []
@@ -654,7 +684,7 @@ def calibration_tensors(manifest: ModelManifest, images: Sequence[np.ndarray], *
                 else:
                     tensor, _ = line_tensor([crop], height, crop.shape[1], manifest.mean,
                                             manifest.std, max_width=_MAX_LINE_WIDTH,
-                                            multiple=manifest.size_multiple or 8)
+                                            multiple=manifest.options.size_multiple)
                 tensors.append(tensor)
                 if len(tensors) >= limit:
                     return tensors

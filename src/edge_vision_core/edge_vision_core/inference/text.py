@@ -1,61 +1,51 @@
 """Text models as pure functions: DB text detection, text direction, CTC text recognition.
 
-Three adapters, each one entry of :data:`TEXT_ADAPTERS`: a decode function from the raw
-outputs, an output-contract check against the loaded model, and the manifest fields it needs.
+The adapters ``db_text``, ``text_direction`` and ``ctc_text`` of the adapter table
+(:mod:`.adapters`) decode with these functions; :class:`.ocr.TextReader` chains the three.
 
 - ``db_text`` (Differentiable Binarization, Liao et al., AAAI 2020; PaddleOCR's PP-OCR
-  detectors): one image input ``[1, 3, H, W]`` of any size that is a multiple of the manifest's
+  detectors): one image input ``[1, 3, H, W]`` of any size that is a multiple of the options'
   ``size_multiple``; one output ``[1, 1, H, W]`` (or ``[1, H, W]``) of text probabilities in
   [0, 1] at the input's resolution. :func:`db_boxes` binarizes it at ``bin_threshold``, takes
   the outer contour of every connected region, its minimum-area rectangle, scores it by the mean
-  probability inside, drops those under ``score_threshold`` (the box threshold), and grows the
-  rest by ``area * unclip_ratio / perimeter`` on every side (DB shrank the text regions by that
-  much in training).
+  probability inside, drops those under the box threshold (the manifest's
+  ``score_threshold``), and grows the rest by ``area * unclip_ratio / perimeter`` on every side
+  (DB shrank the text regions by that much in training).
 - ``text_direction`` (PP-OCR's angle classifier): input ``[B, 3, h, w]`` (``input_size``
   ``[w, h]``), output ``[B, K]`` probabilities of the manifest's labels (``['0', '180']``: the
   line is upright or upside down).
 - ``ctc_text`` (CRNN/SVTR recognizers trained with CTC): input ``[B, 3, h, W]`` with the
   height fixed (``input_size[1]``) and any width, output ``[B, T, C]`` per-step class
   probabilities, T = W / 8 for PP-OCR. Class 0 is the CTC blank, class ``i >= 1`` is line
-  ``i - 1`` of the manifest's ``dictionary`` file (so C = 1 + dictionary size).
+  ``i - 1`` of the options' ``dictionary`` file (so C = 1 + dictionary size).
   :func:`ctc_greedy_decode` takes the best class per step, merges repeats, drops blanks.
 
 Coordinates follow :mod:`edge_vision_core.types`: pixel corner coordinates, x right, y down.
 A text line is a quadrilateral ``(4, 2)`` float32, corners clockwise from the top-left corner
 of the text (top-left, top-right, bottom-right, bottom-left for upright text). Nothing here
-touches a runtime; :mod:`.ocr` runs the models.
+touches a runtime.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import ModelError
 
-if TYPE_CHECKING:
-    from .backends import TensorSpec
-    from .manifest import ModelManifest
-
 __all__ = [
-    'TEXT_ADAPTERS',
-    'TextAdapter',
     'batch_by_width',
-    'check_ctc_text',
-    'check_db_text',
-    'check_text_direction',
     'crop_quad',
     'ctc_greedy_decode',
     'db_boxes',
     'decode_ctc_text',
-    'decode_db_text',
     'decode_text_direction',
+    'dictionary_file',
     'line_tensor',
     'merge_line_pieces',
     'order_quad',
@@ -298,36 +288,6 @@ def db_boxes(prob: np.ndarray, *, bin_threshold: float = 0.3, box_threshold: flo
     return np.stack(quads).astype(np.float32), np.asarray(scores, np.float32)
 
 
-def decode_db_text(outputs: Sequence[np.ndarray], image_size: tuple[int, int], *,
-                   bin_threshold: float = 0.3, box_threshold: float = 0.5,
-                   unclip_ratio: float = 1.6, max_candidates: int = 1000
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a DB detector's output into text quadrilaterals in image pixels.
-
-    Args:
-        outputs: the model outputs; the first is the ``[1, 1, H, W]`` probability map of an
-            input that was the whole image resized (stretched) to ``W x H``.
-        image_size: ``(width, height)`` of the image the input was made from.
-        bin_threshold, box_threshold, unclip_ratio, max_candidates: see :func:`db_boxes`.
-
-    Returns:
-        ``(quads, scores)``: (N, 4, 2) float32 in image pixels (clipped to the image) and (N,)
-        float32.
-    """
-    if not len(outputs):
-        raise ModelError('db_text: the model returned no output')
-    quads, scores = db_boxes(outputs[0], bin_threshold=bin_threshold,
-                             box_threshold=box_threshold, unclip_ratio=unclip_ratio,
-                             max_candidates=max_candidates)
-    prob_shape = np.shape(outputs[0])
-    map_h, map_w = prob_shape[-2], prob_shape[-1]
-    w, h = image_size
-    quads *= np.array([w / map_w, h / map_h], np.float32)
-    np.clip(quads[..., 0], 0, w, out=quads[..., 0])
-    np.clip(quads[..., 1], 0, h, out=quads[..., 1])
-    return quads, scores
-
-
 # -- crops -------------------------------------------------------------------------------------
 
 def crop_quad(image: np.ndarray, quad: np.ndarray, height: int = 0) -> np.ndarray:
@@ -492,6 +452,20 @@ def read_dictionary(path: str | Path) -> tuple[str, ...]:
     return entries
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_dictionary(path: str, stamp: tuple[int, int]) -> tuple[str, ...]:
+    return read_dictionary(path)
+
+
+def dictionary_file(path: str | Path) -> tuple[str, ...]:
+    """:func:`read_dictionary`, cached per file (and re-read when the file changes)."""
+    try:
+        info = Path(path).stat()
+    except OSError as exc:
+        raise ModelError(f'cannot read the dictionary {path}: {exc.strerror}') from exc
+    return _cached_dictionary(str(path), (info.st_mtime_ns, info.st_size))
+
+
 def _as_probabilities(scores: np.ndarray) -> np.ndarray:
     """Softmax over the last axis unless the values already are probabilities."""
     lo, hi = float(scores.min(initial=0.0)), float(scores.max(initial=0.0))
@@ -586,94 +560,3 @@ def decode_ctc_text(outputs: Sequence[np.ndarray], dictionary: Sequence[str],
         per_px = scores.shape[1] / float(input_width)
         steps = [int(math.ceil(w * per_px)) + 1 for w in widths]
     return ctc_greedy_decode(scores, dictionary, steps, space_threshold=space_threshold)
-
-
-# -- output contracts --------------------------------------------------------------------------
-
-def _where(manifest: ModelManifest) -> str:
-    return f'{manifest.adapter} model {manifest.name!r} ({manifest.source})'
-
-
-def _check_image_input(manifest: ModelManifest, inputs: Sequence[TensorSpec]) -> None:
-    if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise ModelError(f'{_where(manifest)}: expected one image input [N, 3, H, W], the '
-                         f'model has {[list(t.shape) for t in inputs]}')
-    channels = inputs[0].shape[1]
-    if channels is not None and channels != manifest.channels:
-        raise ModelError(f'{_where(manifest)}: the input has {channels} channels, the '
-                         f'manifest (color_order {manifest.color_order}) needs '
-                         f'{manifest.channels}; is the layout NCHW?')
-
-
-def check_db_text(manifest: ModelManifest, inputs: Sequence[TensorSpec],
-                  outputs: Sequence[TensorSpec]) -> None:
-    """A DB detector: one [1, 3, H, W] input, first output [1, 1, H, W] or [1, H, W] (H and W
-    dynamic or as large as the input's)."""
-    _check_image_input(manifest, inputs)
-    shape = outputs[0].shape if outputs else ()
-    spatial = tuple(shape[-2:])
-    same = all(o is None or o == i for o, i in zip(spatial, inputs[0].shape[2:], strict=True))
-    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[1] not in (1, None)) \
-            or not same:
-        raise ModelError(f'{_where(manifest)}: expected a [1, 1, H, W] probability map, the '
-                         f'model outputs {[list(t.shape) for t in outputs]}; is this a text '
-                         f'detector?')
-
-
-def check_ctc_text(manifest: ModelManifest, inputs: Sequence[TensorSpec],
-                   outputs: Sequence[TensorSpec]) -> None:
-    """A CTC recognizer: image input of the manifest's height, output [B, T, 1 + dict]."""
-    _check_image_input(manifest, inputs)
-    height = inputs[0].shape[2]
-    if height is not None and height != manifest.input_size[1]:
-        raise ModelError(f'{_where(manifest)}: the input height is {height}, the manifest '
-                         f'says input_size [w, {manifest.input_size[1]}]; fix input_size')
-    if not manifest.dictionary:
-        raise ModelError(f'{_where(manifest)}: a ctc_text manifest needs a dictionary file')
-    shape = outputs[0].shape if outputs else ()
-    classes = len(manifest.dictionary) + 1
-    if len(shape) != 3 or shape[2] not in (classes, None):
-        raise ModelError(f'{_where(manifest)}: expected class scores [B, T, {classes}] (1 '
-                         f'blank + {classes - 1} dictionary entries), the model outputs '
-                         f'{[list(t.shape) for t in outputs]}; the dictionary does not '
-                         f'belong to this model')
-
-
-def check_text_direction(manifest: ModelManifest, inputs: Sequence[TensorSpec],
-                         outputs: Sequence[TensorSpec]) -> None:
-    """A direction classifier: image input, output [B, len(labels)]."""
-    _check_image_input(manifest, inputs)
-    shape = outputs[0].shape if outputs else ()
-    if len(shape) != 2 or shape[1] not in (manifest.num_classes, None):
-        raise ModelError(f'{_where(manifest)}: expected [B, {manifest.num_classes}] '
-                         f'probabilities of the labels {list(manifest.labels)}, the model '
-                         f'outputs {[list(t.shape) for t in outputs]}')
-
-
-@dataclass(frozen=True)
-class TextAdapter:
-    """One text-model family: what the adapter table needs to know about it.
-
-    Attributes:
-        name: the manifest's ``adapter`` value.
-        decode: raw outputs (+ per-call arguments) -> results (see each function).
-        check: ``check(manifest, input_specs, output_specs)``, ModelError on a mismatch.
-        manifest_fields: the manifest keys this adapter reads beyond the common ones.
-    """
-
-    name: str
-    decode: Callable[..., object]
-    check: Callable[..., None]
-    manifest_fields: tuple[str, ...]
-
-
-#: the text adapters, by manifest name.
-TEXT_ADAPTERS: dict[str, TextAdapter] = {a.name: a for a in (
-    TextAdapter('db_text', decode_db_text, check_db_text,
-                ('size_multiple', 'bin_threshold', 'score_threshold', 'unclip_ratio',
-                 'max_detections')),
-    TextAdapter('text_direction', decode_text_direction, check_text_direction,
-                ('labels', 'score_threshold')),
-    TextAdapter('ctc_text', decode_ctc_text, check_ctc_text,
-                ('dictionary', 'size_multiple', 'score_threshold')),
-)}

@@ -26,14 +26,33 @@ change and the file says how it was made. ``optimize_summary.json`` lists all va
 Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
 the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
 
-Text models (adapters of :mod:`edge_vision_core.inference.text`) take dynamic input sizes, so
-their files are never resized: for a ``db_text`` detector a size is the longest side its
-variant's manifest asks for (and the size it is calibrated at), ``ctc_text`` and
-``text_direction`` models take no size. Their default calibration images are rendered text
-scenes (:func:`edge_vision_core.eval.text_scenes.scene_image_set`), their calibration tensors
-are made by :func:`edge_vision_core.inference.ocr.calibration_tensors` (detection inputs, or the
-line crops the embedded detector finds), the dictionary file is copied beside the variant,
-and a variant is verified by reading an image with it.
+Text models (``db_text``, ``ctc_text``, ``text_direction``: adapters with ``dynamic_input``)
+take dynamic input sizes, so their files are never resized: for a ``db_text`` detector a size is
+the longest side its variant's manifest asks for (and the size it is calibrated at); ``ctc_text``
+and ``text_direction`` models (not ``resizable``) take no size and their variant names none.
+Their default calibration images are rendered text scenes
+(:func:`edge_vision_core.eval.text_scenes.scene_image_set`), their calibration inputs come from
+:func:`edge_vision_core.inference.ocr.calibration_tensors` (detection inputs, or the line crops
+the embedded detector finds), a dictionary file is copied beside the variant, and a variant is
+verified by reading a rendered sign with it in its slot of a TextReader.
+
+Adding a recipe is one :class:`Recipe` entry in :data:`RECIPES` (in this file): its metadata
+and its ``make(job) -> RecipeOutput`` function, which writes ``job.target`` from
+``job.sized_onnx`` (or its own source file), may use ``job.calibration_inputs()`` and
+``job.config``, and returns the settings recorded in the variant's manifest::
+
+    def _make_onnx_dynamic(job: RecipeJob) -> RecipeOutput:
+        from onnxruntime.quantization import quantize_dynamic
+        quantize_dynamic(job.sized_onnx, job.target)                # writes the file
+        return RecipeOutput({'tool': 'onnxruntime.quantization.quantize_dynamic'})
+
+    Recipe('onnx-dynamic', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
+           'ONNX Runtime dynamic INT8 (weights)', _make_onnx_dynamic, by_default=False),
+
+The manifest writer, the verification on the format's backend, ``--list-recipes``, the
+``recipes`` choices and the summary follow from the entry. A recipe that needs a new user
+setting also adds its field to :class:`OptimizeConfig` (here) and, for the command line, an
+option in ``edge_vision/commands/optimize.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +66,7 @@ import platform
 import shutil
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +75,9 @@ import numpy as np
 
 from ..config import check_config, config_to_mapping, param
 from ..errors import ConfigError, EdgeVisionError, ModelError
+from ..inference.adapters import get_adapter
 from ..inference.manifest import (
+    FORMATS,
     ModelFile,
     ModelManifest,
     load_manifest,
@@ -65,7 +86,7 @@ from ..inference.manifest import (
     sha256_file,
     verify_checksum,
 )
-from ..inference.text import TEXT_ADAPTERS
+from ..registry import Registry
 from . import onnx_ops
 from .images import ImageSet, load_image_set
 
@@ -74,7 +95,11 @@ __all__ = [
     'OptimizeConfig',
     'OptimizedModel',
     'Recipe',
+    'RecipeJob',
+    'RecipeOutput',
+    'get_recipe',
     'optimize_model',
+    'register_recipe',
     'recipe_available',
     'variant_name',
 ]
@@ -82,9 +107,62 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 
+@dataclass
+class RecipeJob:
+    """What a recipe's ``make`` gets: one recipe at one input size of one source model.
+
+    Attributes:
+        source: the source model's manifest.
+        size: the square input size of the variant.
+        sized_onnx: the source's FP32 ONNX file at ``size`` (None when it has none).
+        target: the file to write (``<variant name><suffix of the recipe's format>``).
+        config: the run's settings (recipe settings such as ``prune_ratio`` included).
+        images: the calibration set (calibrated recipes), else None.
+        work: a temporary folder for intermediate files, removed after the run.
+        say: progress lines.
+    """
+
+    source: ModelManifest
+    size: int
+    sized_onnx: Path | None
+    target: Path
+    config: OptimizeConfig
+    images: ImageSet | None
+    work: Path
+    say: Callable[[str], None]
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def calibration_inputs(self) -> list[np.ndarray] | None:
+        """The calibration images preprocessed into inputs of the FP32 ONNX at this size
+        (computed once per size, shared by the recipes of that size); None without an ONNX
+        file or a calibration set."""
+        if self.sized_onnx is None or self.images is None:
+            return None
+        if 'inputs' not in self.cache:
+            self.cache['inputs'] = _preprocessed(
+                self.source, ModelFile(self.sized_onnx, 'onnx', 'fp32'), 'onnxruntime',
+                self.images, self.size)
+        return self.cache['inputs']
+
+
+@dataclass(frozen=True)
+class RecipeOutput:
+    """What a recipe's ``make`` returns after writing ``job.target``.
+
+    Attributes:
+        settings: the tool and settings that made the file (the record's ``settings``).
+        extra: more record keys (e.g. ``pruning`` statistics).
+        source_file: the file it started from, when not the FP32 ONNX (``tflite-int8``).
+    """
+
+    settings: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    source_file: ModelFile | None = None
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """One optimization recipe (see the module docstring's table).
+    """One optimization recipe (see the module docstring's table), the code included.
 
     Attributes:
         name: registry key.
@@ -94,6 +172,15 @@ class Recipe:
         install: what to pip install when a module is missing.
         calibrated: True when it needs calibration images.
         summary: one line for manifests and reports.
+        make: writes ``job.target`` from the source model and returns what it did.
+        source_format: the source file it starts from: its FP32 ``onnx`` file (at the
+            variant's size) or its FP32 ``tflite`` file.
+        native_size_only: why it cannot make other input sizes than the source's; empty
+            when it can.
+        resizes: True for the recipe that makes the FP32 ONNX at another input size: it runs
+            first for every extra size (the other recipes start from its file).
+        by_default: run when ``OptimizeConfig.recipes`` is not given.
+        tag: the variant-name suffix for the run's settings (default: the recipe name).
     """
 
     name: str
@@ -103,28 +190,131 @@ class Recipe:
     install: str
     calibrated: bool
     summary: str
+    make: Callable[[RecipeJob], RecipeOutput]
+    source_format: str = 'onnx'
+    native_size_only: str = ''
+    resizes: bool = False
+    by_default: bool = True
+    tag: Callable[[OptimizeConfig], str] | None = None
+
+    def variant_tag(self, config: OptimizeConfig) -> str:
+        return self.tag(config) if self.tag is not None else self.name
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
+def _make_resized(job: RecipeJob) -> RecipeOutput:
+    source, size = job.source, job.size
+    onnx_file = _fp32_file(source, 'onnx')
+    if get_adapter(source.adapter).dynamic_input:  # same file, another default size
+        shutil.copyfile(onnx_file.path, job.target)
+        return RecipeOutput({'tool': 'copy (dynamic input size)',
+                             'from_size': source.input_size[0]})
+    onnx_ops.set_input_size(onnx_file.path, job.target, size, size)
+    onnx_ops.check_outputs(job.target, (1, source.channels, size, size)
+                           if source.layout == 'NCHW' else (1, size, size, source.channels))
+    return RecipeOutput({'tool': 'onnx shape inference', 'from_size': source.input_size[0]})
+
+
+def _make_onnx_int8(job: RecipeJob) -> RecipeOutput:
+    c = job.config
+    return RecipeOutput(onnx_ops.quantize_int8(
+        job.sized_onnx, job.target, job.calibration_inputs(), method=c.calibration_method,
+        per_channel=c.per_channel, activation_type=c.activation_type,
+        pre_process=c.pre_process, work_dir=job.work))
+
+
+def _make_onnx_fp16(job: RecipeJob) -> RecipeOutput:
+    onnx_ops.convert_fp16(job.sized_onnx, job.target)
+    return RecipeOutput({'tool': 'onnxruntime.transformers.float16', 'keep_io_types': True})
+
+
+def _make_openvino_fp16(job: RecipeJob) -> RecipeOutput:
+    from .openvino_ops import save_ir
+    return RecipeOutput(save_ir(job.sized_onnx, job.target, compress_to_fp16=True))
+
+
+def _make_openvino_int8(job: RecipeJob) -> RecipeOutput:
+    from .openvino_ops import quantize_nncf
+    return RecipeOutput(quantize_nncf(job.sized_onnx, job.target, job.calibration_inputs(),
+                                      preset=job.config.nncf_preset))
+
+
+def _make_tflite_int8(job: RecipeJob) -> RecipeOutput:
+    from .tflite_ops import quantize_tflite_int8
+    src_file = _fp32_file(job.source, 'tflite')
+    verify_checksum(src_file)
+    # native size only, so the ONNX model's inputs are the same; without one, the TFLite's own
+    inputs = job.calibration_inputs()
+    if inputs is None:
+        inputs = _preprocessed(job.source, src_file, 'litert', job.images)
+    return RecipeOutput(quantize_tflite_int8(src_file.path, job.target, inputs),
+                        source_file=src_file)
+
+
+def _make_pruned(job: RecipeJob) -> RecipeOutput:
+    ratio = job.config.prune_ratio
+    stats = onnx_ops.prune_magnitude(job.sized_onnx, job.target, ratio)
+    job.say(f'[{job.size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
+    settings = {'tool': 'edge_vision_core.optimize.onnx_ops.prune_magnitude', 'ratio': ratio,
+                'scope': 'Conv/Gemm/MatMul weights, per tensor, tensors >= 256 elements'}
+    return RecipeOutput(settings, extra={'pruning': {
+        'requested': stats.ratio, 'sparsity': stats.sparsity, 'tensors': stats.tensors,
+        'weights': stats.weights, 'zeros': stats.zeros}})
+
+
+def _check_recipe(recipe: Recipe, table: Mapping[str, Recipe]) -> None:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f'a recipe must be a Recipe, got {recipe!r}')
+    if recipe.format not in FORMATS or recipe.source_format not in FORMATS:
+        raise ValueError(f'recipe {recipe.name!r}: unknown format; formats: {list(FORMATS)}')
+    if recipe.resizes and any(r.resizes for r in table.values()):
+        raise ValueError(f'recipe {recipe.name!r}: only one recipe makes the FP32 ONNX at '
+                         f'other sizes (resizes=True)')
+
+
+#: Every recipe, by name: metadata and code. One entry per recipe.
+RECIPES: Registry[Recipe] = Registry('recipe', ConfigError, _check_recipe, [
     Recipe('onnx-fp32', 'onnx', 'fp32', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP32 at another input size'),
+           'ONNX FP32 at another input size', _make_resized, resizes=True, by_default=False),
     Recipe('onnx-int8', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', True,
-           'ONNX Runtime static INT8 (QDQ, per-channel weights)'),
+           'ONNX Runtime static INT8 (QDQ, per-channel weights)', _make_onnx_int8),
     Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP16 (float32 inputs/outputs)'),
+           'ONNX FP16 (float32 inputs/outputs)', _make_onnx_fp16),
     Recipe('openvino-fp16', 'openvino', 'fp16', ('openvino',), 'openvino', False,
-           'OpenVINO IR, FP16-compressed weights'),
+           'OpenVINO IR, FP16-compressed weights', _make_openvino_fp16),
     Recipe('openvino-int8', 'openvino', 'int8', ('openvino', 'nncf'), 'openvino nncf', True,
-           'OpenVINO IR, NNCF post-training INT8'),
+           'OpenVINO IR, NNCF post-training INT8', _make_openvino_int8),
     Recipe('tflite-int8', 'tflite', 'int8', ('ai_edge_litert', 'ai_edge_quantizer'),
-           'ai-edge-quantizer', True, 'TFLite static INT8 (AI Edge Quantizer)'),
+           'ai-edge-quantizer', True, 'TFLite static INT8 (AI Edge Quantizer)',
+           _make_tflite_int8, source_format='tflite',
+           native_size_only='a TFLite model cannot be resized without TensorFlow'),
     Recipe('prune', 'onnx', 'fp32', ('onnx',), 'onnx', False,
-           'ONNX FP32, unstructured magnitude pruning'),
-)}
+           'ONNX FP32, unstructured magnitude pruning', _make_pruned,
+           tag=lambda config: f'pruned{round(config.prune_ratio * 100)}'),
+])
 
-_DEFAULT_RECIPES = ('onnx-int8', 'onnx-fp16', 'openvino-fp16', 'openvino-int8', 'tflite-int8',
-                    'prune')
-_SUFFIX = {'onnx': '.onnx', 'openvino': '.xml', 'tflite': '.tflite'}
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to :data:`RECIPES` at run time (a plugin, a test) and return it.
+
+    Recipes shipped with edge_vision are entries of the table literal above instead.
+
+    Raises:
+        ValueError: the name is taken, an unknown format, or a second resizing recipe.
+        TypeError: not a Recipe.
+    """
+    return RECIPES.register(recipe)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe registered under ``name``.
+
+    Raises:
+        ConfigError: "unknown recipe 'x', expecting one of [...]".
+    """
+    return RECIPES.lookup(name)
+
+
+_DEFAULT_RECIPES = tuple(name for name, recipe in RECIPES.items() if recipe.by_default)
 
 
 @dataclass(frozen=True)
@@ -132,8 +322,7 @@ class OptimizeConfig:
     """Settings of :func:`optimize_model` (``edge-vision optimize`` options)."""
 
     recipes: tuple[str, ...] = field(default=_DEFAULT_RECIPES, metadata=param(
-        'Recipes to run: onnx-fp32, onnx-int8, onnx-fp16, openvino-fp16, openvino-int8, '
-        'tflite-int8, prune.', choices=tuple(RECIPES)))
+        f'Recipes to run: {", ".join(RECIPES)}.'))
     sizes: tuple[int, ...] = field(default=(), metadata=param(
         'Square input sizes to make variants for (multiples of the largest stride, e.g. 320 '
         '416 512); empty = the model\'s own size only.', min=32, max=4096, unit='px'))
@@ -175,6 +364,11 @@ class OptimizeConfig:
         if not self.recipes:
             raise ConfigError('OptimizeConfig.recipes is empty; name at least one of '
                               f'{", ".join(RECIPES)}')
+        for name in self.recipes:
+            try:
+                get_recipe(name)
+            except ConfigError as exc:
+                raise ConfigError(f'OptimizeConfig.recipes: {exc}') from None
         if len(set(self.sizes)) != len(self.sizes):
             raise ConfigError(f'OptimizeConfig.sizes has duplicates: {list(self.sizes)}')
 
@@ -196,14 +390,12 @@ class OptimizedModel:
 
 def recipe_available(name: str, source: ModelManifest | None = None) -> str:
     """'' when recipe ``name`` can run here (on ``source``), else the reason it cannot."""
-    recipe = RECIPES[name]
+    recipe = get_recipe(name)
     missing = [m for m in recipe.modules if importlib.util.find_spec(m) is None]
     if missing:
         return f'needs {", ".join(missing)} (pip install {recipe.install})'
-    if source is not None:
-        fmt = 'tflite' if name == 'tflite-int8' else 'onnx'
-        if not any(f.format == fmt and f.precision == 'fp32' for f in source.files):
-            return f'the source model {source.name!r} has no FP32 {fmt} file'
+    if source is not None and _fp32_file(source, recipe.source_format) is None:
+        return f'the source model {source.name!r} has no FP32 {recipe.source_format} file'
     return ''
 
 
@@ -214,13 +406,19 @@ def _base_name(manifest: ModelManifest) -> str:
     return name[:-len(size) - 1] if name.endswith(f'-{size}') else name
 
 
-def variant_name(manifest: ModelManifest, size: int, recipe: str, prune_ratio: float = 0.5
-                 ) -> str:
-    """The name of a variant (see the module docstring)."""
-    tag = f'pruned{round(prune_ratio * 100)}' if recipe == 'prune' else recipe
-    if manifest.adapter in ('ctc_text', 'text_direction'):  # no input size to name
+def variant_name(manifest: ModelManifest, size: int, recipe: str,
+                 config: OptimizeConfig | None = None) -> str:
+    """The name of a variant (see the module docstring); ``config`` gives the recipe settings
+    that appear in the name (the prune ratio), default :class:`OptimizeConfig`."""
+    tag = get_recipe(recipe).variant_tag(config or OptimizeConfig())
+    if not get_adapter(manifest.adapter).resizable:  # no input size to name
         return f'{_base_name(manifest)}-{tag}'
     return f'{_base_name(manifest)}-{size}-{tag}'
+
+
+def _fp32_file(manifest: ModelManifest, fmt: str) -> ModelFile | None:
+    """The manifest's FP32 file of format ``fmt``, or None."""
+    return next((f for f in manifest.files if f.format == fmt and f.precision == 'fp32'), None)
 
 
 def _versions() -> dict[str, str]:
@@ -269,19 +467,7 @@ def _manifest_dict(source: ModelManifest, name: str, size: tuple[int, int], file
         'nms_threshold': float(m.nms_threshold),
         'max_detections': int(m.max_detections),
     }
-    if m.adapter == 'nanodet':
-        data.update(strides=[int(s) for s in m.strides], reg_max=int(m.reg_max),
-                    center_offset=float(m.center_offset))
-    if m.adapter in TEXT_ADAPTERS:
-        if m.size_multiple:
-            data['size_multiple'] = int(m.size_multiple)
-        data.update(bin_threshold=float(m.bin_threshold), unclip_ratio=float(m.unclip_ratio))
-        if m.dictionary:
-            data['dictionary'] = f'{name}.dict.txt'
-    if m.normalized_boxes:
-        data['normalized_boxes'] = True
-    if m.label_offset:
-        data['label_offset'] = int(m.label_offset)
+    data.update(get_adapter(m.adapter).options_to_dict(m.options))
     if m.license:
         data['license'] = m.license
     data['labels'] = list(m.labels)
@@ -292,12 +478,15 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
                    recipe: Recipe, record: dict[str, Any]) -> OptimizedModel:
     import yaml
 
-    fixed = source.adapter in ('ctc_text', 'text_direction')  # no input size of their own
-    shape = source.input_size if fixed else (size, size)
+    shape = _variant_size(source, size)
     description = (f'{name}: {recipe.summary} of {source.name} at {shape[0]}x{shape[1]}, made '
                    f'by edge-vision optimize (see recipe)')
     data = _manifest_dict(source, name, shape, file, recipe.format, recipe.precision,
                           description)
+    if data.get('dictionary'):  # a text recognizer's: copied beside the variant
+        copy = out_dir / f'{name}.dict.txt'
+        shutil.copyfile(data['dictionary'], copy)
+        data['dictionary'] = copy.name
     # JSON round trip: plain lists/dicts/scalars only, as YAML's safe dumper needs.
     record = json.loads(json.dumps(dict(record, file=file.name,
                                         file_sha256=data['files'][0]['sha256'],
@@ -309,27 +498,31 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
              *textwrap.wrap(f'{recipe.summary}; {settings}', 95)]
     header = ''.join(f'# {line}\n' for line in lines)
     manifest_path = out_dir / f'{name}.yaml'
-    if source.dictionary:  # one entry per line, as read_dictionary reads it
-        (out_dir / f'{name}.dict.txt').write_text('\n'.join(source.dictionary) + '\n',
-                                                  encoding='utf-8', newline='\n')
     manifest_path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=99),
                              encoding='utf-8')
     load_manifest(manifest_path)  # the manifest reader accepts what was written
     return OptimizedModel(name, manifest_path, record)
 
 
+def _variant_size(source: ModelManifest, size: int) -> tuple[int, int]:
+    """The input size a variant's manifest says: ``size`` squared, or the source's own for
+    families with a fixed size (text recognizers)."""
+    return (size, size) if get_adapter(source.adapter).resizable else source.input_size
+
+
 def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
                   images: ImageSet, size: int | None = None) -> list[np.ndarray]:
     """The model inputs of the calibration images, preprocessed exactly as the Detector does
-    (``model_file`` on ``backend``, at ``size`` when given)."""
+    (``model_file`` on ``backend``, at ``size`` when given), or as the TextReader does for
+    text models."""
     from ..inference.detector import Detector, DetectorOptions
+    from ..inference.ocr import SLOTS, calibration_tensors
 
     changes: dict[str, Any] = {'files': (model_file,)}
-    if size is not None and manifest.adapter not in ('ctc_text', 'text_direction'):
-        changes['input_size'] = (size, size)
+    if size is not None:
+        changes['input_size'] = _variant_size(manifest, size)
     only = dataclasses.replace(manifest, **changes)
-    if manifest.adapter in TEXT_ADAPTERS:
-        from ..inference.ocr import calibration_tensors
+    if manifest.adapter in SLOTS:
         return calibration_tensors(only, images.images)
     with Detector.from_manifest(only, DetectorOptions(backend=backend, device='cpu',
                                                       verify_checksum=False)) as detector:
@@ -338,15 +531,18 @@ def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
 
 def _verify(manifest_path: Path, recipe: Recipe) -> None:
     """Load the variant on the runtime of its format and run it once (ModelError if not)."""
-    from ..inference.backends import BACKENDS
+    from ..inference.backends import BACKEND_FORMATS, BACKENDS
     from ..inference.detector import Detector
 
-    backend = {'onnx': 'onnxruntime', 'openvino': 'openvino', 'tflite': 'litert'}[recipe.format]
+    # the backend whose preferred format it is (onnx: onnxruntime, openvino: openvino...)
+    backend = next(name for name, formats in BACKEND_FORMATS.items()
+                   if formats[:1] == (recipe.format,))
     if not BACKENDS[backend].is_installed():
         return
+    from ..inference.ocr import SLOTS
     adapter = load_manifest(manifest_path).adapter
-    if adapter in TEXT_ADAPTERS:
-        _verify_text(manifest_path, adapter, backend)
+    if adapter in SLOTS:
+        _verify_text(manifest_path, SLOTS[adapter], backend)
         return
     try:
         # the file was hashed a moment ago, when its manifest was written
@@ -358,24 +554,22 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
                          ) from exc
 
 
-def _verify_text(manifest_path: Path, adapter: str, backend: str) -> None:
-    """Read a rendered sign with the text-model variant in its slot of a TextReader."""
+def _verify_text(manifest_path: Path, slot: str, backend: str) -> None:
+    """Read a rendered sign with a text-model variant in its slot of a TextReader."""
     from ..eval.text_scenes import make_scene
     from ..inference.ocr import TextReader
 
-    slot = {'db_text': 'detector', 'ctc_text': 'recognizer',
-            'text_direction': 'classifier'}[adapter]
     try:
         with TextReader.create(backend=backend, device='cpu', verify_checksum=False,
                                **{slot: str(manifest_path)}) as reader:
-            reader.read(make_scene(SPLITS_VERIFY_SEED, (640, 480), objects=1).image)
+            reader.read(make_scene(_VERIFY_SCENE, (640, 480), objects=1).image)
     except EdgeVisionError as exc:
         raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
                          ) from exc
 
 
-#: the rendered scene a text-model variant reads once to prove it loads and runs.
-SPLITS_VERIFY_SEED = 42
+#: the rendered scene (seed) a text-model variant reads once to prove it loads and runs.
+_VERIFY_SCENE = 42
 
 
 def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
@@ -406,14 +600,14 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     out = Path(out_dir).expanduser()
     _check_writable(out)
     native_w, native_h = source.input_size
-    stride = max(source.strides) if source.adapter == 'nanodet' else \
-        (source.size_multiple or 32)
+    adapter = get_adapter(source.adapter)
+    stride = adapter.size_multiple(source.options)
     sizes = tuple(config.sizes) or (native_w,)
-    if source.adapter in ('ctc_text', 'text_direction') and config.sizes:
-        raise ConfigError(f'{source.name} is a {source.adapter} model: its input height is '
-                          f'fixed and its width follows each line; --sizes applies to text '
-                          f'detectors (the longest side) and detection models')
-    if native_w != native_h and not config.sizes and source.adapter not in TEXT_ADAPTERS:
+    if not adapter.resizable and config.sizes:
+        raise ConfigError(f'{source.name} is a {source.adapter} model: its input size is '
+                          f'fixed by the family (a text recognizer\'s height) and its width '
+                          f'follows each input; --sizes applies to detection models')
+    if native_w != native_h and not config.sizes and adapter.resizable:
         raise ConfigError(f'{source.name} has a non-square input {native_w}x{native_h}; give '
                           f'square sizes explicitly')
     for size in sizes:
@@ -432,9 +626,9 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
             say(f'skipping {name}: {reason}')
             skipped[name] = reason
             recipes.remove(name)
-    onnx_file = next((f for f in source.files if f.format == 'onnx' and f.precision == 'fp32'),
-                     None)
-    needs_onnx = any(r != 'tflite-int8' for r in recipes) or sizes != (native_w,)
+    onnx_file = _fp32_file(source, 'onnx')
+    needs_onnx = any(RECIPES[r].source_format == 'onnx' for r in recipes) or \
+        sizes != (native_w,)
     if needs_onnx and onnx_file is None:
         raise ModelError(f'{source.name} ({source.source}) has no FP32 ONNX file; the '
                          f'ONNX/OpenVINO recipes and size variants start from one')
@@ -442,7 +636,8 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
         verify_checksum(onnx_file)
     images: ImageSet | None = None
     if any(RECIPES[r].calibrated for r in recipes):
-        if source.adapter in TEXT_ADAPTERS and not config.calibration:
+        from ..inference.ocr import SLOTS
+        if source.adapter in SLOTS and not config.calibration:
             from ..eval.text_scenes import scene_image_set
             images = scene_image_set('calib', config.calibration_count)
         else:
@@ -485,8 +680,7 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
     made: list[OptimizedModel] = []
     base_record = {
         'source_model': {'name': source.name, 'manifest': source.source},
-        'input_size': (list(source.input_size) if source.adapter in ('ctc_text', 'text_direction')
-                       else [size, size]),
+        'input_size': list(_variant_size(source, size)),
         'versions': versions,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
@@ -500,89 +694,47 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
                                  'sha256': source_file.sha256 or sha256_file(source_file.path)},
                     calibration=images.describe() if calibrated and images else None)
 
+    def job(recipe: Recipe, sized_onnx: Path | None) -> tuple[str, RecipeJob]:
+        name = variant_name(source, size, recipe.name, config)
+        target = out / f'{name}{FORMATS[recipe.format][0]}'
+        say(f'[{size}] {recipe.name} -> {target.name}')
+        return name, RecipeJob(source, size, sized_onnx, target, config,
+                               images if recipe.calibrated else None, work, say, cache)
+
+    cache: dict[str, Any] = {}  # shared by the recipes of this size (calibration inputs)
     # The FP32 ONNX at this size: the starting point of every ONNX/OpenVINO recipe.
+    resizer = next(r for r in RECIPES.values() if r.resizes)
     sized_onnx: Path | None = None
     if onnx_file is not None:
         if size == native:
             sized_onnx = onnx_file.path
         else:
-            name = variant_name(source, size, 'onnx-fp32')
-            target = out / f'{name}.onnx'
-            say(f'[{size}] onnx-fp32 -> {target.name}')
-            if source.size_multiple:  # a dynamic-size model: same file, another default size
-                shutil.copyfile(onnx_file.path, target)
-            else:
-                onnx_ops.set_input_size(onnx_file.path, target, size, size)
-                onnx_ops.check_outputs(target, (1, source.channels, size, size)
-                                       if source.layout == 'NCHW'
-                                       else (1, size, size, source.channels))
-            made.append(_write_variant(out, source, name, size, target, RECIPES['onnx-fp32'],
-                                       record(RECIPES['onnx-fp32'], {'tool': 'onnx shape '
-                                              'inference', 'from_size': native}, False,
-                                              onnx_file)))
-            sized_onnx = target
-    tensors: list[np.ndarray] | None = None
+            name, resize_job = job(resizer, None)
+            output = resizer.make(resize_job)
+            made.append(_write_variant(out, source, name, size, resize_job.target, resizer,
+                                       record(resizer, output.settings, False, onnx_file)))
+            sized_onnx = resize_job.target
     sized_file: ModelFile | None = None
     for recipe_name in recipes:
         recipe = RECIPES[recipe_name]
-        if recipe_name == 'onnx-fp32':
+        if recipe.resizes:
             if size == native:
-                say(f'[{size}] onnx-fp32: the source model is already FP32 ONNX at {size}')
+                say(f'[{size}] {recipe.name}: the source model is already FP32 ONNX at {size}')
             continue
-        if recipe_name == 'tflite-int8' and size != native:
-            skipped[f'tflite-int8@{size}'] = ('a TFLite model cannot be resized without '
-                                              'TensorFlow; native size only')
-            say(f'[{size}] skipping tflite-int8: native size ({native}) only')
+        if recipe.native_size_only and size != native:
+            skipped[f'{recipe.name}@{size}'] = f'{recipe.native_size_only}; native size only'
+            say(f'[{size}] skipping {recipe.name}: native size ({native}) only')
             continue
-        name = variant_name(source, size, recipe_name, config.prune_ratio)
-        target = out / f'{name}{_SUFFIX[recipe.format]}'
-        say(f'[{size}] {recipe_name} -> {target.name}')
-        src_file = onnx_file
-        if recipe.calibrated and tensors is None and sized_onnx is not None:
-            tensors = _preprocessed(source, ModelFile(sized_onnx, 'onnx', 'fp32'),
-                                    'onnxruntime', images, size)
-        extra: dict[str, Any] = {}
-        if recipe_name == 'onnx-int8':
-            settings = onnx_ops.quantize_int8(
-                sized_onnx, target, tensors, method=config.calibration_method,
-                per_channel=config.per_channel, activation_type=config.activation_type,
-                pre_process=config.pre_process, work_dir=work)
-        elif recipe_name == 'onnx-fp16':
-            onnx_ops.convert_fp16(sized_onnx, target)
-            settings = {'tool': 'onnxruntime.transformers.float16', 'keep_io_types': True}
-        elif recipe_name == 'openvino-fp16':
-            from .openvino_ops import save_ir
-            settings = save_ir(sized_onnx, target, compress_to_fp16=True)
-        elif recipe_name == 'openvino-int8':
-            from .openvino_ops import quantize_nncf
-            settings = quantize_nncf(sized_onnx, target, tensors, preset=config.nncf_preset)
-        elif recipe_name == 'tflite-int8':
-            from .tflite_ops import quantize_tflite_int8
-            src_file = next(f for f in source.files
-                            if f.format == 'tflite' and f.precision == 'fp32')
-            verify_checksum(src_file)
-            # native size only, so the ONNX inputs above are the same; else the TFLite's own
-            tfl_tensors = tensors if tensors is not None else \
-                _preprocessed(source, src_file, 'litert', images)
-            settings = quantize_tflite_int8(src_file.path, target, tfl_tensors)
-        else:  # prune
-            stats = onnx_ops.prune_magnitude(sized_onnx, target, config.prune_ratio)
-            settings = {'tool': 'edge_vision_core.optimize.onnx_ops.prune_magnitude',
-                        'ratio': config.prune_ratio, 'scope': 'Conv/Gemm/MatMul weights, '
-                        'per tensor, tensors >= 256 elements'}
-            extra['pruning'] = {'requested': stats.ratio, 'sparsity': stats.sparsity,
-                                'tensors': stats.tensors, 'weights': stats.weights,
-                                'zeros': stats.zeros}
-            say(f'[{size}] prune: {stats.tensors} tensors, sparsity {stats.sparsity:.3f}')
-        if src_file is onnx_file and size != native and sized_onnx is not None:
+        name, recipe_job = job(recipe, sized_onnx)
+        output = recipe.make(recipe_job)
+        src_file = output.source_file or onnx_file
+        if output.source_file is None and size != native and sized_onnx is not None:
             if sized_file is None:  # hashed once per size, not once per recipe
                 sized_file = ModelFile(sized_onnx, 'onnx', 'fp32', sha256_file(sized_onnx))
             src_file = sized_file
-        rec = dict(record(recipe, settings, recipe.calibrated, src_file), **extra)
-        variant = _write_variant(out, source, name, size, target, recipe, rec)
+        rec = dict(record(recipe, output.settings, recipe.calibrated, src_file), **output.extra)
+        variant = _write_variant(out, source, name, size, recipe_job.target, recipe, rec)
         if config.verify:
             _verify(variant.manifest, recipe)
         made.append(variant)
     return made
-
-

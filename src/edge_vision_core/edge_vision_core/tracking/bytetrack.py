@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import check_config, param
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..types import Detections
 from .association import box_iou, center_distance_ratio, linear_assignment
 from .kalman import BoxKalmanFilter, boxes_to_measurements, measurements_to_boxes
@@ -332,7 +332,7 @@ class ByteTracker:
         if dt_s is not None:
             dt_s = float(dt_s)
             if not np.isfinite(dt_s):
-                raise ConfigError(f'ByteTracker.update: dt_s must be finite, got {dt_s}')
+                raise DataError(f'ByteTracker.update: dt_s must be finite, got {dt_s}')
             if dt_s <= 0:
                 self._ignore(f'dt_s={dt_s} is not positive')
                 return None
@@ -345,7 +345,7 @@ class ByteTracker:
             return 1.0
         stamp = float(timestamp_s)
         if not np.isfinite(stamp):
-            raise ConfigError(f'ByteTracker.update: timestamp_s must be finite, got {stamp}')
+            raise DataError(f'ByteTracker.update: timestamp_s must be finite, got {stamp}')
         last, self._last_stamp = self._last_stamp, stamp
         if last is None:
             return 1.0
@@ -385,12 +385,12 @@ class ByteTracker:
             Rows follow the input order; :attr:`last_input_indices` maps them to input rows.
 
         Raises:
-            ConfigError: ``detections`` is not a Detections, both timestamp_s and dt_s are
-                given, or a time value is NaN/inf.
+            DataError: ``detections`` is not a Detections, or a time value is NaN/inf.
+            ConfigError: both timestamp_s and dt_s are given.
         """
         if not isinstance(detections, Detections):
-            raise ConfigError(f'ByteTracker.update needs Detections, got '
-                              f'{type(detections).__name__}')
+            raise DataError(f'ByteTracker.update needs Detections, got '
+                            f'{type(detections).__name__}')
         cfg = self.config
         dt = self._advance_clock(timestamp_s, dt_s)
         if dt is None:

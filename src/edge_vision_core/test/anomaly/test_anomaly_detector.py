@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_vision_core import BackendError, ConfigError, ModelError, SourceError
+from edge_vision_core import BackendError, ConfigError, DataError, ModelError, SourceError
 from edge_vision_core.anomaly import ANOMALY_CLASS_ID, AnomalyConfig, AnomalyDetector
 from edge_vision_core.anomaly.synthetic_defects import load_source_image, normal_views
 from edge_vision_core.eval.anomaly import auroc, evaluate_category, read_anomaly_dataset
@@ -99,7 +99,7 @@ def test_fit_from_folder_glob_and_video(small_bench, tmp_path, fast, read_folder
             det.fit(tmp_path / 'empty')
         with pytest.raises(ConfigError, match='at least 2'):
             det.fit(read_folder(train)[:1])
-        with pytest.raises(ConfigError, match='uint8'):
+        with pytest.raises(DataError, match='uint8'):
             det.fit([np.zeros((8, 8), np.float32)] * 2)
 
 

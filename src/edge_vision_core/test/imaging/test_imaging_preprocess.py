@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_vision_core import CameraModel, ConfigError, ConversionError
+from edge_vision_core import CameraModel, ConfigError, ConversionError, DataError
 from edge_vision_core.config import config_fields, config_from_mapping
 from edge_vision_core.imaging import (
     GATE_REASONS,
+    STEP_TABLE,
     STEPS,
     PreprocessConfig,
     Preprocessor,
@@ -38,6 +39,22 @@ def test_every_field_is_documented_and_maps_to_a_ros_parameter_type():
     fields = config_fields(PreprocessConfig)
     assert {f.name for f in fields} == {f.name for f in dataclasses.fields(PreprocessConfig)}
     assert all(len(f.spec.description) > 20 for f in fields)
+
+
+def test_the_step_table_declares_every_switch_and_parameter():
+    names = [f.name for f in dataclasses.fields(PreprocessConfig)]
+    flags = [step.flag for step in STEP_TABLE.values()]
+    params = [name for step in STEP_TABLE.values() for name in step.fields]
+    assert names[:1 + len(flags)] == ['order', *flags]  # the switches follow order
+    start = names.index(params[0])
+    assert names[start:start + len(params) + 1] == [*params, 'gate_action']
+    cfg = PreprocessConfig()
+    assert STEPS == tuple(STEP_TABLE) == cfg.order
+    for step in STEP_TABLE.values():
+        assert getattr(cfg, step.flag) is step.enabled is cfg.is_enabled(step.name)
+        assert {name: getattr(cfg, name) for name in step.fields} == {
+            name: default for name, (_, default, _) in step.fields.items()}
+        assert set(step.state_fields) <= set(step.fields)
 
 
 def test_config_from_a_parameter_mapping():
@@ -86,7 +103,7 @@ def test_defaults_on_a_good_frame_leave_it_alone_and_report_everything(load_imag
     assert result.camera is None and result.output_metrics is None
     assert {'metrics_input', 'total'} <= set(result.timings_ms)
     assert all(v >= 0 for v in result.timings_ms.values())
-    assert result.diagnostic_level == 0 and result.summary == 'ok'
+    assert not result.warnings and not result.dropped and result.converted_from is None
 
 
 def test_steps_run_in_the_configured_order_and_are_timed(load_image):
@@ -176,11 +193,9 @@ def test_the_gate_names_the_reason_and_drops_only_when_asked(degrade, settings, 
     flagged = flag.process(bad, enc)
     assert reason in flagged.verdict.reasons and not flagged.verdict
     assert flagged.image is not None and not flagged.dropped
-    assert flagged.diagnostic_level == 1 and reason in flagged.summary
     drop = Preprocessor(PreprocessConfig(**settings, gate_action='drop'))
     dropped = drop.process(bad, enc)
     assert dropped.image is None and dropped.dropped and dropped.steps == ()
-    assert 'frame dropped' in dropped.summary
     assert drop.stats.dropped == 1 and drop.stats.reasons[reason] == 1
     off = Preprocessor(PreprocessConfig(**settings, gate_action='off')).process(bad, enc)
     assert off.verdict.ok and off.image is not None
@@ -222,8 +237,7 @@ def test_camera_encodings_are_converted_to_a_native_one(encoding, make, load_ima
     result = Preprocessor().process(make(img), encoding)
     assert result.converted_from == encoding
     assert result.encoding == ('bgr16' if encoding.endswith('16') else 'bgr8')
-    assert result.image.shape == (512, 512, 3) and 'time_convert_ms' in dict(
-        result.diagnostic_values())
+    assert result.image.shape == (512, 512, 3) and 'convert' in result.timings_ms
 
 
 @pytest.mark.parametrize(('image', 'encoding', 'match'), [
@@ -249,8 +263,8 @@ def test_a_camera_info_of_another_size_passes_the_frame_through_with_a_warning(l
     assert any('512x512 but its camera_info is for 640x480' in w for w in result.warnings)
     assert any('was not scaled' in w for w in result.warnings)
     assert result.camera is camera  # passed through unchanged
-    assert result.diagnostic_level == 1 and pre.stats.warnings == 1
-    with pytest.raises(ConfigError, match='CameraModel or None'):
+    assert pre.stats.warnings == 1
+    with pytest.raises(DataError, match='CameraModel or None'):
         pre.process(img, enc, camera={'K': [1] * 9})
 
 
@@ -291,17 +305,14 @@ def test_exposure_smoothing_converges_over_frames_and_resets(load_image):
         target.parameters['gamma'])
 
 
-def test_compare_output_and_diagnostics(load_image, rng):
+def test_compare_output_and_output_metrics(load_image, rng):
     img, enc = load_image('brick')
     noisy = _noisy(img, 12.0, rng)
     cfg = PreprocessConfig(enable_denoise=True, compare_output=True, output_metrics=True)
     result = Preprocessor(cfg).process(noisy, enc)
     assert result.psnr == pytest.approx(psnr(noisy, result.image))
     assert result.ssim == pytest.approx(ssim(noisy, result.image))
-    values = dict(result.diagnostic_values())
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in values.items())
-    for key in ('brightness', 'noise_sigma', 'sharpness', 'snr_db', 'output_noise_sigma',
-                'verdict', 'steps', 'denoise_sigma', 'psnr_output_vs_input_db',
-                'time_total_ms', 'time_denoise_ms'):
-        assert key in values
-    assert float(values['output_noise_sigma']) < float(values['noise_sigma'])
+    assert result.output_metrics.noise_sigma < result.input_metrics.noise_sigma
+    assert result.parameters['denoise_sigma'] > 0 and 'denoise' in result.steps
+    assert {'metrics_input', 'denoise', 'metrics_output', 'compare', 'total'} <= set(
+        result.timings_ms)

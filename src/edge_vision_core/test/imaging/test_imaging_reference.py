@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from edge_vision_core import ConfigError
+from edge_vision_core import ConfigError, DataError
 from edge_vision_core.imaging import mse, psnr, ssim
 from edge_vision_core.imaging.reference import dtype_range
 
@@ -99,22 +99,25 @@ def test_dtype_ranges_follow_scikit_image():
     assert dtype_range(np.bool_) == (0, 1)
 
 
-@pytest.mark.parametrize(('call', 'match'), [
-    (lambda a: ssim(a, a[:-1]), 'same shape'),
-    (lambda a: psnr(a, a.astype(np.float32)), 'different dtypes'),
-    (lambda a: ssim(a, a.astype(np.float32)), 'different dtypes'),
-    (lambda a: ssim(a.astype(np.float32), a.astype(np.float32)), 'pass data_range'),
-    (lambda a: psnr(a.astype(np.float32) + 2, a.astype(np.float32)), 'pass data_range'),
-    (lambda a: ssim(a, a, data_range=0), 'data_range must be a finite number > 0'),
-    (lambda a: psnr(a, a, data_range=float('nan')), 'data_range must be a finite'),
-    (lambda a: ssim(a, a, win_size=4), 'odd integer'),
-    (lambda a: ssim(a[:5], a[:5]), 'at least win_size=7'),
-    (lambda a: ssim(a, a, k1=-1), 'k1 must be'),
-    (lambda a: ssim(a, a, workers=0), 'workers must be'),
-    (lambda a: ssim(a.tolist(), a), 'numpy arrays'),
-    (lambda a: mse(a[None, None], a[None, None]), r'\(H, W\) or \(H, W, C\)'),
+@pytest.mark.parametrize(('call', 'error', 'match'), [
+    (lambda a: ssim(a, a[:-1]), DataError, 'same shape'),
+    (lambda a: psnr(a, a.astype(np.float32)), DataError, 'different dtypes'),
+    (lambda a: ssim(a, a.astype(np.float32)), DataError, 'different dtypes'),
+    (lambda a: ssim(a.astype(np.float32), a.astype(np.float32)), ConfigError,
+     'pass data_range'),
+    (lambda a: psnr(a.astype(np.float32) + 2, a.astype(np.float32)), ConfigError,
+     'pass data_range'),
+    (lambda a: ssim(a, a, data_range=0), ConfigError, 'data_range must be a finite number > 0'),
+    (lambda a: psnr(a, a, data_range=float('nan')), ConfigError, 'data_range must be a finite'),
+    (lambda a: ssim(a, a, win_size=4), ConfigError, 'odd integer'),
+    (lambda a: ssim(a[:5], a[:5]), ConfigError, 'at least win_size=7'),
+    (lambda a: ssim(a, a, k1=-1), ConfigError, 'k1 must be'),
+    (lambda a: ssim(a, a, workers=0), ConfigError, 'workers must be'),
+    (lambda a: ssim(a.tolist(), a), DataError, 'numpy arrays'),
+    (lambda a: mse(a[None, None], a[None, None]), DataError, r'\(H, W\) or \(H, W, C\)'),
 ])
-def test_bad_arguments_raise_config_errors_that_name_the_fix(call, match):
+def test_bad_arguments_raise_errors_that_name_the_fix(call, error, match):
+    """Bad images are DataErrors, bad settings ConfigErrors."""
     a = np.zeros((20, 20), np.uint8)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(error, match=match):
         call(a)

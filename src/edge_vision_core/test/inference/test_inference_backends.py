@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_vision_core import BackendError, ConfigError, ModelError
+from edge_vision_core import BackendError, ConfigError, DeviceUnavailableError, ModelError
 from edge_vision_core.inference import Detector, resolve_model
 from edge_vision_core.inference.backends import (
+    BACKEND_FORMATS,
     BACKENDS,
     Backend,
     BackendOptions,
@@ -88,12 +89,24 @@ def test_unknown_backend_lists_what_is_installed():
 
 
 def test_absent_device_lists_the_devices_here():
-    with pytest.raises(BackendError, match=r"device 'cuda' is not available for backend "
-                                           r"'onnxruntime' here; available: cpu"):
+    with pytest.raises(DeviceUnavailableError, match=r"device 'cuda' is not available for "
+                                                     r"backend 'onnxruntime' here; available: "
+                                                     r"cpu\. Installed here: onnxruntime \(cpu"):
         Detector.create(backend='onnxruntime', device='cuda')
     if 'openvino' in INSTALLED:
         with pytest.raises(BackendError, match=r"device 'NPU'.*available: CPU"):
             Detector.create(backend='openvino', device='NPU')
+
+
+def test_the_formats_each_backend_reads_come_from_its_suffixes():
+    assert BACKEND_FORMATS == {'onnxruntime': ('onnx',),
+                               'openvino': ('openvino', 'onnx', 'tflite'),
+                               'litert': ('tflite',), 'tensorrt': ('engine',)}
+    for name, cls in BACKENDS.items():
+        assert BACKEND_FORMATS[name] == cls.formats()
+    from edge_vision_core.inference import detector
+
+    assert detector.BACKEND_FORMATS is BACKEND_FORMATS  # the accessor the anomaly code uses
 
 
 @pytest.mark.skipif('tensorrt' in available_backends(), reason='TensorRT is installed here')

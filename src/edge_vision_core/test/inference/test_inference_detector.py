@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError
+from edge_vision_core import ConfigError, DataError
 from edge_vision_core.inference import DetectorOptions
 from edge_vision_core.inference.backends import available_backends
 
@@ -66,8 +66,8 @@ def test_mono_and_bgra_inputs_match_bgr(default_detector, real_images):
                                                                              np.uint8),
                                  np.zeros((0, 10, 3), np.uint8), [[1, 2, 3]]],
                          ids=['float', 'two-channel', 'empty', 'list'])
-def test_bad_images_raise_config_error(default_detector, bad):
-    with pytest.raises(ConfigError, match='uint8'):
+def test_bad_images_raise_data_error(default_detector, bad):
+    with pytest.raises(DataError, match='uint8'):
         default_detector('onnxruntime').detect(bad)
 
 

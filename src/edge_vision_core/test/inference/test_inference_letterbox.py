@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError
+from edge_vision_core import ConfigError, DataError
 from edge_vision_core.inference.letterbox import (
     apply_letterbox,
     compute_letterbox,
@@ -115,5 +115,5 @@ def test_mask_maps_back_onto_the_image(src, dst, coarse):
 def test_bad_sizes_raise():
     with pytest.raises(ConfigError, match='positive'):
         compute_letterbox((0, 10), (416, 416))
-    with pytest.raises(ConfigError, match='planned for'):
+    with pytest.raises(DataError, match='planned for'):
         apply_letterbox(np.zeros((10, 10), np.uint8), compute_letterbox((20, 10), (32, 32)))

@@ -59,7 +59,11 @@ def test_scale_shorthand_and_labels_file(tmp_path):
 
 BAD = [
     ({'adaptr': 'yolov8'}, 'unknown key'),
-    ({'adapter': 'yolov9000'}, 'adapter must be one of'),
+    ({'adapter': 'yolov9000'}, "unknown adapter 'yolov9000', expecting one of \\['nanodet'"),
+    ({'reg_max': 7}, 'reg_max is an option of adapter nanodet'),
+    ({'normalized_boxes': 'yes'}, 'normalized_boxes must be bool'),
+    ({'adapter': 'nanodet', 'reg_max': 300}, r'adapter nanodet: .*reg_max must be in \[0, 256\]'),
+    ({'adapter': 'nanodet', 'strides': []}, 'at least one stride'),
     ({'input_size': [64]}, 'input_size'),
     ({'layout': 'CHW'}, 'layout'),
     ({'color_order': 'bgra'}, 'color_order'),

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_vision_core import BackendError, ConfigError, ModelError
+from edge_vision_core import BackendError, ConfigError, DataError, ModelError
 from edge_vision_core.inference.backends import BACKENDS
 
 pytest.importorskip('edge_vision_models')
@@ -125,7 +125,7 @@ def test_regions_read_only_inside_and_say_which(readers):
     assert [(line.text, line.region) for line in lines] == [('LEFT 1', 3), ('RIGHT 2', 0)]
     assert lines[1].box[0] > 450  # back in image pixels
     assert reader.read(image, regions=np.zeros((0, 4))) == []
-    with pytest.raises(ConfigError, match=r'\(N, 4\)'):
+    with pytest.raises(DataError, match=r'\(N, 4\)'):
         reader.read(image, regions=[1, 2, 3])
 
 
@@ -158,7 +158,7 @@ def test_images_without_text_give_no_lines(readers, image):
     ('not an image', 'str'),
 ])
 def test_bad_images_are_clear_errors(readers, image, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(DataError, match=message):
         readers(TEXT_BACKENDS[0]).read(image)
 
 
@@ -261,7 +261,9 @@ def test_shipped_text_models_match_their_checksums_and_notice():
             data = model_file.path.read_bytes()
             assert hashlib.sha256(data).hexdigest() == model_file.sha256
             assert len(data) < 20 * 1024 * 1024
-    assert len(resolve_model('ppocrv4-rec').dictionary) == 6624
+    from edge_vision_core.inference.text import dictionary_file
+
+    assert len(dictionary_file(resolve_model('ppocrv4-rec').options.dictionary)) == 6624
     notice = (models_dir() / 'NOTICE').read_text()
     assert 'PaddleOCR' in notice and 'rapidocr-onnxruntime 1.4.4' in notice
 
@@ -270,7 +272,8 @@ def test_shipped_text_models_match_their_checksums_and_notice():
     ({'dictionary': None}, "needs 'dictionary'"),
     ({'dictionary': 'missing.txt'}, 'cannot read the dictionary'),
     ({'size_multiple': -8}, 'size_multiple'),
-    ({'unclip_ratio': 'big'}, 'unclip_ratio'),
+    ({'unclip_ratio': 1.5}, 'unknown key'),
+    ({'space_threshold': 'big'}, 'space_threshold'),
 ])
 def test_text_manifest_errors_name_the_key(tmp_path, change, message):
     from edge_vision_core.inference.manifest import ModelManifest

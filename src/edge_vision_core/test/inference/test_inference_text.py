@@ -15,7 +15,6 @@ from edge_vision_core.inference.text import (
     ctc_greedy_decode,
     db_boxes,
     decode_ctc_text,
-    decode_db_text,
     decode_text_direction,
     line_tensor,
     merge_line_pieces,
@@ -90,13 +89,22 @@ def test_db_empty_and_malformed_maps():
         db_boxes(np.zeros((0, 5), np.float32))
 
 
-def test_decode_db_maps_boxes_to_image_pixels_and_clips():
-    prob = prob_map((64, 128), rects=[((32, 32), (40, 10), 0), ((126, 32), (20, 10), 0)])
-    quads, _ = decode_db_text([prob[None, None]], (256, 128))
-    assert len(quads) == 2
-    assert quads[..., 0].max() <= 256 and quads[..., 1].max() <= 128 and quads.min() >= 0
-    left = min(quads, key=lambda q: q[:, 0].mean())
-    assert left[:, 0].mean() == pytest.approx(2 * 32.5, abs=1.5)  # x scaled by 256 / 128
+def test_db_text_adapter_gives_quads_as_keypoints_in_input_pixels():
+    from edge_vision_core.inference.adapters import DecodeContext, get_adapter
+    from edge_vision_core.inference.manifest import ModelManifest
+
+    manifest = ModelManifest.from_dict({'name': 'db', 'adapter': 'db_text', 'file': 'db.onnx',
+                                        'input_size': [128, 64], 'labels': ['text'],
+                                        'unclip_ratio': 1.0})
+    prob = prob_map((64, 128), rects=[((32, 32), (40, 10), 0), ((100, 20), (30, 8), 0)])
+    decoded = get_adapter('db_text').decode([prob[None, None]], DecodeContext(manifest, 0.5))
+    cand = decoded.candidates
+    assert cand.nms_done and cand.keypoints.shape == (2, 4, 2)
+    assert cand.class_ids.tolist() == [0, 0] and cand.scores.min() > 0.7
+    np.testing.assert_allclose(cand.boxes[:, :2], cand.keypoints.min(axis=1))
+    np.testing.assert_allclose(cand.boxes[:, 2:], cand.keypoints.max(axis=1))
+    left = int(np.argmin(cand.boxes[:, 0]))
+    assert cand.keypoints[left][:, 0].mean() == pytest.approx(32.5, abs=1.0)
 
 
 # -- geometry -------------------------------------------------------------------------------

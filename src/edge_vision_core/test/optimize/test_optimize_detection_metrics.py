@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_vision_core.errors import ConfigError
+from edge_vision_core.errors import ConfigError, DataError
 from edge_vision_core.eval.detection import (
     average_precision,
     box_iou,
@@ -100,7 +100,7 @@ def test_match_takes_best_unmatched_box_in_score_order():
 def test_average_precision_edge_cases():
     assert math.isnan(average_precision(np.zeros(0), np.zeros(0, bool), 0))
     assert average_precision(np.zeros(0), np.zeros(0, bool), 3) == 0.0
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match='3 true_positive flags'):
         average_precision(np.zeros(2), np.zeros(3, bool), 1)
 
 
@@ -131,5 +131,5 @@ def test_agreement_rejects_bad_settings(bad):
 
 
 def test_image_counts_must_match():
-    with pytest.raises(ConfigError, match='one Detections per image'):
+    with pytest.raises(DataError, match='one Detections per image'):
         mean_average_precision([dets([A])], [])

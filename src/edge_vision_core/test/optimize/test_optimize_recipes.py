@@ -140,7 +140,7 @@ def test_pad_maxpool_folding_keeps_the_result(tmp_path):
 
 
 @pytest.mark.parametrize(('kwargs', 'error', 'message'), [
-    ({'recipes': ('onnx-int9',)}, ConfigError, 'must be one of'),
+    ({'recipes': ('onnx-int9',)}, ConfigError, "unknown recipe 'onnx-int9', expecting one of"),
     ({'recipes': ('onnx-int8',), 'calibration': '/nonexistent/frames'}, SourceError,
      'does not exist'),
     ({'recipes': ('onnx-fp16',), 'sizes': (300,)}, ConfigError, 'multiple of the largest'),

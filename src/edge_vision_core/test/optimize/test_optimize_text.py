@@ -4,6 +4,7 @@ in a TextReader and read; the bench times them and reports the text agreement.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,10 @@ def test_recognizer_variant_keeps_height_and_dictionary(tmp_path):
     assert variant.name == 'ppocrv4-rec-onnx-fp16'
     source, copy = resolve_model('ppocrv4-rec'), load_manifest(variant.manifest)
     assert copy.adapter == 'ctc_text' and copy.input_size == source.input_size == (320, 48)
-    assert copy.dictionary == source.dictionary and copy.size_multiple == 8
+    assert copy.options.dictionary.endswith('ppocrv4-rec-onnx-fp16.dict.txt')
+    assert (tmp_path / 'ppocrv4-rec-onnx-fp16.dict.txt').read_bytes() == \
+        Path(source.options.dictionary).read_bytes()
+    assert copy.options.size_multiple == 8 and copy.options.space_threshold == 0.05
     assert (tmp_path / 'ppocrv4-rec-onnx-fp16.dict.txt').is_file()
     assert copy.files[0].precision == 'fp16'
 
@@ -34,7 +38,7 @@ def test_detector_size_variant_is_the_same_dynamic_file(tmp_path):
                                                                   sizes=(640,)))
     (variant,) = made
     copy = load_manifest(variant.manifest)
-    assert copy.input_size == (640, 640) and copy.size_multiple == 32
+    assert copy.input_size == (640, 640) and copy.options.size_multiple == 32
     assert copy.files[0].sha256 == resolve_model('ppocrv4-det').files[0].sha256
     assert copy.score_threshold == resolve_model('ppocrv4-det').score_threshold
 

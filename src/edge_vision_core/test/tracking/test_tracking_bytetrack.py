@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, Detections
+from edge_vision_core import ConfigError, DataError, Detections
 from edge_vision_core.tracking import ByteTrackConfig, ByteTracker, TrackState
 
 
@@ -49,11 +49,11 @@ def test_invalid_config_is_refused(kwargs, match):
 
 def test_bad_arguments_are_refused():
     tracker = make()
-    with pytest.raises(ConfigError, match='needs Detections'):
+    with pytest.raises(DataError, match='needs Detections'):
         tracker.update(np.zeros((1, 4)))
     with pytest.raises(ConfigError, match='timestamp_s or dt_s, not both'):
         tracker.update(Detections.empty(), 1.0, dt_s=0.1)
-    with pytest.raises(ConfigError, match='must be finite'):
+    with pytest.raises(DataError, match='must be finite'):
         tracker.update(Detections.empty(), float('inf'))
     with pytest.raises(ConfigError, match='ByteTrackConfig'):
         ByteTracker({'frame_rate': 30})

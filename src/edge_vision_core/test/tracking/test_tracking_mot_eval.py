@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_vision_core import ConfigError, ConversionError, Detections
+from edge_vision_core import ConfigError, ConversionError, DataError, Detections
 from edge_vision_core.eval.mot import (
     MotTable,
     detections_from_ground_truth,
@@ -84,7 +84,7 @@ def test_frames_iterate_with_empty_ones_and_convert_boxes():
 
 
 def test_from_tracks_needs_track_ids():
-    with pytest.raises(ConfigError, match='without track_ids'):
+    with pytest.raises(DataError, match='without track_ids'):
         MotTable.from_tracks([(1, Detections([[0, 0, 1, 1]], [1], [0]))])
     table = MotTable.from_tracks([(2, Detections([[10, 20, 40, 60]], [0.5], [0], [7]))])
     assert table.frames.tolist() == [2] and table.ids.tolist() == [7]

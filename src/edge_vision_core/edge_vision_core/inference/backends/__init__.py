@@ -2,12 +2,13 @@
 
 ``BACKENDS`` maps a name to its class; :func:`create_backend` builds one with errors that list
 what is available here, and :func:`available_backends` reports installed runtimes with their
-devices (what ``edge-vision detect --list-backends`` prints).
+devices (what ``edge-vision detect --list-backends`` prints). ``BACKEND_FORMATS`` says which
+manifest file formats each backend reads, derived from the classes' ``suffixes``.
 """
 
 from __future__ import annotations
 
-from ...errors import BackendError
+from ...errors import BackendError, DeviceUnavailableError
 from .base import PRECISIONS, Backend, BackendOptions, TensorSpec
 from .litert_backend import LiteRtBackend
 from .onnxruntime_backend import OnnxRuntimeBackend
@@ -16,6 +17,7 @@ from .tensorrt_backend import TensorRtBackend
 
 __all__ = [
     'BACKENDS',
+    'BACKEND_FORMATS',
     'PRECISIONS',
     'Backend',
     'BackendOptions',
@@ -36,6 +38,10 @@ BACKENDS: dict[str, type[Backend]] = {
     'litert': LiteRtBackend,
     'tensorrt': TensorRtBackend,
 }
+
+#: ``{backend: manifest formats it reads, in order of preference}``, from ``Backend.suffixes``.
+BACKEND_FORMATS: dict[str, tuple[str, ...]] = {name: cls.formats()
+                                               for name, cls in BACKENDS.items()}
 
 
 def available_backends() -> dict[str, tuple[str, ...]]:
@@ -79,7 +85,6 @@ def create_backend(name: str, options: BackendOptions) -> Backend:
     cls = backend_class(name)
     try:
         return cls(options)
-    except BackendError as exc:
-        if 'not available' in str(exc):
-            raise BackendError(f'{exc}. Installed here: {_describe_available()}') from exc
-        raise
+    except DeviceUnavailableError as exc:
+        raise DeviceUnavailableError(f'{exc}. Installed here: {_describe_available()}'
+                                     ) from exc

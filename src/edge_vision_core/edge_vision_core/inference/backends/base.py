@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...config import check_config, param
-from ...errors import BackendError, ConfigError, ModelError
+from ...errors import BackendError, ConfigError, DeviceUnavailableError, ModelError
+from ..manifest import FORMATS
 
 __all__ = ['PRECISIONS', 'Backend', 'BackendOptions', 'TensorSpec']
 
@@ -99,7 +100,8 @@ class Backend(ABC):
 
     #: registry name of the backend ('onnxruntime', ...).
     name: ClassVar[str] = ''
-    #: model file suffixes the backend reads, in order of preference.
+    #: model file suffixes the backend reads, in order of preference (the one source of what
+    #: it reads: :meth:`formats` derives the manifest formats from it).
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: the pip package(s) that provide the runtime (for error messages).
     install_hint: ClassVar[str] = ''
@@ -150,6 +152,14 @@ class Backend(ABC):
         return True
 
     @classmethod
+    def formats(cls) -> tuple[str, ...]:
+        """The manifest file formats (:data:`~edge_vision_core.inference.manifest.FORMATS`)
+        this backend reads, in its order of preference, from :attr:`suffixes`."""
+        found = (fmt for suffix in cls.suffixes for fmt, known in FORMATS.items()
+                 if suffix in known)
+        return tuple(dict.fromkeys(found))
+
+    @classmethod
     @abstractmethod
     def devices(cls) -> tuple[str, ...]:
         """The devices this runtime can use on this machine (empty if not installed)."""
@@ -181,7 +191,7 @@ class Backend(ABC):
         """Map a requested device (case-insensitive, 'auto') to one of :meth:`devices`.
 
         Raises:
-            BackendError: listing the devices available here.
+            DeviceUnavailableError: listing the devices available here.
         """
         available = self.devices()
         wanted = device.strip()
@@ -193,8 +203,9 @@ class Backend(ABC):
         prefix = wanted.split('.')[0].split(':')[0].lower()
         if any(c.lower() == prefix for c in available) and prefix != wanted.lower():
             return self.device_case(wanted)
-        raise BackendError(f'device {device!r} is not available for backend {self.name!r} '
-                           f'here; available: {", ".join(available) or "none"}')
+        raise DeviceUnavailableError(f'device {device!r} is not available for backend '
+                                     f'{self.name!r} here; available: '
+                                     f'{", ".join(available) or "none"}')
 
     @property
     def output_names(self) -> list[str]:

@@ -65,10 +65,10 @@ def _peak_rss_mb() -> float:
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job (keys: see :func:`edge_vision_core.optimize.bench._job`)."""
-    from ..inference.backends import BACKENDS
-    from ..inference.detector import Detector, DetectorOptions
-    from ..inference.manifest import load_manifest
+    """Run one job (the fields of :class:`edge_vision_core.optimize.bench.measure.WorkerJob`)."""
+    from ...inference.backends import BACKENDS
+    from ...inference.detector import Detector, DetectorOptions
+    from ...inference.manifest import load_manifest
 
     BACKENDS[job['backend']].is_installed()  # import the runtime before timing the load
     base_rss = _rss_mb()
@@ -76,8 +76,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     one = dataclasses.replace(manifest, files=(manifest.files[job['file_index']],))
     with np.load(job['images']) as data:
         images = [data[k] for k in sorted(data.files, key=lambda k: int(k.split('_')[1]))]
-    from ..inference.text import TEXT_ADAPTERS
-    if manifest.adapter in TEXT_ADAPTERS:
+    from ...inference.ocr import SLOTS
+    if manifest.adapter in SLOTS:
         return _measure_text(job, one, images, base_rss)
     options = DetectorOptions(backend=job['backend'], device=job['device'],
                               threads=job['threads'], verify_checksum=False,
@@ -123,10 +123,9 @@ def _timed(run, inputs: list[np.ndarray], job: dict[str, Any]) -> dict[str, Any]
 def _measure_text(job: dict[str, Any], manifest, images: list[np.ndarray],
                   base_rss: float) -> dict[str, Any]:
     """A text model: bare inference on its own inputs, and the lines read with it."""
-    from ..inference.ocr import TextReader, calibration_tensors
+    from ...inference.ocr import SLOTS, TextReader, calibration_tensors
 
-    slot = {'db_text': 'detector', 'ctc_text': 'recognizer',
-            'text_direction': 'classifier'}[manifest.adapter]
+    slot = SLOTS[manifest.adapter]
     inputs = calibration_tensors(manifest, images, limit=64)
     if not inputs:
         raise ValueError('the evaluation images hold no text line to time a text model on')
