@@ -46,36 +46,49 @@ PUBLISHER = textwrap.dedent('''
 ''')
 
 
-def test_detection2darray_from_another_process_arrives_with_upstream_hashes(ros_context,
-                                                                           spin_until):
+def receive_from_process(context, spin_until, script: str, publisher: str,
+                         topics: dict[str, type]) -> tuple[dict[str, list], dict[str, str]]:
+    """Run ``script`` (a publisher node named ``publisher``) in another process and collect
+    what arrives on ``topics`` ({topic: message type}) until the first topic has 5 messages and
+    every other one at least 1, with each topic's type hash as the DDS graph reports it."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from vision_msgs.msg import Detection2DArray, LabelInfo
 
-    node = rclpy.create_node('interfaces_test', context=ros_context)
-    received: list[Detection2DArray] = []
-    labels: list[LabelInfo] = []
+    node = rclpy.create_node('interfaces_test', context=context)
+    received: dict[str, list] = {topic: [] for topic in topics}
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Detection2DArray, '/interfaces_test/detections', received.append,
-                             qos)
-    node.create_subscription(LabelInfo, '/interfaces_test/label_info', labels.append, qos)
-    executor = SingleThreadedExecutor(context=ros_context)
+    for topic, msg_type in topics.items():
+        node.create_subscription(msg_type, topic, received[topic].append, qos)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    child = subprocess.Popen([sys.executable, '-c', PUBLISHER])
+    child = subprocess.Popen([sys.executable, '-c', script])
+    first = next(iter(topics))
     try:
-        assert spin_until(executor, lambda: len(received) >= 5 and labels, timeout=30), \
-            'no Detection2DArray arrived from the publisher process'
-        infos = {}
-        for topic in ('/interfaces_test/detections', '/interfaces_test/label_info'):
+        assert spin_until(executor, lambda: len(received[first]) >= 5 and all(
+            received.values()), timeout=30), f'nothing arrived on {list(topics)} from {publisher}'
+        hashes = {}
+        for topic in topics:
             for info in node.get_publishers_info_by_topic(topic):
-                if info.node_name == 'independent_publisher':
-                    infos[info.topic_type] = str(info.topic_type_hash)
+                if info.node_name == publisher:
+                    hashes[info.topic_type] = str(info.topic_type_hash)
     finally:
         child.kill()
         child.wait()
         executor.shutdown()
         node.destroy_node()
+    return received, hashes
+
+
+def test_detection2darray_from_another_process_arrives_with_upstream_hashes(ros_context,
+                                                                           spin_until):
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    got, infos = receive_from_process(
+        ros_context, spin_until, PUBLISHER, 'independent_publisher',
+        {'/interfaces_test/detections': Detection2DArray,
+         '/interfaces_test/label_info': LabelInfo})
+    received, labels = got['/interfaces_test/detections'], got['/interfaces_test/label_info']
     msg = received[-1]
     assert msg.header.frame_id == 'from_another_process'
     assert msg.header.stamp.sec >= 1004
@@ -177,33 +190,15 @@ def test_edge_vision_msgs_have_rihs01_hashes_and_reuse_upstream_point2d():
 
 def test_text_array_from_another_process_arrives(ros_context, spin_until):
     pytest.importorskip('edge_vision_msgs')
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
     from edge_vision_msgs.msg import TextArray
 
-    node = rclpy.create_node('text_interfaces_test', context=ros_context)
-    received: list[TextArray] = []
-    node.create_subscription(TextArray, '/interfaces_test/text', received.append,
-                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    child = subprocess.Popen([sys.executable, '-c', TEXT_PUBLISHER])
-    try:
-        assert spin_until(executor, lambda: len(received) >= 5, timeout=30), \
-            'no TextArray arrived from the publisher process'
-        hashes = {str(info.topic_type_hash)
-                  for info in node.get_publishers_info_by_topic('/interfaces_test/text')
-                  if info.node_name == 'independent_text_publisher'}
-    finally:
-        child.kill()
-        child.wait()
-        executor.shutdown()
-        node.destroy_node()
-    msg = received[-1]
+    got, hashes = receive_from_process(ros_context, spin_until, TEXT_PUBLISHER,
+                                       'independent_text_publisher',
+                                       {'/interfaces_test/text': TextArray})
+    msg = got['/interfaces_test/text'][-1]
     assert msg.header.frame_id == 'text_from_another_process' and msg.header.stamp.sec >= 2004
     line = msg.lines[0]
     assert (line.text, line.region, line.score) == ('EXIT \u51fa\u53e3', 2, 0.75)
     assert [(p.x, p.y) for p in line.polygon[1:]] == [(9.0, 2.0), (9.0, 5.0), (1.0, 5.0)]
-    assert hashes == {EDGE_VISION_MSGS_HASHES['edge_vision_msgs/msg/TextArray']}
+    want = 'edge_vision_msgs/msg/TextArray'
+    assert hashes == {want: EDGE_VISION_MSGS_HASHES[want]}
