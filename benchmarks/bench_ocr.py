@@ -54,7 +54,7 @@ from edge_vision_core.eval.text_scenes import GroundTruthLine, make_split
 
 #: name -> TextReaderOptions overrides (INT8 names resolved against --variants). ``default``
 #: is TextReaderOptions() as shipped: OpenVINO (ONNX Runtime where it is missing) on the CPU,
-#: the INT8 OpenVINO detector at 1280 px, box threshold 0.4, FP32 recognizer.
+#: the INT8 OpenVINO detector at 960 px, box threshold 0.4, FP32 recognizer.
 PRESETS: dict[str, dict[str, object]] = {
     'default': {},
     'default-1t': {'threads': 1},
@@ -62,24 +62,23 @@ PRESETS: dict[str, dict[str, object]] = {
     'ov-fp32-1t': {'backend': 'openvino', 'precision': 'fp32', 'threads': 1},
     'ort-fp32': {'backend': 'onnxruntime'},
     'ort-fp32-1t': {'backend': 'onnxruntime', 'threads': 1},
-    'ov-960': {'det_size': 960},
-    'ov-960-1t': {'det_size': 960, 'threads': 1},
-    'ov-fp32-960-box0.5': {'backend': 'openvino', 'precision': 'fp32', 'det_size': 960,
-                           'box_threshold': 0.5},
+    'ov-1280': {'det_size': 1280},
+    'ov-1280-1t': {'det_size': 1280, 'threads': 1},
+    'ov-fp32-box0.5': {'backend': 'openvino', 'precision': 'fp32', 'box_threshold': 0.5},
     'nospace': {'space_threshold': 0.0},
     'cls': {'classifier': 'ppocr-cls'},
     'ov-int8-rec': {'recognizer': '{variants}/ppocrv4-rec-openvino-int8.yaml'},
     'ort-int8-det': {'backend': 'onnxruntime',
-                     'detector': '{variants}/ppocrv4-det-1280-onnx-int8.yaml'},
+                     'detector': '{variants}/ppocrv4-det-960-onnx-int8.yaml'},
     'ort-int8': {'backend': 'onnxruntime',
-                 'detector': '{variants}/ppocrv4-det-1280-onnx-int8.yaml',
+                 'detector': '{variants}/ppocrv4-det-960-onnx-int8.yaml',
                  'recognizer': '{variants}/ppocrv4-rec-onnx-int8.yaml'},
 }
-DEFAULT_CONFIGS = ('rapidocr', 'default', 'default-1t', 'ov-fp32', 'ort-fp32', 'ort-fp32-1t',
-                   'ov-960', 'nospace', 'cls', 'ov-int8-rec', 'ort-int8-det', 'ort-int8')
+DEFAULT_CONFIGS = ('rapidocr', 'default', 'default-1t', 'ov-fp32', 'ort-fp32', 'ov-1280',
+                   'nospace', 'cls', 'ort-int8')
 #: variant file -> (source model, optimize recipe) that makes it.
 VARIANTS = {
-    'ppocrv4-det-1280-onnx-int8.yaml': ('ppocrv4-det', 'onnx-int8'),
+    'ppocrv4-det-960-onnx-int8.yaml': ('ppocrv4-det', 'onnx-int8'),
     'ppocrv4-rec-onnx-int8.yaml': ('ppocrv4-rec', 'onnx-int8'),
     'ppocrv4-rec-openvino-int8.yaml': ('ppocrv4-rec', 'openvino-int8'),
 }
@@ -175,7 +174,7 @@ def ensure_variants(folder: Path, needed: list[dict[str, object]]) -> None:
         model, recipe = VARIANTS[path.name]
         print(f'making {path} (once)', file=sys.stderr, flush=True)
         # minmax: ONNX Runtime's percentile collector holds every activation of every
-        # calibration image in memory (several GB for the detector at 1280 px)
+        # calibration image in memory (several GB for the detector at 960 px)
         optimize_model(model, folder, OptimizeConfig(
             recipes=(recipe,), calibration_count=24, calibration_method='minmax'),
             progress=lambda line: print(line, file=sys.stderr, flush=True))

@@ -60,7 +60,7 @@ DICTIONARY = 'ppocrv4-rec.dict.txt'
 
 #: default longest side of the detection input, and its default box threshold (see
 #: benchmarks/bench_ocr.py for the choice).
-DET_SIZE = 1280
+DET_SIZE = 960
 BOX_THRESHOLD = 0.4
 DET_INT8 = 'ppocrv4-det-int8.xml'
 #: the recognizer's gap-space threshold (edge_vision_core.inference.text.ctc_greedy_decode):

@@ -16,7 +16,7 @@ confidence (mean character probability). Lines come in reading order. Examples::
     edge-vision ocr photo.jpg --output text.jsonl
     edge-vision ocr shots/ --output text.jsonl --annotate annotated/
     edge-vision ocr clip.mp4 --every 10 --output text.jsonl --min-score 0.7
-    edge-vision ocr labels/ --backend onnxruntime --det-size 1280 --output text.jsonl
+    edge-vision ocr labels/ --backend onnxruntime --det-size 1280 --output text.jsonl  # small text
 
 An input that cannot be read (missing, corrupt, not an image) is reported on stderr and
 skipped; the exit code is then 1 (2 for errors of the options or the models). A summary per

@@ -22,9 +22,11 @@ from edge_vision_core.inference.ocr import TextReader, TextReaderOptions
 
 #: seeds of the regression scenes (outside the benchmark's tune/heldout/calib splits).
 SEEDS = (7001, 7002, 7003, 7004, 7005, 7006)
-#: word and character accuracy of the default configuration on SEEDS, measured when the
-#: models and defaults were committed (benchmarks/bench_ocr.py measures the full splits).
-GOLDEN = {'word_accuracy': 0.9615, 'char_accuracy': 0.9517}
+#: word and character accuracy per backend (defaults: OpenVINO runs the INT8 detector, ONNX
+#: Runtime the FP32 one) on SEEDS, measured when the models and defaults were committed
+#: (benchmarks/bench_ocr.py measures the full splits).
+GOLDEN = {'onnxruntime': {'word_accuracy': 0.9615, 'char_accuracy': 0.9724},
+          'openvino': {'word_accuracy': 0.9231, 'char_accuracy': 0.9655}}
 #: how far a backend may fall below the golden numbers before the test fails.
 TOLERANCE = 0.05
 TEXT_BACKENDS = [name for name in ('onnxruntime', 'openvino') if BACKENDS[name].is_installed()]
@@ -59,8 +61,9 @@ def accuracy(reader, scenes):
 def test_shipped_models_read_rendered_signs(backend, readers, scenes):
     score = accuracy(readers(backend), scenes)
     assert score.words >= 25
-    assert score.word_accuracy >= GOLDEN['word_accuracy'] - TOLERANCE, score.as_dict()
-    assert score.char_accuracy >= GOLDEN['char_accuracy'] - TOLERANCE, score.as_dict()
+    golden = GOLDEN[backend]
+    assert score.word_accuracy >= golden['word_accuracy'] - TOLERANCE, score.as_dict()
+    assert score.char_accuracy >= golden['char_accuracy'] - TOLERANCE, score.as_dict()
 
 
 def test_litert_and_tensorrt_have_no_text_model_file():
@@ -110,7 +113,7 @@ def test_lines_come_in_reading_order_with_image_coordinates(readers):
     assert 0.8 < first.score <= 1.0 and 0.5 < first.box_score <= 1.0 and first.region == -1
     stats = reader.last_stats
     assert stats.found == 2 and stats.dropped == 0
-    assert stats.det_input == (1216, 608)  # at most 2x up (max_upscale), multiples of 32
+    assert stats.det_input == (960, 480)  # the longest side at det_size (2x up at most)
     assert stats.total_ms > 0
 
 
