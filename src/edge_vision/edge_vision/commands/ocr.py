@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default ppocrv4-det)')
     parser.add_argument('--recognizer', default='ppocrv4-rec', metavar='MODEL',
                         help='text recognition model with its dictionary (default ppocrv4-rec)')
+    parser.add_argument('--cache-dir', default='', metavar='DIR',
+                        help='keep compiled models here (OpenVINO): later runs start about '
+                             'half a second sooner (default: no cache)')
     parser.add_argument('--every', type=int, default=1,
                         help='videos: read every N-th frame (default 1)')
     parser.add_argument('--max-frames', type=int, default=0,
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                                 classifier=args.classifier, backend=args.backend,
                                 device=args.device, threads=args.threads,
                                 det_size=args.det_size, min_score=args.min_score,
-                                max_lines=args.max_lines)
+                                max_lines=args.max_lines, cache_dir=args.cache_dir)
     files = expand_inputs(args.inputs)
     out_dir = None
     if args.annotate:
