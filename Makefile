@@ -1,18 +1,38 @@
 # edge_vision developer commands (no ROS install needed; see README.md).
 #   make setup   create/refresh .venv (idempotent; seconds when nothing changed)
 #   make run     the main job on the embedded default
-#   make test    set-up, lint, then every test
+#   make test    set-up, lint, then every test in each leg of the matrix:
+#                  test-kilted       lint + all tests in .venv (Kilted wheels, Python 3.11, or
+#                                    the sourced ROS 2 distro)
+#                  test-jazzy        all tests in .venv-jazzy (Jazzy wheels, Python 3.12)
+#                  test-humble-core  the core's unit tests in .venv-humble-core (Python 3.10,
+#                                    Ubuntu 22.04's numpy 1.21 / OpenCV 4.5)
 #   make lint    ruff (99 columns) and hadolint
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+JAZZY_VENV ?= .venv-jazzy
+HUMBLE_CORE_VENV ?= .venv-humble-core
 # Isolate test traffic from other ROS 2 processes on this machine.
 TEST_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# The jazzy and humble-core legs are self-contained wheel environments: a sourced ROS 2 distro
+# must not leak its paths into them.
+NO_ROS_ENV := env -u ROS_DISTRO -u ROS_VERSION -u ROS_PYTHON_VERSION -u PYTHONPATH \
+	-u AMENT_PREFIX_PATH -u CMAKE_PREFIX_PATH -u COLCON_PREFIX_PATH -u LD_LIBRARY_PATH
+# What the humble-core leg runs: the ROS-free core's unit tests.
+CORE_PYTEST_ARGS ?= src/edge_vision_core/test
 
-.PHONY: setup run test lint clean
+.PHONY: setup setup-jazzy setup-humble-core run test test-kilted test-jazzy test-humble-core \
+	lint clean
 
 setup:
 	@$(PYTHON) tools/setup_env.py --venv $(VENV)
+
+setup-jazzy:
+	@$(NO_ROS_ENV) $(PYTHON) tools/setup_env.py --distro jazzy --venv $(JAZZY_VENV)
+
+setup-humble-core:
+	@$(NO_ROS_ENV) $(PYTHON) tools/setup_env.py --distro humble-core --venv $(HUMBLE_CORE_VENV)
 
 run: setup
 	$(VENV)/bin/edge-vision run $(ARGS)
@@ -21,8 +41,16 @@ lint: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint docker/Dockerfile docker/jetson.Dockerfile
 
-test: lint
+test: test-kilted test-jazzy test-humble-core
+
+test-kilted: lint
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+test-jazzy: setup-jazzy
+	$(NO_ROS_ENV) $(TEST_ENV) $(JAZZY_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-humble-core: setup-humble-core
+	$(NO_ROS_ENV) $(HUMBLE_CORE_VENV)/bin/python -m pytest $(CORE_PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) build install log .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(JAZZY_VENV) $(HUMBLE_CORE_VENV) build install log .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_inference_node.py [--backends onnxruntime,openvino,litert]
-        [--threads 2] [--seconds 10]
+        [--threads 2] [--seconds 10] [--model nanodet-m-416]
 
 For each backend it measures, on the same real 640x480 frames (scikit-image samples):
 
@@ -43,11 +43,11 @@ def real_frames() -> list[np.ndarray]:
             sample_images(('astronaut', 'chelsea', 'coffee', 'motorcycle_left', 'rocket'))]
 
 
-def bare(backend: str, threads: int, frames: list[np.ndarray], seconds: float
-         ) -> tuple[float, float, float, float]:
+def bare(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
+         model: str = 'nanodet-m-416') -> tuple[float, float, float, float]:
     from edge_vision_core.inference import Detector, DetectorOptions
 
-    with Detector.create(DetectorOptions(backend=backend, threads=threads)) as det:
+    with Detector.create(DetectorOptions(model=model, backend=backend, threads=threads)) as det:
         inputs = [det.preprocess(f).inputs for f in frames]
         det.warmup(3)
         times = []
@@ -70,7 +70,7 @@ def bare(backend: str, threads: int, frames: list[np.ndarray], seconds: float
 
 
 def node(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
-         feed_hz: float) -> float:
+         feed_hz: float, model: str = 'nanodet-m-416') -> float:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -81,7 +81,8 @@ def node(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
     ns = f'/bench_{backend}'
     proc = subprocess.Popen(
         [sys.executable, '-m', 'edge_vision.inference_node', '--ros-args', '-r',
-         f'__ns:={ns}', '-p', f'backend:={backend}', '-p', f'threads:={threads}'],
+         f'__ns:={ns}', '-p', f'backend:={backend}', '-p', f'threads:={threads}', '-p',
+         f'model:={model}'],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     rclpy.init()
     try:
@@ -117,8 +118,8 @@ def node(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
     return len(got) / seconds
 
 
-def node_in_process(backend: str, threads: int, frames: list[np.ndarray], seconds: float
-                    ) -> float:
+def node_in_process(backend: str, threads: int, frames: list[np.ndarray], seconds: float,
+                    model: str = 'nanodet-m-416') -> float:
     import functools
     import tempfile
 
@@ -144,7 +145,8 @@ def node_in_process(backend: str, threads: int, frames: list[np.ndarray], second
         'camera': [Parameter('source', value=folder), Parameter('loop', value=True),
                    Parameter('rate', value=-1.0), Parameter('publish_compressed', value=False)],
         'inference': [Parameter('backend', value=backend), Parameter('threads', value=threads),
-                      Parameter('async_inference', value=False)]})
+                      Parameter('async_inference', value=False),
+                      Parameter('model', value=model)]})
     probe = functools.partial(_probe_class(), context=context,
                               cli_args=remap_args(stage_remaps([*stages, 'recorder'])['recorder']))
     comp = Composition([*factories, probe], context=context, lossless=True)
@@ -168,19 +170,23 @@ def main() -> None:
     parser.add_argument('--backends', default='onnxruntime,openvino,litert')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--model', default='nanodet-m-416',
+                        help='any registered model, e.g. selfie-segmentation or face')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(150, 230)))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     from edge_vision.dds import apply_transport_defaults
     apply_transport_defaults()
     frames = real_frames()
-    print(f'nanodet-m-416 on 640x480 frames, {args.threads} threads, {os.cpu_count()} cores')
+    print(f'{args.model} on 640x480 frames, {args.threads} threads, {os.cpu_count()} cores')
     print(f'{"backend":>12} {"bare fps":>9} {"p50 ms":>7} {"p95 ms":>7} {"detect fps":>11} '
           f'{"node DDS":>9} {"/bare":>6} {"node in-proc":>13} {"/bare":>6}')
     for backend in args.backends.split(','):
-        bare_fps, p50, p95, detect_fps = bare(backend, args.threads, frames, args.seconds)
-        node_fps = node(backend, args.threads, frames, args.seconds, 1.3 * bare_fps)
-        local_fps = node_in_process(backend, args.threads, frames, args.seconds)
+        bare_fps, p50, p95, detect_fps = bare(backend, args.threads, frames, args.seconds,
+                                              args.model)
+        node_fps = node(backend, args.threads, frames, args.seconds, 1.3 * bare_fps,
+                        args.model)
+        local_fps = node_in_process(backend, args.threads, frames, args.seconds, args.model)
         print(f'{backend:>12} {bare_fps:9.1f} {p50:7.1f} {p95:7.1f} {detect_fps:11.1f} '
               f'{node_fps:9.1f} {node_fps / bare_fps:6.2f} {local_fps:13.1f} '
               f'{local_fps / bare_fps:6.2f}')

@@ -37,11 +37,12 @@ RUN apt-get update \
  && rosdep install --from-paths src --ignore-src -y --rosdistro humble \
  && rm -rf /var/lib/apt/lists/*
 
-# GPU ONNX Runtime for JetPack (keeps Ubuntu's numpy, which the ROS messages are built against).
+# GPU ONNX Runtime for JetPack (keeps Ubuntu's numpy, which the ROS messages are built against);
+# paho-mqtt 2.x for the MQTT bridge (Ubuntu 22.04's python3-paho-mqtt is 1.6).
 RUN NUMPY="$(python3 -c 'import numpy; print(numpy.__version__)')" \
  && echo "numpy==${NUMPY}" > /tmp/numpy-constraint.txt \
  && python3 -m pip install --no-cache-dir -c /tmp/numpy-constraint.txt \
-      --extra-index-url "${ORT_INDEX}" onnxruntime-gpu
+      --extra-index-url "${ORT_INDEX}" onnxruntime-gpu "paho-mqtt>=2"
 
 COPY src /ws/src
 COPY launch /ws/launch

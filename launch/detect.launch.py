@@ -8,8 +8,12 @@
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
 ``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
-process, frames handed over in memory: the fast path) and ``config_dir`` (the parameter files;
-default: this package's ``config/``, one ``<stage>.yaml`` per node).
+process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
+default: this package's ``config/``, one ``<stage>.yaml`` per node) and ``mqtt``,
+``mqtt_broker``, ``mqtt_params`` (the MQTT bridge)::
+
+    ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
+        mqtt_params:=/etc/edge_vision/mqtt.yaml
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -46,6 +50,12 @@ ARGUMENTS = [
                           'process per node.'),
     ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
     ('log_level', 'info', 'Logging level of the nodes.'),
+    ('mqtt', 'false', 'Run mqtt_bridge_node: tracks, events, health and snapshots to an MQTT '
+                      'broker, allow-listed commands back.'),
+    ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
+                        'parameter files\' broker.url).'),
+    ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
+                        'device_id, allow-lists).'),
 ]
 
 
@@ -68,6 +78,11 @@ def _setup(context, *args, **kwargs):
     }
     if arg['anomaly_model']:
         overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+    mqtt_files = [arg['mqtt_params']] if arg['mqtt_params'] else []
+    if _truthy(arg['mqtt']):
+        stages.append('mqtt_bridge')
+        overrides['mqtt_bridge'] = {'broker': {'url': arg['mqtt_broker']}} \
+            if arg['mqtt_broker'] else {}
     remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]
@@ -79,7 +94,7 @@ def _setup(context, *args, **kwargs):
         handle, path = tempfile.mkstemp(prefix='edge_vision_', suffix='.yaml')
         with os.fdopen(handle, 'w') as f:
             yaml.safe_dump(params, f)
-        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages]
+        files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages] + mqtt_files
         # no name=: a __node remap would rename every node of the process
         actions.append(Node(
             package='edge_vision', executable='pipeline', namespace=ns,
@@ -90,6 +105,7 @@ def _setup(context, *args, **kwargs):
     else:
         for stage in stages:
             files = [os.path.join(config_dir, f'{stage}.yaml')]
+            files += mqtt_files if stage == 'mqtt_bridge' else []
             actions.append(Node(
                 package='edge_vision', executable=f'{stage}_node', name=f'{stage}_node',
                 namespace=ns, output='screen', emulate_tty=True,

@@ -7,10 +7,15 @@ cross. Child processes started by tests inherit the same environment.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -146,3 +151,47 @@ def publish_until() -> Callable[..., bool]:
         return predicate()
 
     return _run
+
+
+def _load_setup_env() -> ModuleType:
+    """``tools/setup_env.py`` as the module ``edge_vision_setup_env``, so that tests can import
+    it (standard library only; importing it does nothing)."""
+    name = 'edge_vision_setup_env'
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / 'tools' / 'setup_env.py'
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_load_setup_env()
+
+
+@pytest.fixture
+def system_program() -> Callable[..., str]:
+    """``system_program('mosquitto')``, ``system_program('ip', package='iproute2')``: the path
+    of a program that a Debian package installs, or skip the test naming the install command.
+
+    The package must be listed in ``tools/requirements/apt.txt``, which ``make setup`` installs
+    where it runs as root (as in CI): a test asking for an unlisted package fails, so that CI
+    never relies on something installed by hand.
+    """
+    listed = _load_setup_env().debian_packages()
+
+    def _find(program: str, package: str | None = None) -> str:
+        package = package or program
+        if package not in listed:
+            pytest.fail(f'the Debian package {package} is not listed in '
+                        'tools/requirements/apt.txt: add it there so that `make setup` '
+                        'installs it (in CI too)')
+        search = os.pathsep.join([os.environ.get('PATH', ''), '/usr/sbin', '/sbin'])
+        path = shutil.which(program, path=search)
+        if path is None:
+            pytest.skip(f'needs `{program}` from the Debian package {package}, which is not '
+                        'installed: `make setup` installs it when run as root, or run '
+                        f'`sudo apt-get install --no-install-recommends {package}`')
+        return path
+
+    return _find

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,15 @@ def run_doctor(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_doctor_delivers_vga_frames_intact_with_headers():
+def test_doctor_delivers_vga_frames_intact_with_headers(request):
+    from edge_vision.commands.doctor import wheels_distro
+
+    if not os.environ.get('ROS_DISTRO') and wheels_distro() == 'jazzy':
+        # Seen in the Jazzy leg: 8 to 28 of 30 frames delivered in half of the runs on a loaded
+        # machine, with every --transport; Kilted's Fast DDS 3.2 delivered 30/30 meanwhile.
+        request.applymarker(pytest.mark.xfail(
+            reason='Jazzy wheels (Fast DDS 2.14.5) lose best-effort VGA frames intermittently: '
+                   'open problem, see the make test-jazzy notes', strict=False))
     proc = run_doctor('--seconds', '1.5', '--rate', '20')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -28,3 +37,14 @@ def test_doctor_refuses_absurd_sizes_clearly():
     proc = run_doctor('--size', '100000x5')
     assert proc.returncode == 2
     assert '--size must be between' in proc.stderr
+
+
+@pytest.mark.parametrize(('rclpy_version', 'distro'), [
+    ('3.3.16', 'humble'), ('7.1.5', 'jazzy'), ('9.1.2', 'kilted'), ('10.0.1', 'rclpy 10.0.1'),
+])
+def test_the_wheels_distro_is_named_from_rclpy(rclpy_version, distro):
+    from edge_vision.commands.doctor import wheels_distro
+
+    assert wheels_distro(rclpy_version) == distro
+    if not os.environ.get('ROS_DISTRO'):  # a venv of the wheel sets make setup installs
+        assert wheels_distro() in ('jazzy', 'kilted')

@@ -180,3 +180,62 @@ def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_conte
     executor.shutdown()
     node.destroy_node()
     assert proc.stop() == 0
+
+
+@pytest.mark.parametrize('model', ['selfie-segmentation', 'face'])
+def test_embedded_segmenter_and_face_model_end_to_end(node_process, ros_context, spin_until,
+                                                      publish_until, astronaut_bgr, model):
+    """The shipped person segmenter publishes a mono8 mask with the image's header and
+    background/person labels; the face model publishes the face as a detection."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    from edge_vision.conversions import (
+        image_to_numpy,
+        label_info_to_labels,
+        meta_to_header,
+        msg_to_detections,
+        numpy_to_image,
+    )
+    from edge_vision.qos import latched_qos
+    from edge_vision_core import FrameMeta
+
+    ns = f'/embedded_{model.replace("-", "_")}'
+    proc = node_process('edge_vision.inference_node', {'model': model, 'threads': 1}, ns)
+    node = rclpy.create_node('embedded_driver', context=ros_context)
+    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Image, f'{ns}/image', reliable)
+    masks, dets, labels = [], [], []
+    node.create_subscription(Image, f'{ns}/mask', masks.append, qos_profile_sensor_data)
+    node.create_subscription(Detection2DArray, f'{ns}/detections', dets.append, reliable)
+    node.create_subscription(LabelInfo, f'{ns}/label_info', labels.append, latched_qos())
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    header = meta_to_header(FrameMeta(42_000_000_007, 'astro_optical'))
+    msg = numpy_to_image(astronaut_bgr, 'bgr8', header)
+    segmenter = model == 'selfie-segmentation'
+    assert publish_until(executor, [(pub, msg)],
+                         lambda: labels and dets and (masks or not segmenter), 60), proc.output()
+    assert dets[-1].header == header
+    if segmenter:
+        assert label_info_to_labels(labels[-1]) == ['background', 'person']
+        assert masks[-1].encoding == 'mono8' and masks[-1].header == header
+        mask = image_to_numpy(masks[-1])
+        assert mask.shape == (512, 512) and set(np.unique(mask).tolist()) == {0, 1}
+        assert np.mean(mask[90:170, 180:260]) > 0.95 and np.mean(mask[0:60, 420:]) < 0.02
+        assert len(dets[-1].detections) == 0
+    else:
+        assert label_info_to_labels(labels[-1]) == ['face']
+        faces = msg_to_detections(dets[-1], ['face'])
+        assert len(faces) == 1
+        assert dets[-1].detections[0].results[0].hypothesis.class_id == 'face'
+        x1, y1, x2, y2 = faces.boxes[0]
+        assert 150 < x1 < 200 and 50 < y1 < 100 and 250 < x2 < 300 and 150 < y2 < 200
+        assert not masks
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0

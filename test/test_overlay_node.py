@@ -117,3 +117,77 @@ def test_overlay_pairs_by_stamp_draws_and_survives_bad_messages(node_process, ro
     executor.shutdown()
     test_node.destroy_node()
     assert node.stop() == 0
+
+
+def test_overlay_blends_the_segmentation_mask_of_the_same_stamp(node_process, ros_context,
+                                                                spin_until, publish_until):
+    """show_mask: the mask with the image's stamp is blended (background left clear); a mask
+    of another size is counted and not drawn; a mask in a colour encoding is refused."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.conversions import (
+        detections_to_msg,
+        image_to_numpy,
+        meta_to_header,
+        numpy_to_image,
+    )
+    from edge_vision_core import Detections, FrameMeta
+
+    ns = '/overlay_mask'
+    node = node_process('edge_vision.overlay_node',
+                        {'show_mask': True, 'mask_max_age_s': 0.0, 'show_hud': False,
+                         'publish_markers': False, 'diagnostics_period': 0.3}, ns)
+    driver = rclpy.create_node('overlay_mask_driver', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub_img = driver.create_publisher(Image, f'{ns}/image', reliable)
+    pub_det = driver.create_publisher(Detection2DArray, f'{ns}/tracks', reliable)
+    pub_mask = driver.create_publisher(Image, f'{ns}/mask', reliable)
+    out, diags = [], []
+    driver.create_subscription(Image, f'{ns}/image_annotated', out.append,
+                               qos_profile_sensor_data)
+    driver.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(driver)
+    assert spin_until(executor, lambda: pub_mask.get_subscription_count() > 0 and
+                      pub_img.get_subscription_count() > 0 and
+                      driver.count_publishers(f'{ns}/image_annotated') > 0, 20), node.output()
+    base = np.full((60, 80, 3), 100, np.uint8)
+    mask = np.zeros((60, 80), np.uint8)
+    mask[:, 40:] = 1
+
+    def send(stamp, mask_image, encoding='mono8'):
+        header = meta_to_header(FrameMeta(stamp, 'cam'))
+        # the mask first: it must be there when the image/results pair completes
+        return [(pub_mask, numpy_to_image(mask_image, encoding, header)),
+                (pub_img, numpy_to_image(base, 'bgr8', header)),
+                (pub_det, detections_to_msg(Detections.empty(), header))]
+
+    assert publish_until(executor, send(5_000_000_000, mask),
+                         lambda: any(image_to_numpy(m)[30, 60].tolist() != [100] * 3
+                                     for m in out), 30), node.output()
+    drawn = next(image_to_numpy(m) for m in out if image_to_numpy(m)[30, 60].tolist()
+                 != [100] * 3)
+    assert np.all(drawn[:, :40] == 100)  # background stays clear
+    assert np.abs(drawn[:, 45:].astype(int) - 100).max() > 40
+
+    def diag(key):
+        for array in reversed(diags):
+            for status in array.status:
+                if status.name.endswith('overlay_node'):
+                    return {kv.key: kv.value for kv in status.values}.get(key)
+        return None
+
+    assert publish_until(executor, send(6_000_000_000, np.zeros((30, 40), np.uint8)),
+                         lambda: (diag('masks_mismatched') or '0') != '0', 30), node.output()
+    assert publish_until(executor, send(7_000_000_000, base, 'bgr8'),
+                         lambda: 'dropped a message on /overlay_mask/mask' in node.output(), 30)
+    assert 'mono8 or mono16' in node.output()
+    assert node.alive()
+    executor.shutdown()
+    driver.destroy_node()
+    assert node.stop() == 0

@@ -46,6 +46,7 @@ setup(
             'calibration_node = edge_vision.calibration_node:main',
             'camera_node = edge_vision.camera_node:main',
             'inference_node = edge_vision.inference_node:main',
+            'mqtt_bridge_node = edge_vision.mqtt_bridge_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',
             'recorder_node = edge_vision.recorder_node:main',

@@ -21,6 +21,7 @@ setup(
         'onnxruntime': ['onnxruntime'],
         'openvino': ['openvino'],
         'litert': ['ai-edge-litert'],
+        'mqtt': ['paho-mqtt>=2'],
     },
     zip_safe=False,
     maintainer='edge_vision developers',

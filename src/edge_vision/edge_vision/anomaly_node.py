@@ -20,6 +20,8 @@ calibrated on held-out frames), saved to ``save_path`` and used at once. With ``
 fitted model is loaded at configure time; a file made for another backbone, input size or
 format version fails configure with what differs. Without any model the node starts learning
 by itself when ``learn_on_start`` is true, else it waits (frames are counted as unscored).
+``~/stop_learning`` (std_srvs/Trigger) cancels learning: the frames collected so far are
+dropped and the current model (if any) stays.
 
 Parameters: :class:`edge_vision_core.anomaly.AnomalyConfig`, :class:`AnomalyNodeConfig`,
 ``qos.*``, ``autostart``, ``diagnostics_period``.
@@ -95,6 +97,7 @@ class AnomalyNode(EdgeVisionNode):
         self._last: AnomalyResult | None = None
         self._outs = {}
         self._service = None
+        self._stop_service = None
         self._model_source = ''
 
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
@@ -130,6 +133,7 @@ class AnomalyNode(EdgeVisionNode):
         self.add_input('image', Image, lambda m: image_to_frame(m, 'bgr8'), self._on_image,
                        stream_subscriber_qos(qos))
         self._service = self.create_service(Trigger, '~/learn_normal', self._on_learn)
+        self._stop_service = self.create_service(Trigger, '~/stop_learning', self._on_stop)
         if detector.is_fitted:
             self.get_logger().info(f'loaded {cfg.model_path}: threshold {detector.threshold:.4g}')
         else:
@@ -148,6 +152,9 @@ class AnomalyNode(EdgeVisionNode):
         if self._service is not None:
             self.destroy_service(self._service)
             self._service = None
+        if self._stop_service is not None:
+            self.destroy_service(self._stop_service)
+            self._stop_service = None
         self._outs = {}
         return super().on_cleanup(state)
 
@@ -182,6 +189,19 @@ class AnomalyNode(EdgeVisionNode):
             response.success = True
         except EdgeVisionError as exc:
             response.success, response.message = False, str(exc)
+        return response
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response
+                 ) -> Trigger.Response:
+        with self._lock:
+            learning = self._detector is not None and self._detector.learning is not None
+            if learning:
+                self._detector.cancel_learning()
+        response.success = learning
+        response.message = 'learning cancelled; the current model stays' if learning else \
+            'not learning'
+        if learning:
+            self.get_logger().info(response.message)
         return response
 
     def _learn(self, frame: Frame) -> None:

@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterType, ParameterValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sensor_msgs.msg import RegionOfInterest as RoiMsg
 from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import (
+    Classification,
     Detection2D,
     Detection2DArray,
     LabelInfo,
@@ -79,6 +81,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     'camera_info_to_model',
+    'classification_score',
+    'diagnostic_level',
     'frame_detections_to_msg',
     'frame_to_camera_info',
     'frame_to_compressed',
@@ -98,6 +102,8 @@ __all__ = [
     'msg_to_text_lines',
     'numpy_to_compressed',
     'numpy_to_image',
+    'parameter_value',
+    'quality_from_msg',
     'quality_key_values',
     'quality_level',
     'quality_summary',
@@ -502,6 +508,82 @@ def _quality_number(value: float | int) -> str:
     if math.isinf(value):
         return 'inf' if value > 0 else '-inf'
     return f'{value:.6g}'
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores, statuses and parameter values (the MQTT bridge's inputs and remote parameter changes)
+
+def diagnostic_level(level: bytes | int) -> int:
+    """A ``DiagnosticStatus.level`` (a byte in rclpy) as an int: 0 OK, 1 WARN, 2 ERROR, 3 STALE."""
+    return int.from_bytes(level, 'little') if isinstance(level, (bytes, bytearray)) \
+        else int(level)
+
+
+def classification_score(msg: Classification, class_id: str = 'anomaly'
+                         ) -> tuple[FrameMeta, float]:
+    """``vision_msgs/Classification`` -> ``(meta, score of class_id)`` (anomaly_node's
+    ``anomaly`` topic: the anomaly confidence, 0.5 at the model threshold).
+
+    Raises:
+        ConversionError: no hypothesis for ``class_id``.
+    """
+    for hyp in msg.results:
+        if hyp.class_id == class_id:
+            return header_to_meta(msg.header), float(hyp.score)
+    raise ConversionError(f'Classification without a {class_id!r} hypothesis (got '
+                          f'{[h.class_id for h in msg.results][:5]})')
+
+
+def quality_from_msg(msg: DiagnosticArray) -> tuple[FrameMeta, int, str]:
+    """preprocess_node's per-frame ``quality`` array -> ``(meta, level, summary)``: the worst
+    status level and the messages of the statuses at that level.
+
+    Raises:
+        ConversionError: an empty array.
+    """
+    if not msg.status:
+        raise ConversionError('quality DiagnosticArray with no status')
+    levels = [diagnostic_level(s.level) for s in msg.status]
+    worst = max(levels)
+    summary = '; '.join(s.message for s, lv in zip(msg.status, levels, strict=True)
+                        if lv == worst and s.message)
+    return header_to_meta(msg.header), worst, summary
+
+
+_PARAMETER_FIELDS = {
+    ParameterType.PARAMETER_BOOL: ('bool_value', (bool,)),
+    ParameterType.PARAMETER_INTEGER: ('integer_value', (int,)),
+    ParameterType.PARAMETER_DOUBLE: ('double_value', (int, float)),
+    ParameterType.PARAMETER_STRING: ('string_value', (str,)),
+    ParameterType.PARAMETER_BOOL_ARRAY: ('bool_array_value', (bool,)),
+    ParameterType.PARAMETER_INTEGER_ARRAY: ('integer_array_value', (int,)),
+    ParameterType.PARAMETER_DOUBLE_ARRAY: ('double_array_value', (int, float)),
+    ParameterType.PARAMETER_STRING_ARRAY: ('string_array_value', (str,)),
+}
+
+
+def parameter_value(value: object, ptype: int) -> ParameterValue:
+    """A JSON value -> ``rcl_interfaces/ParameterValue`` of the parameter's declared type
+    (an integer is accepted for a double; nothing else is converted).
+
+    Raises:
+        ConversionError: the parameter is not declared (type NOT_SET), or the value does not
+            fit its type.
+    """
+    if ptype not in _PARAMETER_FIELDS:
+        raise ConversionError('no such parameter (not declared on that node)')
+    attr, kinds = _PARAMETER_FIELDS[ptype]
+    is_array = attr.endswith('_array_value')
+    values = value if is_array and isinstance(value, list) else [value]
+    ok = (isinstance(value, list) == is_array and all(
+        isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool)) for v in values))
+    if not ok:
+        raise ConversionError(f'value {value!r} does not fit the parameter\'s type '
+                              f'{attr.removesuffix("_value").replace("_", " ")}')
+    if kinds == (int, float):
+        values = [float(v) for v in values]
+    out = ParameterValue(type=ptype)
+    setattr(out, attr, values if is_array else values[0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ Subscribes (relative names; remap to choose the sources):
 - ``tracks`` (vision_msgs/Detection2DArray) — remap to ``detections`` without a tracker;
 - ``label_info`` (vision_msgs/LabelInfo, transient local) — class names;
 - ``anomaly/heatmap`` (sensor_msgs/Image, 32FC1 or mono8) when ``show_anomaly`` is true;
+- ``mask`` (sensor_msgs/Image, mono8/mono16 class id per pixel: inference_node's segmentation
+  output) when ``show_mask`` is true: blended in one colour per class (background 0 left
+  clear), paired with the image of the same stamp (else the newest within ``mask_max_age_s``);
+  a mask of another size than its image is not drawn and counted (``masks_mismatched``);
 - ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
@@ -31,18 +35,25 @@ Parameters: :class:`OverlayConfig`, ``qos.*``, ``autostart``, ``diagnostics_peri
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
-from edge_vision_core import CameraModel, EdgeVisionError, Frame, FrameDetections
+from edge_vision_core import CameraModel, ConversionError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
 from edge_vision_core.encodings import convert_encoding
 from edge_vision_core.sync import ExactTimeMatcher
 from edge_vision_core.timing import RateMeter, StageTimer
-from edge_vision_core.viz import TrailHistory, blend_heatmap, draw_detections, draw_hud
+from edge_vision_core.viz import (
+    TrailHistory,
+    blend_class_mask,
+    blend_heatmap,
+    draw_detections,
+    draw_hud,
+)
 
 from .conversions import (
     camera_info_to_model,
@@ -78,6 +89,14 @@ class OverlayConfig:
     heatmap_max_age_s: float = field(default=1.0, metadata=param(
         'Ignore heatmaps older than this relative to the frame.', min=0.0, max=60.0,
         unit='s'))
+    show_mask: bool = field(default=False, metadata=param(
+        'Subscribe to mask (a segmentation class mask) and blend it over the image.',
+        read_only=True))
+    mask_alpha: float = field(default=0.5, metadata=param(
+        'Opacity of the segmentation classes.', min=0.0, max=1.0))
+    mask_max_age_s: float = field(default=0.5, metadata=param(
+        'Without a mask of the image\'s stamp, use the newest one at most this much older or '
+        'newer (0 = same stamp only).', min=0.0, max=60.0, unit='s'))
     publish_markers: bool = field(default=True, metadata=param(
         'Publish markers (visualization_msgs/MarkerArray) of the results for 3-D views; '
         'built only while someone subscribes.', read_only=True))
@@ -111,6 +130,8 @@ class OverlayNode(EdgeVisionNode):
         self._rate = RateMeter()
         self._timer = StageTimer()
         self._heatmap: Frame | None = None
+        self._masks: collections.deque[Frame] = collections.deque(maxlen=10)
+        self.masks_mismatched = 0
         self._frames_in_results = False
         self._out = None
         self._markers = None
@@ -136,6 +157,10 @@ class OverlayNode(EdgeVisionNode):
         self._labels = self.add_results_input('tracks', self._on_results, replace_labels=True)
         if cfg.show_anomaly:
             self.add_input('anomaly/heatmap', Image, image_to_frame, self._on_heatmap,
+                           stream_subscriber_qos(qos))
+        if cfg.show_mask:
+            self._masks = collections.deque(maxlen=cfg.pairing_buffer)
+            self.add_input('mask', Image, _mask_frame, self._masks.append,
                            stream_subscriber_qos(qos))
         if cfg.publish_markers:
             self._markers = self.add_output(
@@ -182,6 +207,12 @@ class OverlayNode(EdgeVisionNode):
             if cfg.show_anomaly and heat is not None and \
                     abs(frame.meta.stamp_ns - heat.meta.stamp_ns) <= cfg.heatmap_max_age_s * 1e9:
                 blend_heatmap(image, heat.image, cfg.heatmap_alpha, 0.0, None)
+            mask = self._mask_for(frame) if cfg.show_mask else None
+            if mask is not None:
+                if mask.image.shape != image.shape[:2]:
+                    self.masks_mismatched += 1
+                else:
+                    blend_class_mask(image, mask.image, cfg.mask_alpha)
             self._trails.update(results.detections)
             labels = self._labels.for_item(results)
             draw_detections(image, results.detections, labels,
@@ -196,6 +227,18 @@ class OverlayNode(EdgeVisionNode):
         self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
         if self._markers is not None:
             self._markers.emit((frame, results))
+
+    def _mask_for(self, frame: Frame) -> Frame | None:
+        """The mask of ``frame``'s stamp, else the newest within ``mask_max_age_s``."""
+        masks = list(self._masks)
+        stamp = frame.meta.stamp_ns
+        exact = [m for m in masks if m.meta.stamp_ns == stamp]
+        if exact:
+            return exact[-1]
+        max_age = self.config(OverlayConfig).mask_max_age_s * 1e9
+        if masks and max_age > 0 and abs(masks[-1].meta.stamp_ns - stamp) <= max_age:
+            return masks[-1]
+        return None
 
     def _marker_model(self, frame: Frame) -> CameraModel:
         """The calibration the markers use: the frame's, the last camera_info's (rescaled to
@@ -225,12 +268,23 @@ class OverlayNode(EdgeVisionNode):
                   'latency_ms': self._latency_ms, 'draw_ms_p50': timing.get('p50', 0.0),
                   'paired': self._matcher.matched, 'unpaired_dropped': self._matcher.dropped,
                   'labels': len(self._labels)}
+        if self.config(OverlayConfig).show_mask:
+            values['masks_mismatched'] = self.masks_mismatched
         if self._markers is not None:
             values.update(markers_published=self._markers.published,
                           marker_camera=self._marker_camera)
         if self._matcher.dropped > self._matcher.matched and self._matcher.dropped > 10:
             return WARN, 'most images and results do not pair: do their stamps match?', values
         return OK, self.lifecycle_state, values
+
+
+def _mask_frame(msg: Image) -> Frame:
+    """A class-mask message as a Frame of (H, W) class ids (mono8/mono16, 8UC1/16UC1)."""
+    frame = image_to_frame(msg)
+    if frame.image.ndim != 2 or frame.image.dtype.kind != 'u':
+        raise ConversionError(f'mask must be mono8 or mono16 class ids, got encoding '
+                              f'{msg.encoding!r}')
+    return frame
 
 
 def main(args: list[str] | None = None) -> int:

@@ -57,9 +57,16 @@ def _register_anomaly() -> None:
     STAGES['anomaly'] = AnomalyNode
 
 
+def _register_mqtt() -> None:
+    from .mqtt_bridge_node import MqttBridgeNode  # after anomaly: the order select_stages uses
+
+    STAGES['mqtt_bridge'] = MqttBridgeNode
+
+
 def parse_stages(text: str | Sequence[str]) -> tuple[str, ...]:
     """Validate a stage list (comma-separated or a sequence) and return it in pipeline order."""
     _register_anomaly()
+    _register_mqtt()
     names = [s.strip() for s in (text.split(',') if isinstance(text, str) else text)
              if s.strip()]
     unknown = [n for n in names if n not in STAGES]

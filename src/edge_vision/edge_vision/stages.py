@@ -12,9 +12,9 @@ __all__ = ['remap_args', 'select_stages', 'stage_remaps']
 
 
 def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool = False,
-                  recorder: bool = False) -> list[str]:
+                  recorder: bool = False, mqtt: bool = False) -> list[str]:
     """The detection pipeline's stages: camera, [preprocess], inference, [tracker], overlay,
-    then the optional [recorder] and [anomaly]."""
+    then the optional [recorder], [anomaly] and [mqtt_bridge]."""
     stages = ['camera']
     if preprocess:
         stages.append('preprocess')
@@ -26,6 +26,8 @@ def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool 
         stages.append('recorder')
     if anomaly:
         stages.append('anomaly')
+    if mqtt:
+        stages.append('mqtt_bridge')
     return stages
 
 
@@ -41,7 +43,7 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':
         remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    for stage in ('overlay', 'recorder'):
+    for stage in ('overlay', 'recorder', 'mqtt_bridge'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
     return remaps

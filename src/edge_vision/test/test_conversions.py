@@ -242,6 +242,29 @@ def test_invalid_camera_info_names_the_frame():
         camera_info_to_model(msg)
 
 
+def test_instance_images_travel_as_mono8_or_mono16_with_their_header():
+    """The instance image convention of edge_vision_core.segmentation through a message."""
+    from edge_vision.conversions import frame_to_image, image_to_frame
+    from edge_vision_core import Detections, Frame, FrameMeta
+    from edge_vision_core.segmentation import (
+        instance_encoding,
+        instance_image,
+        masks_from_instance_image,
+    )
+
+    meta = FrameMeta(123_456_789_000, 'cam_optical')
+    for count in (3, 300):
+        boxes = np.array([[i % 60, 0, i % 60 + 2, 20] for i in range(count)], np.float32)
+        dets = Detections(boxes, np.linspace(1, 0.1, count), np.zeros(count))
+        inst = instance_image(dets, np.ones((20, 64), np.uint8), ['person'],
+                              ['background', 'person'])
+        msg = frame_to_image(Frame(inst, meta, instance_encoding(count)))
+        assert msg.encoding == ('mono8' if count < 255 else 'mono16')
+        back = image_to_frame(msg)
+        assert back.meta == meta and np.array_equal(back.image, inst)
+        assert masks_from_instance_image(back.image, count).shape == (count, 20, 64)
+
+
 # --- image quality diagnostics (preprocess_node's quality topic) ---------------------------------
 
 def _quality(image, encoding='bgr8', camera=None, **settings):

@@ -312,7 +312,13 @@ def convert_encoding(arr: np.ndarray, src_encoding: str, dst_encoding: str) -> n
     if code is None:
         raise ConversionError(f'unsupported conversion from {src_encoding!r} to '
                               f'{dst_encoding!r}')
-    out = cv2.cvtColor(np.ascontiguousarray(arr), code)
+    arr = np.ascontiguousarray(arr)
+    if arr.shape[:2] == (1, 1):
+        # OpenCV 4.5 (Ubuntu 22.04's, ROS 2 Humble's) rejects a 1x1 three-channel array
+        # ("_step >= minstep"): convert two copies of the pixel and keep one.
+        out = cv2.cvtColor(np.concatenate([arr, arr]), code)[:1]
+    else:
+        out = cv2.cvtColor(arr, code)
     if out.dtype != dst.dtype:
         out = _rescale(out, src, dst.dtype)
     return out

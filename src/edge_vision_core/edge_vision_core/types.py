@@ -163,6 +163,8 @@ class Detections:
         class_ids: (N,) int32 indices into the model's label list.
         track_ids: optional (N,) int64 stable identities assigned by a tracker, or None.
         masks: optional (N, H, W) bool instance masks in the same image pixels, or None.
+        keypoints: optional (N, K, 2) float32 ``(x, y)`` landmarks per detection in the same
+            image pixels (e.g. the 6 face landmarks of a face detector), or None.
 
     The constructor checks shapes and converts dtypes; it does not judge values, so a NaN box
     can be represented and removed with :meth:`valid_mask` (the tracker counts such drops).
@@ -173,6 +175,7 @@ class Detections:
     class_ids: np.ndarray
     track_ids: np.ndarray | None = None
     masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.boxes = _as_array(self.boxes, np.float32, 'boxes', (4,))
@@ -194,6 +197,12 @@ class Detections:
                 raise DataError(f'Detections.masks must have shape (N={n}, H, W), got '
                                 f'{masks.shape}')
             self.masks = masks.astype(bool, copy=False)
+        if self.keypoints is not None:
+            points = np.asarray(self.keypoints, np.float32)
+            if points.ndim != 3 or len(points) != n or points.shape[2] != 2:
+                raise DataError(f'Detections.keypoints must have shape (N={n}, K, 2), got '
+                                f'{points.shape}')
+            self.keypoints = np.ascontiguousarray(points)
 
     @classmethod
     def empty(cls, with_track_ids: bool = False) -> Detections:
@@ -208,16 +217,18 @@ class Detections:
         parts = list(parts)
         if not parts:
             return cls.empty()
-        tracked = [p.track_ids is not None for p in parts]
-        masked = [p.masks is not None for p in parts]
-        if len(set(tracked)) > 1 or len(set(masked)) > 1:
-            raise DataError('cannot concatenate Detections with and without track_ids/masks')
+        optional = {}
+        for name in ('track_ids', 'masks', 'keypoints'):
+            present = {getattr(p, name) is not None for p in parts}
+            if len(present) > 1:
+                raise DataError(f'cannot concatenate Detections with and without {name}')
+            if present == {True}:
+                optional[name] = np.concatenate([getattr(p, name) for p in parts])
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.class_ids for p in parts]),
-            np.concatenate([p.track_ids for p in parts]) if tracked[0] else None,
-            np.concatenate([p.masks for p in parts]) if masked[0] else None,
+            **optional,
         )
 
     def __len__(self) -> int:
@@ -233,6 +244,7 @@ class Detections:
             self.boxes[index], self.scores[index], self.class_ids[index],
             None if self.track_ids is None else self.track_ids[index],
             None if self.masks is None else self.masks[index],
+            None if self.keypoints is None else self.keypoints[index],
         )
 
     def __repr__(self) -> str:
@@ -241,6 +253,8 @@ class Detections:
             extra += ', tracked'
         if self.masks is not None:
             extra += f', masks {self.masks.shape[1:]}'
+        if self.keypoints is not None:
+            extra += f', {self.keypoints.shape[1]} keypoints'
         return f'Detections(n={len(self)}{extra})'
 
     def replace(self, **changes: object) -> Detections:

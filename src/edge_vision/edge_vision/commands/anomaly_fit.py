@@ -2,7 +2,7 @@
 
 Reads every image of a folder (or a quoted glob, the frames of a video, or --max-frames frames
 of a camera such as /dev/video0), learns what normal looks like (PatchCore memory bank or PaDiM
-Gaussians over patch features of the COCO-pretrained NanoDet backbone plus colour statistics),
+Gaussians over patch features of the ImageNet-pretrained EfficientNet-Lite0 backbone),
 calibrates the frame-score threshold on out-of-fold scores of the normal frames (a target
 false-alarm rate or a quantile), and writes the versioned model file (.npz). anomaly_node loads
 it with the parameter model_path; `edge-vision eval-anomaly --model` scores a test set with it.
@@ -24,46 +24,52 @@ HELP = 'fit an anomaly model on normal images/video and save it (.npz) for anoma
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options shared with ``eval-anomaly --fit``."""
+    """The model options shared with ``eval-anomaly --fit`` (defaults: AnomalyConfig's)."""
+    from edge_vision_core.anomaly import METHODS, AnomalyConfig
+
+    d = AnomalyConfig()
     model = parser.add_argument_group('model')
-    model.add_argument('--method', choices=('patchcore', 'padim'), default='patchcore',
-                       help='patchcore (memory bank; any content, the default) or padim '
-                            '(Gaussian per position; aligned views only)')
-    model.add_argument('--backbone', default='nanodet-m-416-backbone',
-                       help='CNN backbone (nanodet-m-416-backbone), a feature manifest .json, '
-                            'or none (colour statistics only)')
-    model.add_argument('--layers', default='stride8,stride16,color8,color16',
+    model.add_argument('--method', choices=tuple(METHODS), default=d.method,
+                       help='; '.join(f'{m.name}: {m.description}' for m in METHODS.values())
+                       + f' ({d.method})')
+    model.add_argument('--backbone', default=d.backbone,
+                       help=f'CNN backbone ({d.backbone}, ImageNet; or nanodet-m-416-backbone, '
+                            f'COCO), a feature manifest .json, or none (colour statistics only)')
+    model.add_argument('--layers', default=','.join(d.layers),
                        help='comma-separated feature layers: stride4/8/16 (backbone), '
-                            'color4/8/16 (colour statistics) (stride8,stride16,color8,color16)')
+                            f'color4/8/16 (colour statistics) ({",".join(d.layers)})')
     model.add_argument('--input-size', default='', metavar='WxH',
                        help='model input, multiples of 16 (default: from the first image, '
                             'longer side --max-side)')
-    model.add_argument('--max-side', type=int, default=320, metavar='PX',
-                       help='automatic input size: longer side in pixels (320)')
-    model.add_argument('--resize', choices=('letterbox', 'stretch'), default='letterbox',
-                       help='image -> model input (letterbox)')
-    model.add_argument('--feature-dim', type=int, default=0, metavar='D',
+    model.add_argument('--max-side', type=int, default=d.max_input_side, metavar='PX',
+                       help=f'automatic input size: longer side in pixels ({d.max_input_side})')
+    model.add_argument('--resize', choices=('letterbox', 'stretch'), default=d.resize,
+                       help=f'image -> model input ({d.resize})')
+    model.add_argument('--feature-dim', type=int, default=d.feature_dim, metavar='D',
                        help='random projection of the embeddings (0 = method default: '
-                            'PatchCore 128, PaDiM 100)')
-    model.add_argument('--max-bank', type=int, default=4096, metavar='N',
-                       help='PatchCore: most memory-bank rows (4096)')
-    model.add_argument('--coreset-ratio', type=float, default=0.1,
-                       help='PatchCore: fraction of normal patches kept (0.1)')
+                            + ', '.join(f'{m.name} {m.default_dim}' for m in METHODS.values())
+                            + ')')
+    model.add_argument('--max-bank', type=int, default=d.max_memory_bank, metavar='N',
+                       help=f'PatchCore: most memory-bank rows ({d.max_memory_bank})')
+    model.add_argument('--coreset-ratio', type=float, default=d.coreset_ratio,
+                       help=f'PatchCore: fraction of normal patches kept ({d.coreset_ratio})')
     thr = parser.add_argument_group('threshold')
     thr.add_argument('--false-alarm-rate', type=float, default=None, metavar='R',
-                     help='calibrate for this fraction of normal frames flagged (0.01; Gumbel '
-                          'fit of out-of-fold normal frame scores)')
+                     help=f'calibrate for this fraction of normal frames flagged '
+                          f'({d.false_alarm_rate}; Gumbel fit of out-of-fold normal frame '
+                          f'scores)')
     thr.add_argument('--quantile', type=float, default=None, metavar='Q',
                      help='instead: the Q quantile of out-of-fold normal frame scores')
-    thr.add_argument('--folds', type=int, default=5,
+    thr.add_argument('--folds', type=int, default=d.calibration_folds,
                      help='calibration folds: each normal frame is scored by the model without '
-                          'its fold (5)')
+                          f'its fold ({d.calibration_folds})')
     rt = parser.add_argument_group('runtime')
-    rt.add_argument('--backend', default='onnxruntime',
-                    help='backbone runtime: onnxruntime or openvino (onnxruntime)')
-    rt.add_argument('--device', default='auto', help='backend device (auto)')
-    rt.add_argument('--threads', type=int, default=0, help='CPU threads (0 = runtime default)')
-    rt.add_argument('--seed', type=int, default=0, help='random seed (0)')
+    rt.add_argument('--backend', default=d.backend,
+                    help=f'backbone runtime: onnxruntime or openvino ({d.backend})')
+    rt.add_argument('--device', default=d.device, help=f'backend device ({d.device})')
+    rt.add_argument('--threads', type=int, default=d.threads,
+                    help='CPU threads (0 = runtime default)')
+    rt.add_argument('--seed', type=int, default=d.seed, help=f'random seed ({d.seed})')
 
 
 def config_from_args(args: argparse.Namespace):
@@ -116,15 +122,17 @@ def run(args: argparse.Namespace) -> int:
         report = detector.fit(args.normal, every=args.every, max_frames=args.max_frames)
         path = detector.save(args.out)
         info = detector.model_info
+    from edge_vision_core.anomaly import get_method
+
     w, h = report.input_size
     scores = report.calibration_scores
-    kind = 'memory bank rows' if info['method'] == 'patchcore' else 'grid cells'
-    print(f'fitted {info["method"]} on {report.num_images} normal frames '
+    kind = get_method(info.method).size_unit
+    print(f'fitted {info.method} on {report.num_images} normal frames '
           f'({report.num_calibration} scored out-of-fold for the threshold), input {w}x{h}, '
           f'{report.num_patches} patches -> {report.model_size} {kind}')
-    print(f'features: backbone {info["backbone"]["id"]}, layers {", ".join(info["layers"])}, '
-          f'{info["embedding_dim"]} dimensions')
-    print(f'threshold {report.threshold:.4g} ({info["calibration"]["mode"]}; out-of-fold '
+    print(f'features: backbone {info.backbone.id}, layers {", ".join(info.layers)}, '
+          f'{info.embedding_dim} dimensions')
+    print(f'threshold {report.threshold:.4g} ({info.calibration.get("mode")}; out-of-fold '
           f'normal scores {min(scores):.4g}..{max(scores):.4g})')
     print(f'time: features {report.feature_seconds:.1f} s, fit {report.fit_seconds:.1f} s')
     print(f'wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)')

@@ -151,17 +151,13 @@ def _records(result, file_name: str, frame: int) -> list[dict]:
 
 def _annotate(image, result, out_dir: Path, path: Path, frame: int, is_video: bool) -> None:
     import cv2
-    import numpy as np
 
     from edge_vision_core import SourceError
-    from edge_vision_core.viz import color_for, draw_detections
+    from edge_vision_core.viz import blend_class_mask, draw_detections
 
     canvas = image.copy()
     if result.mask is not None:
-        palette = np.array([color_for(i) for i in range(max(256, len(result.labels)))],
-                           np.uint8)
-        colored = palette[result.mask]
-        canvas = cv2.addWeighted(canvas, 0.5, colored, 0.5, 0)
+        blend_class_mask(canvas, result.mask, 0.5)
     else:
         draw_detections(canvas, result.detections, result.labels)
     name = f'{path.stem}_{frame:06d}.jpg' if is_video else f'{path.stem}.jpg'

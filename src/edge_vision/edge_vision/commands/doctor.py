@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     print('edge_vision doctor')
     print(f'  python {sys.version.split()[0]}, numpy {np.__version__}, '
           f'OpenCV {_cv2_version()}')
-    distro = os.environ.get('ROS_DISTRO') or 'kilted (PyPI wheels)'
+    distro = os.environ.get('ROS_DISTRO') or f'{wheels_distro()} (PyPI wheels)'
     print(f'  ROS 2 {distro}, {os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")}, '
           f'ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}')
     print(f'  transport: {transport}')
@@ -244,6 +244,24 @@ def _graph_hashes(node) -> dict[str, str]:
             if type_hash is not None:
                 out[info.topic_type] = str(type_hash)
     return out
+
+
+# rclpy's major version in each ROS 2 distro (no ROS_DISTRO is set in a venv of PyPI wheels).
+_RCLPY_DISTROS = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
+
+
+def wheels_distro(rclpy_version: str | None = None) -> str:
+    """The ROS 2 distro of the rclpy wheels installed here (or of ``rclpy_version``)."""
+    if rclpy_version is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            rclpy_version = version('rclpy')
+        except PackageNotFoundError:
+            return 'unknown distro'
+    major = rclpy_version.split('.', 1)[0]
+    name = _RCLPY_DISTROS.get(int(major)) if major.isdigit() else None
+    return name or f'rclpy {rclpy_version}'
 
 
 def _cv2_version() -> str:

@@ -7,9 +7,10 @@ a model is fitted on train/good of every category (model options as anomaly-fit)
 one fitted model file scores the (single) category. Prints a table per category and defect
 type: image AUROC (normal test images vs that defect), pixel AUROC, PRO (area under the
 per-region-overlap curve up to 30 % false-positive rate, normalised), and how many images the
-calibrated threshold flags. A benchmark in this layout, made from real images with synthetic
-defects, comes from edge_vision_core.anomaly.synthetic_defects.make_benchmark (see
-benchmarks/bench_anomaly.py).
+calibrated threshold flags; --json prints every number and the means over categories
+(mean_image_auroc, mean_pixel_auroc, mean_pro). A benchmark in this layout with small, faint
+defects comes from `benchmarks/bench_anomaly.py --write DIR`
+(edge_vision_core.anomaly.small_defects).
 
 Examples:
   edge-vision eval-anomaly --data mvtec/bottle --fit
@@ -91,9 +92,17 @@ def run(args: argparse.Namespace) -> int:
                 detector.save(Path(args.save_models) / f'{dataset.category}.npz')
         results.append(result)
     if args.json:
+        def mean(values: list[float | None]) -> float | None:
+            known = [v for v in values if v is not None]
+            return sum(known) / len(known) if known else None
+
         print(json.dumps({'categories': [r.as_dict() for r in results],
-                          'mean_image_auroc': sum(r.image_auroc for r in results)
-                          / len(results)}, indent=2))
+                          'mean_image_auroc': mean([r.image_auroc for r in results]),
+                          'mean_pixel_auroc': mean([r.pixel_auroc for r in results]),
+                          'mean_pro': mean([r.pro for r in results]),
+                          'mean_ms_per_image': mean([r.ms_per_frame for r in results]),
+                          'mean_fit_seconds': mean([r.fit_seconds for r in results])},
+                         indent=2))
         return 0
     print(f'{"category":12s} {"defect":12s} {"images":>6s} {"image AUROC":>11s} '
           f'{"pixel AUROC":>11s} {"PRO":>6s} {"flagged":>9s}')

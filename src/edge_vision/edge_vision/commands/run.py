@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
+    parser.add_argument('--mqtt', metavar='URL', default='',
+                        help='also publish to this MQTT broker (mqtt://localhost:1883, '
+                             'mqtts://host:8883); watch with `edge-vision fleet --broker URL`')
+    parser.add_argument('--mqtt-params', metavar='FILE', default='',
+                        help='parameter YAML of mqtt_bridge_node (broker.ca_file, '
+                             'broker.username, broker.password_file, device_id, ...)')
 
 
 def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
                            recorder=True)
+    if args.mqtt:
+        stages.append('mqtt_bridge')
     overrides = {
         'camera': [Parameter('source', value=source),
                    Parameter('rate', value=-1.0 if lossless else 0.0)],
@@ -117,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
                      Parameter('video_fps', value=fps_native)],
         'overlay': [Parameter('diagnostics_period', value=0.0)],
     }
+    if args.mqtt:
+        from ..mqtt_bridge_node import parameter_overrides
+        overrides['mqtt_bridge'] = parameter_overrides(args.mqtt, args.mqtt_params)
     print(apply_transport_defaults())
     context = Context()
     rclpy.init(context=context, args=[])
@@ -129,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError('; '.join(errors))
         nodes = dict(zip(stages, comp.nodes, strict=True))
         camera, recorder = nodes['camera'], nodes['recorder']
+        if args.mqtt:
+            print(f'MQTT: {args.mqtt} under {nodes["mqtt_bridge"].bridge.topics.base}/ (watch: '
+                  f'edge-vision fleet --broker {args.mqtt})')
         start = time.monotonic()
         last_progress = last_change = 0.0
         last_count = -1

@@ -2,15 +2,18 @@
 
 The parts, each usable on its own:
 
-- :mod:`.features`: image -> multi-scale feature maps, from the COCO-pretrained NanoDet backbone
-  (``nanodet-m-416-backbone``) on any ONNX-reading backend, or the ``color-gradient`` baseline;
+- :mod:`.features`: image -> multi-scale feature maps, from the ImageNet-pretrained
+  EfficientNet-Lite0 (``efficientnet-lite0-features``, the default) or the COCO NanoDet backbone
+  on any ONNX-reading backend, and the ``color-gradient`` statistics;
 - :mod:`.embedding`: feature maps -> one embedding per patch;
 - :mod:`.patchcore` (memory bank, greedy coreset, nearest-neighbour distance) and
-  :mod:`.padim` (a Gaussian per patch position, Mahalanobis distance);
+  :mod:`.padim` (a Gaussian per patch position, Mahalanobis distance), behind one interface
+  in the :mod:`.methods` table (:data:`METHODS`);
 - :mod:`.postprocess`: heatmap, frame score, regions, threshold calibration;
-- :mod:`.model_file`: the versioned one-file model;
+- :mod:`.model_file`: the versioned one-file model and its typed header (:class:`ModelHeader`);
 - :mod:`.detector`: :class:`AnomalyDetector` (fit / score / learn-normal / save / load);
-- :mod:`.synthetic_defects`: an MVTec-like benchmark from real images with synthetic defects.
+- :mod:`.synthetic_defects`: an MVTec-like benchmark from real images with synthetic defects;
+  :mod:`.small_defects`: a harder one, small faint defects under camera nuisance.
 
 Importing this package imports no inference runtime.
 """
@@ -18,7 +21,6 @@ Importing this package imports no inference runtime.
 from __future__ import annotations
 
 from .detector import (
-    METHODS,
     AnomalyConfig,
     AnomalyDetector,
     AnomalyResult,
@@ -36,7 +38,8 @@ from .features import (
     list_backbones,
     resolve_backbone,
 )
-from .model_file import FORMAT_VERSION, load_model_file
+from .methods import METHODS, AnomalyMethod, get_method
+from .model_file import FORMAT_VERSION, BackboneRef, ModelHeader, load_model_file
 from .postprocess import (
     ANOMALY_CLASS_ID,
     ANOMALY_LABELS,
@@ -53,6 +56,8 @@ __all__ = [
     'METHODS',
     'AnomalyConfig',
     'AnomalyDetector',
+    'AnomalyMethod',
+    'BackboneRef',
     'AnomalyResult',
     'AnomalyTimings',
     'FeatureExtractor',
@@ -60,10 +65,12 @@ __all__ = [
     'FeatureMaps',
     'FitReport',
     'LearningProgress',
+    'ModelHeader',
     'calibrate_threshold',
     'confidence',
     'create_feature_extractor',
     'find_regions',
+    'get_method',
     'iter_frames',
     'list_backbones',
     'load_model_file',

@@ -6,12 +6,18 @@ One :class:`AnomalyDetector` per camera (what ``anomaly_node`` owns):
   embeddings of the normal frames (:mod:`.features`, :mod:`.embedding`) become a PatchCore
   memory bank or PaDiM Gaussians; the frame-score threshold is calibrated on out-of-fold scores
   of the normal frames (each scored by the model without its fold, see :meth:`fit`);
-- :meth:`AnomalyDetector.score` per frame: frame score (max of the smoothed heatmap), decision,
-  heatmap on the image, anomalous regions as ``Detections`` and stage timings;
+- :meth:`AnomalyDetector.score` per frame: frame score (mean of the ``score_top_k`` highest
+  pixels of the smoothed heatmap, times the method's frame weight: PatchCore's reweighting by
+  the memory bank's density), decision, heatmap on the image, anomalous regions as
+  ``Detections`` and stage timings;
 - "learn normal" on a live stream: :meth:`start_learning`, :meth:`learn` per frame,
   :meth:`finish_learning` refits (the node can run it in a worker and keep publishing);
-- :meth:`save` / :meth:`load` the one-file model (:mod:`.model_file`); loading refuses a file
-  made for another backbone, input size or format version.
+- :meth:`save` / :meth:`load` the one-file model (:mod:`.model_file`, a typed
+  :class:`~.model_file.ModelHeader`); loading refuses a file made for another backbone, input
+  size or format version.
+
+The method (PatchCore, PaDiM) is an object of the :data:`~.methods.METHODS` table; the detector
+only calls its interface (fit, score, frame weight, arrays).
 
 Configuration (:class:`AnomalyConfig`) splits in two: fields that define a fitted model
 (backbone, method, input size, resize, layers, patch pool, feature dim, coreset, smoothing) are
@@ -56,9 +62,8 @@ from .features import (
     layer_strides,
     resolve_backbone,
 )
-from .model_file import check_compatible, load_model_file, save_model_file
-from .padim import PadimAccumulator, PadimModel
-from .patchcore import MemoryBankBuilder, PatchCoreModel
+from .methods import METHODS, MethodModel, check_float32, get_method
+from .model_file import BackboneRef, ModelHeader, load_model_file, save_model_file
 from .postprocess import (
     ANOMALY_LABELS,
     THRESHOLD_MODES,
@@ -67,12 +72,12 @@ from .postprocess import (
     calibrate_threshold,
     confidence,
     find_regions,
+    position_scale,
     score_map,
     to_image,
 )
 
 __all__ = [
-    'METHODS',
     'AnomalyConfig',
     'AnomalyDetector',
     'AnomalyResult',
@@ -84,10 +89,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-METHODS = ('patchcore', 'padim')
-#: embedding dimension per method when ``feature_dim`` is 0 (a random projection; measured on
-#: the tuning benchmark: PatchCore at 128 scored like no projection, in half the time).
-_DEFAULT_DIM = {'patchcore': 128, 'padim': 100}
 #: fields that may change while the detector runs.
 RUNTIME_FIELDS = ('threshold', 'min_region_area', 'max_regions')
 
@@ -100,9 +101,9 @@ class AnomalyConfig:
         'Fitted anomaly model (.npz from edge-vision anomaly-fit) loaded at start; empty = '
         'none until fit() or learn-normal mode made one.', read_only=True))
     backbone: str = field(default=DEFAULT_BACKBONE, metadata=param(
-        'CNN backbone for the stride* layers: nanodet-m-416-backbone (COCO-pretrained, the '
-        'default), a feature manifest .json path, or none (colour statistics only).',
-        read_only=True))
+        f'CNN backbone for the stride* layers: {DEFAULT_BACKBONE} (ImageNet-pretrained, the '
+        'default), nanodet-m-416-backbone (COCO, round 1), a feature manifest .json path, or '
+        'none (colour statistics only).', read_only=True))
     backend: str = field(default='onnxruntime', metadata=param(
         'Inference runtime of the backbone: onnxruntime or openvino.', read_only=True))
     device: str = field(default='auto', metadata=param(
@@ -111,8 +112,8 @@ class AnomalyConfig:
     threads: int = field(default=0, metadata=param(
         'CPU inference threads; 0 lets the runtime decide.', min=0, max=256, read_only=True))
     method: str = field(default='patchcore', metadata=param(
-        'patchcore (memory bank + nearest neighbour; any content) or padim (Gaussian per '
-        'position; aligned views only).', choices=METHODS, read_only=True))
+        '; '.join(f'{m.name} ({m.description})' for m in METHODS.values()) + '.',
+        choices=tuple(METHODS), read_only=True))
     input_width: int = field(default=0, metadata=param(
         'Model input width (multiple of 16); 0 = from the first normal image and '
         'max_input_side.', min=0, max=4096, unit='px', read_only=True))
@@ -151,9 +152,16 @@ class AnomalyConfig:
     max_memory_bank: int = field(default=4096, metadata=param(
         'PatchCore: most rows in the memory bank (bounds memory and time per frame).',
         min=1, max=1_000_000, read_only=True))
-    coreset_projection_dim: int = field(default=128, metadata=param(
+    coreset_projection_dim: int = field(default=64, metadata=param(
         'PatchCore: random projection dimension used to select the coreset (0 = none).',
         min=0, max=4096, read_only=True))
+    reweight_neighbors: int = field(default=0, metadata=param(
+        'PatchCore: frame score reweighted by the memory bank\'s density around the nearest '
+        'normal patch of the most anomalous one, over this many bank neighbours (the '
+        'paper\'s b; 0 = off).', min=0, max=1024, read_only=True))
+    score_top_k: int = field(default=1, metadata=param(
+        'Frame score = mean of this many highest pixels of the smoothed heatmap (model-input '
+        'pixels; 1 = the maximum).', min=1, max=1 << 20, read_only=True))
     padim_regularization: float = field(default=0.01, metadata=param(
         'PaDiM: value added to each covariance diagonal.', min=1e-9, max=1e3,
         read_only=True))
@@ -161,6 +169,10 @@ class AnomalyConfig:
         'Patch rings along the image edge whose scores are rescaled to the interior\'s '
         'normal level (edge patches see less context and score higher); 0 = off.', min=0,
         max=64, read_only=True))
+    position_correction: bool = field(default=True, metadata=param(
+        'Rescale each patch position by how much normal images vary there (from the held-out '
+        'calibration scores): corners and edges that a small shift or rotation moves stop '
+        'deciding the frame score of normal images.', read_only=True))
     smoothing_sigma: float = field(default=4.0, metadata=param(
         'Gaussian smoothing of the heatmap, in model-input pixels.', min=0.0, max=64.0,
         unit='px', read_only=True))
@@ -209,7 +221,7 @@ class AnomalyConfig:
                 raise ConfigError(f'AnomalyConfig.{name} must be a multiple of 16, got '
                                   f'{getattr(self, name)}')
         if not self.backbone.strip():
-            raise ConfigError('AnomalyConfig.backbone is empty; use nanodet-m-416-backbone')
+            raise ConfigError(f'AnomalyConfig.backbone is empty; use {DEFAULT_BACKBONE}')
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -383,7 +395,7 @@ class AnomalyDetector:
     """Patch-feature anomaly detector (PatchCore or PaDiM) on a pretrained backbone.
 
     Args:
-        config: settings (defaults: PatchCore on ``nanodet-m-416-backbone`` + colour
+        config: settings (defaults: PatchCore on ``efficientnet-lite0-features`` + colour
             statistics, onnxruntime).
         **overrides: fields of :class:`AnomalyConfig` to replace.
 
@@ -399,9 +411,10 @@ class AnomalyDetector:
             config = dataclasses.replace(config, **overrides)
         self.config = config
         self._extractor: FeatureExtractor | None = None
-        self._model: PatchCoreModel | PadimModel | None = None
-        self._header: dict[str, Any] | None = None
+        self._model: MethodModel | None = None
+        self._header: ModelHeader | None = None
         self._projection: np.ndarray | None = None
+        self._position: np.ndarray | None = None
         self._learning: list[np.ndarray] | None = None
         self._learning_target = 0
         self._closed = False
@@ -446,12 +459,12 @@ class AnomalyDetector:
         if self._header is None:
             raise ModelError('the anomaly detector has no model yet: fit() it, load() a model '
                              'file or run learn-normal mode')
-        return float(self._header['threshold'])
+        return self._header.threshold
 
     @property
-    def model_info(self) -> dict[str, Any] | None:
+    def model_info(self) -> ModelHeader | None:
         """The fitted model's header (method, backbone, input size, threshold...), or None."""
-        return None if self._header is None else dict(self._header)
+        return self._header
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -511,9 +524,8 @@ class AnomalyDetector:
         self._check_open()
         t_start = time.perf_counter()
         cfg = self.config
-        bank = MemoryBankBuilder(cfg.max_memory_bank, cfg.coreset_ratio,
-                                 cfg.coreset_projection_dim, cfg.seed)
-        padim = PadimAccumulator(cfg.padim_regularization)
+        method = get_method(cfg.method)
+        fitter = method.fitter(cfg)
         kept: list[tuple[int, np.ndarray, np.ndarray, LetterboxTransform]] = []
         keep_every = 1
         feature_seconds = 0.0
@@ -534,15 +546,12 @@ class AnomalyDetector:
                 valid = valid_cells(features.transform, grid.shape[:2], stride)
                 scales = layer_scales(features, layers, cfg.patch_pool, stride, valid)
                 projection = random_projection(
-                    grid.shape[2], cfg.feature_dim or _DEFAULT_DIM[cfg.method], cfg.seed)
+                    grid.shape[2], cfg.feature_dim or method.default_dim, cfg.seed)
             grid, stride = embed(features, layers, cfg.patch_pool, stride, scales, projection)
             valid = valid_cells(features.transform, grid.shape[:2], stride)
             feature_seconds += time.perf_counter() - t0
             num_patches += int(valid.sum())
-            if cfg.method == 'patchcore':
-                bank.add(grid[valid], count)
-            else:
-                padim.add(grid)
+            fitter.add(grid, valid, count)
             if count % keep_every == 0:
                 kept.append((count, grid, valid, features.transform))
                 if len(kept) > cfg.max_calibration_frames:  # keep every other one, go on
@@ -553,41 +562,41 @@ class AnomalyDetector:
             raise ConfigError(f'fitting needs at least 2 normal frames (the threshold is '
                               f'calibrated on frames the model is scored without), got {count}')
         t_fit = time.perf_counter()
-        if cfg.method == 'patchcore':
-            model, sources = bank.build()
-        else:
-            model, sources = padim.build(), None
+        model = fitter.build()
         folds = min(cfg.calibration_folds, len(kept))
         patches = [np.empty(0)] * len(kept)
+        held_models: list[MethodModel] = [model] * len(kept)
         for fold in range(folds):
             members = list(range(fold, len(kept), folds))
-            frames = {kept[i][0] for i in members}
-            if sources is not None:
-                rest = ~np.isin(sources, list(frames))
-                held = PatchCoreModel(model.memory_bank[rest]) if rest.any() else model
-            else:
-                held = padim.build(without=[kept[i][1] for i in members])
+            held = fitter.without(model, [kept[i][0] for i in members],
+                                  [kept[i][1] for i in members])
             for i in members:
                 patches[i] = _patch_scores(held, kept[i][1], kept[i][2])
+                held_models[i] = held
         rings = [border_rings(v, cfg.border_rings) for _, _, v, _ in kept]
         correction = border_correction(patches, rings, cfg.border_rings)
-        scores = [float(score_map(p * correction[r], stride, k[3], cfg.smoothing_sigma).max())
-                  for p, r, k in zip(patches, rings, kept, strict=True)]
+        patches = [p * correction[r] for p, r in zip(patches, rings, strict=True)]
+        position = None
+        if cfg.position_correction:
+            position = position_scale(patches, np.logical_and.reduce([k[2] for k in kept]))
+            patches = [p * position for p in patches]
+        scores = [_frame_score(held_models[i], k[1], patches[i], k[2], stride, k[3],
+                               cfg.smoothing_sigma, cfg.score_top_k)[0]
+                  for i, k in enumerate(kept)]
         threshold = calibrate_threshold(scores, cfg.threshold_mode,
                                         quantile=cfg.threshold_quantile,
                                         false_alarm_rate=cfg.false_alarm_rate)
         fit_seconds = time.perf_counter() - t_fit
         self._model = model
         self._projection = projection
+        self._position = position
         self._header = self._make_header(model, stride, scales, correction, threshold, scores,
                                          count)
-        size = (len(model.memory_bank) if isinstance(model, PatchCoreModel)
-                else int(np.prod(model.grid_shape)))
-        report = FitReport(count, len(kept), num_patches, size, threshold, tuple(scores),
+        report = FitReport(count, len(kept), num_patches, model.size, threshold, tuple(scores),
                            extractor.input_size, feature_seconds, fit_seconds)
         _LOG.info('anomaly model fitted on %d frames (%d scored out-of-fold) in %.1f s: %s of '
-                  '%d, threshold %.4g', count, len(kept), time.perf_counter() - t_start,
-                  cfg.method, size, threshold)
+                  '%d %s, threshold %.4g', count, len(kept), time.perf_counter() - t_start,
+                  cfg.method, model.size, method.size_unit, threshold)
         return report
 
     # -- learn-normal mode --------------------------------------------------------------------
@@ -674,19 +683,21 @@ class AnomalyDetector:
         t0 = time.perf_counter()
         features = self._extractor.extract(image)
         t1 = time.perf_counter()
-        stride = int(header['stride'])
-        grid, _ = embed(features, header['layers'], header['patch_pool'], stride,
-                        header['layer_scales'], self._projection)
+        stride = header.stride
+        grid, _ = embed(features, header.layers, header.patch_pool, stride,
+                        header.layer_scales, self._projection)
         valid = valid_cells(features.transform, grid.shape[:2], stride)
         patch = _patch_scores(self._model, grid, valid)
-        correction = header.get('border_correction')
-        if correction:
+        correction = header.border_correction
+        if len(correction) > 1:
             patch = patch * np.asarray(correction, np.float32)[
                 border_rings(valid, len(correction) - 1)]
+        if self._position is not None:
+            patch = patch * self._position
         t2 = time.perf_counter()
-        smoothed = score_map(patch, stride, features.transform,
-                             float(header['smoothing_sigma']))
-        frame_score = float(smoothed.max())
+        frame_score, smoothed = _frame_score(self._model, grid, patch, valid, stride,
+                                             features.transform, header.smoothing_sigma,
+                                             header.score_top_k)
         threshold = self.threshold
         regions = find_regions(smoothed, features.transform, threshold,
                                self.config.min_region_area, self.config.max_regions)
@@ -712,71 +723,77 @@ class AnomalyDetector:
         arrays = dict(self._model.arrays())
         if self._projection is not None:
             arrays['projection'] = self._projection
-        header = {k: v for k, v in self._header.items()
-                  if k not in ('format', 'format_version')}
-        return save_model_file(path, header, arrays)
+        if self._position is not None:
+            arrays['position_scale'] = self._position
+        return save_model_file(path, self._header, arrays)
 
-    def load(self, path: str | Path) -> dict[str, Any]:
+    def load(self, path: str | Path) -> ModelHeader:
         """Load a fitted model file, replacing the current model.
 
-        The file defines the method, layers, input size, resize, margin, smoothing and
-        threshold; the configured ``backbone`` (when the model uses backbone layers) and an
-        explicit input size must match it.
+        The file defines the method, layers, input size, resize, margin, smoothing, frame
+        score and threshold; the configured ``backbone`` (when the model uses backbone layers)
+        and an explicit input size must match it.
 
         Raises:
-            ModelError: unreadable/corrupt file, another format version, or a model made for
-                another backbone (name or backbone file checksum), another version of the
-                colour statistics, or another input size than configured.
+            ModelError: unreadable/corrupt/forged file, another format version, an invalid
+                header field, arrays of other shapes than the header declares, or a model
+                made for another backbone (naming both; or another backbone file checksum),
+                another version of the colour statistics, or another input size than
+                configured.
         """
         self._check_open()
         header, arrays = load_model_file(path)
         cfg = self.config
         source = str(path)
-        uses_backbone = header['backbone']['id'] != NO_BACKBONE
         configured = _backbone_id(cfg.backbone) or cfg.backbone.strip()
-        check_compatible(header, source, backbone_id=configured if uses_backbone
-                         else NO_BACKBONE, input_size=cfg.input_size)
-        file_size = (int(header['input_size'][0]), int(header['input_size'][1]))
+        header.check_compatible(source, backbone_id=configured if header.uses_backbone
+                                else NO_BACKBONE, input_size=cfg.input_size)
         try:
-            layers = tuple(header['layers'])
-            layer_strides(cfg.backbone, layers)
+            layer_strides(cfg.backbone, header.layers)
         except ConfigError as exc:
             raise ModelError(f'anomaly model {source}: {exc}; refit it') from exc
-        extractor = self._ensure_extractor(file_size, header['resize'],
-                                           int(header.get('context_margin', 0)), layers)
-        check_compatible(header, source, backbone_id=extractor.id,
-                         backbone_digest=extractor.digest if uses_backbone else None,
-                         input_size=extractor.input_size)
-        if extractor.color and header.get('color_features') != extractor.color:
+        extractor = self._ensure_extractor(header.input_size, header.resize,
+                                           header.context_margin, header.layers)
+        header.check_compatible(source, backbone_id=extractor.id,
+                                backbone_digest=extractor.digest if header.uses_backbone
+                                else None, input_size=extractor.input_size)
+        if extractor.color and header.color_features != extractor.color:
             raise ModelError(f'anomaly model {source} was fitted with colour statistics '
-                             f'{header.get("color_features")!r}, this edge_vision_core computes '
+                             f'{header.color_features!r}, this edge_vision_core computes '
                              f'{extractor.color!r}; refit the model (edge-vision anomaly-fit)')
         projection = arrays.pop('projection', None)
+        position = arrays.pop('position_scale', None)
+        method = get_method(header.method)
         try:
-            model = (PatchCoreModel.from_arrays(arrays) if header['method'] == 'patchcore'
-                     else PadimModel.from_arrays(arrays))
-            probe = extractor.extract(np.zeros((file_size[1], file_size[0], 3), np.uint8))
-            grid, _ = embed(probe, layers, int(header['patch_pool']), int(header['stride']),
-                            header['layer_scales'], projection)
-            if grid.shape[2] != model.dim or (isinstance(model, PadimModel)
-                                              and model.grid_shape != grid.shape[:2]):
-                raise ModelError(f'its arrays (dimension {model.dim}) do not match the '
-                                 f'embeddings of its layers {list(layers)} '
-                                 f'({grid.shape[2]} channels, grid {grid.shape[:2]})')
-        except (ConfigError, ModelError, ValueError, KeyError, TypeError) as exc:
+            if header.position_correction:
+                stored = {} if position is None else {'position_scale': position}
+                position = check_float32(stored, 'position_scale', header.grid)
+            model = method.from_arrays(arrays, header.embedding_dim, header.grid, cfg)
+            w, h = header.input_size
+            probe = extractor.extract(np.zeros((h, w, 3), np.uint8))
+            grid, _ = embed(probe, header.layers, header.patch_pool, header.stride,
+                            header.layer_scales, projection)
+            if grid.shape[2] != header.embedding_dim or grid.shape[:2] != header.grid:
+                raise ModelError(f'its header declares embedding dimension '
+                                 f'{header.embedding_dim} on grid {list(header.grid)}, its '
+                                 f'layers {list(header.layers)} give {grid.shape[2]} channels '
+                                 f'on grid {list(grid.shape[:2])}')
+        except (ConfigError, ModelError, ValueError, TypeError) as exc:
             raise ModelError(f'anomaly model {source} is inconsistent: {exc}; refit it'
                              ) from exc
         self._model = model
         self._header = header
         self._projection = None if projection is None else np.asarray(projection, np.float32)
+        self._position = position if header.position_correction else None
         self.config = dataclasses.replace(
-            cfg, method=header['method'], layers=layers, patch_pool=int(header['patch_pool']),
-            patch_stride=int(header['stride']), resize=header['resize'],
-            context_margin=int(header.get('context_margin', 0)),
-            smoothing_sigma=float(header['smoothing_sigma']))
+            cfg, method=header.method, layers=header.layers, patch_pool=header.patch_pool,
+            patch_stride=header.stride, resize=header.resize,
+            context_margin=header.context_margin, smoothing_sigma=header.smoothing_sigma,
+            score_top_k=header.score_top_k, reweight_neighbors=header.reweight_neighbors,
+            position_correction=header.position_correction)
         _LOG.info('loaded anomaly model %s: %s on %s at %dx%d, threshold %.4g', source,
-                  header['method'], header['backbone']['id'], *file_size, header['threshold'])
-        return dict(header)
+                  header.method, header.backbone.id, *header.input_size, header.threshold)
+        return header
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -836,48 +853,64 @@ class AnomalyDetector:
         h, w = image.shape[:2]
         return _auto_input_size((w, h), self.config.max_input_side)
 
-    def _make_header(self, model: PatchCoreModel | PadimModel, stride: int,
-                     scales: list[float], correction: np.ndarray, threshold: float,
-                     scores: list[float], count: int) -> dict[str, Any]:
+    def _make_header(self, model: MethodModel, stride: int, scales: list[float],
+                     correction: np.ndarray, threshold: float, scores: list[float],
+                     count: int) -> ModelHeader:
         from .. import __version__
 
         cfg = self.config
         ex = self._extractor
         grid = ((-(-ex.input_size[1] // stride)), (-(-ex.input_size[0] // stride)))
-        return {
-            'method': cfg.method,
-            'backbone': {'id': ex.id, 'digest': ex.digest},
-            'color_features': ex.color,
-            'input_size': list(ex.input_size),
-            'resize': ex.resize,
-            'context_margin': ex.margin,
-            'layers': list(cfg.layers),
-            'layer_scales': [float(v) for v in scales],
-            'patch_pool': cfg.patch_pool,
-            'stride': stride,
-            'grid': list(grid),
-            'embedding_dim': model.dim,
-            'border_correction': [float(f) for f in correction],
-            'smoothing_sigma': cfg.smoothing_sigma,
-            'threshold': float(threshold),
-            'calibration': {
+        return ModelHeader(
+            method=cfg.method,
+            backbone=BackboneRef(ex.id, ex.digest),
+            color_features=ex.color,
+            input_size=tuple(ex.input_size),
+            resize=ex.resize,
+            context_margin=ex.margin,
+            layers=tuple(cfg.layers),
+            layer_scales=tuple(float(v) for v in scales),
+            patch_pool=cfg.patch_pool,
+            stride=stride,
+            grid=grid,
+            embedding_dim=model.dim,
+            border_correction=tuple(float(f) for f in correction),
+            position_correction=cfg.position_correction,
+            smoothing_sigma=cfg.smoothing_sigma,
+            score_top_k=cfg.score_top_k,
+            reweight_neighbors=cfg.reweight_neighbors,
+            threshold=float(threshold),
+            calibration={
                 'mode': cfg.threshold_mode, 'false_alarm_rate': cfg.false_alarm_rate,
                 'quantile': cfg.threshold_quantile, 'num_images': len(scores),
                 'scores': [float(s) for s in scores]},
-            'fit': {'coreset_ratio': cfg.coreset_ratio, 'max_memory_bank': cfg.max_memory_bank,
-                    'padim_regularization': cfg.padim_regularization, 'seed': cfg.seed},
-            'created': {'utc': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-                        'edge_vision_core': __version__, 'num_images': count},
-        }
+            fit={'coreset_ratio': cfg.coreset_ratio, 'max_memory_bank': cfg.max_memory_bank,
+                 'padim_regularization': cfg.padim_regularization, 'seed': cfg.seed,
+                 'model_size': model.size},
+            created={'utc': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                     'edge_vision_core': __version__, 'num_images': count})
 
 
-def _patch_scores(model: PatchCoreModel | PadimModel, grid: np.ndarray,
-                  valid: np.ndarray) -> np.ndarray:
+def _patch_scores(model: MethodModel, grid: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(h, w) patch scores; cells on letterbox padding get the lowest valid score."""
     patch = model.score(grid)
     if not valid.all() and valid.any():
         patch = np.where(valid, patch, patch[valid].min())
     return patch
+
+
+def _frame_score(model: MethodModel, grid: np.ndarray, patch: np.ndarray, valid: np.ndarray,
+                 stride: int, transform: LetterboxTransform, sigma: float, top_k: int
+                 ) -> tuple[float, np.ndarray]:
+    """``(frame score, smoothed map)``: the mean of the ``top_k`` highest pixels of the
+    smoothed map, times the model's frame weight at the most anomalous valid cell."""
+    smoothed = score_map(patch, stride, transform, sigma)
+    flat = smoothed.ravel()
+    k = min(int(top_k), flat.size)
+    top = float(flat.max()) if k <= 1 else float(np.partition(flat, flat.size - k)[-k:].mean())
+    masked = np.where(valid, patch, -np.inf)
+    cell = np.unravel_index(int(np.argmax(masked)), patch.shape)
+    return top * model.frame_weight(grid, (int(cell[0]), int(cell[1]))), smoothed
 
 
 def _backbone_id(spec: str) -> str | None:

@@ -57,6 +57,21 @@ def _box_pool(hwc: np.ndarray, pool: int) -> np.ndarray:
     return out
 
 
+#: OpenCV resizes at most this many channels at once (CV_CN_MAX).
+_CV_MAX_CHANNELS = 512
+
+
+def _resize_channels(hwc: np.ndarray, size: tuple[int, int], finer: bool) -> np.ndarray:
+    """(h, w, C) -> (H, W, C): area-averaged down (a finer layer) or bilinear up, in chunks of
+    at most 512 channels (OpenCV's limit; wide stages such as a 672-channel expansion)."""
+    mode = cv2.INTER_AREA if finer else cv2.INTER_LINEAR
+    chunks = [cv2.resize(np.ascontiguousarray(hwc[..., i:i + _CV_MAX_CHANNELS]), size,
+                         interpolation=mode)
+              for i in range(0, hwc.shape[2], _CV_MAX_CHANNELS)]
+    chunks = [c[..., None] if c.ndim == 2 else c for c in chunks]
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=2)
+
+
 def embed(features: FeatureMaps, layers: Sequence[str], pool: int = 3, stride: int = 0,
           scales: Sequence[float] | None = None, projection: np.ndarray | None = None
           ) -> tuple[np.ndarray, int]:
@@ -97,11 +112,7 @@ def embed(features: FeatureMaps, layers: Sequence[str], pool: int = 3, stride: i
         hwc = np.ascontiguousarray(features.maps[name].transpose(1, 2, 0), np.float32)
         hwc = _box_pool(hwc, pool)
         if hwc.shape[:2] != (h, w):
-            finer = features.strides[name] < stride
-            hwc = cv2.resize(hwc, (w, h), interpolation=cv2.INTER_AREA if finer
-                             else cv2.INTER_LINEAR)
-            if hwc.ndim == 2:
-                hwc = hwc[..., None]
+            hwc = _resize_channels(hwc, (w, h), features.strides[name] < stride)
         if scales is not None and scales[i] != 1.0:
             hwc = hwc * np.float32(scales[i])
         parts.append(hwc)

@@ -3,17 +3,20 @@
 One :class:`FeatureExtractor` produces the maps of the layers it is asked for, from two sources:
 
 - a pretrained CNN **backbone** run by one of the inference backends (onnxruntime, OpenVINO).
-  The shipped one, ``nanodet-m-416-backbone``, is the CSP backbone of the COCO-pretrained NanoDet
-  detector (derived from its ONNX by ``tools/models/derive_backbone.py``), with stage outputs
-  ``stride4`` (64 channels), ``stride8`` (128) and ``stride16`` (256). Preprocessing is the
-  detector's: letterbox (or stretch) to the input size, BGR, ``(pixel - mean) / std``.
+  The default, ``efficientnet-lite0-features``, is EfficientNet-Lite0 trained on ImageNet
+  (converted by ``tools/models/convert_efficientnet_lite0.py``), cut after its stride-16 stage,
+  with stage outputs ``stride4`` (24 channels), ``stride8`` (40) and ``stride16`` (112); input
+  RGB ``(pixel - 127) / 128``. The round-1 backbone, ``nanodet-m-416-backbone`` (the CSP
+  backbone of the COCO-pretrained NanoDet detector, ``tools/models/derive_backbone.py``;
+  ``stride4`` 64, ``stride8`` 128, ``stride16`` 256 channels) still ships. Preprocessing is the
+  manifest's: letterbox (or stretch) to the input size, channel order, ``(pixel - mean) / std``.
 - built-in **colour/gradient statistics** (no network), layers ``color4``, ``color8``,
   ``color16``: per pixel CIE Lab (OpenCV 8-bit scaling), the Sobel gradient magnitude of L
   and its magnitude along 0, 90, 45 and 135 degrees (8 channels), averaged over cells of 4, 8
   or 16 pixels, plus the standard deviations of L, a, b in the cell (11 channels per layer).
 
 The CNN describes structure (edges, shapes, textures) and the statistics describe colour and
-brightness, which the CNN encodes weakly (stains and discolourations); the default anomaly
+brightness, which the CNN encodes weakly (faint stains and discolourations); the default anomaly
 model uses both (see ``benchmarks/bench_anomaly.py`` for the measured comparison).
 
 A backbone is described by a small JSON *feature manifest* next to its model file (keys: see
@@ -67,8 +70,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: the pretrained backbone used unless another is asked for.
-DEFAULT_BACKBONE = 'nanodet-m-416-backbone'
+#: the pretrained backbone used unless another is asked for (ImageNet EfficientNet-Lite0).
+DEFAULT_BACKBONE = 'efficientnet-lite0-features'
 #: the built-in colour/gradient statistics: layer name -> cell size in pixels.
 COLOR_LAYERS = {'color4': 4, 'color8': 8, 'color16': 16}
 #: version of the colour statistics, stored in fitted models (a change invalidates them).
@@ -213,7 +216,7 @@ def resolve_backbone(spec: str) -> FeatureManifest | None:
     """The feature manifest a backbone name or path refers to; None for ``none``.
 
     Args:
-        spec: a registered name (``nanodet-m-416-backbone``), a feature manifest ``.json``
+        spec: a registered name (``efficientnet-lite0-features``), a feature manifest ``.json``
             path, or ``none`` (no network: colour statistics only).
 
     Raises:

@@ -52,6 +52,15 @@ class PadimModel:
     def grid_shape(self) -> tuple[int, int]:
         return int(self.mean.shape[0]), int(self.mean.shape[1])
 
+    @property
+    def size(self) -> int:
+        """Grid cells (one Gaussian each)."""
+        return int(self.mean.shape[0] * self.mean.shape[1])
+
+    def frame_weight(self, grid: np.ndarray, cell: tuple[int, int]) -> float:
+        """No reweighting (1): every cell has its own model."""
+        return 1.0
+
     def score(self, grid: np.ndarray) -> np.ndarray:
         """Mahalanobis distances of an (h, w, D) embedding grid -> (h, w) float32."""
         if grid.shape != self.mean.shape:
@@ -67,10 +76,6 @@ class PadimModel:
     def arrays(self) -> dict[str, np.ndarray]:
         """What the model file stores."""
         return {'mean': self.mean, 'precision': self.precision}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PadimModel:
-        return cls(arrays['mean'], arrays['precision'])
 
 
 class PadimAccumulator:

@@ -40,6 +40,7 @@ __all__ = [
     'calibrate_threshold',
     'confidence',
     'find_regions',
+    'position_scale',
     'score_map',
     'to_image',
 ]
@@ -109,6 +110,36 @@ def border_correction(patch_scores: Sequence[np.ndarray], rings: Sequence[np.nda
     factors[ok] = np.clip(interior / means[ok], 0.25, 1.0)
     factors[num_rings] = 1.0
     return factors.astype(np.float32)
+
+
+def position_scale(patch_scores: Sequence[np.ndarray], valid: np.ndarray,
+                   quantile: float = 0.9, sigma: float = 1.0) -> np.ndarray:
+    """Per-cell factors that bring each position's normal patch scores to the typical level.
+
+    Where normal images vary most (the corners and edges a small shift or rotation moves, the
+    rim of a part), their patch scores are highest, and the frame score of a normal image sits
+    there. A cell's level is the ``quantile`` of its held-out normal patch scores over the
+    calibration images, smoothed over the grid (Gaussian, ``sigma`` cells); its factor is
+    ``median level / level``, clipped to [0.25, 1] (only noisier-than-typical cells are scaled
+    down, so a defect elsewhere keeps its full score).
+
+    Args:
+        patch_scores: per held-out normal image, (h, w) patch scores (one grid shape).
+        valid: (h, w) bool cells on the image (padding cells get factor 1).
+
+    Returns:
+        (h, w) float32 factors in [0.25, 1].
+    """
+    stack = np.stack([np.asarray(s, np.float32) for s in patch_scores])
+    level = np.quantile(stack, quantile, axis=0).astype(np.float32)
+    if not valid.any():
+        return np.ones(valid.shape, np.float32)
+    level = np.where(valid, level, float(np.median(level[valid])))
+    if sigma > 0:
+        level = cv2.GaussianBlur(level, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    typical = float(np.median(level[valid]))
+    factors = np.clip(typical / np.maximum(level, 1e-12), 0.25, 1.0)
+    return np.where(valid, factors, 1.0).astype(np.float32)
 
 
 def score_map(patch_scores: np.ndarray, stride: int, transform: LetterboxTransform,

@@ -135,12 +135,20 @@ def load_source_image(category: str) -> np.ndarray:
     if category not in CATEGORIES:
         raise ConfigError(f'unknown category {category!r}; expecting one of '
                           f'{list(CATEGORIES)}')
+    return skimage_bgr(CATEGORIES[category][0])
+
+
+def skimage_bgr(name: str) -> np.ndarray:
+    """A scikit-image sample image (``skimage.data.<name>()``) as bgr8 (H, W, 3) uint8.
+
+    Raises:
+        SourceError: scikit-image missing or that image not readable here.
+    """
     try:
         import skimage.data
     except ImportError as exc:
         raise SourceError('the anomaly benchmark images come from scikit-image: '
                           'pip install scikit-image') from exc
-    name = CATEGORIES[category][0]
     try:
         image = np.asarray(getattr(skimage.data, name)())
     except Exception as exc:  # skimage raises its own errors for missing data
@@ -462,24 +470,43 @@ def make_benchmark(root: str | Path, config: BenchmarkConfig | None = None) -> d
                                 scale_jitter=config.scale_jitter, shift=config.shift,
                                 noise_sigma=config.noise_sigma)
 
-        base = root / category
-        _write_all(base / 'train' / 'good', views(config.train_images))
-        _write_all(base / 'test' / 'good', views(config.test_good_images))
-        info = {'kind': kind, 'train': config.train_images,
-                'test_good': config.test_good_images}
-        others = [n for n in CATEGORIES if n != category]
-        for defect in config.defects:
-            images, masks = [], []
-            for image in views(config.test_images_per_defect):
-                foreign = sources[others[int(rng.integers(len(others)))]]
-                out, mask = add_defect(image, defect, rng, foreign)
-                images.append(out)
-                masks.append(mask.astype(np.uint8) * 255)
-            _write_all(base / 'test' / defect, images)
-            _write_all(base / 'ground_truth' / defect, masks, suffix='_mask')
-            info[defect] = len(images)
-        summary[category] = info
+        others = [sources[n] for n in CATEGORIES if n != category]
+        summary[category] = {'kind': kind, **write_category(
+            root / category, views, config, add_defect, rng, others)}
     return summary
+
+
+def write_category(base: Path, views: Callable[[int], list[np.ndarray]], config: object,
+                   add: Callable, rng: np.random.Generator, foreign: Sequence[np.ndarray]
+                   ) -> dict[str, int]:
+    """Write one category in the MVTec-AD layout (shared by the benchmark generators).
+
+    Args:
+        base: the category folder.
+        views: ``views(n)`` -> n normal images.
+        config: has ``train_images``, ``test_good_images``, ``test_images_per_defect`` and
+            ``defects``.
+        add: ``add(image, defect, rng, foreign_image)`` -> ``(image, mask)``.
+        rng: the category's generator (normal views first, then the defects, in this order).
+        foreign: images a foreign-object defect may take its patch from.
+
+    Returns:
+        ``{'train': n, 'test_good': n, '<defect>': n, ...}``.
+    """
+    _write_all(base / 'train' / 'good', views(config.train_images))
+    _write_all(base / 'test' / 'good', views(config.test_good_images))
+    info = {'train': config.train_images, 'test_good': config.test_good_images}
+    for defect in config.defects:
+        images, masks = [], []
+        for image in views(config.test_images_per_defect):
+            other = foreign[int(rng.integers(len(foreign)))]
+            out, mask = add(image, defect, rng, other)
+            images.append(out)
+            masks.append(mask.astype(np.uint8) * 255)
+        _write_all(base / 'test' / defect, images)
+        _write_all(base / 'ground_truth' / defect, masks, suffix='_mask')
+        info[defect] = len(images)
+    return info
 
 
 def _write_all(folder: Path, images: Sequence[np.ndarray], suffix: str = '') -> None:

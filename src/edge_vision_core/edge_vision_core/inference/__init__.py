@@ -5,10 +5,11 @@ The parts, each usable on its own:
 - :mod:`.backends`: ``Backend`` ABC and the ``BACKENDS`` registry (onnxruntime, openvino,
   litert, tensorrt), runtimes imported lazily; ``BACKEND_FORMATS`` (what each reads);
 - :mod:`.letterbox`: aspect-preserving resize and its exact inverse;
-- :mod:`.nms`: class-aware NMS (NumPy and OpenCV 4.5+ implementations);
+- :mod:`.nms`: class-aware NMS (NumPy and OpenCV 4.5+ implementations) and weighted NMS;
 - :mod:`.adapters`: the ``ADAPTERS`` table of model families (NanoDet, YOLOv5/v8/v11,
-  end-to-end NMS exports, TFLite SSD, semantic segmentation): each entry's manifest options,
-  output contract and pure decoder; ``register_adapter`` adds one;
+  end-to-end NMS exports, TFLite SSD, semantic segmentation, MediaPipe BlazeFace faces with
+  keypoints): each entry's manifest options, output contract and pure decoder;
+  ``register_adapter`` adds one;
 - :mod:`.manifest`: the per-model YAML and the registry of shipped models;
 - :mod:`.detector`: ``Detector`` = manifest + backend + adapter, ``detect(image)`` per frame.
 

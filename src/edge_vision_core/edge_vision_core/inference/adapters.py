@@ -13,9 +13,10 @@ key names it). An adapter knows
 - how to decode one inference (:meth:`Adapter.decode`) into :class:`Decoded`: boxes, scores,
   class ids (and optional keypoints) in **model-input pixels** (the letterboxed image, corner
   coordinates, x right, y down) before NMS, a per-pixel class map over the model input, or
-  text; the :class:`~edge_vision_core.inference.detector.Detector` then runs NMS and maps all
-  of it back into the original image's pixels (:func:`finalize_with_keypoints`,
-  :func:`~.letterbox.mask_to_image`);
+  text; the :class:`~edge_vision_core.inference.detector.Detector` then runs NMS (unless the
+  adapter ran its own: ``Candidates(nms_done=True)``) and maps all of it back into the original
+  image's pixels (:func:`finalize`: boxes and ``Detections.keypoints``; :meth:`Adapter.
+  mask_to_image`: the mask, nearest neighbour unless the adapter maps its own map);
 - the input-size multiple its head needs (:meth:`Adapter.size_multiple`, for ``optimize``).
 
 Adding a model family is one new class here and one entry in the table (see "Adding an adapter"
@@ -42,6 +43,13 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
   ``scores [1, K]``, ``count [1]``. Option: ``label_offset``.
 - ``segmentation``: ``[1, C, H, W]`` or ``[1, H, W, C]`` scores (argmax over C), ``[1, 1, H, W]``
   or ``[1, H, W, 1]`` foreground probability with C = 2, or an integer class map ``[1, H, W]``.
+  A probability map is brought to the image bilinearly before the 0.5 threshold
+  (:func:`segmentation_probability`, :meth:`SegmentationAdapter.mask_to_image`), so the
+  mask's edges are smooth at any image size.
+- ``blazeface`` (MediaPipe face detection): SSD regressors ``[1, N, 4 + 2K]`` and scores
+  ``[1, N, 1]`` decoded against anchors, with K keypoints per face (see
+  :func:`decode_blazeface`); overlapping faces are merged by the adapter's own weighted NMS.
+  Options: ``strides``, ``center_offset``.
 - text models (see :mod:`.text` for the layouts; :class:`.ocr.TextReader` chains them):
   ``db_text`` (text line quadrilaterals as boxes + 4 keypoints; options ``size_multiple``,
   ``bin_threshold``, ``unclip_ratio``), ``text_direction`` (the angle label of each input as
@@ -51,34 +59,33 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
 YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized_boxes`` (0..1 of the
 input size).
 
-Adding an adapter (say ``blazeface``, producing detections and keypoints)::
+Adding an adapter (say ``centernet``, producing detections)::
 
     @dataclass(frozen=True)
-    class BlazeFaceOptions:                       # its manifest keys, validated on load
-        anchor_strides: tuple[int, ...] = field(default=(8, 16, 16, 16), metadata=param(
-            'Stride of every anchor layer.', min=1, max=1024))
+    class CenterNetOptions:                       # its manifest keys, validated on load
+        down_ratio: int = field(default=4, metadata=param(
+            'Input pixels per heatmap cell.', min=1, max=64))
 
         def __post_init__(self) -> None:
             check_config(self)
 
-    class BlazeFaceAdapter(Adapter):
-        name = 'blazeface'
-        produces = frozenset({'detections', 'keypoints'})
-        options = BlazeFaceOptions
-        summary = 'MediaPipe BlazeFace: anchors, 16 box values + 6 keypoints'
-
-        def check_outputs(self, shapes, manifest):     # optional: None when they fit
-            return None if len(shapes) == 2 else f'blazeface needs 2 outputs, has {len(shapes)}'
+    class CenterNetAdapter(Adapter):
+        name = 'centernet'
+        options = CenterNetOptions
+        summary = 'CenterNet: class heatmaps, box sizes, centre offsets'
+        output_counts, outputs_doc = (3,), 'heatmap, size and offset outputs'  # optional
 
         def decode(self, outputs, ctx):
-            ...  # ctx.options.anchor_strides, ctx.input_size, ctx.score_threshold
-            return Decoded(Candidates(boxes, scores, class_ids, keypoints=points))
+            ...  # ctx.options.down_ratio, ctx.input_size, ctx.score_threshold
+            return Decoded(Candidates(boxes, scores, class_ids))  # keypoints=... optional
 
-    ADAPTERS = Registry('adapter', ModelError, _check_adapter, [..., BlazeFaceAdapter()])
+    ADAPTERS = Registry('adapter', ModelError, _check_adapter, [..., CenterNetAdapter()])
 
-Nothing else changes: manifests may then say ``adapter: blazeface`` with ``anchor_strides``,
-the Detector checks the contract, decodes, runs NMS and returns ``DetectionResult.keypoints``
-(``mask`` for ``mask`` producers, ``text`` for ``text`` producers) in image pixels.
+Nothing else changes: manifests may then say ``adapter: centernet`` with ``down_ratio``, the
+Detector checks the contract, decodes, runs NMS and returns the detections (with
+``Detections.keypoints`` for ``keypoints`` producers, ``DetectionResult.mask`` for ``mask``
+producers, ``DetectionResult.text`` for ``text`` producers) in image pixels.
+:class:`BlazeFaceAdapter` is a complete entry with keypoints and its own NMS.
 """
 
 from __future__ import annotations
@@ -97,8 +104,8 @@ from ..config import check_config, config_from_mapping, config_to_mapping, param
 from ..errors import ConfigError, ModelError
 from ..registry import Registry
 from ..types import Detections
-from .letterbox import LetterboxTransform
-from .nms import batched_nms
+from .letterbox import LetterboxTransform, mask_to_image, probability_to_image
+from .nms import batched_nms, weighted_nms
 from .text import (
     ctc_greedy_decode,
     db_boxes,
@@ -112,6 +119,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     'ADAPTERS',
+    'FACE_KEYPOINTS',
     'OUTPUT_KINDS',
     'Adapter',
     'Candidates',
@@ -123,6 +131,7 @@ __all__ = [
     'Decoded',
     'NoOptions',
     'TextDirectionAdapter',
+    'decode_blazeface',
     'decode_nanodet',
     'decode_segmentation',
     'decode_ssd_postprocess',
@@ -130,9 +139,10 @@ __all__ = [
     'decode_yolov5',
     'decode_yolov8',
     'finalize',
-    'finalize_with_keypoints',
     'get_adapter',
     'register_adapter',
+    'segmentation_probability',
+    'ssd_anchor_centers',
 ]
 
 #: What an adapter may produce (:attr:`Adapter.produces`).
@@ -431,9 +441,146 @@ def decode_segmentation(outputs: Sequence[np.ndarray], num_classes: int) -> np.n
                      f'{tuple(np.shape(outputs[0]))}; check the labels count')
 
 
+def segmentation_probability(outputs: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The foreground probability of a single-channel segmentation output, else None.
+
+    Returns:
+        (h, w) float32 probability in model-output pixels when the first output is a float
+        ``[1, 1, H, W]``, ``[1, H, W, 1]`` or ``[1, H, W]`` map that is not a class map (not
+        all whole numbers); None for class scores ``[1, C, H, W]`` and integer class maps
+        (use :func:`decode_segmentation` for those).
+    """
+    out = np.asarray(outputs[0])
+    while out.ndim > 2 and out.shape[0] == 1:
+        out = out[0]
+    if out.ndim == 3 and out.shape[-1] == 1:
+        out = out[..., 0]
+    if out.ndim != 2 or out.size == 0 or not np.issubdtype(out.dtype, np.floating) \
+            or np.all(out == np.round(out)):
+        return None
+    return out.astype(np.float32, copy=False)
+
+
+#: The 6 keypoints of MediaPipe face detection, in output order ("right" = the person's right).
+FACE_KEYPOINTS = ('right_eye', 'left_eye', 'nose_tip', 'mouth_center', 'right_ear_tragion',
+                  'left_ear_tragion')
+
+
+@functools.lru_cache(maxsize=16)
+def ssd_anchor_centers(input_size: tuple[int, int], strides: tuple[int, ...],
+                       num_anchors: int, offset: float = 0.5) -> np.ndarray:
+    """(N, 2) float32 anchor centres ``(x, y)`` in model-input pixels, in the model's order.
+
+    The SSD anchors of MediaPipe's BlazeFace graphs (fixed size): per stride ``s`` a grid of
+    ``ceil(W / s) x ceil(H / s)`` cells, row-major, centred at ``((col + offset) * W / cols,
+    (row + offset) * H / rows)``; consecutive equal strides share one grid, and every cell holds
+    the same number of anchors per stride entry (derived from N: 2 for the short-range model's
+    ``[8, 16, 16, 16]``, so 16x16x2 + 8x8x6 = 896; 1 for the full-range ``[4]``, 48x48 = 2304).
+
+    Args:
+        input_size: ``(width, height)`` of the model input.
+        strides: one entry per anchor layer; consecutive equal strides share a grid.
+        num_anchors: N, the number of rows of the model's outputs.
+        offset: cell-centre offset (0.5 = the centre of each cell).
+
+    Raises:
+        ModelError: when N is not a whole multiple of the grid cells the strides give.
+    """
+    width, height = input_size
+    groups: list[list[int]] = []  # [stride, layers sharing it]
+    for stride in strides:
+        if groups and groups[-1][0] == stride:
+            groups[-1][1] += 1
+        else:
+            groups.append([int(stride), 1])
+    grids = [(-(-width // s), -(-height // s), layers) for s, layers in groups]
+    slots = sum(cols * rows * layers for cols, rows, layers in grids)
+    if slots == 0 or num_anchors % slots:
+        raise ModelError(f'blazeface adapter: {num_anchors} anchors do not fit the strides '
+                         f'{list(strides)} at input {width}x{height} ({slots} cell slots); '
+                         f'check strides and input_size in the manifest')
+    per_layer = num_anchors // slots
+    parts = []
+    for cols, rows, layers in grids:
+        xs = (np.arange(cols, dtype=np.float64) + offset) * (width / cols)
+        ys = (np.arange(rows, dtype=np.float64) + offset) * (height / rows)
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 1, 2)
+        parts.append(np.repeat(grid, layers * per_layer, axis=1).reshape(-1, 2))
+    centers = np.concatenate(parts).astype(np.float32)
+    centers.setflags(write=False)
+    return centers
+
+
+def _blazeface_outputs(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(regressors (N, 4 + 2K), score logits (N,)) from the two outputs, in any order."""
+    arrays = [np.asarray(o) for o in outputs]
+    flat = []
+    for a in arrays:
+        while a.ndim > 2 and a.shape[0] == 1:
+            a = a[0]
+        flat.append(a)
+    scores = [a for a in flat if a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)]
+    regs = [a for a in flat if a.ndim == 2 and a.shape[1] >= 4 and (a.shape[1] - 4) % 2 == 0]
+    if len(arrays) != 2 or len(scores) != 1 or len(regs) != 1 \
+            or len(scores[0]) != len(regs[0]):
+        raise ModelError(f'blazeface adapter: expected regressors [1, N, 4 + 2K] and scores '
+                         f'[1, N, 1], got {[tuple(a.shape) for a in arrays]}')
+    return regs[0].astype(np.float32, copy=False), scores[0].reshape(-1).astype(np.float32)
+
+
+def decode_blazeface(outputs: Sequence[np.ndarray], input_size: tuple[int, int], *,
+                     strides: Sequence[int], anchor_offset: float = 0.5,
+                     score_threshold: float = 0.5, max_candidates: int = 1000) -> Candidates:
+    """Decode MediaPipe BlazeFace outputs into candidates before NMS.
+
+    Model contract (MediaPipe's face detection graphs; the shipped ``face-short`` and
+    ``face-full`` models, see ``tools/models/convert_mediapipe.py``): input ``[1, H, W, 3]``
+    RGB scaled to [-1, 1], the image letterboxed into it: 128x128 (short range, faces within
+    about 2 m) or 192x192 (full range, up to about 5 m); outputs, told apart by their last
+    dimension, regressors ``[1, N, 4 + 2K]`` and score logits ``[1, N, 1]`` (score =
+    sigmoid(clip(logit, -100, 100))), one row per anchor (:func:`ssd_anchor_centers`). A
+    regressor row holds, in input pixels, the box centre's offset from the anchor ``dx, dy``,
+    the box size ``w, h``, then K keypoint offsets ``(kx, ky)`` from the anchor; the K = 6 face
+    keypoints are :data:`FACE_KEYPOINTS` (the person's right eye first).
+
+    Args:
+        outputs: regressors ``[1, N, 4 + 2K]`` and scores ``[1, N, 1]``, in any order.
+        input_size: ``(width, height)`` of the model input.
+        strides: the anchor layers' strides (manifest ``strides``).
+        anchor_offset: the manifest's ``center_offset``.
+        score_threshold: keep anchors whose sigmoid score is > this.
+        max_candidates: keep at most this many best anchors.
+
+    Returns:
+        Candidates with boxes in model-input pixels, class 0, and ``keypoints`` (M, K, 2)
+        float32 in model-input pixels, one row per candidate.
+
+    Raises:
+        ModelError: outputs that match no BlazeFace layout, or anchors that do not fit.
+    """
+    regs, logits = _blazeface_outputs(outputs)
+    anchors = ssd_anchor_centers(tuple(int(v) for v in input_size),
+                                 tuple(int(s) for s in strides), len(regs),
+                                 float(anchor_offset))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
+    keep = np.flatnonzero(scores > score_threshold)
+    if len(keep) > max_candidates:
+        keep = keep[np.argsort(-scores[keep], kind='stable')[:max_candidates]]
+    rows, centers = regs[keep], anchors[keep]
+    ctr = rows[:, :2] + centers
+    half = rows[:, 2:4] / 2
+    boxes = np.concatenate([ctr - half, ctr + half], axis=1).astype(np.float32)
+    num_points = (regs.shape[1] - 4) // 2
+    keypoints = (rows[:, 4:].reshape(len(keep), num_points, 2)
+                 + centers[:, None, :]).astype(np.float32)
+    return Candidates(boxes, scores[keep].astype(np.float32), np.zeros(len(keep), np.int32),
+                      keypoints=keypoints)
+
+
 def finalize(candidates: Candidates, transform: LetterboxTransform, *,
              iou_threshold: float = 0.6, max_detections: int = 100,
-             class_agnostic: bool = False, nms_method: str = 'auto') -> Detections:
+             class_agnostic: bool = False, nms_method: str = 'auto',
+             clip_keypoints: bool = True) -> Detections:
     """NMS, top-k and the letterbox inverse: candidates -> Detections in image pixels.
 
     Args:
@@ -443,25 +590,14 @@ def finalize(candidates: Candidates, transform: LetterboxTransform, *,
         max_detections: keep at most this many, best first (0 = all).
         class_agnostic: NMS across classes.
         nms_method: see :func:`edge_vision_core.inference.nms.batched_nms`.
+        clip_keypoints: clip the keypoints to the image like the boxes (False: a keypoint may
+            lie outside, e.g. the ear of a face cut by the image border).
 
     Returns:
         Detections in the original image's pixels, clipped to the image, by decreasing score;
-        boxes that end up empty after clipping (entirely in the padding) are dropped.
-    """
-    return finalize_with_keypoints(candidates, transform, iou_threshold=iou_threshold,
-                                   max_detections=max_detections,
-                                   class_agnostic=class_agnostic, nms_method=nms_method)[0]
-
-
-def finalize_with_keypoints(candidates: Candidates, transform: LetterboxTransform, *,
-                            iou_threshold: float = 0.6, max_detections: int = 100,
-                            class_agnostic: bool = False, nms_method: str = 'auto'
-                            ) -> tuple[Detections, np.ndarray | None]:
-    """:func:`finalize`, and the kept boxes' keypoints mapped into image pixels.
-
-    Returns:
-        ``(detections, keypoints)``: keypoints (N, K, 2) float32 in image pixels (clipped),
-        row ``i`` belonging to ``detections[i]``; None when the candidates carry none.
+        boxes that end up empty after clipping (entirely in the padding) are dropped. When the
+        candidates carry keypoints, ``Detections.keypoints`` holds the kept boxes' keypoints
+        (N, K, 2) in image pixels, row ``i`` belonging to detection ``i``.
     """
     if candidates.nms_done:
         keep = np.argsort(-candidates.scores, kind='stable')
@@ -473,10 +609,11 @@ def finalize_with_keypoints(candidates: Candidates, transform: LetterboxTransfor
                            max_keep=max_detections, method=nms_method)
     boxes = transform.model_to_image(candidates.boxes[keep])
     ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    dets = Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok])
-    if candidates.keypoints is None:
-        return dets, None
-    return dets, transform.points_to_image(candidates.keypoints[keep][ok])
+    points = None
+    if candidates.keypoints is not None:
+        points = transform.points_to_image(candidates.keypoints[keep][ok], clip=clip_keypoints)
+    return Detections(boxes[ok], candidates.scores[keep][ok], candidates.class_ids[keep][ok],
+                      keypoints=points)
 
 
 # -- the adapter table --------------------------------------------------------------------------
@@ -494,11 +631,23 @@ class DecodeContext:
         manifest: the model's manifest (labels, input size, ``options``...).
         score_threshold: keep results scoring above this (the detector's current threshold).
         output_names: the backend's output names, in the order of the outputs.
+        nms_threshold: the detector's current NMS IoU threshold, for adapters that run their
+            own NMS (``Candidates(nms_done=True)``); None: the manifest's.
+        max_detections: the detector's current limit (0 = all), for the same; None: the
+            manifest's.
     """
 
     manifest: ModelManifest
     score_threshold: float
     output_names: tuple[str, ...] = ()
+    nms_threshold: float | None = None
+    max_detections: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.nms_threshold is None:
+            object.__setattr__(self, 'nms_threshold', self.manifest.nms_threshold)
+        if self.max_detections is None:
+            object.__setattr__(self, 'max_detections', self.manifest.max_detections)
 
     @property
     def options(self) -> Any:
@@ -522,8 +671,11 @@ class Decoded:
     Attributes:
         candidates: boxes, scores, class ids (and optional keypoints) before NMS, for adapters
             that produce ``detections``; None otherwise.
-        mask: (h, w) integer class id per pixel covering the whole model input (possibly
-            coarser), for adapters that produce ``mask``; None otherwise.
+        mask: for adapters that produce ``mask``, an (h, w) map covering the whole model input
+            (possibly coarser) that the adapter's :meth:`Adapter.mask_to_image` turns into the
+            image's class mask: integer class ids by default, or what the adapter's own
+            ``mask_to_image`` interpolates (the segmentation adapter: a float foreground
+            probability); None otherwise.
         text: ``(text, confidence)`` per text the model read, for adapters that produce
             ``text``; None otherwise.
     """
@@ -548,6 +700,8 @@ class Adapter(ABC):
         summary: one line for listings and docs.
         output_counts: the numbers of model outputs the layout allows (None: any), checked
             by the default :meth:`check_outputs`; ``outputs_doc`` names them for the message.
+        clip_keypoints: clip keypoints to the image like the boxes (False where a keypoint
+            may rightly lie outside the image, e.g. the ear of a face cut by its border).
     """
 
     name: ClassVar[str] = ''
@@ -556,6 +710,7 @@ class Adapter(ABC):
     summary: ClassVar[str] = ''
     output_counts: ClassVar[tuple[int, ...] | None] = None
     outputs_doc: ClassVar[str] = ''
+    clip_keypoints: ClassVar[bool] = True
     #: ``edge-vision optimize`` may make variants at other input sizes (False where the family
     #: fixes the size, e.g. a text recognizer's height).
     resizable: ClassVar[bool] = True
@@ -569,11 +724,20 @@ class Adapter(ABC):
 
         Args:
             outputs: the model outputs in the backend's order.
-            ctx: manifest, options, score threshold, output names.
+            ctx: manifest, options, score and NMS thresholds, output names.
 
         Raises:
             ModelError: when the outputs do not match the adapter's layout.
         """
+
+    def mask_to_image(self, mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+        """The (H, W) class mask in the original image's pixels from :attr:`Decoded.mask`.
+
+        The default maps integer class ids back through the letterbox by nearest neighbour
+        (:func:`~.letterbox.mask_to_image`); an adapter whose ``mask`` is something to
+        interpolate first (a probability) overrides this.
+        """
+        return mask_to_image(mask, transform)
 
     def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
                       manifest: ModelManifest) -> str | None:
@@ -774,7 +938,17 @@ class SegmentationAdapter(Adapter):
     summary = 'semantic segmentation: per-pixel class scores, probability or class map'
 
     def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        prob = segmentation_probability(outputs)
+        if prob is not None:  # kept as a probability: mask_to_image interpolates it
+            return Decoded(mask=prob)
         return Decoded(mask=decode_segmentation(outputs, ctx.num_classes))
+
+    def mask_to_image(self, mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+        """A foreground probability (float) is brought to the image bilinearly, then
+        thresholded at 0.5 (smooth edges at any image size); class ids map as usual."""
+        if np.issubdtype(mask.dtype, np.floating):
+            return (probability_to_image(mask, transform) > 0.5).astype(np.uint8)
+        return mask_to_image(mask, transform)
 
     def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
                       manifest: ModelManifest) -> str | None:
@@ -783,6 +957,56 @@ class SegmentationAdapter(Adapter):
         if len(s) == 4 and None not in s and n not in (s[1], s[3]) and 1 not in (s[1], s[3]):
             return (f'segmentation output {list(s)} has no axis of {n} classes (labels); '
                     f'check the labels')
+        return None
+
+
+@dataclass(frozen=True)
+class BlazeFaceOptions:
+    """Manifest keys of the ``blazeface`` adapter (the SSD anchor layout)."""
+
+    strides: tuple[int, ...] = field(default=(8, 16, 16, 16), metadata=param(
+        'Stride of every anchor layer; consecutive equal strides share one grid, e.g. '
+        '[8, 16, 16, 16] (short range) or [4] (full range).', min=1, max=1024))
+    center_offset: float = field(default=0.5, metadata=param(
+        'Anchor-centre offset within its cell (0.5 = the cell centre).', min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.strides:
+            raise ConfigError('BlazeFaceOptions.strides needs at least one stride')
+
+
+class BlazeFaceAdapter(Adapter):
+    """MediaPipe face detection (:func:`decode_blazeface`). Overlapping candidates are merged
+    by weighted NMS (:func:`~.nms.weighted_nms`, as MediaPipe's graphs do: smoother boxes and
+    keypoints than greedy NMS when a face fires several anchors) with the detector's NMS
+    threshold, so the Detector's own NMS is skipped. Keypoints are not clipped to the image."""
+
+    name = 'blazeface'
+    produces = frozenset({'detections', 'keypoints'})
+    options = BlazeFaceOptions
+    summary = 'MediaPipe BlazeFace face detection: anchors, boxes + keypoints, weighted NMS'
+    clip_keypoints = False
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        o = ctx.options
+        cand = decode_blazeface(outputs, ctx.input_size, strides=o.strides,
+                                anchor_offset=o.center_offset,
+                                score_threshold=ctx.score_threshold)
+        finite = np.isfinite(cand.boxes).all(axis=1) & np.isfinite(cand.keypoints).all(axis=(1, 2))
+        boxes, scores, (points,) = weighted_nms(cand.boxes[finite], cand.scores[finite],
+                                                ctx.nms_threshold, (cand.keypoints[finite],),
+                                                max_keep=ctx.max_detections)
+        return Decoded(Candidates(boxes, scores, np.zeros(len(scores), np.int32),
+                                  nms_done=True, keypoints=points))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        regs = [s for s in shapes if len(s) == 3 and s[-1] is not None and s[-1] >= 4
+                and (s[-1] - 4) % 2 == 0]
+        if len(shapes) != 2 or len(regs) != 1 or not any(s and s[-1] == 1 for s in shapes):
+            return (f'blazeface needs a regressor output [1, N, 4 + 2K] and a score output '
+                    f'[1, N, 1], the model has {[list(s) for s in shapes]}')
         return None
 
 
@@ -953,6 +1177,7 @@ ADAPTERS: Registry[Adapter] = Registry('adapter', ModelError, _check_adapter, [
     YoloNmsAdapter(),
     SsdPostprocessAdapter(),
     SegmentationAdapter(),
+    BlazeFaceAdapter(),
     DbTextAdapter(),
     TextDirectionAdapter(),
     CtcTextAdapter(),

@@ -23,7 +23,7 @@ from ..config import check_config, param
 from ..encodings import as_bgr8
 from ..errors import ConfigError, ModelError
 from ..types import Detections
-from .adapters import Adapter, DecodeContext, finalize_with_keypoints, get_adapter
+from .adapters import Adapter, DecodeContext, finalize, get_adapter
 from .backends import (
     BACKEND_FORMATS,
     PRECISIONS,
@@ -32,7 +32,7 @@ from .backends import (
     backend_class,
     create_backend,
 )
-from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox, mask_to_image
+from .letterbox import LetterboxTransform, apply_letterbox, compute_letterbox
 from .manifest import ModelManifest, resolve_model, verify_checksum
 from .nms import NMS_METHODS
 
@@ -115,12 +115,14 @@ class DetectionResult:
     Attributes:
         detections: boxes in the input image's pixels (clipped), scores, class ids (indices
             into ``labels``); empty for models that produce no detections (segmentation).
+            ``keypoints`` producers fill ``detections.keypoints``: (N, K, 2) float32
+            ``(x, y)`` in the input image's pixels, row ``i`` belonging to detection ``i``
+            (clipped to the image unless the adapter says otherwise,
+            :attr:`~.adapters.Adapter.clip_keypoints`).
         labels: the model's class names (``labels[class_id]``).
         timings: pre-processing, inference and post-processing milliseconds.
         image_size: ``(width, height)`` of the input image.
         mask: ``mask`` producers (segmentation): (H, W) uint8 class id per input-image pixel.
-        keypoints: ``keypoints`` producers: (N, K, 2) float32 ``(x, y)`` in the input image's
-            pixels (clipped), row ``i`` belonging to ``detections[i]``.
         text: ``text`` producers: ``(text, confidence)`` per text read.
     """
 
@@ -129,7 +131,6 @@ class DetectionResult:
     timings: StageTimings
     image_size: tuple[int, int]
     mask: np.ndarray | None = None
-    keypoints: np.ndarray | None = None
     text: tuple[tuple[str, float], ...] | None = None
 
     def class_names(self) -> list[str]:
@@ -161,7 +162,6 @@ class Postprocessed:
 
     detections: Detections
     mask: np.ndarray | None = None
-    keypoints: np.ndarray | None = None
     text: tuple[tuple[str, float], ...] | None = None
 
 
@@ -321,16 +321,18 @@ class Detector:
                     ) -> Postprocessed:
         """Decode raw outputs with the model's adapter and map them into image pixels."""
         decoded = self.adapter.decode(outputs, DecodeContext(
-            self.manifest, self.score_threshold, tuple(self.backend.output_names)))
-        dets, keypoints = Detections.empty(), None
+            self.manifest, self.score_threshold, tuple(self.backend.output_names),
+            self.nms_threshold, self.max_detections))
+        dets = Detections.empty()
         if decoded.candidates is not None:
-            dets, keypoints = finalize_with_keypoints(
-                decoded.candidates, transform, iou_threshold=self.nms_threshold,
-                max_detections=self.max_detections,
-                class_agnostic=self.options.class_agnostic_nms,
-                nms_method=self.options.nms_method)
-        mask = None if decoded.mask is None else mask_to_image(decoded.mask, transform)
-        return Postprocessed(dets, mask, keypoints, decoded.text)
+            dets = finalize(decoded.candidates, transform, iou_threshold=self.nms_threshold,
+                            max_detections=self.max_detections,
+                            class_agnostic=self.options.class_agnostic_nms,
+                            nms_method=self.options.nms_method,
+                            clip_keypoints=self.adapter.clip_keypoints)
+        mask = (None if decoded.mask is None
+                else self.adapter.mask_to_image(decoded.mask, transform))
+        return Postprocessed(dets, mask, decoded.text)
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Detect objects in one image.
@@ -354,8 +356,7 @@ class Detector:
         t3 = time.perf_counter()
         timings = StageTimings(prepared.pre_ms, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return DetectionResult(post.detections, self.labels, timings,
-                               prepared.transform.src_size, post.mask, post.keypoints,
-                               post.text)
+                               prepared.transform.src_size, post.mask, post.text)
 
     __call__ = detect
 

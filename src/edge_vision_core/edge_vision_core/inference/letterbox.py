@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 __all__ = ['LetterboxTransform', 'apply_letterbox', 'compute_letterbox', 'letterbox',
-           'mask_to_image']
+           'mask_to_image', 'probability_to_image']
 
 
 @dataclass(frozen=True)
@@ -211,3 +211,27 @@ def mask_to_image(mask: np.ndarray, transform: LetterboxTransform) -> np.ndarray
     xi = np.clip(np.floor(xs).astype(np.intp), 0, mw - 1)
     yi = np.clip(np.floor(ys).astype(np.intp), 0, mh - 1)
     return mask[yi[:, None], xi[None, :]]
+
+
+def probability_to_image(prob: np.ndarray, transform: LetterboxTransform) -> np.ndarray:
+    """Map a per-pixel float map (e.g. a foreground probability) from model-input space back
+    onto the original image with bilinear interpolation (smooth edges, unlike class ids).
+
+    Args:
+        prob: (h, w) float map covering the model input (possibly coarser than the input).
+        transform: the letterbox the input was made with.
+
+    Returns:
+        (H, W) float32 map on the original image (padding cropped).
+    """
+    mh, mw = prob.shape[:2]
+    dw, dh = transform.dst_size
+    fx, fy = mw / dw, mh / dh
+    # crop the padding (rounded to whole map pixels), then one resize: edges never blend with
+    # what the model said about the padding
+    x0 = min(mw - 1, int(round(transform.pad_x * fx)))
+    y0 = min(mh - 1, int(round(transform.pad_y * fy)))
+    x1 = max(x0 + 1, min(mw, int(round((transform.pad_x + transform.resized_size[0]) * fx))))
+    y1 = max(y0 + 1, min(mh, int(round((transform.pad_y + transform.resized_size[1]) * fy))))
+    crop = np.ascontiguousarray(prob[y0:y1, x0:x1], np.float32)
+    return cv2.resize(crop, transform.src_size, interpolation=cv2.INTER_LINEAR)

@@ -27,11 +27,12 @@ Several formats of one model are listed as ``files: [{path, format, precision, s
 (format ``onnx``, ``tflite``, ``openvino`` (IR .xml) or ``engine``; precision ``fp32``/``fp16``/
 ``int8``); the detector picks the one its backend reads. Each adapter adds its own keys (its
 :attr:`~.adapters.Adapter.options`: ``strides``, ``reg_max``, ``center_offset`` for nanodet,
-``normalized_boxes`` for the YOLO adapters, ``label_offset`` for ssd_postprocess,
-``size_multiple``, ``bin_threshold``, ``unclip_ratio`` for db_text, ``dictionary`` (a file,
-relative to the YAML like the model files), ``size_multiple``, ``space_threshold`` for
-ctc_text); a key of another adapter is refused. Normalisation is ``x = (pixel - mean) / std``
-per channel, in pixel units (0..255) and in the model's colour order.
+``normalized_boxes`` for the YOLO adapters, ``label_offset`` for ssd_postprocess, ``strides``
+and ``center_offset`` (the anchor layout) for blazeface, ``size_multiple``, ``bin_threshold``,
+``unclip_ratio`` for db_text, ``dictionary`` (a file, relative to the YAML like the model files),
+``size_multiple``, ``space_threshold`` for ctc_text); a key of another adapter is refused.
+Normalisation is ``x = (pixel - mean) / std`` per channel, in pixel units (0..255) and in the
+model's colour order.
 
 Named models come from the ``edge_vision_models`` package (the embedded default
 ``nanodet-m-416``); :func:`resolve_model` accepts a name, a manifest path or a model file with a

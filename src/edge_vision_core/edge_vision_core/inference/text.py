@@ -356,12 +356,10 @@ def line_tensor(crops: Sequence[np.ndarray], height: int, width: int, mean: Sequ
         if (h, w) != (height, new_w):
             crop = cv2.resize(crop, (new_w, height),
                               interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
-        if crop.ndim == 2:
-            crop = crop[..., None]
-        for c in range(3):
-            plane = crop[..., c if crop.shape[2] > 1 else 0]
-            cv2.addWeighted(plane, float(scale[c]), plane, 0.0, float(offset[c]),
-                            dst=tensor[i, c, :, :new_w], dtype=cv2.CV_32F)
+        if crop.ndim == 2 or crop.shape[2] == 1:
+            crop = np.repeat(crop.reshape(height, new_w, 1), 3, axis=2)
+        # NumPy, not cv2 with dst=: the target is a strided view of the batch
+        tensor[i, :, :, :new_w] = (crop.astype(np.float32) * scale + offset).transpose(2, 0, 1)
         widths[i] = new_w
     return tensor, widths
 

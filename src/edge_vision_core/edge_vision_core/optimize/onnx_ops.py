@@ -35,6 +35,11 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 
+# The ONNX Runtime modules the FP16 and INT8 recipes use (not in every release: see
+# recipes.recipe_available).
+ORT_FLOAT16 = 'onnxruntime.transformers.float16'
+ORT_QUANTIZATION = 'onnxruntime.quantization.shape_inference'
+
 __all__ = [
     'PruneStats',
     'check_outputs',
@@ -285,6 +290,17 @@ def prune_magnitude(src: Path, dst: Path, ratio: float, min_elements: int = 256)
     return PruneStats(float(ratio), tensors, weights, zeros)
 
 
+def _ort_import_error(task: str, module: str, exc: ImportError) -> ModelError:
+    """The error for a failed import of ONNX Runtime's ``module``: not installed, or a release
+    without it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ModelError(f'{task} needs onnxruntime: pip install onnxruntime')
+    return ModelError(f'{task} needs {module}, which onnxruntime {ort.__version__} does not '
+                      f'provide ({type(exc).__name__}: {exc}): pip install -U onnxruntime')
+
+
 def convert_fp16(src: Path, dst: Path) -> None:
     """Write an FP16 copy of ``src`` whose inputs and outputs stay float32.
 
@@ -294,8 +310,7 @@ def convert_fp16(src: Path, dst: Path) -> None:
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
     except ImportError as exc:
-        raise ModelError('FP16 conversion uses onnxruntime.transformers.float16: pip install '
-                         'onnxruntime') from exc
+        raise _ort_import_error('FP16 conversion', ORT_FLOAT16, exc) from exc
     model = _load(src)
     try:
         half = convert_float_to_float16(model, keep_io_types=True)
@@ -346,8 +361,7 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], *,
         )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as exc:
-        raise ModelError('INT8 quantization needs onnxruntime: pip install onnxruntime'
-                         ) from exc
+        raise _ort_import_error('INT8 quantization', ORT_QUANTIZATION, exc) from exc
     work = Path(work_dir) if work_dir else dst.parent
     work.mkdir(parents=True, exist_ok=True)
     stem = dst.stem

@@ -64,6 +64,7 @@ import json
 import logging
 import platform
 import shutil
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Mapping
@@ -168,7 +169,8 @@ class Recipe:
         name: registry key.
         format: manifest format of the output (``onnx``, ``openvino``, ``tflite``).
         precision: manifest precision of the output.
-        modules: Python modules it needs (checked with importlib, imported when it runs).
+        modules: Python modules it needs (checked with importlib, imported when it runs); a
+            submodule where only some releases of a package have it.
         install: what to pip install when a module is missing.
         calibrated: True when it needs calibration images.
         summary: one line for manifests and reports.
@@ -275,10 +277,11 @@ def _check_recipe(recipe: Recipe, table: Mapping[str, Recipe]) -> None:
 RECIPES: Registry[Recipe] = Registry('recipe', ConfigError, _check_recipe, [
     Recipe('onnx-fp32', 'onnx', 'fp32', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
            'ONNX FP32 at another input size', _make_resized, resizes=True, by_default=False),
-    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', 'onnxruntime'), 'onnx onnxruntime', True,
-           'ONNX Runtime static INT8 (QDQ, per-channel weights)', _make_onnx_int8),
-    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', 'onnxruntime'), 'onnx onnxruntime', False,
-           'ONNX FP16 (float32 inputs/outputs)', _make_onnx_fp16),
+    Recipe('onnx-int8', 'onnx', 'int8', ('onnx', onnx_ops.ORT_QUANTIZATION),
+           'onnx onnxruntime', True, 'ONNX Runtime static INT8 (QDQ, per-channel weights)',
+           _make_onnx_int8),
+    Recipe('onnx-fp16', 'onnx', 'fp16', ('onnx', onnx_ops.ORT_FLOAT16), 'onnx onnxruntime',
+           False, 'ONNX FP16 (float32 inputs/outputs)', _make_onnx_fp16),
     Recipe('openvino-fp16', 'openvino', 'fp16', ('openvino',), 'openvino', False,
            'OpenVINO IR, FP16-compressed weights', _make_openvino_fp16),
     Recipe('openvino-int8', 'openvino', 'int8', ('openvino', 'nncf'), 'openvino nncf', True,
@@ -391,12 +394,29 @@ class OptimizedModel:
 def recipe_available(name: str, source: ModelManifest | None = None) -> str:
     """'' when recipe ``name`` can run here (on ``source``), else the reason it cannot."""
     recipe = get_recipe(name)
-    missing = [m for m in recipe.modules if importlib.util.find_spec(m) is None]
-    if missing:
-        return f'needs {", ".join(missing)} (pip install {recipe.install})'
+    problems = [p for p in map(_module_problem, recipe.modules) if p]
+    if problems:
+        return f'needs {"; ".join(problems)} (pip install -U {recipe.install})'
     if source is not None and _fp32_file(source, recipe.source_format) is None:
         return f'the source model {source.name!r} has no FP32 {recipe.source_format} file'
     return ''
+
+
+def _module_problem(module: str) -> str:
+    """'' when ``module`` can be imported here, else what is wrong (not installed, or a release
+    of its package without it: e.g. onnxruntime 1.12, the newest for Ubuntu 22.04's numpy 1.21,
+    has no quantization.shape_inference, and its transformers package imports torch)."""
+    try:
+        if importlib.util.find_spec(module) is not None:
+            return ''
+        error = ''
+    except ImportError as exc:  # a parent package of the submodule failed to import
+        error = f' ({type(exc).__name__}: {exc})'
+    top = module.split('.', 1)[0]
+    version = getattr(sys.modules.get(top), '__version__', '')
+    if module == top or not version:
+        return f'{module}{error}'
+    return f'{module}, which {top} {version} does not provide{error}'
 
 
 def _base_name(manifest: ModelManifest) -> str:
@@ -555,21 +575,20 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
 
 
 def _verify_text(manifest_path: Path, slot: str, backend: str) -> None:
-    """Read a rendered sign with a text-model variant in its slot of a TextReader."""
-    from ..eval.text_scenes import make_scene
+    """Read a drawn sign with a text-model variant in its slot of a TextReader."""
+    import cv2
+
     from ..inference.ocr import TextReader
 
+    sign = np.full((120, 400, 3), 235, np.uint8)
+    cv2.putText(sign, 'GATE 7', (30, 80), cv2.FONT_HERSHEY_DUPLEX, 1.8, (20, 20, 20), 3)
     try:
         with TextReader.create(backend=backend, device='cpu', verify_checksum=False,
                                **{slot: str(manifest_path)}) as reader:
-            reader.read(make_scene(_VERIFY_SCENE, (640, 480), objects=1).image)
+            reader.read(sign)
     except EdgeVisionError as exc:
         raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
                          ) from exc
-
-
-#: the rendered scene (seed) a text-model variant reads once to prove it loads and runs.
-_VERIFY_SCENE = 42
 
 
 def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,

@@ -25,6 +25,9 @@ from edge_vision_core.inference.backends import available_backends
 
 edge_vision_models = pytest.importorskip('edge_vision_models')
 
+#: the round-1 backbone (COCO-pretrained NanoDet), still shipped.
+NANODET = 'nanodet-m-416-backbone'
+
 
 @pytest.fixture(scope='module')
 def image() -> np.ndarray:
@@ -34,9 +37,9 @@ def image() -> np.ndarray:
 
 
 def test_shipped_backbone_manifest_and_checksum():
-    assert DEFAULT_BACKBONE in list_backbones()
-    manifest = resolve_backbone(DEFAULT_BACKBONE)
-    assert manifest.name == DEFAULT_BACKBONE and manifest.format == 'onnx'
+    assert {NANODET, DEFAULT_BACKBONE} <= set(list_backbones())
+    manifest = resolve_backbone(NANODET)
+    assert manifest.name == NANODET and manifest.format == 'onnx'
     assert hashlib.sha256(manifest.path.read_bytes()).hexdigest() == manifest.sha256
     assert [(m.name, m.stride, m.channels) for m in manifest.feature_maps] == [
         ('stride4', 4, 64), ('stride8', 8, 128), ('stride16', 16, 256)]
@@ -48,7 +51,7 @@ def test_backbone_outputs_are_the_detectors_internal_tensors(image):
     """At 416x416 the derived model equals the same tensors inside the detector ONNX."""
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
-    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    manifest = resolve_backbone(NANODET)
     info = json.loads(Path(manifest.source).read_text())
     detector = onnx.load(str(edge_vision_models.models_dir() / 'nanodet-m-416.onnx'))
     for spec in info['feature_maps']:
@@ -56,7 +59,7 @@ def test_backbone_outputs_are_the_detectors_internal_tensors(image):
             spec['source_tensor'], onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(detector.SerializeToString(),
                                    providers=['CPUExecutionProvider'])
-    with create_feature_extractor(DEFAULT_BACKBONE, (416, 416),
+    with create_feature_extractor(NANODET, (416, 416),
                                   ['stride4', 'stride8', 'stride16']) as extractor:
         boxed, _ = extractor.prepare(image)
         mine = extractor.extract(image).maps
@@ -73,7 +76,7 @@ def test_backbone_outputs_are_the_detectors_internal_tensors(image):
 @pytest.mark.parametrize('size, margin', [((320, 240), 0), ((192, 128), 32)])
 def test_backbone_runs_at_any_size_on_every_onnx_backend(image, backend, size, margin):
     layers = ['stride8', 'stride16', 'color8']
-    with create_feature_extractor(DEFAULT_BACKBONE, size, layers, backend=backend,
+    with create_feature_extractor(NANODET, size, layers, backend=backend,
                                   margin=margin) as extractor:
         features = extractor.extract(image)
     w, h = size
@@ -82,7 +85,7 @@ def test_backbone_runs_at_any_size_on_every_onnx_backend(image, backend, size, m
     assert features.maps['color8'].shape == (11, h // 8, w // 8)
     assert all(m.dtype == np.float32 for m in features.maps.values())
     if backend != 'onnxruntime':
-        with create_feature_extractor(DEFAULT_BACKBONE, size, layers, margin=margin) as ref:
+        with create_feature_extractor(NANODET, size, layers, margin=margin) as ref:
             expected = ref.extract(image).maps
         for name in layers:
             scale = float(np.abs(expected[name]).max())
@@ -134,7 +137,7 @@ def test_letterbox_and_margin_keep_the_image_geometry(image):
 def test_bad_settings(kwargs, error, message):
     args = {'input_size': (64, 64), 'layers': ['stride8'], **kwargs}
     with pytest.raises(error, match=message):
-        create_feature_extractor(DEFAULT_BACKBONE, args.pop('input_size'), args.pop('layers'),
+        create_feature_extractor(NANODET, args.pop('input_size'), args.pop('layers'),
                                  **args)
 
 
@@ -151,7 +154,7 @@ def test_unknown_backbone_and_bad_manifest(tmp_path):
 
 
 def test_changed_backbone_file_is_refused(tmp_path):
-    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    manifest = resolve_backbone(NANODET)
     data = bytearray(manifest.path.read_bytes())
     data[-100] ^= 0xFF
     (tmp_path / 'b.onnx').write_bytes(bytes(data))
@@ -160,3 +163,51 @@ def test_changed_backbone_file_is_refused(tmp_path):
     (tmp_path / 'b.json').write_text(json.dumps(info))
     with pytest.raises(ModelError, match='corrupt or was changed'):
         create_feature_extractor(str(tmp_path / 'b.json'), (64, 64), ['stride8'])
+
+
+#: the shipped ImageNet backbone's documented outputs: name -> (stride, channels).
+EFFICIENTNET_OUTPUTS = {'stride4': (4, 24), 'stride8': (8, 40), 'stride16': (16, 112)}
+
+
+def test_the_imagenet_backbone_is_the_default_and_its_record_holds_the_checks():
+    assert DEFAULT_BACKBONE == 'efficientnet-lite0-features'
+    manifest = resolve_backbone(DEFAULT_BACKBONE)
+    assert {m.name: (m.stride, m.channels) for m in manifest.feature_maps} == \
+        EFFICIENTNET_OUTPUTS
+    assert manifest.color_order == 'rgb' and manifest.mean == (127.0, 127.0, 127.0)
+    assert hashlib.sha256(manifest.path.read_bytes()).hexdigest() == manifest.sha256
+    assert manifest.path.stat().st_size < 20e6
+    record = json.loads((manifest.path.parent / 'efficientnet-lite0.conversion.json')
+                        .read_text())
+    assert record['files'][manifest.path.name]['sha256'] == manifest.sha256
+    top5 = record['classification_check']['top5']
+    assert any('cat' in row['name'] for row in top5['chelsea'])
+    assert any(word in row['name'] for row in top5['coffee']
+               for word in ('espresso', 'cup', 'coffee'))
+    for runtime, diffs in record['verification']['max_abs_diff_relative_to_max_abs'].items():
+        assert max(diffs.values()) < 1e-3, runtime
+    assert (manifest.path.parent / 'LICENSE.efficientnet-lite0').is_file()
+    assert 'efficientnet-lite0-features.onnx' in (manifest.path.parent / 'NOTICE').read_text()
+
+
+@pytest.mark.parametrize('backend', sorted(set(available_backends()) & {'onnxruntime',
+                                                                        'openvino'}))
+def test_the_imagenet_backbone_loads_on_every_onnx_backend_with_its_documented_shapes(
+        image, backend):
+    layers = list(EFFICIENTNET_OUTPUTS)
+    with create_feature_extractor(DEFAULT_BACKBONE, (256, 192), layers,
+                                  backend=backend) as extractor:
+        assert extractor.backend.name == backend
+        features = extractor.extract(image)
+    for name, (stride, channels) in EFFICIENTNET_OUTPUTS.items():
+        assert features.maps[name].shape == (channels, 192 // stride, 256 // stride), name
+        assert features.maps[name].dtype == np.float32
+        assert np.isfinite(features.maps[name]).all()
+    # the stage outputs are linear projections (no ReLU after them): both signs occur
+    assert all(features.maps[name].min() < 0.0 < features.maps[name].max() for name in layers)
+    if backend != 'onnxruntime':
+        with create_feature_extractor(DEFAULT_BACKBONE, (256, 192), layers) as ref:
+            expected = ref.extract(image).maps
+        for name in layers:
+            scale = float(np.abs(expected[name]).max())
+            np.testing.assert_allclose(features.maps[name], expected[name], atol=1e-3 * scale)

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from edge_vision_core import ModelError
-from edge_vision_core.anomaly import AnomalyConfig, AnomalyDetector, load_model_file
-from edge_vision_core.anomaly.model_file import FORMAT_VERSION, save_model_file
+from edge_vision_core.anomaly import (
+    DEFAULT_BACKBONE,
+    AnomalyConfig,
+    AnomalyDetector,
+    ModelHeader,
+    load_model_file,
+)
+from edge_vision_core.anomaly.model_file import FORMAT_VERSION
 
 
 @pytest.fixture(scope='module')
@@ -19,18 +25,31 @@ def saved(brick_detector, tmp_path_factory) -> Path:
     return brick_detector.save(tmp_path_factory.mktemp('model') / 'brick.npz')
 
 
+def raw_header(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON header (as a dict) and the arrays of a model file, unvalidated."""
+    with np.load(path, allow_pickle=False) as data:
+        header = json.loads(bytes(data['header']).decode())
+        arrays = {k: data[k] for k in data.files if k != 'header'}
+    return header, arrays
+
+
 def rewrite(source: Path, target: Path, header_changes=None, array_changes=None) -> Path:
-    """A copy of a model file with some header keys / arrays replaced (None value = drop)."""
-    header, arrays = load_model_file(source)
+    """A copy of a model file with some header keys / arrays replaced (None value = drop),
+    written without any validation (as a foreign tool would)."""
+    header, arrays = raw_header(source)
     for key, value in (header_changes or {}).items():
-        header[key] = value
+        if value is None:
+            header.pop(key, None)
+        else:
+            header[key] = value
     for key, value in (array_changes or {}).items():
         if value is None:
             arrays.pop(key)
         else:
             arrays[key] = value
-    header = {k: v for k, v in header.items() if k not in ('format', 'format_version')}
-    return save_model_file(target, header, arrays)
+    with open(target, 'wb') as fh:
+        np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    return target
 
 
 def test_round_trip_gives_the_same_scores(brick_detector, saved, small_bench, read_folder):
@@ -48,7 +67,7 @@ def test_round_trip_gives_the_same_scores(brick_detector, saved, small_bench, re
                 assert got.threshold == expected.threshold
                 np.testing.assert_allclose(got.heatmap, expected.heatmap, rtol=1e-4, atol=1e-6)
                 np.testing.assert_allclose(got.regions.boxes, expected.regions.boxes, atol=1.0)
-        assert loaded.model_info['method'] == 'patchcore'
+        assert loaded.model_info.method == 'patchcore'
         assert loaded.config.layers == brick_detector.config.layers
 
 
@@ -69,38 +88,101 @@ def _has_openvino() -> bool:
     return 'openvino' in available_backends()
 
 
-def test_header_records_what_the_model_depends_on(saved):
+def test_header_records_what_the_model_depends_on(saved, brick_detector):
     header, arrays = load_model_file(saved)
-    assert header['format'] == 'edge_vision.anomaly'
-    assert header['format_version'] == FORMAT_VERSION
-    assert header['backbone']['id'] == 'nanodet-m-416-backbone'
-    assert len(header['backbone']['digest']) == 64
-    assert header['input_size'] == [128, 128] and header['color_features']
-    assert header['threshold'] > 0 and header['calibration']['num_images'] == 10
+    assert isinstance(header, ModelHeader) and header == brick_detector.model_info
+    raw, _ = raw_header(saved)
+    assert raw['format'] == 'edge_vision.anomaly' and raw['format_version'] == FORMAT_VERSION
+    assert header.backbone.id == DEFAULT_BACKBONE and len(header.backbone.digest) == 64
+    assert header.input_size == (128, 128) and header.grid == (16, 16)
+    assert header.threshold > 0 and header.calibration['num_images'] == 10
     assert arrays['memory_bank'].dtype == np.float32
-    assert arrays['projection'].shape == (128 + 256 + 11 + 11, 128)
+    assert arrays['memory_bank'].shape[1] == header.embedding_dim
+    assert arrays['projection'].shape[1] == header.embedding_dim
+    assert len(header.layer_scales) == len(header.layers)
 
 
 @pytest.mark.parametrize('change, message', [
+    # another backbone: the message names both
     ({'backbone': {'id': 'resnet18-backbone', 'digest': '0' * 64}},
-     "fitted with backbone 'resnet18-backbone'.*refit"),
-    ({'backbone': {'id': 'nanodet-m-416-backbone', 'digest': 'f' * 64}},
+     f"fitted with backbone 'resnet18-backbone', this detector uses '{DEFAULT_BACKBONE}'"
+     '.*refit'),
+    ({'backbone': {'id': DEFAULT_BACKBONE, 'digest': 'f' * 64}},
      'another version of backbone.*refitted'),
-    ({'color_features': 'color-gradient/0'}, 'colour statistics.*refit'),
-    ({'method': 'knn'}, 'unknown method'),
-    ({'threshold': None}, 'threshold'),
+    ({'method': 'knn'}, "header field 'method' must be one of \\['patchcore', 'padim'\\]"),
+    ({'threshold': None}, 'missing header fields threshold'),
+    ({'threshold': 'high'}, "header field 'threshold' must be a finite number"),
+    ({'threshold': -1.0}, "header field 'threshold' must be >= 0"),
+    ({'input_size': [128]}, "header field 'input_size' must have 2 items"),
+    ({'input_size': [120, 128]}, "header field 'input_size' must be multiples of 16"),
+    ({'layers': 'stride8'}, "header field 'layers' must be a list"),
+    ({'layer_scales': [1.0]}, "header field 'layer_scales' has 1 values for"),
+    ({'grid': [8, 8]}, "header field 'grid' is \\[8, 8\\], but input size 128x128"),
+    ({'patch_pool': True}, "header field 'patch_pool' must be an integer"),
+    ({'backbone': 'nanodet'}, "header field 'backbone' must be a JSON object"),
 ])
-def test_models_made_for_something_else_are_refused(saved, tmp_path, change, message):
-    header_changes = {k: v for k, v in change.items() if v is not None}
-    if None in change.values():
-        header, arrays = load_model_file(saved)
-        header = {k: v for k, v in header.items()
-                  if k not in change and k not in ('format', 'format_version')}
-        path = save_model_file(tmp_path / 'x.npz', header, arrays)
-    else:
-        path = rewrite(saved, tmp_path / 'x.npz', header_changes)
-    with pytest.raises(ModelError, match=message):
+def test_models_made_for_something_else_or_malformed_are_refused(saved, tmp_path, change,
+                                                                 message):
+    path = rewrite(saved, tmp_path / 'x.npz', change)
+    with pytest.raises(ModelError, match=message) as info:
         AnomalyDetector.from_file(path)
+    assert 'x.npz' in str(info.value)
+
+
+def test_colour_statistics_of_another_version_are_refused(small_bench, tmp_path, fast):
+    with AnomalyDetector(fast, backbone='none', layers=('color8',)) as det:
+        det.fit(small_bench / 'brick' / 'train' / 'good')
+        path = det.save(tmp_path / 'colour.npz')
+    bad = rewrite(path, tmp_path / 'old.npz', {'color_features': 'color-gradient/0'})
+    with pytest.raises(ModelError, match='colour statistics.*refit'):
+        AnomalyDetector.from_file(bad)
+
+
+def test_a_forged_file_with_pickled_objects_is_refused_without_unpickling(saved, tmp_path):
+    """An .npz whose arrays are pickles (object arrays) is refused before anything in it is
+    unpickled: the pickle below would create a file when loaded."""
+    marker = tmp_path / 'unpickled'
+    header, arrays = raw_header(saved)
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Trap(str(marker))
+    for name, forged in {'header': {'header': payload, **arrays},
+                         'memory_bank': {'header': np.frombuffer(json.dumps(header).encode(),
+                                                                 np.uint8),
+                                         **arrays, 'memory_bank': payload}}.items():
+        path = tmp_path / f'forged_{name}.npz'
+        with open(path, 'wb') as fh:
+            np.savez(fh, allow_pickle=True, **forged)
+        with pytest.raises(ModelError, match=f"pickled Python objects.*'{name}'.*without "
+                                             f'unpickling'):
+            AnomalyDetector.from_file(path)
+        with pytest.raises(ModelError, match='pickled'):
+            load_model_file(path)
+    assert not marker.exists()
+
+
+class _Trap:
+    """Unpickling it creates a file (proof that something was unpickled)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_arrays_of_other_shapes_than_declared_are_refused(saved, tmp_path):
+    _, arrays = raw_header(saved)
+    bank = arrays['memory_bank']
+    cases = {
+        'narrow': (bank[:, :64], r"'memory_bank' has shape \[\d+, 64\], the header declares "
+                                 r'\[N, \d+\]'),
+        'float64': (bank.astype(np.float64), "'memory_bank' has dtype float64"),
+        'nan': (np.full_like(bank, np.nan), "'memory_bank' holds NaN"),
+    }
+    for name, (value, message) in cases.items():
+        path = rewrite(saved, tmp_path / f'{name}.npz', array_changes={'memory_bank': value})
+        with pytest.raises(ModelError, match=message):
+            AnomalyDetector.from_file(path)
 
 
 def test_another_input_size_is_refused(saved):
@@ -121,13 +203,10 @@ def test_a_backbone_model_with_no_backbone_configured_is_refused(saved):
         AnomalyDetector.from_file(saved, backbone='none')
 
 
-def test_another_format_version_is_refused(saved, tmp_path):
-    header, arrays = load_model_file(saved)
-    header['format_version'] = FORMAT_VERSION + 1
-    path = tmp_path / 'future.npz'
-    with open(path, 'wb') as fh:
-        np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-    with pytest.raises(ModelError, match=f'format version {FORMAT_VERSION + 1}.*refit'):
+@pytest.mark.parametrize('version', [1, FORMAT_VERSION + 1])
+def test_another_format_version_is_refused(saved, tmp_path, version):
+    path = rewrite(saved, tmp_path / 'other.npz', {'format_version': version})
+    with pytest.raises(ModelError, match=f'format version {version}.*refit'):
         AnomalyDetector.from_file(path)
 
 
@@ -145,14 +224,19 @@ def test_corrupt_and_foreign_files_are_refused(saved, tmp_path):
 
 
 def test_inconsistent_arrays_are_refused(saved, tmp_path):
-    header, arrays = load_model_file(saved)
     incomplete = rewrite(saved, tmp_path / 'a.npz', array_changes={'memory_bank': None})
     with pytest.raises(ModelError, match='incomplete.*memory_bank'):
         AnomalyDetector.from_file(incomplete)
-    narrow = rewrite(saved, tmp_path / 'b.npz',
-                     array_changes={'memory_bank': arrays['memory_bank'][:, :64]})
-    with pytest.raises(ModelError, match='inconsistent'):
-        AnomalyDetector.from_file(narrow)
+    header, arrays = raw_header(saved)
+    projection = arrays['projection']
+    narrow = rewrite(saved, tmp_path / 'b.npz', {'embedding_dim': 64}, {
+        'memory_bank': arrays['memory_bank'][:, :64], 'projection': projection[:, :64].copy()})
+    with AnomalyDetector.from_file(narrow) as det:  # consistent in itself: loads
+        assert det.model_info.embedding_dim == 64
+    wrong = rewrite(saved, tmp_path / 'c.npz', {'embedding_dim': 64},
+                    {'memory_bank': arrays['memory_bank'][:, :64]})
+    with pytest.raises(ModelError, match='inconsistent.*embedding dimension 64'):
+        AnomalyDetector.from_file(wrong)
 
 
 def test_nothing_to_save(tmp_path, fast):

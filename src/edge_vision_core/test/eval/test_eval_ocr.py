@@ -59,9 +59,21 @@ def test_unmatched_predictions_cost_precision_not_accuracy():
     assert set(total.as_dict()) >= {'word_accuracy', 'char_accuracy', 'word_precision'}
 
 
-def test_scenes_are_reproducible_with_ground_truth_inside_the_image():
+def need_scenes():
+    """Skip where the text scenes cannot be rendered (no Pillow, scikit-image or font)."""
     pytest.importorskip('PIL')
     pytest.importorskip('skimage.data')
+    from edge_vision_core import ConfigError
+    from edge_vision_core.eval.text_scenes import font_paths
+
+    try:
+        font_paths()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+def test_scenes_are_reproducible_with_ground_truth_inside_the_image():
+    need_scenes()
     from edge_vision_core.eval.text_scenes import make_scene, make_split
 
     a, b = make_scene(7), make_scene(7)
@@ -79,8 +91,7 @@ def test_scenes_are_reproducible_with_ground_truth_inside_the_image():
 
 
 def test_split_round_trip_through_files(tmp_path):
-    pytest.importorskip('PIL')
-    pytest.importorskip('skimage.data')
+    need_scenes()
     import cv2
 
     from edge_vision_core.eval.text_scenes import make_scene, read_ground_truth, write_split

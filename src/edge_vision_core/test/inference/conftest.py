@@ -37,6 +37,22 @@ def default_detector() -> Iterator[Callable[[str], Detector]]:
         detector.close()
 
 
+@pytest.fixture(scope='session')
+def shipped_detector() -> Iterator[Callable[[str, str], Detector]]:
+    """``get(model, backend)``: a shipped model on a backend, loaded once per session."""
+    pytest.importorskip('edge_vision_models')
+    cache: dict[tuple[str, str], Detector] = {}
+
+    def get(model: str, backend: str) -> Detector:
+        if (model, backend) not in cache:
+            cache[model, backend] = Detector.create(model=model, backend=backend, threads=2)
+        return cache[model, backend]
+
+    yield get
+    for detector in cache.values():
+        detector.close()
+
+
 def write_constant_onnx(path, input_shape: tuple[int, ...], outputs: dict[str, np.ndarray],
                         input_type: str = 'float') -> None:
     """A tiny ONNX model whose outputs are fixed tensors (plus 0 x max(input), so they depend

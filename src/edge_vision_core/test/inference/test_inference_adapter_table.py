@@ -167,8 +167,8 @@ def test_a_keypoint_adapter_added_here_runs_through_the_detector(
         result = detector.detect(np.zeros((480, 640, 3), np.uint8))
     np.testing.assert_allclose(result.detections.boxes, BOXES, atol=1e-3)
     assert result.detections.class_ids.tolist() == [2, 0]
-    assert result.keypoints.shape == (2, 1, 2)
-    np.testing.assert_allclose(result.keypoints[:, 0], expected, atol=1e-3)
+    assert result.detections.keypoints.shape == (2, 1, 2)
+    np.testing.assert_allclose(result.detections.keypoints[:, 0], expected, atol=1e-3)
     assert result.mask is None and result.text is None
 
 
@@ -197,7 +197,7 @@ def test_a_text_adapter_added_here_reads_text(test_adapters, constant_model, bac
     with Detector.create(model=manifest, backend=backend) as detector:
         result = detector.detect(np.zeros((32, 96, 3), np.uint8))
     assert result.text == (('cat', pytest.approx(0.9)),)
-    assert len(result.detections) == 0 and result.keypoints is None
+    assert len(result.detections) == 0 and result.detections.keypoints is None
     with pytest.raises(ModelError, match="adapter greedy_ctc: labels\\[0\\] must be 'blank'"):
         Detector.create(model=constant_model({'logits': scores}, {
             'adapter': 'greedy_ctc', 'labels': ['c', 'a', 't', 'blank']}))

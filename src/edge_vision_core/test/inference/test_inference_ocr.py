@@ -15,6 +15,11 @@ from edge_vision_core.inference.backends import BACKENDS
 pytest.importorskip('edge_vision_models')
 pytest.importorskip('PIL')
 pytest.importorskip('skimage.data')
+try:
+    from edge_vision_core.eval.text_scenes import font_paths
+    font_paths()
+except ConfigError as _exc:
+    pytest.skip(f'no font to render text scenes: {_exc}', allow_module_level=True)
 
 from edge_vision_core.eval.ocr import score_image, sum_scores
 from edge_vision_core.eval.text_scenes import make_scene

@@ -14,12 +14,21 @@ pytest.importorskip('edge_vision_models')
 pytest.importorskip('onnx')
 pytest.importorskip('PIL')
 pytest.importorskip('skimage.data')
+try:
+    from edge_vision_core.eval.text_scenes import font_paths
+    font_paths()
+except ConfigError as _exc:
+    pytest.skip(f'no font to render text scenes: {_exc}', allow_module_level=True)
 
 from edge_vision_core.inference.manifest import load_manifest, resolve_model
 from edge_vision_core.optimize import OptimizeConfig, optimize_model
 
 
 def test_recognizer_variant_keeps_height_and_dictionary(tmp_path):
+    from edge_vision_core.optimize.recipes import recipe_available
+
+    if recipe_available('onnx-fp16'):
+        pytest.skip(f'onnx-fp16 cannot run here: {recipe_available("onnx-fp16")}')
     made = optimize_model('ppocrv4-rec', tmp_path, OptimizeConfig(recipes=('onnx-fp16',)))
     (variant,) = made
     assert variant.name == 'ppocrv4-rec-onnx-fp16'

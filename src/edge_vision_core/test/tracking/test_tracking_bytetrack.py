@@ -261,13 +261,15 @@ def test_nan_inf_and_zero_area_boxes_are_dropped_and_counted():
     assert tracker.stats.dropped_invalid == 9
 
 
-def test_masks_pass_through_with_the_rows():
+def test_masks_and_keypoints_pass_through_with_the_rows():
     tracker = make()
     dets = boxes_at([[20, 20], [60, 60]])
     masks = np.zeros((2, 100, 100), bool)
     masks[0, :10], masks[1, -10:] = True, True
-    out = tracker.update(dets.replace(masks=masks))
+    points = np.array([[[21, 22], [23, 24]], [[61, 62], [63, 64]]], np.float32)
+    out = tracker.update(dets.replace(masks=masks, keypoints=points))
     np.testing.assert_array_equal(out.masks, masks)
+    np.testing.assert_array_equal(out.keypoints, points[tracker.last_input_indices])
 
 
 def test_filtered_boxes_are_kalman_estimates():
