@@ -18,6 +18,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 ARGUMENTS = [
     ('namespace', 'camera0', 'Namespace of the camera.'),
@@ -41,12 +42,15 @@ def _setup(context, *args, **kwargs):
                     parameters=[f for f in files if os.path.isfile(f)] + [overrides],
                     remappings=list(remappings))
 
+    # typed: launch_ros would turn a source like '0' into an INTEGER parameter
     actions = [
-        node('camera', {'source': arg['source']}),
+        node('camera', {'source': ParameterValue(arg['source'], value_type=str)}),
         node('preprocess', {}),
-        node('anomaly', {'model_path': os.path.expanduser(arg['model']),
-                         'learn_on_start': arg['learn_on_start'].lower() == 'true',
-                         'backend': arg['backend']}),
+        node('anomaly', {
+            'model_path': ParameterValue(os.path.expanduser(arg['model']), value_type=str),
+            'learn_on_start': ParameterValue(arg['learn_on_start'].lower() == 'true',
+                                             value_type=bool),
+            'backend': ParameterValue(arg['backend'], value_type=str)}),
     ]
     if arg['overlay'].lower() == 'true':
         actions.append(node('overlay', {'show_anomaly': True},

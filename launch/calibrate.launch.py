@@ -15,6 +15,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
@@ -39,17 +40,22 @@ def generate_launch_description() -> LaunchDescription:
     camera = Node(
         package='edge_vision', executable='camera_node', name='camera_node',
         namespace=arg['namespace'], output='screen', emulate_tty=True,
-        parameters=[PathJoinSubstitution([config, 'camera.yaml']),
-                    {'source': arg['source'], 'camera_name': arg['camera_name']}])
+        parameters=[PathJoinSubstitution([config, 'camera.yaml']), {
+            # typed: launch_ros would turn the default source '0' into an INTEGER parameter
+            'source': ParameterValue(arg['source'], value_type=str),
+            'camera_name': ParameterValue(arg['camera_name'], value_type=str)}])
     calibration = Node(
         package='edge_vision', executable='calibration_node', name='calibration_node',
         namespace=arg['namespace'], output='screen', emulate_tty=True,
         remappings=[('image', 'image_raw')],
         parameters=[PathJoinSubstitution([config, 'calibration.yaml']), {
-            'camera_name': arg['camera_name'],
-            'target.pattern': arg['pattern'], 'target.cols': arg['cols'],
-            'target.rows': arg['rows'], 'target.square_size': arg['square'],
-            'target.marker_size': arg['marker'], 'target.dictionary': arg['dictionary'],
-            'calibration.model': arg['model'],
+            'camera_name': ParameterValue(arg['camera_name'], value_type=str),
+            'target.pattern': ParameterValue(arg['pattern'], value_type=str),
+            'target.cols': ParameterValue(arg['cols'], value_type=int),
+            'target.rows': ParameterValue(arg['rows'], value_type=int),
+            'target.square_size': ParameterValue(arg['square'], value_type=float),
+            'target.marker_size': ParameterValue(arg['marker'], value_type=float),
+            'target.dictionary': ParameterValue(arg['dictionary'], value_type=str),
+            'calibration.model': ParameterValue(arg['model'], value_type=str),
             'set_camera_info_service': 'set_camera_info'}])
     return LaunchDescription([*declared, camera, calibration])

@@ -13,6 +13,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
@@ -36,8 +37,18 @@ def generate_launch_description() -> LaunchDescription:
         description='Parameter file of camera_node.')
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, default, text in ARGUMENTS]
-    overrides = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS
-                 if name != 'namespace'}
+    arg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    # typed: launch_ros would turn source:=0 into an INTEGER parameter, rate:=10 into one too
+    overrides = {
+        'source': ParameterValue(arg['source'], value_type=str),
+        'rate': ParameterValue(arg['rate'], value_type=float),
+        'loop': ParameterValue(arg['loop'], value_type=bool),
+        'frame_id': ParameterValue(arg['frame_id'], value_type=str),
+        'camera_name': ParameterValue(arg['camera_name'], value_type=str),
+        'camera_info_url': ParameterValue(arg['camera_info_url'], value_type=str),
+        'width': ParameterValue(arg['width'], value_type=int),
+        'height': ParameterValue(arg['height'], value_type=int),
+    }
     camera = Node(
         package='edge_vision', executable='camera_node', name='camera_node',
         namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,

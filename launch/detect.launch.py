@@ -28,9 +28,11 @@ import tempfile
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from edge_vision.stages import select_stages, stage_remaps
 
@@ -63,6 +65,20 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+def _plain(value: object) -> object:
+    """The Python values of (nested) ParameterValues, for a YAML parameter file."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value.value if isinstance(value, ParameterValue) else value
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _setup(context, *args, **kwargs):
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     share = get_package_share_directory('edge_vision')
@@ -70,30 +86,39 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']))
+    # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
     overrides = {
-        'camera': {'source': arg['source']},
-        'inference': {'model': arg['model'], 'backend': arg['backend'],
-                      'device': arg['device'], 'threads': int(arg['inference_threads'])},
-        'overlay': {'show_anomaly': 'anomaly' in stages},
+        'camera': {'source': ParameterValue(arg['source'], value_type=str)},
+        'inference': {'model': ParameterValue(arg['model'], value_type=str),
+                      'backend': ParameterValue(arg['backend'], value_type=str),
+                      'device': ParameterValue(arg['device'], value_type=str),
+                      'threads': ParameterValue(int(arg['inference_threads']), value_type=int)},
+        'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool)},
     }
     if arg['anomaly_model']:
-        overrides['anomaly'] = {'model_path': arg['anomaly_model']}
+        overrides['anomaly'] = {
+            'model_path': ParameterValue(arg['anomaly_model'], value_type=str)}
     mqtt_files = [arg['mqtt_params']] if arg['mqtt_params'] else []
     if _truthy(arg['mqtt']):
         stages.append('mqtt_bridge')
-        overrides['mqtt_bridge'] = {'broker': {'url': arg['mqtt_broker']}} \
+        overrides['mqtt_bridge'] = {'broker': {
+            'url': ParameterValue(arg['mqtt_broker'], value_type=str)}} \
             if arg['mqtt_broker'] else {}
     remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]
     actions = []
     if _truthy(arg['composed']):
-        # one process: every node's file, then the overrides, by node name
-        params = {f'/**/{stage}_node': {'ros__parameters': values}
+        # one process: every node's file, then the overrides, by node name (the values are
+        # plain Python values of the right type, so YAML keeps a '0' source a string)
+        params = {f'/**/{stage}_node': {'ros__parameters': _plain(values)}
                   for stage, values in overrides.items() if stage in stages}
         handle, path = tempfile.mkstemp(prefix='edge_vision_', suffix='.yaml')
         with os.fdopen(handle, 'w') as f:
             yaml.safe_dump(params, f)
+        # the file is read when the process starts; remove it when launch shuts down
+        actions.append(RegisterEventHandler(OnShutdown(
+            on_shutdown=lambda event, context, path=path: _remove(path))))
         files = [os.path.join(config_dir, f'{stage}.yaml') for stage in stages] + mqtt_files
         # no name=: a __node remap would rename every node of the process
         actions.append(Node(

@@ -131,6 +131,36 @@ def node_process() -> Iterator[Callable[..., NodeProcess]]:
         proc.stop()
 
 
+class Diagnostics:
+    """The newest /diagnostics status of every node, as ``node`` (a test's own node) receives
+    them; names are fully qualified (``/ns/tracker_node``)."""
+
+    def __init__(self, node: object) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.latest: dict[str, object] = {}
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_array, 50)
+
+    def _on_array(self, array: object) -> None:
+        for status in array.status:
+            self.latest[status.name] = status
+
+    def status(self, name: str) -> object | None:
+        return self.latest.get(name)
+
+    def value(self, name: str, key: str) -> str | None:
+        status = self.latest.get(name)
+        if status is None:
+            return None
+        return {kv.key: kv.value for kv in status.values}.get(key)
+
+
+@pytest.fixture
+def diagnostics() -> type[Diagnostics]:
+    """``diagnostics(node)``: a :class:`Diagnostics` listener on a test's node."""
+    return Diagnostics
+
+
 @pytest.fixture
 def publish_until() -> Callable[..., bool]:
     """``publish_until(executor, [(pub, msg), ...], predicate, timeout)``: publish every 0.2 s

@@ -37,7 +37,11 @@ def test_calibrates_from_a_camera_stream_and_updates_the_camera(node_process, tm
         'target.cols': 9, 'target.rows': 6, 'target.square_size': 0.03,
         'calibration.min_views': 10, 'calibration.enough_views': 14,
         'max_rate_hz': 10.0, 'camera_name': 'front', 'output_url': f'file://{out_yaml}',
-        'set_camera_info_service': f'{ns}/set_camera_info'}, ns,
+        'set_camera_info_service': f'{ns}/set_camera_info',
+        # The camera publishes reliably; a reliable subscription lets DDS resend lost fragments.
+        # Best effort stalled for 8 s at a time on the Jazzy wheels (Fast DDS 2.14.5) in CI, the
+        # open problem test_doctor records; the calibration logic is what this test checks.
+        'qos.subscriber_reliability': 'reliable'}, ns,
         remaps={'image': 'image_raw'})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out_yaml.exists() and cam_yaml.exists()):

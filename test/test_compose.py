@@ -114,3 +114,56 @@ def test_anomaly_heatmap_blends_in_process(ros_context, tmp_path):
         assert overlay_node.bad_messages == 0 and overlay_node.processing_errors == 0
     finally:
         comp.shutdown()
+
+
+def test_synced_inputs_in_a_composed_pipeline(ros_context, tmp_path):
+    """camera -> inference -> tracker -> overlay -> recorder in one process: the tracker passes
+    the inference's frames on with its tracks, the overlay draws on them without receiving the
+    images a second time, and the recorder pairs tracks with the overlay's image_annotated."""
+    from rclpy.parameter import Parameter
+
+    from edge_vision.pipeline import create_pipeline
+
+    ns = '/composed_sync'
+    stages = ['camera', 'inference', 'tracker', 'overlay', 'recorder']
+    comp = create_pipeline(stages, context=ros_context, namespace=ns, lossless=True,
+                           parameter_overrides={
+                               'camera': [Parameter('rate', value=-1.0),
+                                          Parameter('camera_info_url',
+                                                    value=f'file://{tmp_path}/none.yaml')],
+                               'inference': [Parameter('threads', value=1),
+                                             Parameter('warmup_runs', value=0)],
+                               'recorder': [Parameter('output_dir', value=str(tmp_path))]})
+    try:
+        assert comp.start() == []
+        links = {(r.node, r.topic): r for r in comp.links}
+        overlay_image = links[(f'{ns}/overlay_node', f'{ns}/image_raw')]
+        assert overlay_image.attached_to == f'{ns}/tracks', str(overlay_image)
+        assert links[(f'{ns}/recorder_node', f'{ns}/image_annotated')].producer == \
+            f'{ns}/overlay_node'
+        nodes = dict(zip(stages, comp.nodes, strict=True))
+        tracker, overlay, recorder = nodes['tracker'], nodes['overlay'], nodes['recorder']
+        assert tracker._port.image_spec is None  # no camera motion: no image input at all
+        assert tracker._port.frame_topic() == f'{ns}/image_raw'  # but frames passed on
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and recorder.video_frames < 12:
+            comp.spin_once(timeout_sec=0.05)
+        assert recorder.video_frames >= 12, (recorder.stats(), overlay.stats())
+        image_spec = overlay._port.image_spec
+        assert not image_spec.enabled and image_spec.link is None
+        assert image_spec.subscription is None and image_spec.received == 0, \
+            'the overlay must not be handed images it only throws away'
+        stats = overlay.stats()
+        assert stats['paired'] == overlay.drawn and stats['unpaired_dropped'] == 0
+        rec = recorder.stats()
+        assert rec['paired'] >= 12 and rec['video_missing'] == 0
+        assert rec['unpaired_dropped'] == 0 and overlay.processing_errors == 0
+        assert tracker.stats()['frames'] >= recorder.frames
+        for node in comp.nodes:  # the stats API: numbers only (edge-vision run reports them)
+            values = node.stats()
+            assert values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  for v in values.values()), (node.get_name(), values)
+    finally:
+        comp.shutdown()
+    lines = (tmp_path / 'tracks.jsonl').read_text().splitlines()
+    assert len({line.split('"frame": ')[1].split(',')[0] for line in lines}) >= 12

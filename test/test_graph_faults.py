@@ -47,6 +47,11 @@ def test_downstream_nodes_report_a_dead_upstream_node(node_process, ros_context,
                       f'no publisher on {ns}/detections' in status('tracker_node').message, 20)
     camera.proc.kill()  # no clean shutdown: its DDS endpoints linger until their lease ends
     camera.proc.wait()
+    # the bundled DDS profile's 6 s participant lease (Fast DDS default: 20 s): the dead
+    # camera is soon reported as gone, not as a stalled upstream
+    assert spin_until(executor, lambda: status('preprocess_node') is not None and
+                      f'no publisher on {ns}/image_raw' in status('preprocess_node').message,
+                      16), (status('preprocess_node').message, pre.output())
 
     def reported():
         s = status('preprocess_node')

@@ -182,6 +182,136 @@ def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_conte
     assert proc.stop() == 0
 
 
+def test_a_parameter_change_during_a_slow_detect_lands_between_frames(ros_context, spin_until):
+    """The DDS mailbox worker runs detect under the node's handler lock: a set_parameters
+    request arriving mid-detect is applied after it, never during it."""
+    import threading
+    import time
+
+    import rclpy
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from edge_vision.conversions import meta_to_header, numpy_to_image
+    from edge_vision.inference_node import InferenceNode
+    from edge_vision_core import FrameMeta
+
+    ns = '/infer_lock'
+    node = InferenceNode(context=ros_context, namespace=ns, parameter_overrides=[
+        Parameter('threads', value=1), Parameter('warmup_runs', value=0),
+        Parameter('diagnostics_period', value=0.0)])
+    assert node.autostart(), node.last_error
+    assert node._image.mailbox and node._image.queue is not None  # the async worker
+    detector = node._detector
+    events: list[tuple[str, float]] = []
+    started, release = threading.Event(), threading.Event()
+    real_detect, real_update = detector.detect, detector.update_options
+
+    def slow_detect(image):  # the real detect, held until the test has sent a change
+        events.append(('detect start', time.monotonic()))
+        started.set()
+        release.wait(20)
+        result = real_detect(image)
+        events.append(('detect end', time.monotonic()))
+        return result
+
+    def recorded_update(options):
+        events.append(('parameters applied', time.monotonic()))
+        return real_update(options)
+
+    detector.detect, detector.update_options = slow_detect, recorded_update
+    driver = rclpy.create_node('lock_driver', context=ros_context)
+    pub = driver.create_publisher(Image, f'{ns}/image',
+                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    client = driver.create_client(SetParameters, f'{ns}/inference_node/set_parameters')
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(driver)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        msg = numpy_to_image(np.zeros((64, 64, 3), np.uint8), 'bgr8',
+                             meta_to_header(FrameMeta(1, 'cam')))
+        deadline = time.monotonic() + 30
+        while not started.is_set() and time.monotonic() < deadline:
+            pub.publish(msg)
+            started.wait(0.2)
+        assert started.is_set(), 'no frame reached detect'
+        assert client.wait_for_service(timeout_sec=20)
+        request = SetParameters.Request(
+            parameters=[Parameter('score_threshold', value=0.55).to_parameter_msg()])
+        future = client.call_async(request)
+        time.sleep(1.0)  # plenty of time for the request to be applied, if nothing holds it
+        release.set()
+        deadline = time.monotonic() + 20
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done() and future.result().results[0].successful
+        assert node._detector.score_threshold == pytest.approx(0.55)
+        names = [name for name, _ in events]
+        assert names[:3] == ['detect start', 'detect end', 'parameters applied'], events
+    finally:
+        release.set()
+        executor.shutdown()
+        node.release()
+        driver.destroy_node()
+        node.destroy_node()
+
+
+def test_read_only_parameters_can_be_fixed_while_unconfigured(node_process, ros_context,
+                                                              spin_until):
+    """After a failed configure the log's advice works: set the read-only `model` over DDS,
+    then configure and activate through the lifecycle service."""
+    import rclpy
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from vision_msgs.msg import LabelInfo
+
+    from edge_vision.qos import latched_qos
+
+    ns = '/infer_fix'
+    proc = node_process('edge_vision.inference_node', {
+        'model': '/nonexistent/model.yaml', 'threads': 1, 'warmup_runs': 0}, ns)
+    out = proc.wait_for_output('configure failed')
+    assert 'ros2 param set' in out and 'ros2 lifecycle set' in out, out
+    node = rclpy.create_node('fix_driver', context=ros_context)
+    labels = []
+    node.create_subscription(LabelInfo, f'{ns}/label_info', labels.append, latched_qos())
+    set_params = node.create_client(SetParameters, f'{ns}/inference_node/set_parameters')
+    change = node.create_client(ChangeState, f'{ns}/inference_node/change_state')
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=30), proc.output()
+        future = client.call_async(request)
+        assert spin_until(executor, future.done, 60), proc.output()
+        return future.result()
+
+    result = call(set_params, SetParameters.Request(
+        parameters=[Parameter('model', value='nanodet-m-416').to_parameter_msg()]))
+    assert result.results[0].successful, result.results[0].reason
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        assert call(change, ChangeState.Request(
+            transition=Transition(id=transition))).success, proc.output()
+    assert spin_until(executor, lambda: bool(labels), 30), proc.output()
+    assert len(labels[-1].class_map) == 80
+    # configured again: read-only parameters are locked while the model is in use
+    result = call(set_params, SetParameters.Request(
+        parameters=[Parameter('model', value='/other.yaml').to_parameter_msg()]))
+    assert not result.results[0].successful and 'read-only' in result.results[0].reason
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
+
+
 @pytest.mark.parametrize('model', ['selfie-segmentation', 'face'])
 def test_embedded_segmenter_and_face_model_end_to_end(node_process, ros_context, spin_until,
                                                       publish_until, astronaut_bgr, model):

@@ -85,7 +85,7 @@ class CalibrationNode(EdgeVisionNode):
     def __init__(self, **kwargs: object) -> None:
         super().__init__('calibration_node', **kwargs)
         self._cal: Calibrator | None = None
-        self._last_time = 0.0
+        self._next_time = 0.0
         self._last_verdict = ''
         self._result: CalibrationResult | None = None
         self._saved_to = ''
@@ -106,8 +106,9 @@ class CalibrationNode(EdgeVisionNode):
         self.add_input('image', Image, image_to_frame, self._on_image,
                        stream_subscriber_qos(self.config(QosConfig)))
         self._services = [
-            self.create_service(Trigger, '~/calibrate', self._on_calibrate),
-            self.create_service(Trigger, '~/reset', self._on_reset)]
+            self.create_service(Trigger, '~/calibrate',
+                                self.guard('calibrate', self._on_calibrate)),
+            self.create_service(Trigger, '~/reset', self.guard('reset', self._on_reset))]
         if cfg.set_camera_info_service:
             self._client = self.create_client(SetCameraInfo, cfg.set_camera_info_service)
         self.get_logger().info(f'looking for a {self._cal.target.describe()}')
@@ -128,9 +129,14 @@ class CalibrationNode(EdgeVisionNode):
     def _on_image(self, frame: Frame) -> None:
         cfg = self.config(CalibrationNodeConfig)
         now = time.monotonic()
-        if now - self._last_time < 1.0 / cfg.max_rate_hz:
+        period = 1.0 / cfg.max_rate_hz
+        # Slots, not gaps: a frame up to a quarter period early still takes its slot. Comparing
+        # with the last frame's arrival halved a camera that runs at exactly max_rate_hz (a frame
+        # 99 ms after the last at 10 Hz was skipped, then every other one, the same board poses
+        # each loop of a folder).
+        if now < self._next_time - 0.25 * period:
             return
-        self._last_time = now
+        self._next_time = max(self._next_time, now) + period
         verdict = self._cal.add_image(frame.image, name=f'{frame.meta.seconds:.3f}')
         self._last_verdict = verdict.reason
         if verdict.accepted:

@@ -166,7 +166,8 @@ class CameraNode(EdgeVisionNode):
             self.add_output('image_raw/compressed', CompressedImage,
                             lambda frame: frame_to_compressed(frame, 'jpeg', quality), qos)
         self._service = self.create_service(SetCameraInfo, 'set_camera_info',
-                                            self._set_camera_info)
+                                            self.guard('set_camera_info',
+                                                       self._set_camera_info))
         self.get_logger().info(f'configured: source {self._source.description}, frame_id '
                                f'{cfg.frame_id!r}, calibration {self._calibration_text()}')
         return TransitionCallbackReturn.SUCCESS
@@ -332,14 +333,17 @@ class CameraNode(EdgeVisionNode):
 
     # -- diagnostics -----------------------------------------------------------------------
 
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values.update(fps=self._rate.rate(), frames_published=self.frames_published,
+                      corrupt_frames_skipped=self.corrupt_frames, reconnects=self.reconnects)
+        return values
+
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         values: dict[str, object] = {
             'source': self._source.description if self._source else '',
             'state': self.state,
-            'fps': self._rate.rate(),
-            'frames_published': self.frames_published,
-            'corrupt_frames_skipped': self.corrupt_frames,
-            'reconnects': self.reconnects,
+            **self.stats(),
             'calibrated': self._model is not None,
         }
         if self.state == 'reconnecting':

@@ -8,7 +8,9 @@ crosses a topic between two Python processes is serialized and deserialized. A
    parameters, services, lifecycle interfaces and diagnostics are all on the graph);
 2. configures them, then links every input to the in-process output with the same resolved
    topic name (:class:`edge_vision.intra.Link`: objects handed over, nothing serialized);
-   inputs with no in-process producer subscribe over DDS as usual;
+   inputs with no in-process producer subscribe over DDS as usual; a synchronised input
+   (:mod:`edge_vision.synced`) whose results producer attaches the frames of the port's own
+   image topic takes those, and its image input is neither linked nor subscribed;
 3. activates them and spins them on one executor for their ROS interfaces (parameters,
    services, timers, lifecycle, subscriptions to other processes); the in-process hot path
    runs in the links' worker threads, one per linked input, so different stages run
@@ -43,9 +45,13 @@ class LinkReport:
     node: str
     topic: str
     producer: str | None  # fully qualified name of the in-process producer, None for DDS
+    attached_to: str | None = None  # frames taken from the results on this topic instead
 
     def __str__(self) -> str:
-        source = f'in-process from {self.producer}' if self.producer else 'DDS subscription'
+        if self.attached_to:
+            source = f'attached to the results on {self.attached_to}'
+        else:
+            source = f'in-process from {self.producer}' if self.producer else 'DDS subscription'
         return f'{self.node}: {self.topic} <- {source}'
 
 
@@ -97,24 +103,43 @@ class Composition:
         return errors
 
     def _link(self, nodes: list[EdgeVisionNode]) -> None:
+        """Link every input to an in-process producer of its resolved topic. The image input
+        of a synchronised input is decided last: once every results input is linked, a port
+        whose results producer attaches frames of that image topic takes those instead (its
+        image input is then neither linked nor subscribed)."""
         producers = {}
         for node in nodes:
             for out in node.outputs:
                 producers.setdefault(out.resolved, (node, out))
+        synced_images = []
         for node in nodes:
             for spec in node.inputs:
-                found = producers.get(spec.resolved) if spec.linkable else None
-                if found is not None and found[0] is not node:
-                    producer, out = found
-                    spec.link = Link(node._link_handler(spec), blocking=self.lossless,
-                                     name=f'{node.get_name()}:{spec.topic}')
-                    out.links.append(spec.link)
-                    self.links.append(LinkReport(node.get_fully_qualified_name(),
-                                                 spec.resolved,
-                                                 producer.get_fully_qualified_name()))
+                if spec.synced is not None and spec is spec.synced.image_spec:
+                    synced_images.append((node, spec))
                 else:
-                    self.links.append(LinkReport(node.get_fully_qualified_name(),
-                                                 spec.resolved, None))
+                    self._link_input(node, spec, producers)
+        for node in nodes:
+            for port in node.synced_inputs:
+                port.link()
+        for node, spec in synced_images:
+            if spec.enabled:
+                self._link_input(node, spec, producers)
+            else:
+                self.links.append(LinkReport(node.get_fully_qualified_name(), spec.resolved,
+                                             None, spec.synced.results_spec.resolved))
+
+    def _link_input(self, node: EdgeVisionNode, spec: object, producers: dict) -> None:
+        found = producers.get(spec.resolved) if spec.linkable else None
+        if found is not None and found[0] is not node:
+            producer, out = found
+            spec.link = Link(node._link_handler(spec), blocking=self.lossless,
+                             name=f'{node.get_name()}:{spec.topic}')
+            spec.producer = out
+            out.links.append(spec.link)
+            self.links.append(LinkReport(node.get_fully_qualified_name(), spec.resolved,
+                                         producer.get_fully_qualified_name()))
+        else:
+            self.links.append(LinkReport(node.get_fully_qualified_name(), spec.resolved, None))
 
     def spin(self) -> None:
         self.executor.spin()

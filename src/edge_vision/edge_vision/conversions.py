@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from edge_vision_core.imaging import PreprocessResult
 
 __all__ = [
+    'MAX_CLASS_ID',
     'camera_info_to_model',
     'classification_score',
     'diagnostic_level',
@@ -235,26 +236,59 @@ def detections_to_msg(dets: Detections, header: Header | None = None,
     return out
 
 
+#: The largest class id accepted in ``vision_msgs/LabelInfo`` and ``Detection2D`` class ids
+#: (and the most class names a label list may grow to). Label lists are indexed by class id, so
+#: one absurd id would make every consumer allocate and scan a table that large; the largest
+#: detection vocabularies in use (LVIS 1203, Objects365 365, Open Images 601) are far below.
+MAX_CLASS_ID = 32767
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _parse_class(class_id: str, name_to_id: dict[str, int],
                  extend: list[str] | None = None) -> int:
     if class_id in name_to_id:
         return name_to_id[class_id]
     try:
-        return int(class_id)
+        value = int(class_id)
     except ValueError:
-        if extend is not None:
-            name_to_id[class_id] = len(extend)
-            extend.append(class_id)
-            return name_to_id[class_id]
-        known = ', '.join(sorted(name_to_id)[:10]) or 'none'
+        value = None
+    if value is not None:
+        if not -1 <= value <= MAX_CLASS_ID:
+            raise ConversionError(f'class id {class_id!r} in Detection2D is out of range: class '
+                                  f'indices go from 0 to {MAX_CLASS_ID} (-1 = no class)')
+        return value
+    if extend is not None:
+        if len(extend) > MAX_CLASS_ID:
+            raise ConversionError(
+                f'unknown class {class_id!r} in Detection2D: the label list already holds '
+                f'{len(extend)} names (at most {MAX_CLASS_ID + 1}); publish the model\'s '
+                f'vision_msgs/LabelInfo instead of new names on every message')
+        name_to_id[class_id] = len(extend)
+        extend.append(class_id)
+        return name_to_id[class_id]
+    known = ', '.join(sorted(name_to_id)[:10]) or 'none'
+    raise ConversionError(
+        f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
+        f'list (known: {known}...). Pass the labels from the vision_msgs/LabelInfo topic')
+
+
+def _parse_track_ids(ids: list[str]) -> np.ndarray:
+    try:
+        values = [int(x) for x in ids]
+    except ValueError:
         raise ConversionError(
-            f'unknown class {class_id!r} in Detection2D: not a class index and not in the label '
-            f'list (known: {known}...). Pass the labels from the vision_msgs/LabelInfo topic'
-        ) from None
+            f'Detection2D.id must be empty for all detections or an integer track id for '
+            f'all, got {ids[:5]}') from None
+    bad = [x for x in values if not _INT64_MIN <= x <= _INT64_MAX]
+    if bad:
+        raise ConversionError(f'Detection2D.id {bad[0]} does not fit a 64-bit track id '
+                              f'({_INT64_MIN}..{_INT64_MAX})')
+    return np.array(values, np.int64)
 
 
 def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
-                      extend_labels: bool = False) -> Detections:
+                      extend_labels: bool = False,
+                      label_index: dict[str, int] | None = None) -> Detections:
     """``vision_msgs/Detection2DArray`` -> Detections.
 
     The best-scoring hypothesis of each detection gives its class and score; a detection with no
@@ -266,13 +300,17 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
         labels: class names indexed by class id (from ``vision_msgs/LabelInfo``).
         extend_labels: append class names missing from ``labels`` (a mutable list) instead of
             raising, for consumers that only display names.
+        label_index: ``{name: class id}`` of ``labels``, when the caller keeps one (it is
+            updated with appended names), so a long label list is not indexed per message.
 
     Raises:
-        ConversionError: a class name not in ``labels`` and not an integer, or ids that are
-            neither all empty nor all integers.
+        ConversionError: a class name not in ``labels`` and not an integer, a class index
+            outside 0..:data:`MAX_CLASS_ID`, or ids that are neither all empty nor all integers
+            of 64 bits.
     """
     n = len(msg.detections)
-    name_to_id = {name: i for i, name in enumerate(labels or ())}
+    name_to_id = label_index if label_index is not None else \
+        {name: i for i, name in enumerate(labels or ())}
     extend = labels if extend_labels and isinstance(labels, list) else None
     boxes = np.empty((n, 4), np.float64)
     scores = np.zeros(n, np.float64)
@@ -287,14 +325,7 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] | None = None
             scores[i] = best.hypothesis.score
             class_ids[i] = _parse_class(best.hypothesis.class_id, name_to_id, extend)
         ids.append(det.id)
-    track_ids = None
-    if any(ids):
-        try:
-            track_ids = np.array([int(x) for x in ids], np.int64)
-        except ValueError:
-            raise ConversionError(
-                f'Detection2D.id must be empty for all detections or an integer track id for '
-                f'all, got {ids[:5]}') from None
+    track_ids = _parse_track_ids(ids) if any(ids) else None
     return Detections(boxes, scores, class_ids, track_ids)
 
 
@@ -312,10 +343,17 @@ def labels_to_label_info(labels: Sequence[str], header: Header | None = None,
 
 
 def label_info_to_labels(msg: LabelInfo) -> list[str]:
-    """``vision_msgs/LabelInfo`` -> label list indexed by class id (gaps filled with the id)."""
+    """``vision_msgs/LabelInfo`` -> label list indexed by class id (gaps filled with the id).
+
+    Raises:
+        ConversionError: a class id above :data:`MAX_CLASS_ID`.
+    """
     if not msg.class_map:
         return []
     size = max(c.class_id for c in msg.class_map) + 1
+    if size > MAX_CLASS_ID + 1:
+        raise ConversionError(f'LabelInfo class id {size - 1} is out of range: class indices go '
+                              f'from 0 to {MAX_CLASS_ID}')
     labels = [str(i) for i in range(size)]
     for c in msg.class_map:
         labels[c.class_id] = c.class_name
@@ -361,7 +399,15 @@ def model_to_camera_info(model: CameraModel, header: Header | None = None) -> Ca
 
 def image_to_frame(msg: Image, desired_encoding: str = 'passthrough',
                    camera: CameraModel | None = None) -> Frame:
-    """``sensor_msgs/Image`` -> Frame (zero-copy view when no conversion is needed)."""
+    """``sensor_msgs/Image`` -> Frame (zero-copy view when no conversion is needed).
+
+    Raises:
+        ConversionError: see :func:`image_to_numpy`; also an image of zero width or height
+            (a stage has nothing to process in it).
+    """
+    if msg.width == 0 or msg.height == 0:
+        raise ConversionError(f'empty {msg.encoding} image ({msg.width}x{msg.height}): a frame '
+                              f'needs at least one pixel')
     arr = image_to_numpy(msg, desired_encoding)
     encoding = msg.encoding if desired_encoding == 'passthrough' else desired_encoding
     return Frame(arr, header_to_meta(msg.header), encoding, camera)
@@ -393,9 +439,10 @@ def frame_detections_to_msg(item: FrameDetections) -> Detection2DArray:
 
 
 def msg_to_frame_detections(msg: Detection2DArray, labels: Sequence[str] | None = None,
-                            extend_labels: bool = False) -> FrameDetections:
+                            extend_labels: bool = False,
+                            label_index: dict[str, int] | None = None) -> FrameDetections:
     """``vision_msgs/Detection2DArray`` -> FrameDetections (see :func:`msg_to_detections`)."""
-    dets = msg_to_detections(msg, labels, extend_labels)
+    dets = msg_to_detections(msg, labels, extend_labels, label_index)
     return FrameDetections(header_to_meta(msg.header), dets,
                            labels=tuple(labels) if labels else None)
 

@@ -15,12 +15,14 @@ Publishes (relative names):
 - ``mask`` (sensor_msgs/Image, mono8 class id per pixel, the image's header) for semantic
   segmentation models.
 
-Newest frame only: with ``async_inference`` (default) frames from DDS go to a one-slot
+Newest frame only: with ``async_inference`` (default) the image input is a mailbox input
+(:meth:`edge_vision.node_base.EdgeVisionNode.add_input`): frames from DDS go to a one-slot
 :class:`edge_vision.intra.Link` whose thread runs inference, so receiving and inference overlap
 and a frame replaced before inference started is counted as ``stale_frames_dropped`` (never
 silently lost); without it, inference runs in the subscription callback. In a composed pipeline
 the in-process link from the camera is that one slot and thread already (blocking when the
-composition is lossless).
+composition is lossless). Either way inference runs under the node's handler lock, so a runtime
+parameter change (thresholds, NMS) lands between two frames, never during ``detect``.
 
 Lifecycle: ``configure`` resolves the model (name, manifest or file), verifies its checksum, loads
 it on the backend and checks the model against its manifest; a missing, corrupt or mismatched
@@ -55,7 +57,6 @@ from .conversions import (
     labels_to_label_info,
     meta_to_header,
 )
-from .intra import Link
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import (
     QosConfig,
@@ -97,12 +98,9 @@ class InferenceNode(EdgeVisionNode):
     def __init__(self, **kwargs: object) -> None:
         super().__init__('inference_node', **kwargs)
         self._detector: Detector | None = None
-        self._mailbox: Link | None = None
-        self._mailbox_dropped = 0  # frames dropped by mailboxes of earlier activations
         self._image = None
         self._timer = StageTimer()
         self._rate = RateMeter()
-        self.frames_in = 0
         self._out_dets = self._out_labels = self._out_mask = None
         self._labels: tuple[str, ...] = ()
 
@@ -132,9 +130,11 @@ class InferenceNode(EdgeVisionNode):
         self._detector = detector
         self._labels = tuple(detector.labels)
         qos = self.config(QosConfig)
+        attach = self.config(InferenceConfig).attach_frames
         self._out_dets = self.add_output(
             'detections', Detection2DArray, frame_detections_to_msg, results_qos(),
-            event_callbacks=publisher_event_callbacks(self, 'detections'))
+            event_callbacks=publisher_event_callbacks(self, 'detections'),
+            frames=self.resolve_topic_name('image') if attach else None)
         self._out_labels = self.add_output(
             'label_info', LabelInfo,
             lambda labels: labels_to_label_info(labels, meta_to_header(FrameMeta()),
@@ -144,7 +144,8 @@ class InferenceNode(EdgeVisionNode):
             self._out_mask = self.add_output('mask', Image, frame_to_image,
                                              stream_publisher_qos(qos))
         self._image = self.add_input('image', Image, lambda msg: image_to_frame(msg, 'bgr8'),
-                                     self._on_image, stream_subscriber_qos(qos))
+                                     self._infer, stream_subscriber_qos(qos),
+                                     mailbox=self.config(InferenceConfig).async_inference)
         self.get_logger().info(
             f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
             f'{detector.score_threshold:.2f}')
@@ -156,20 +157,11 @@ class InferenceNode(EdgeVisionNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self._publish_labels()
-        if self.config(InferenceConfig).async_inference and self._image.link is None:
-            self._mailbox = Link(lambda frame: self.run_guarded('inference', self._infer, frame),
-                                 name='inference')
         return result
 
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._stop_worker()
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._stop_worker()
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
+        self._stop_mailboxes()  # no inference may run while the detector closes
+        self._close_detector()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
@@ -177,32 +169,25 @@ class InferenceNode(EdgeVisionNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        self._stop_worker()
+        super().release()
+        self._close_detector()
+
+    def _close_detector(self) -> None:
         if self._detector is not None:
             self._detector.close()
             self._detector = None
 
-    def _stop_worker(self) -> None:
-        mailbox, self._mailbox = self._mailbox, None
-        if mailbox is not None:
-            mailbox.destroy()
-            self._mailbox_dropped += mailbox.dropped
-
     @property
     def stale_dropped(self) -> int:
         """Frames replaced before inference took them (mailbox or in-process link)."""
-        mailbox, link = self._mailbox, getattr(self._image, 'link', None)
-        return (self._mailbox_dropped + (mailbox.dropped if mailbox is not None else 0)
-                + (link.dropped if link is not None else 0))
+        return self._image.dropped if self._image is not None else 0
+
+    @property
+    def frames_in(self) -> int:
+        """Frames received (over DDS or from an in-process producer)."""
+        return self._image.received if self._image is not None else 0
 
     # -- frames ------------------------------------------------------------------------------
-
-    def _on_image(self, frame: Frame) -> None:
-        self.frames_in += 1
-        if self._mailbox is not None:
-            self._mailbox.put(frame)
-        else:
-            self._infer(frame)
 
     def _infer(self, frame: Frame) -> None:
         detector = self._detector
@@ -222,16 +207,23 @@ class InferenceNode(EdgeVisionNode):
 
     # -- diagnostics -------------------------------------------------------------------------
 
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values.update(fps=self._rate.rate(), frames_received=self.frames_in,
+                      stale_frames_dropped=self.stale_dropped)
+        if self._detector is not None:
+            values.update(classes=len(self._labels),
+                          score_threshold=self._detector.score_threshold)
+        values.update(self._timer.percentile_values())
+        return values
+
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
-        values: dict[str, object] = {'fps': self._rate.rate(), 'frames_received': self.frames_in,
-                                     'stale_frames_dropped': self.stale_dropped}
+        values: dict[str, object] = dict(self.stats())
         det = self._detector
         if det is not None:
             values.update(model=str(det.model_path), backend=det.options.backend,
-                          device=det.options.device, classes=len(self._labels),
-                          score_threshold=det.score_threshold)
+                          device=det.options.device)
             values['hardware_id'] = f'{det.options.backend}:{det.options.device}'
-        values.update(self._timer.percentile_values())
         if det is None:
             return ERROR if self.last_error else OK, \
                 self.last_error or self.lifecycle_state, values

@@ -1,7 +1,8 @@
 """Node inputs and outputs that work over DDS or, in one process, by handing objects over.
 
 rclpy has no intra-process transport: every image that crosses a topic is serialized and
-deserialized (about 3 ms per VGA frame in Python, see ENVIRONMENT.md). edge_vision nodes
+deserialized (a few milliseconds per VGA frame in Python; ``benchmarks/bench_conversions.py``
+measures it). edge_vision nodes
 therefore declare their streams as ports carrying *core objects* (``Frame``,
 ``FrameDetections``...) plus the conversions to and from messages:
 
@@ -12,7 +13,12 @@ therefore declare their streams as ports carrying *core objects* (``Frame``,
   (:mod:`edge_vision.compose`) finds a producer of the same resolved topic in the same process,
   a :class:`Link`: a one-slot mailbox drained by a worker thread of its own that calls the
   consumer's handler. The slot holds the newest object only; an object replaced before the
-  consumer took it is counted in ``dropped`` (never silently lost).
+  consumer took it is counted in ``dropped`` (never silently lost). An input declared with
+  ``mailbox=True`` gets such a Link over DDS too, so receiving overlaps processing.
+
+Outputs that emit :class:`~edge_vision_core.FrameDetections` with the image attached say whose
+frames they are (``frames=``): a synchronised input (:mod:`edge_vision.synced`) then takes them
+instead of receiving the same images a second time.
 
 Objects handed over a link are shared, not copied: producers must not modify an object after
 emitting it, consumers must not modify what they receive (make a new array instead).
@@ -105,11 +111,16 @@ class Output:
         qos: publisher QoS.
         latched: publish every emitted object even without subscribers (transient local
             topics such as ``label_info``, whose late joiners need the last value).
+        frames: for outputs of FrameDetections: the resolved topic whose frames every emitted
+            object carries in ``frame`` (or a callable giving it once the graph is linked, or
+            None when no frame is attached).
     """
 
     def __init__(self, node: Node, topic: str, msg_type: type, to_msg: Callable[[Any], Any],
-                 qos: QoSProfile, latched: bool = False, event_callbacks: Any = None) -> None:
+                 qos: QoSProfile, latched: bool = False, event_callbacks: Any = None,
+                 frames: str | Callable[[], str | None] | None = None) -> None:
         self.node = node
+        self._frames = frames
         self.topic = topic
         self.resolved = node.resolve_topic_name(topic)
         self.to_msg = to_msg
@@ -119,6 +130,10 @@ class Output:
         self.links: list[Link] = []
         self.emitted = 0
         self.published = 0
+
+    def frame_topic(self) -> str | None:
+        """The resolved topic of the frames attached to emitted objects, or None."""
+        return self._frames() if callable(self._frames) else self._frames
 
     def has_subscribers(self) -> bool:
         return self.publisher.get_subscription_count() > 0
@@ -160,6 +175,13 @@ class InputSpec:
         linkable: False for inputs that must always come over DDS.
         watch: report the input when it goes quiet (streams); False for occasional
             messages such as ``label_info`` or a calibration.
+        mailbox: over DDS, hand converted messages to a newest-wins :class:`Link` whose
+            worker thread runs the handler (receiving overlaps processing; replaced messages
+            are counted in :attr:`dropped`); a linked input has that worker already.
+        enabled: False when the input is not needed (an image a synchronised input takes
+            from its results instead): neither linked nor subscribed.
+        synced: the :class:`edge_vision.synced.SyncedInput` this input belongs to, if any.
+        producer: the in-process output it is linked to (set by the composer).
     """
 
     topic: str
@@ -175,3 +197,16 @@ class InputSpec:
     event_callbacks: Any = None
     received: int = 0
     last_received: float | None = None
+    mailbox: bool = False
+    queue: Link | None = None
+    enabled: bool = True
+    synced: Any = None
+    producer: Output | None = None
+    dropped_earlier: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Objects replaced before the handler took them (mailbox or in-process link),
+        over every activation."""
+        return self.dropped_earlier + sum(q.dropped for q in (self.queue, self.link)
+                                          if q is not None)

@@ -315,14 +315,14 @@ class MqttBridgeNode(EdgeVisionNode):
 
     # -- diagnostics -----------------------------------------------------------------------
 
-    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
         bridge = self.bridge
         if bridge is None:
-            return OK, self.lifecycle_state, {}
+            return values
         link, store = bridge.link, bridge.store
-        values: dict[str, object] = {
-            'broker': str(link.endpoint), 'topics': bridge.topics.base + '/',
-            'link': link.state, 'connected': link.connected, 'connects': link.stats.connects,
+        values.update({
+            'connects': link.stats.connects,
             'queue_depth': store.depth, 'queue_dropped_total': store.dropped,
             'sent': link.stats.sent, 'acked': link.stats.acked, 'rejected': link.stats.rejected,
             'stream_sent': link.stats.stream_sent, 'stream_skipped': link.stats.stream_skipped,
@@ -330,6 +330,17 @@ class MqttBridgeNode(EdgeVisionNode):
             'snapshots_sent': bridge.snapshots_sent,
             'commands_accepted': bridge.gate.accepted, 'commands_refused': bridge.gate.refused,
             'fps': bridge.meter.fps(),
+        })
+        return values
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        bridge = self.bridge
+        if bridge is None:
+            return OK, self.lifecycle_state, dict(self.stats())
+        link, store = bridge.link, bridge.store
+        values: dict[str, object] = {
+            'broker': str(link.endpoint), 'topics': bridge.topics.base + '/',
+            'link': link.state, 'connected': link.connected, **self.stats(),
         }
         if link.last_error:
             values['last_error'] = link.last_error

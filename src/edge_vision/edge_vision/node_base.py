@@ -1,26 +1,62 @@
-"""What every edge_vision node shares: lifecycle with autostart, diagnostics, guarded publishing.
+"""What every edge_vision node shares: lifecycle with autostart, guarded inputs, one synchronised
+input for results + image, diagnostics and stats, guarded publishing, a clean shutdown.
 
 Lifecycle semantics (REP-2001 managed nodes), the same for every node:
 
 - *unconfigured*: parameters are declared (``ros2 param list`` shows them), nothing else runs;
+  read-only parameters (model, backend, device, buffer sizes...) can be set in this state only;
 - ``configure``: parameters are validated and loaded, the model/file/calibration is loaded;
   an invalid value or a bad file fails the transition with a message naming it, and the node
-  stays unconfigured (fix the parameter, configure again);
+  stays unconfigured, holding nothing of the attempt (``ros2 param set`` the value, then
+  ``ros2 lifecycle set <node> configure``); diagnostics say ERROR with the reason meanwhile;
 - ``activate``: devices open, subscriptions start, messages flow;
 - ``deactivate``: streams stop, devices are released; ``cleanup`` drops what configure loaded.
+
+A transition callback that raises (a bug, an unexpected library error) fails the transition
+with the exception logged and named, like a refused one: the node stays up.
 
 With ``autostart:=true`` (the default) a node configures and activates itself at start-up,
 so ``ros2 run`` and plain launch files work without a lifecycle manager. With
 ``autostart:=false`` it waits for ``ros2 lifecycle set`` or a manager (launch_ros
 ``LifecycleNode`` + events, nav2_lifecycle_manager).
 
-Diagnostics: every node publishes ``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics``
-(period ``diagnostics_period``), one status per node: its lifecycle state plus the counters and
-timings the node reports in :meth:`EdgeVisionNode.diagnostic_values`.
+Inputs (declared in ``on_configure``; subscribed on activate, or linked to an in-process
+producer by :mod:`edge_vision.compose`):
+
+- :meth:`EdgeVisionNode.add_input`: one topic, ``from_msg`` conversion, ``handler(obj)``;
+  ``mailbox=True`` runs the handler in a worker thread fed newest-first (receiving overlaps a
+  slow handler, replaced messages are counted);
+- :meth:`EdgeVisionNode.add_synced_input`: results (``vision_msgs/Detection2DArray``) paired
+  by exact stamp with the image they were found in, plus ``label_info``, delivered as
+  ``handler(frame, results, labels)`` the same way in process and over DDS; see
+  :mod:`edge_vision.synced` for the modes (image required, optional, or only when attached).
+
+Every input is guarded: a message whose conversion fails (any exception, not only the
+suite's own errors) is dropped and counted in ``bad_messages``, a handler that raises is
+counted in ``processing_errors``; both are logged (throttled) naming the topic and the problem,
+and neither ends the process. :meth:`EdgeVisionNode.guard` wraps service and timer callbacks
+the same way.
+
+Concurrency promise: a node runs one handler at a time: DDS callbacks, in-process link
+workers, mailbox workers and runtime parameter changes all take the node's handler lock, so a
+parameter change lands between two frames, never during one. Work that must not stall the
+node (a model refit) runs in a thread of its own *without* that lock and hands its result back
+under it.
+
+Stats and diagnostics: :meth:`EdgeVisionNode.stats` returns the node's counters and timings as
+numbers (``{name: value}``); :meth:`EdgeVisionNode.diagnostic_values` adds the text and the
+level; ``/diagnostics`` (period ``diagnostics_period``) publishes one status per node, and
+``edge-vision run`` builds its report from ``stats()``.
+
+Shutdown: :func:`run_node` (every node executable's ``main``) stops on SIGINT or SIGTERM,
+ignores the repeated ones that ``ros2 launch`` and terminals send during cleanup, releases
+devices and files, and exits 0.
 """
 
 from __future__ import annotations
 
+import functools
+import signal
 import sys
 import threading
 import time
@@ -34,24 +70,37 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from edge_vision_core import EdgeVisionError, FrameDetections
+from edge_vision_core import ConfigError, EdgeVisionError, FrameDetections
 from edge_vision_core.config import check_config, param
 
-from .conversions import label_info_to_labels, msg_to_frame_detections
 from .dds import apply_transport_defaults
-from .intra import InputSpec, Output
+from .intra import InputSpec, Link, Output
 from .params import ConfigBinding
-from .qos import latched_qos, results_qos, subscription_event_callbacks
+from .qos import (
+    QosConfig,
+    latched_qos,
+    results_qos,
+    stream_subscriber_qos,
+    subscription_event_callbacks,
+)
+from .synced import LabelTable, SyncedHandler, SyncedInput
 
-__all__ = ['BaseConfig', 'EdgeVisionNode', 'TransitionCallbackReturn', 'run_node']
+__all__ = ['BaseConfig', 'EdgeVisionNode', 'LabelTable', 'SyncedInput',
+           'TransitionCallbackReturn', 'run_node']
 
 # DiagnosticStatus levels as ints (the message field is a byte).
 C = TypeVar('C')
 
 OK, WARN, ERROR = (int.from_bytes(v, 'little') if isinstance(v, bytes) else int(v)
                    for v in (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR))
+
+_TRANSITIONS = ('on_configure', 'on_activate', 'on_deactivate', 'on_cleanup', 'on_shutdown')
+#: History of results subscriptions (reliable): DDS silently drops the oldest unread message
+#: when a KEEP_LAST reader is full, so a stage that stalls for a moment (CPU contention, a slow
+#: frame) must have room for a burst: 100 messages are 3 s at 30 Hz (measured: a burst of 150
+#: detections messages reached a tracker with depth 10 as 22-26 tracks messages).
+RESULTS_SUBSCRIPTION_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -73,50 +122,56 @@ class BaseConfig:
         check_config(self)
 
 
-class LabelTable:
-    """The class names of a results input: ``label_info`` gives them, and names first seen in
-    the results are appended (ids stay stable); with ``replace`` each ``label_info`` replaces
-    the table instead (a display that follows whatever model publishes)."""
+def _guarded_transition(name: str, fn: Callable[..., TransitionCallbackReturn]
+                        ) -> Callable[..., TransitionCallbackReturn]:
+    """Wrap a subclass's transition callback: an exception fails the transition (logged, with
+    the node left up), and a failed configure leaves nothing half-configured."""
 
-    def __init__(self, replace: bool = False) -> None:
-        self.names: list[str] = []
-        self._replace = replace
+    @functools.wraps(fn)
+    def transition(self: EdgeVisionNode, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._transition_depth:  # super() from a subclass: the outermost call guards
+            return fn(self, state)
+        self._transition_depth += 1
+        try:
+            result = fn(self, state)
+        except Exception as exc:  # a bug must not leave the node in an unknown state
+            result = self.fail(f'{name[3:]}: unexpected {type(exc).__name__}: {exc}\n'
+                               f'{traceback.format_exc()}'.rstrip())
+        finally:
+            self._transition_depth -= 1
+        self._after_transition(name, state, result)
+        return result
 
-    def update(self, labels: list[str]) -> None:
-        if self._replace:
-            self.names[:] = labels
-            return
-        for name in labels:
-            if name not in self.names:
-                self.names.append(name)
-
-    def from_msg(self, msg: Detection2DArray) -> FrameDetections:
-        return msg_to_frame_detections(msg, self.names, extend_labels=True)
-
-    def for_item(self, item: FrameDetections) -> tuple[str, ...] | None:
-        """The labels of ``item``: its own (composed pipeline), else the table's."""
-        return item.labels or (tuple(self.names) if self.names else None)
-
-    def __len__(self) -> int:
-        return len(self.names)
+    transition._edge_vision_guarded = True  # type: ignore[attr-defined]
+    return transition
 
 
 class EdgeVisionNode(LifecycleNode):
     """Base class of the edge_vision nodes (see the module docstring for the semantics).
 
     Subclasses implement ``on_configure``/``on_activate``/``on_deactivate``/``on_cleanup``
-    (returning :data:`TransitionCallbackReturn`), and may override :meth:`diagnostic_values`.
-    Use :meth:`fail` in ``on_configure`` to report why a transition failed.
+    (returning :data:`TransitionCallbackReturn`), and may override :meth:`stats` and
+    :meth:`diagnostic_values`. Use :meth:`fail` in ``on_configure`` to report why a transition
+    failed.
     """
 
     #: The node's parameter groups: ``(prefix, config dataclass)`` pairs, declared in this
     #: order after :class:`BaseConfig`. Subclasses set it; ``edge-vision params`` documents it.
     PARAMETERS: tuple[tuple[str, type], ...] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _TRANSITIONS:
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, '_edge_vision_guarded', False):
+                setattr(cls, name, _guarded_transition(name, fn))
+
     def __init__(self, node_name: str, **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
+        self._transition_depth = 0
         self.publish_failures = 0
         self.last_error = ''
+        self.configure_error = ''
         base = ConfigBinding(self, BaseConfig)
         try:
             base_cfg = base.load()
@@ -127,109 +182,191 @@ class EdgeVisionNode(LifecycleNode):
         self._input_timeout = base_cfg.input_timeout_s
         self._active_since: float | None = None
         self.input_problems: list[str] = []
-        self._watch_timer = self.create_timer(max(1.0, self._input_timeout / 2),
-                                              self._watch_inputs) \
+        self._watch_period = max(1.0, self._input_timeout / 2)
+        self._last_watch = time.monotonic()
+        self._watch_resumed = 0.0
+        self._watch_timer = self.create_timer(
+            self._watch_period, self.guard('input watch', self._watch_inputs)) \
             if self._input_timeout > 0 else None
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._diag_timer = self.create_timer(base_cfg.diagnostics_period,
-                                             self._publish_diagnostics) \
+        self._diag_timer = self.create_timer(
+            base_cfg.diagnostics_period, self.guard('diagnostics', self._publish_diagnostics)) \
             if base_cfg.diagnostics_period > 0 else None
-        # one handler at a time per node: DDS callbacks, in-process link workers and runtime
-        # parameter changes alike (a change lands between two frames, never during one)
+        # one handler at a time per node: DDS callbacks, in-process link and mailbox workers
+        # and runtime parameter changes alike (a change lands between two frames, never
+        # during one)
         self._deliver_lock = threading.RLock()
         self.params = {cls: ConfigBinding(self, cls, prefix=prefix,
                                           on_change=self._parameter_change)
                        for prefix, cls in self.PARAMETERS}
+        self._lock_parameters(False)  # unconfigured: read-only values may still be set
         self.outputs: list[Output] = []
         self.inputs: list[InputSpec] = []
+        self.synced_inputs: list[SyncedInput] = []
         self.bad_messages = 0
         self.processing_errors = 0
 
     # -- ports -----------------------------------------------------------------------------
 
     def add_output(self, topic: str, msg_type: type, to_msg: Callable[[Any], Any],
-                   qos: Any, latched: bool = False, event_callbacks: Any = None) -> Output:
-        """Declare an output (in ``on_configure``); see :class:`edge_vision.intra.Output`."""
-        out = Output(self, topic, msg_type, to_msg, qos, latched, event_callbacks)
+                   qos: Any, latched: bool = False, event_callbacks: Any = None,
+                   frames: str | Callable[[], str | None] | None = None) -> Output:
+        """Declare an output (in ``on_configure``); see :class:`edge_vision.intra.Output`
+        (``frames``: whose frames the emitted FrameDetections carry, for synced inputs)."""
+        out = Output(self, topic, msg_type, to_msg, qos, latched, event_callbacks, frames)
         self.outputs.append(out)
         return out
 
     def add_input(self, topic: str, msg_type: type, from_msg: Callable[[Any], Any],
                   handler: Callable[[Any], None], qos: Any, linkable: bool = True,
-                  watch: bool | None = None) -> InputSpec:
+                  watch: bool | None = None, mailbox: bool = False) -> InputSpec:
         """Declare an input (in ``on_configure``). Its subscription is created on activate,
         unless the composer linked it to an in-process producer. ``watch`` (default: the
-        linkable stream inputs) reports it when it goes quiet."""
+        linkable stream inputs) reports it when it goes quiet; ``mailbox`` runs the handler in
+        a worker thread on the newest message (see :class:`edge_vision.intra.InputSpec`)."""
         spec = InputSpec(topic, msg_type, from_msg, handler, qos, linkable,
                          watch=linkable if watch is None else watch,
                          resolved=self.resolve_topic_name(topic),
-                         event_callbacks=subscription_event_callbacks(self, topic))
+                         event_callbacks=subscription_event_callbacks(self, topic),
+                         mailbox=mailbox)
         self.inputs.append(spec)
         return spec
 
+    def add_synced_input(self, image_topic: str | None, results_topic: str,
+                         handler: SyncedHandler, *, image: str = 'required',
+                         encoding: str = 'bgr8', capacity: int = 10,
+                         replace_labels: bool = False, image_qos: Any = None,
+                         labels_topic: str = 'label_info') -> SyncedInput:
+        """Declare one synchronised input (in ``on_configure``): ``handler(frame, results,
+        labels)`` per results message, in process and over DDS alike.
+
+        Args:
+            image_topic: the image the results refer to (e.g. ``image``,
+                ``image_annotated``), or None for results and labels only.
+            results_topic: the ``vision_msgs/Detection2DArray`` topic (``detections``,
+                ``tracks``...).
+            handler: called with ``(Frame | None, FrameDetections, labels | None)``.
+            image: ``'required'``, ``'optional'`` or ``'attached'`` (see
+                :mod:`edge_vision.synced`).
+            encoding: the encoding the handler gets frames in (``'passthrough'``: as sent).
+            capacity: messages kept per side while waiting for the partner.
+            replace_labels: each ``label_info`` replaces the class names instead of adding.
+            image_qos: QoS of the image subscription (default: the node's ``qos.*``).
+            labels_topic: the ``vision_msgs/LabelInfo`` topic.
+
+        Returns:
+            The port (its ``labels``, ``stats()``, ``arrival_ns``, ``frame_topic``).
+        """
+        if image_qos is None:
+            binding = self.params.get(QosConfig)
+            image_qos = stream_subscriber_qos(binding.config if binding is not None and
+                                              binding._config is not None else None)
+        port = SyncedInput(self, image_topic, results_topic, handler, image=image,
+                           encoding=encoding, capacity=capacity, replace_labels=replace_labels,
+                           image_qos=image_qos,
+                           results_qos=results_qos(RESULTS_SUBSCRIPTION_DEPTH),
+                           labels_qos=latched_qos(), labels_topic=labels_topic)
+        self.synced_inputs.append(port)
+        return port
+
     def add_results_input(self, topic: str, handler: Callable[[FrameDetections], None],
                           replace_labels: bool = False) -> LabelTable:
-        """Declare a results input (vision_msgs/Detection2DArray: ``detections`` or
-        ``tracks``) and ``label_info`` beside it; the returned table holds the class names."""
-        labels = LabelTable(replace_labels)
-        self.add_input(topic, Detection2DArray, labels.from_msg, handler, results_qos())
-        self.add_input('label_info', LabelInfo, label_info_to_labels, labels.update,
-                       latched_qos(), linkable=False)
-        return labels
+        """Results and ``label_info`` without an image: :meth:`add_synced_input` with
+        ``image_topic=None``, for handlers that take the results only. Returns the labels."""
+        port = self.add_synced_input(None, topic, lambda frame, item, labels: handler(item),
+                                     replace_labels=replace_labels)
+        return port.labels
 
     def _deliver(self, spec: InputSpec, item: Any) -> None:
-        """Run an input handler; errors are logged and counted, never fatal to the node."""
-        spec.received += 1
-        spec.last_received = time.monotonic()
+        """Run an input handler under the node's handler lock; errors are logged and counted,
+        never fatal to the node."""
         with self._deliver_lock:
             self.run_guarded(spec.resolved, spec.handler, item)
 
-    def run_guarded(self, where: str, handler: Callable[[Any], None], item: Any) -> None:
-        """``handler(item)``; errors are logged (prefixed with ``where``) and counted, never
-        fatal to the node, and ignored once the process is shutting down."""
+    def run_guarded(self, where: str, handler: Callable[..., Any], *args: Any) -> Any:
+        """``handler(*args)``; errors are logged (prefixed with ``where``) and counted in
+        ``processing_errors``, never fatal to the node, and ignored once the process is
+        shutting down. Returns the handler's result, None after an error."""
         try:
-            handler(item)
-        except EdgeVisionError as exc:
-            if not self.context.ok():
-                return
-            self.processing_errors += 1
-            self.last_error = str(exc)
-            self.get_logger().error(f'{where}: {exc}', throttle_duration_sec=5.0)
+            return handler(*args)
         except Exception as exc:  # a bug must not take the robot's pipeline down
             if not self.context.ok():
-                return
+                return None
             self.processing_errors += 1
-            self.last_error = f'{type(exc).__name__}: {exc}'
-            self.get_logger().error(
-                f'{where}: unexpected {type(exc).__name__}: {exc}\n'
-                f'{traceback.format_exc()}', throttle_duration_sec=5.0)
+            if isinstance(exc, EdgeVisionError):
+                self.last_error = str(exc)
+                self.get_logger().error(f'{where}: {exc}', throttle_duration_sec=5.0)
+            else:
+                self.last_error = f'{type(exc).__name__}: {exc}'
+                self.get_logger().error(
+                    f'{where}: unexpected {type(exc).__name__}: {exc}\n'
+                    f'{traceback.format_exc()}', throttle_duration_sec=5.0)
+            return None
+
+    def guard(self, where: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` wrapped by :meth:`run_guarded` (for timers and services: an exception
+        in a ROS callback would otherwise end ``spin()`` and the process). A service response
+        with ``success``/``message`` fields reports the error to the caller."""
+
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> Any:
+            result = self.run_guarded(where, callback, *args)
+            if result is None and len(args) == 2 and hasattr(args[1], 'success'):
+                response = args[1]  # a service call (request, response) that failed
+                response.success = False
+                for text in ('message', 'status_message'):
+                    if hasattr(response, text):
+                        setattr(response, text, f'{where} failed: {self.last_error}')
+                return response
+            return result
+
+        return guarded
 
     def _on_message(self, spec: InputSpec, msg: Any) -> None:
+        spec.received += 1
+        spec.last_received = time.monotonic()
         try:
             item = spec.from_msg(msg)
-        except EdgeVisionError as exc:
+        except Exception as exc:  # a malformed message must never end the node
+            if not self.context.ok():
+                return
             self.bad_messages += 1
-            self.last_error = str(exc)
+            self.last_error = str(exc) if isinstance(exc, EdgeVisionError) else \
+                f'{type(exc).__name__}: {exc}'
             self.get_logger().error(f'dropped a message on {spec.resolved} '
-                                    f'({self.bad_messages} so far): {exc}',
+                                    f'({self.bad_messages} so far): {self.last_error}',
                                     throttle_duration_sec=5.0)
             return
+        if spec.queue is not None:
+            spec.queue.put(item)
+        else:
+            self._deliver(spec, item)
+
+    def _on_linked(self, spec: InputSpec, item: Any) -> None:
+        spec.received += 1
+        spec.last_received = time.monotonic()
         self._deliver(spec, item)
 
     def _link_handler(self, spec: InputSpec) -> Callable[[Any], None]:
-        return lambda item: self._deliver(spec, item)
+        return lambda item: self._on_linked(spec, item)
 
     def _watch_inputs(self) -> None:
         """Say which stream inputs are quiet and why (no publisher, or nothing arriving)."""
+        now = time.monotonic()
+        if now - self._last_watch > 2.0 * self._watch_period:
+            # this timer itself ran late: the executor was busy, so callbacks waiting for it
+            # have not run yet and silence measured until now would be a false report
+            self._watch_resumed = now
+        self._last_watch = now
         if self._active_since is None:
             self.input_problems = []
             return
-        now = time.monotonic()
         problems = []
         for spec in self.inputs:
-            if not spec.watch or spec.link is not None:
+            if not spec.watch or not spec.enabled or spec.link is not None:
                 continue  # in-process producers are watched by their own node
             since = spec.last_received if spec.last_received is not None else self._active_since
+            since = max(since, self._watch_resumed)
             if now - since < self._input_timeout:
                 continue
             publishers = self.count_publishers(spec.resolved)
@@ -243,7 +380,8 @@ class EdgeVisionNode(LifecycleNode):
                                 f'the QoS does not match (an error above says so)')
             else:
                 problems.append(f'nothing received on {spec.resolved} for {quiet} '
-                                f'({publishers} publisher(s); upstream stalled?)')
+                                f'({publishers} publisher(s) announced: the upstream node '
+                                f'stalled, or died and DDS has not noticed yet)')
         self.input_problems = problems
         for problem in problems:
             self.get_logger().warning(problem, throttle_duration_sec=30.0)
@@ -251,7 +389,12 @@ class EdgeVisionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active_since = time.monotonic()
         for spec in self.inputs:
-            if spec.link is None and spec.subscription is None:
+            if not spec.enabled or spec.link is not None:
+                continue
+            if spec.mailbox and spec.queue is None:
+                spec.queue = Link(lambda item, s=spec: self._deliver(s, item),
+                                  name=f'{self.get_name()}:{spec.topic}')
+            if spec.subscription is None:
                 spec.subscription = self.create_subscription(
                     spec.msg_type, spec.topic, lambda msg, s=spec: self._on_message(s, msg),
                     spec.qos, event_callbacks=spec.event_callbacks)
@@ -263,14 +406,31 @@ class EdgeVisionNode(LifecycleNode):
             if spec.subscription is not None:
                 self.destroy_subscription(spec.subscription)
                 spec.subscription = None
+        self._stop_mailboxes()
+        with self._deliver_lock:
+            for port in self.synced_inputs:
+                self.run_guarded(f'flushing {port.results_spec.resolved}', port.flush)
         return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _stop_mailboxes(self) -> None:
+        """Stop the mailbox workers (waiting for the message in hand); idempotent."""
         for spec in self.inputs:
+            queue, spec.queue = spec.queue, None
+            if queue is not None:
+                queue.destroy()
+                spec.dropped_earlier += queue.dropped
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_mailboxes()
+        for spec in self.inputs:
+            if spec.subscription is not None:
+                self.destroy_subscription(spec.subscription)
+                spec.subscription = None
             if spec.link is not None:
                 spec.link.destroy()
                 spec.link = None
         self.inputs.clear()
+        self.synced_inputs.clear()
         for out in self.outputs:
             out.destroy()
         self.outputs.clear()
@@ -289,9 +449,24 @@ class EdgeVisionNode(LifecycleNode):
         """The current (validated) value of one parameter group."""
         return self.params[cls].config
 
+    def _lock_parameters(self, locked: bool) -> None:
+        for binding in self.params.values():
+            binding.set_locked(locked)
+
     def _parameter_change(self, config: object, changed: set[str]) -> None:
+        if self.lifecycle_state == 'unconfigured':
+            return  # nothing runs yet: configure loads the new value
         with self._deliver_lock:
-            self.on_parameter_change(config, changed)
+            try:
+                self.on_parameter_change(config, changed)
+            except (ConfigError, TypeError):
+                raise
+            except Exception as exc:  # refuse the change instead of ending the process
+                self.get_logger().error(
+                    f'parameter change {", ".join(sorted(changed))}: unexpected '
+                    f'{type(exc).__name__}: {exc}\n{traceback.format_exc()}')
+                raise ConfigError(f'{", ".join(sorted(changed))} could not be applied: '
+                                  f'{type(exc).__name__}: {exc}') from exc
 
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
         """Called with a candidate config when parameters change at runtime, between two input
@@ -300,6 +475,20 @@ class EdgeVisionNode(LifecycleNode):
 
     # -- lifecycle helpers -----------------------------------------------------------------
 
+    def _after_transition(self, name: str, state: LifecycleState,
+                          result: TransitionCallbackReturn) -> None:
+        ok = result == TransitionCallbackReturn.SUCCESS
+        if name == 'on_configure':
+            if ok:
+                self.configure_error = ''
+                self._lock_parameters(True)
+                return
+            self.configure_error = self.last_error or 'configure failed'
+            self.on_cleanup(state)  # drop whatever the failed attempt created
+            self._lock_parameters(False)
+        elif name == 'on_cleanup' and ok:
+            self._lock_parameters(False)
+
     def autostart(self) -> bool:
         """Configure and activate if ``autostart`` is set; returns True when active."""
         if not self._autostart:
@@ -307,8 +496,11 @@ class EdgeVisionNode(LifecycleNode):
             return False
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             name = self.get_fully_qualified_name()
-            self.get_logger().error(f'configure failed (see above): fix the parameter and run '
-                                    f'`ros2 lifecycle set {name} configure`')
+            self.get_logger().error(
+                f'configure failed (see above); the node stays up, unconfigured: fix the '
+                f'parameter (`ros2 param set {name} <name> <value>`: read-only ones too, '
+                f'while unconfigured) and run `ros2 lifecycle set {name} configure`, then '
+                f'`activate`')
             return False
         if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             self.get_logger().error('activate failed (see above)')
@@ -328,7 +520,9 @@ class EdgeVisionNode(LifecycleNode):
 
     def release(self) -> None:
         """Stop threads and release devices at process shutdown; idempotent. Subclasses that
-        hold resources override it (deactivate/cleanup usually call it too)."""
+        hold resources override it (deactivate/cleanup usually call it too) and call
+        ``super().release()``."""
+        self._stop_mailboxes()
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f'error in state {state.label}: {self.last_error}')
@@ -353,11 +547,26 @@ class EdgeVisionNode(LifecycleNode):
                 f'({self.publish_failures} failures so far)', throttle_duration_sec=5.0)
             return False
 
-    # -- diagnostics -----------------------------------------------------------------------
+    # -- stats and diagnostics -------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        """The node's counters and timings, numbers only (counts as ints, rates in Hz, times in
+        ms), keyed by stable names; subclasses extend ``super().stats()``. /diagnostics shows
+        them and ``edge-vision run`` reports them."""
+        values: dict[str, float] = {'publish_failures': self.publish_failures,
+                                    'bad_messages': self.bad_messages,
+                                    'processing_errors': self.processing_errors}
+        dropped = sum(spec.dropped for spec in self.inputs)
+        if dropped:
+            values['inputs_dropped'] = dropped
+        for port in self.synced_inputs:
+            values.update(port.stats())
+        return values
 
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
-        """``(level, message, values)`` of this node's status; subclasses extend it."""
-        return OK, self.lifecycle_state, {}
+        """``(level, message, values)`` of this node's status: :meth:`stats` plus whatever
+        text a subclass adds."""
+        return OK, self.lifecycle_state, dict(self.stats())
 
     def _publish_diagnostics(self) -> None:
         try:
@@ -371,6 +580,8 @@ class EdgeVisionNode(LifecycleNode):
                 values[key] = getattr(self, key)
                 level = max(level, WARN)
         for spec in self.inputs:
+            if not spec.enabled:
+                continue
             if spec.link is not None:
                 values[f'in_process {spec.resolved} delivered/dropped'] = \
                     f'{spec.link.delivered}/{spec.link.dropped}'
@@ -380,6 +591,8 @@ class EdgeVisionNode(LifecycleNode):
             values['input_problems'] = '; '.join(self.input_problems)
             level = max(level, WARN)
             message = f'{message}; {self.input_problems[0]}'
+        if self.configure_error and self.lifecycle_state == 'unconfigured':
+            level, message = ERROR, f'configure failed: {self.configure_error.splitlines()[0]}'
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f'{self.get_fully_qualified_name()}', message=message,
@@ -396,11 +609,23 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _quiet_signals() -> None:
+    """Ignore SIGINT/SIGTERM from here on: a terminal's Ctrl-C reaches the whole process group
+    and ``ros2 launch`` sends another one, which must not interrupt the cleanup."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread: nothing to do
+            pass
+
+
 def run_node(factory: Callable[[], EdgeVisionNode], args: Sequence[str] | None = None) -> int:
     """``main()`` body of every node executable: DDS defaults, init, autostart, spin, shutdown.
 
     A configuration error leaves the node running unconfigured (so it can be fixed with
-    ``ros2 param set`` + ``ros2 lifecycle set``) rather than exiting into a crash loop.
+    ``ros2 param set`` + ``ros2 lifecycle set``) rather than exiting into a crash loop. SIGINT
+    or SIGTERM stops it; repeated signals during the cleanup are ignored, so devices and files
+    are always released and the exit code is 0.
     """
     note = apply_transport_defaults()
     rclpy.init(args=list(args) if args is not None else sys.argv)
@@ -419,8 +644,14 @@ def run_node(factory: Callable[[], EdgeVisionNode], args: Sequence[str] | None =
         print(f'{exc}', file=sys.stderr)
         code = 2
     finally:
-        if node is not None:
-            node.release()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _quiet_signals()
+        try:
+            if node is not None:
+                node.release()
+                node.destroy_node()
+        finally:
+            try:
+                rclpy.try_shutdown()
+            finally:
+                _quiet_signals()  # rclpy restores the handlers it replaced
     return code

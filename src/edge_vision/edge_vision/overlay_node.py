@@ -16,9 +16,10 @@ Subscribes (relative names; remap to choose the sources):
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
 
-Results are drawn on the image with the *same stamp* (exact-time pairing; unmatched items are
-counted in diagnostics). In a composed pipeline the results carry their frame and no pairing is
-needed.
+``image``, ``tracks`` and ``label_info`` are one synchronised input (:mod:`edge_vision.synced`):
+results are drawn on the image with the *same stamp* (exact-time pairing; unmatched items are
+counted in diagnostics). In a composed pipeline whose results carry their frame, the overlay
+takes that frame and receives no second copy of the images.
 
 Publishes, lazily (only while a topic has subscribers, e.g. rviz with
 ``config/edge_vision.rviz``), with the header of the source image:
@@ -44,8 +45,6 @@ from visualization_msgs.msg import MarkerArray
 
 from edge_vision_core import CameraModel, ConversionError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
-from edge_vision_core.encodings import convert_encoding
-from edge_vision_core.sync import ExactTimeMatcher
 from edge_vision_core.timing import RateMeter, StageTimer
 from edge_vision_core.viz import (
     TrailHistory,
@@ -62,7 +61,7 @@ from .conversions import (
     image_to_frame,
     meta_to_header,
 )
-from .node_base import OK, WARN, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
+from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import (
     QosConfig,
     publisher_event_callbacks,
@@ -124,15 +123,13 @@ class OverlayNode(EdgeVisionNode):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('overlay_node', **kwargs)
-        self._labels = LabelTable()
-        self._matcher: ExactTimeMatcher[Frame, FrameDetections] = ExactTimeMatcher()
         self._trails = TrailHistory()
         self._rate = RateMeter()
         self._timer = StageTimer()
         self._heatmap: Frame | None = None
+        self._port = None
         self._masks: collections.deque[Frame] = collections.deque(maxlen=10)
         self.masks_mismatched = 0
-        self._frames_in_results = False
         self._out = None
         self._markers = None
         self._camera: CameraModel | None = None
@@ -147,14 +144,14 @@ class OverlayNode(EdgeVisionNode):
             return self.fail(f'configure: {exc}')
         cfg = self.config(OverlayConfig)
         qos = self.config(QosConfig)
-        self._matcher = ExactTimeMatcher(cfg.pairing_buffer)
         self._trails = TrailHistory(max(1, cfg.trail_length))
         self._out = self.add_output(
             'image_annotated', Image, frame_to_image, stream_publisher_qos(qos),
             event_callbacks=publisher_event_callbacks(self, 'image_annotated'))
-        self.add_input('image', Image, lambda m: image_to_frame(m, 'bgr8'), self._on_image,
-                       stream_subscriber_qos(qos))
-        self._labels = self.add_results_input('tracks', self._on_results, replace_labels=True)
+        self._port = self.add_synced_input('image', 'tracks', self._draw, image='required',
+                                           encoding='bgr8', capacity=cfg.pairing_buffer,
+                                           replace_labels=True,
+                                           image_qos=stream_subscriber_qos(qos))
         if cfg.show_anomaly:
             self.add_input('anomaly/heatmap', Image, image_to_frame, self._on_heatmap,
                            stream_subscriber_qos(qos))
@@ -179,30 +176,13 @@ class OverlayNode(EdgeVisionNode):
     def _on_camera_info(self, model: CameraModel) -> None:
         self._camera = model
 
-    def _on_image(self, frame: Frame) -> None:
-        if self._frames_in_results:
-            return  # results bring their own frames (composed pipeline)
-        pair = self._matcher.add_a(frame.meta.stamp_ns, frame)
-        if pair is not None:
-            self._draw(*pair)
-
-    def _on_results(self, item: FrameDetections) -> None:
-        if item.frame is not None:
-            self._frames_in_results = True
-            self._draw(item.frame, item)
-            return
-        pair = self._matcher.add_b(item.meta.stamp_ns, item)
-        if pair is not None:
-            self._draw(*pair)
-
     # -- drawing ---------------------------------------------------------------------------
 
-    def _draw(self, frame: Frame, results: FrameDetections) -> None:
+    def _draw(self, frame: Frame, results: FrameDetections,
+              labels: tuple[str, ...] | None) -> None:
         cfg = self.config(OverlayConfig)
         with self._timer.stage('draw'):
-            image = frame.image if frame.encoding == 'bgr8' else \
-                convert_encoding(frame.image, frame.encoding, 'bgr8')
-            image = np.array(image, copy=True)  # never draw on a shared frame
+            image = np.array(frame.image, copy=True)  # bgr8; never draw on a shared frame
             heat = self._heatmap
             if cfg.show_anomaly and heat is not None and \
                     abs(frame.meta.stamp_ns - heat.meta.stamp_ns) <= cfg.heatmap_max_age_s * 1e9:
@@ -214,7 +194,6 @@ class OverlayNode(EdgeVisionNode):
                 else:
                     blend_class_mask(image, mask.image, cfg.mask_alpha)
             self._trails.update(results.detections)
-            labels = self._labels.for_item(results)
             draw_detections(image, results.detections, labels,
                             self._trails if cfg.trail_length > 0 else None)
             self._rate.tick()
@@ -226,7 +205,7 @@ class OverlayNode(EdgeVisionNode):
         self.drawn += 1
         self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
         if self._markers is not None:
-            self._markers.emit((frame, results))
+            self._markers.emit((frame, results, labels))
 
     def _mask_for(self, frame: Frame) -> Frame | None:
         """The mask of ``frame``'s stamp, else the newest within ``mask_max_age_s``."""
@@ -254,26 +233,32 @@ class OverlayNode(EdgeVisionNode):
         self._marker_camera = f'assumed {hfov:g} deg horizontal field of view'
         return CameraModel.assumed(width, height, hfov)
 
-    def _markers_msg(self, item: tuple[Frame, FrameDetections]) -> MarkerArray:
-        frame, results = item
+    def _markers_msg(self, item: tuple[Frame, FrameDetections, tuple[str, ...] | None]
+                     ) -> MarkerArray:
+        frame, results, labels = item
         cfg = self.config(OverlayConfig)
-        labels = self._labels.for_item(results)
         return detections_to_markers(results.detections, self._marker_model(frame),
                                      cfg.marker_depth_m, meta_to_header(frame.meta), labels,
                                      cfg.marker_lifetime_s)
 
-    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+    def stats(self) -> dict[str, float]:
         timing = self._timer.summary().get('draw', {})
-        values = {'fps': self._rate.rate(), 'frames_drawn': self.drawn,
-                  'latency_ms': self._latency_ms, 'draw_ms_p50': timing.get('p50', 0.0),
-                  'paired': self._matcher.matched, 'unpaired_dropped': self._matcher.dropped,
-                  'labels': len(self._labels)}
-        if self.config(OverlayConfig).show_mask:
+        values = super().stats()
+        values.update(fps=self._rate.rate(), frames_drawn=self.drawn,
+                      latency_ms=self._latency_ms, draw_ms_p50=timing.get('p50', 0.0),
+                      labels=len(self._port.labels) if self._port is not None else 0)
+        if self._port is not None and self.config(OverlayConfig).show_mask:
             values['masks_mismatched'] = self.masks_mismatched
         if self._markers is not None:
-            values.update(markers_published=self._markers.published,
-                          marker_camera=self._marker_camera)
-        if self._matcher.dropped > self._matcher.matched and self._matcher.dropped > 10:
+            values['markers_published'] = self._markers.published
+        return values
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = dict(self.stats())
+        if self._markers is not None:
+            values['marker_camera'] = self._marker_camera
+        dropped, paired = values.get('unpaired_dropped', 0), values.get('paired', 0)
+        if dropped > paired and dropped > 10:
             return WARN, 'most images and results do not pair: do their stamps match?', values
         return OK, self.lifecycle_state, values
 

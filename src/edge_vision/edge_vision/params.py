@@ -97,6 +97,11 @@ class ConfigBinding(Generic[C]):
 
     ``load()`` (call it in ``on_configure``) builds the config from the current values and
     raises ConfigError with the validator's message when they are invalid.
+
+    Read-only fields (``param(read_only=True)``: a model, a device, a buffer size) are declared
+    read-only. :meth:`set_locked` lifts that while the owning lifecycle node is unconfigured,
+    so a value that failed ``configure`` can be fixed with ``ros2 param set`` and configured
+    again (:class:`edge_vision.node_base.EdgeVisionNode` does this).
     """
 
     def __init__(self, node: Node, cls: type[C], prefix: str = '',
@@ -132,6 +137,14 @@ class ConfigBinding(Generic[C]):
     @property
     def parameter_names(self) -> list[str]:
         return list(self._fields)
+
+    def set_locked(self, locked: bool) -> None:
+        """Make the read-only fields read-only (``locked``) or settable (while the node is
+        unconfigured). ``ros2 param describe`` shows the current state. rclpy has no call that
+        clears ``read_only`` once set, so the node's stored descriptor is updated in place."""
+        for name, fs in self._fields.items():
+            if fs.spec.read_only:
+                self._node.describe_parameter(name).read_only = locked
 
     def load(self) -> C:
         if self._refused:

@@ -134,8 +134,9 @@ class PreprocessNode(EdgeVisionNode):
 
     # -- diagnostics -----------------------------------------------------------------------
 
-    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
-        values: dict[str, object] = {'fps': self._rate.rate()}
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values['fps'] = self._rate.rate()
         if self._pre is not None:
             stats = self._pre.stats
             values.update(frames=stats.frames, gate_flagged=stats.flagged,
@@ -143,6 +144,10 @@ class PreprocessNode(EdgeVisionNode):
             for reason, count in sorted(stats.reasons.items()):
                 values[f'gate_{reason}'] = count
         values.update(self._timer.percentile_values())
+        return values
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = dict(self.stats())
         if self._last is not None and (self._last.warnings or not self._last.verdict.ok):
             return WARN, quality_summary(self._last), values
         return OK, self.lifecycle_state, values

@@ -1,21 +1,26 @@
 """recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video.
 
-Subscribes (relative names):
+Subscribes (relative names), through one synchronised input (:mod:`edge_vision.synced`):
 
 - ``tracks`` (vision_msgs/Detection2DArray): one JSON object per message and detection is
   appended to ``<output_dir>/tracks.jsonl``: ``{"stamp": s, "frame_id", "frame": n,
   "track_id", "class_name", "class_id", "score", "box": [x1, y1, x2, y2]}`` (box in pixels of
   the image the tracks refer to); frames with no tracks are written as one line with
-  ``"track_id": null`` so the file has every frame;
-- ``image_annotated`` (sensor_msgs/Image, bgr8) when ``write_video`` is true: frames are
-  appended to ``<output_dir>/annotated.mp4`` (MPEG-4, ``video_fps`` frames per second);
+  ``"track_id": null`` so the file has every frame. The file is valid JSON lines: a NaN or
+  infinite score or box value is written as ``null`` and counted (``non_finite_values``);
+- ``image_annotated`` (sensor_msgs/Image, bgr8) when ``write_video`` is true, paired with the
+  tracks by stamp (never with the image the tracks were found in): the frame is appended to
+  ``<output_dir>/annotated.mp4`` (MPEG-4, ``video_fps`` frames per second) with the tracks of
+  its stamp. Tracks whose annotated image never comes are still written (``video_missing``
+  counts them); the first frame fixes the video size and later frames of another size are
+  letterboxed into it (``video_frames_resized``);
 - ``label_info`` (vision_msgs/LabelInfo, transient local): class names.
 
 It also measures the end-to-end latency of every tracks message (arrival time minus the
 camera's acquisition stamp) for the main job's report; the latest ``LATENCY_HISTORY`` values
 are kept, so a node left running for days holds a fixed amount of memory. Files are flushed
-and closed on deactivate/shutdown. An unwritable ``output_dir`` fails configure with the path
-and the reason.
+and closed on deactivate/shutdown (tracks still waiting for their image are written first). An
+unwritable ``output_dir`` fails configure with the path and the reason.
 
 Parameters: :class:`RecorderConfig`, ``autostart``, ``diagnostics_period``.
 """
@@ -25,20 +30,21 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import Image
 
 from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
+from edge_vision_core.inference.letterbox import letterbox
 from edge_vision_core.types import class_name
 
-from .conversions import image_to_frame
-from .node_base import OK, EdgeVisionNode, LabelTable, TransitionCallbackReturn, run_node
+from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, stream_subscriber_qos
+from .synced import SyncedInput
 
 __all__ = ['LATENCY_HISTORY', 'RecorderConfig', 'RecorderNode', 'main']
 
@@ -71,11 +77,15 @@ class RecorderNode(EdgeVisionNode):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('recorder_node', **kwargs)
-        self._labels = LabelTable()
+        self._port: SyncedInput | None = None
         self._jsonl = None
         self._video: cv2.VideoWriter | None = None
+        self._video_size: tuple[int, int] | None = None
         self.frames = 0
         self.video_frames = 0
+        self.video_frames_resized = 0
+        self.video_missing = 0
+        self.non_finite_values = 0
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.output_dir: Path | None = None
 
@@ -93,41 +103,63 @@ class RecorderNode(EdgeVisionNode):
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         qos = self.config(QosConfig)
-        self._labels = self.add_results_input('tracks', self._on_tracks)
-        if cfg.write_video:
-            self.add_input('image_annotated', Image, lambda m: image_to_frame(m, 'bgr8'),
-                           self._on_image, stream_subscriber_qos(qos))
+        # the video frame of a stamp is the overlay's image_annotated, never the frame the
+        # tracks were computed on (which the port would otherwise take from the tracks)
+        self._port = self.add_synced_input(
+            'image_annotated' if cfg.write_video else None, 'tracks', self._on_tracks,
+            image='optional', encoding='bgr8', image_qos=stream_subscriber_qos(qos))
         return TransitionCallbackReturn.SUCCESS
 
-    def _on_tracks(self, item: FrameDetections) -> None:
-        arrival = self.get_clock().now().nanoseconds
-        self.latencies_ms.append((arrival - item.meta.stamp_ns) / 1e6)
+    def _number(self, value: float, digits: int) -> float | None:
+        """A finite value rounded for the file, else None (JSON has no NaN/Infinity)."""
+        value = float(value)
+        if math.isfinite(value):
+            return round(value, digits)
+        self.non_finite_values += 1
+        return None
+
+    def _on_tracks(self, frame: Frame | None, item: FrameDetections,
+                   labels: tuple[str, ...] | None) -> None:
+        self.latencies_ms.append((self._port.arrival_ns - item.meta.stamp_ns) / 1e6)
         dets = item.detections
-        labels = self._labels.for_item(item)
         base = {'stamp': item.meta.seconds, 'frame_id': item.meta.frame_id,
                 'frame': self.frames}
-        if len(dets) == 0:
-            self._jsonl.write(json.dumps({**base, 'track_id': None}) + '\n')
+        lines = [{**base, 'track_id': None}] if len(dets) == 0 else []
         for i in range(len(dets)):
             cid = int(dets.class_ids[i])
-            self._jsonl.write(json.dumps({
+            lines.append({
                 **base,
                 'track_id': int(dets.track_ids[i]) if dets.track_ids is not None else None,
                 'class_name': class_name(cid, labels),
-                'class_id': cid, 'score': round(float(dets.scores[i]), 4),
-                'box': [round(float(v), 2) for v in dets.boxes[i]]}) + '\n')
+                'class_id': cid, 'score': self._number(dets.scores[i], 4),
+                'box': [self._number(v, 2) for v in dets.boxes[i]]})
+        self._jsonl.write(''.join(json.dumps(line, allow_nan=False) + '\n' for line in lines))
         self.frames += 1
+        if frame is not None:
+            self._write_video(frame)
+        elif self.config(RecorderConfig).write_video:
+            self.video_missing += 1
 
-    def _on_image(self, frame: Frame) -> None:
+    def _write_video(self, frame: Frame) -> None:
         image = np.ascontiguousarray(frame.image)
+        size = (image.shape[1], image.shape[0])
         if self._video is None:
             cfg = self.config(RecorderConfig)
             path = self.output_dir / 'annotated.mp4'
             self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'),
-                                          cfg.video_fps, (image.shape[1], image.shape[0]))
+                                          cfg.video_fps, size)
             if not self._video.isOpened():
                 self._video = None
                 raise ConfigError(f'OpenCV cannot write {path} (no MPEG-4 encoder?)')
+            self._video_size = size
+        if size != self._video_size:
+            # OpenCV silently skips frames of another size: fit them into the video instead
+            image, _ = letterbox(image, self._video_size, interpolation=cv2.INTER_AREA)
+            self.video_frames_resized += 1
+            self.get_logger().warning(
+                f'image_annotated changed size to {size[0]}x{size[1]}; letterboxed into the '
+                f'{self._video_size[0]}x{self._video_size[1]} video '
+                f'({self.video_frames_resized} frames so far)', throttle_duration_sec=10.0)
         self._video.write(image)
         self.video_frames += 1
 
@@ -138,25 +170,42 @@ class RecorderNode(EdgeVisionNode):
         if self._video is not None:
             self._video.release()
             self._video = None
+            self._video_size = None
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
+        result = super().on_deactivate(state)  # writes the tracks still waiting for images
         if self._jsonl is not None:
             self._jsonl.flush()
-        return super().on_deactivate(state)
+        return result
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._close_files()
+        self._port = None
         return super().on_cleanup(state)
 
     def release(self) -> None:
+        super().release()
+        if self._port is not None and self._jsonl is not None:
+            with self._deliver_lock:
+                self.run_guarded('recorder shutdown', self._port.flush)
         self._close_files()
 
-    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
-        values: dict[str, object] = {'frames': self.frames, 'video_frames': self.video_frames,
-                                     'output_dir': str(self.output_dir or '')}
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values.update(frames=self.frames, video_frames=self.video_frames,
+                      video_frames_resized=self.video_frames_resized,
+                      video_missing=self.video_missing,
+                      non_finite_values=self.non_finite_values)
         if self.latencies_ms:
             recent = itertools.islice(reversed(self.latencies_ms), _DIAGNOSTICS_WINDOW)
             values['latency_ms_p50'] = float(np.percentile(np.fromiter(recent, float), 50))
+        return values
+
+    def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
+        values: dict[str, object] = {**self.stats(), 'output_dir': str(self.output_dir or '')}
+        if self.non_finite_values or self.video_frames_resized:
+            return WARN, (f'{self.non_finite_values} NaN/inf values written as null, '
+                          f'{self.video_frames_resized} video frames resized'), values
         return OK, self.lifecycle_state, values
 
 

@@ -34,11 +34,12 @@ def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool 
 def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """Per stage, the ``(from, to)`` topic remaps that make consumers of a missing stage read
     what feeds it: no preprocess -> ``image`` (and its ``image/camera_info``) is ``image_raw``
-    (``camera_info``); no tracker -> ``tracks`` is ``detections``."""
+    (``camera_info``) for every stage that reads images (the tracker too: camera-motion
+    compensation and the frames it passes on); no tracker -> ``tracks`` is ``detections``."""
     image = 'image' if 'preprocess' in stages else 'image_raw'
     results = 'tracks' if 'tracker' in stages else 'detections'
     remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
-    for stage in ('inference', 'overlay', 'anomaly'):
+    for stage in ('inference', 'tracker', 'overlay', 'anomaly'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':

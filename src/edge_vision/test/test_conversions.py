@@ -242,6 +242,93 @@ def test_invalid_camera_info_names_the_frame():
         camera_info_to_model(msg)
 
 
+# --- malformed input found by fuzzing: clear ConversionErrors, never OpenCV assertions -------
+
+@pytest.mark.parametrize(('encoding', 'width', 'height', 'step'), [
+    ('rgb8', 0, 4, 0), ('mono8', 4, 0, 4), ('yuyv', 0, 0, 0), ('bayer_rggb8', 0, 2, 0),
+    ('bgr8', 0, 0, 0),
+])
+def test_an_image_without_pixels_is_refused_by_every_node_input(encoding, width, height, step):
+    from edge_vision.conversions import image_to_frame
+
+    msg = image_msg(encoding, width, height, step, b'')
+    with pytest.raises(ConversionError, match='empty'):
+        image_to_frame(msg, 'bgr8')
+
+
+def test_empty_arrays_convert_without_opencv():
+    from edge_vision_core.encodings import convert_encoding
+
+    out = convert_encoding(np.zeros((0, 5, 3), np.uint8), 'rgb8', 'mono8')
+    assert out.shape == (0, 5) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize('encoding', ['yuyv', 'uyvy', 'yuv422', 'yuv422_yuy2'])
+def test_odd_width_packed_yuv_is_refused(encoding):
+    from edge_vision.conversions import image_to_frame
+
+    msg = image_msg(encoding, 3, 2, 6, bytes(12))
+    with pytest.raises(ConversionError, match='width must be even, got 3'):
+        image_to_frame(msg, 'bgr8')
+
+
+@pytest.mark.parametrize(('class_id', 'track_id', 'match'), [
+    (str(2**63), '', 'out of range'),
+    ('40000', '', 'out of range'),
+    ('-2', '', 'out of range'),
+    ('0', str(2**63), 'does not fit a 64-bit track id'),
+    ('0', str(-(2**63) - 1), 'does not fit a 64-bit track id'),
+])
+def test_class_and_track_ids_beyond_their_types_are_refused(class_id, track_id, match):
+    det = Detection2D(id=track_id)
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis.class_id, hyp.hypothesis.score = class_id, 0.5
+    det.results.append(hyp)
+    with pytest.raises(ConversionError, match=match):
+        msg_to_detections(Detection2DArray(detections=[det]))
+
+
+def test_a_label_info_with_an_absurd_class_id_is_refused():
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    info = LabelInfo(class_map=[VisionClass(class_id=0, class_name='person'),
+                                VisionClass(class_id=65535, class_name='last')])
+    with pytest.raises(ConversionError, match='class id 65535 is out of range'):
+        label_info_to_labels(info)
+
+
+def test_label_table_grows_linearly_and_stays_bounded():
+    """A label list of the largest accepted size is indexed once, not scanned per name (the
+    old table compared every name with every other: 20-26 s for one LabelInfo of 65536)."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    from edge_vision.conversions import MAX_CLASS_ID
+    from edge_vision.synced import LabelTable
+
+    class CountingStr(str):
+        compared = 0
+
+        def __eq__(self, other):
+            CountingStr.compared += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    table = LabelTable()
+    info = LabelInfo(class_map=[VisionClass(class_id=i, class_name=f'c{i}')
+                                for i in range(MAX_CLASS_ID + 1)])
+    names = [CountingStr(n) for n in label_info_to_labels(info)]
+    table.update(names)
+    table.update(names)  # again: nothing new
+    assert len(table) == MAX_CLASS_ID + 1
+    # a dict lookup compares a name with at most a few others on hash collisions
+    assert CountingStr.compared < 4 * len(names)
+    # names first seen in results are appended, up to the bound
+    msg = detections_to_msg(Detections([[0, 0, 1, 1]], [1], [0]), HEADER, ['new-class'])
+    with pytest.raises(ConversionError, match='already holds'):
+        table.from_msg(msg)
+
+
 def test_instance_images_travel_as_mono8_or_mono16_with_their_header():
     """The instance image convention of edge_vision_core.segmentation through a message."""
     from edge_vision.conversions import frame_to_image, image_to_frame

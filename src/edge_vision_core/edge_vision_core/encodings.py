@@ -190,6 +190,7 @@ def buffer_to_array(data: object, height: int, width: int, step: int, encoding: 
         raise ConversionError(
             f'malformed {encoding} image: data has {raw.size} bytes but height {height} x '
             f'step {step} = {height * step}')
+    _check_pairs(info, width)
     big = bool(is_bigendian) and info.dtype.itemsize > 1
     dtype = info.dtype.newbyteorder('>' if big else '<') if info.dtype.itemsize > 1 else \
         info.dtype
@@ -204,6 +205,11 @@ def buffer_to_array(data: object, height: int, width: int, step: int, encoding: 
         arr = arr.astype(info.dtype)  # byte-swapping copy into native order
     return arr
 
+
+def _check_pairs(info: EncodingInfo, width: int) -> None:
+    """Packed YUV 4:2:2 stores pixel pairs: an odd width cannot be decoded."""
+    if info.family in ('UYVY', 'YUYV') and width % 2:
+        raise ConversionError(f'{info.name} packs pixel pairs: width must be even, got {width}')
 
 
 def array_to_buffer(arr: np.ndarray, encoding: str) -> tuple[memoryview, int, bool]:
@@ -232,9 +238,7 @@ def array_to_buffer(arr: np.ndarray, encoding: str) -> tuple[memoryview, int, bo
         raise ConversionError(
             f'encoding {encoding!r} needs {info.dtype} x {info.channels} channel(s), but the '
             f'array is {arr.dtype} x {channels} channel(s) (shape {arr.shape})')
-    if info.family in ('UYVY', 'YUYV') and arr.shape[1] % 2:
-        raise ConversionError(f'{encoding} packs pixel pairs: width must be even, got '
-                              f'{arr.shape[1]}')
+    _check_pairs(info, arr.shape[1])
     arr = np.ascontiguousarray(arr)
     order = arr.dtype.byteorder
     big = (order == '>') or (order == '=' and _NATIVE == '>')
@@ -290,14 +294,19 @@ def convert_encoding(arr: np.ndarray, src_encoding: str, dst_encoding: str) -> n
 
     Colour encodings convert through OpenCV (``cv2.cvtColor``); a change of bit depth between
     8 and 16 bits rescales by 65535/255 (or its inverse); generic ``<depth>C<n>`` types convert
-    only to the same channel count. Returns ``arr`` itself when nothing changes.
+    only to the same channel count. Returns ``arr`` itself when nothing changes; an empty
+    image (zero width or height) converts to an empty image of the target layout.
 
     Raises:
-        ConversionError: unknown encoding or a conversion cv_bridge does not support either.
+        ConversionError: unknown encoding, a conversion cv_bridge does not support either, or
+            an odd width in packed YUV 4:2:2.
     """
     if dst_encoding in ('passthrough', src_encoding):
         return arr
     src, dst = encoding_info(src_encoding), encoding_info(dst_encoding)
+    if arr.ndim >= 2:
+        _check_pairs(src, arr.shape[1])
+    empty = arr.ndim >= 2 and 0 in arr.shape[:2]
     if src.family is None or dst.family is None:
         if src.family is None and dst.family is not None:
             raise ConversionError(f'{src_encoding!r} carries no colour information, so it '
@@ -305,13 +314,18 @@ def convert_encoding(arr: np.ndarray, src_encoding: str, dst_encoding: str) -> n
         if src.channels != dst.channels:
             raise ConversionError(f'{src_encoding!r} and {dst_encoding!r} have different '
                                   f'channel counts ({src.channels} vs {dst.channels})')
-        return _rescale(arr, src, dst.dtype)
-    if src.family == dst.family:
-        return _rescale(arr, src, dst.dtype)
-    code = _CODES.get((src.family, dst.family))
+        code = None
+    elif src.family == dst.family:
+        code = None
+    else:
+        code = _CODES.get((src.family, dst.family))
+        if code is None:
+            raise ConversionError(f'unsupported conversion from {src_encoding!r} to '
+                                  f'{dst_encoding!r}')
+    if empty:  # OpenCV refuses empty images; there is nothing to convert
+        return np.zeros((*arr.shape[:2], *dst.shape_tail), dst.dtype)
     if code is None:
-        raise ConversionError(f'unsupported conversion from {src_encoding!r} to '
-                              f'{dst_encoding!r}')
+        return _rescale(arr, src, dst.dtype)
     arr = np.ascontiguousarray(arr)
     if arr.shape[:2] == (1, 1):
         # OpenCV 4.5 (Ubuntu 22.04's, ROS 2 Humble's) rejects a 1x1 three-channel array

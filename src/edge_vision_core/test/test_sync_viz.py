@@ -23,6 +23,21 @@ def test_pairs_in_any_order_and_drops_what_can_no_longer_match():
     assert m.matched == 2
 
 
+def test_unmatched_b_items_are_handed_back_oldest_first_before_the_pair():
+    events = []
+    m = ExactTimeMatcher(capacity=2, on_drop_b=lambda stamp, item: events.append(item))
+    m.add_b(1, 'det1')
+    m.add_b(2, 'det2')
+    m.add_b(3, 'det3')  # capacity 2: det1 pushed out
+    assert events == ['det1']
+    pair = m.add_a(3, 'img3')  # det2 is older than the pair: can never match
+    events.append(pair)
+    assert events == ['det1', 'det2', ('img3', 'det3')]
+    assert (m.dropped_a, m.dropped_b, m.matched) == (0, 2, 1)
+    m.add_b(4, 'det4')
+    assert m.take_b() == [(4, 'det4')] and m.waiting == 0 and m.dropped_b == 2
+
+
 def test_trails_follow_track_centres_and_forget_old_tracks():
     trails = TrailHistory(length=3, max_age=2)
     for i in range(5):

@@ -192,11 +192,7 @@ def run(args: argparse.Namespace) -> int:
 def _report(nodes: dict, elapsed: float) -> dict:
     import numpy as np
 
-    stages = {}
-    for name, node in nodes.items():
-        _, _, values = node.diagnostic_values()
-        stages[name] = {k: v for k, v in values.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    stages = {name: node.stats() for name, node in nodes.items()}
     recorder = nodes['recorder']
     lat = np.array(recorder.latencies_ms or [np.nan])  # the latest LATENCY_HISTORY frames
     return {

@@ -113,6 +113,25 @@ def model_file_bytes(path: Path) -> int:
     return total
 
 
+def require_file(path: Path, what: str) -> None:
+    """Raise ModelError unless ``path`` is a regular file, saying what it is instead."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir()
+                        if p.suffix.lower() in ('.yaml', '.yml', *_model_suffixes()))[:8]
+        found = f' (it holds {", ".join(inside)})' if inside else ''
+        raise ModelError(f'{what} {path} is a directory, not a file{found}: give the '
+                         f'{what} itself')
+    if path.exists():
+        raise ModelError(f'{what} {path} is not a regular file')
+    raise ModelError(f'{what} {path} does not exist')
+
+
+def _model_suffixes() -> set[str]:
+    return {s for v in FORMATS.values() for s in v}
+
+
 def verify_checksum(model_file: ModelFile) -> None:
     """Check that the file exists and matches its SHA-256 (when the manifest has one).
 
@@ -120,8 +139,7 @@ def verify_checksum(model_file: ModelFile) -> None:
         ModelError: naming the file, for a missing, truncated or corrupt file.
     """
     path = model_file.path
-    if not path.is_file():
-        raise ModelError(f'model file {path} does not exist')
+    require_file(path, 'model file')
     if model_file.sha256:
         actual = sha256_file(path)
         if actual != model_file.sha256.lower():
@@ -434,14 +452,13 @@ def resolve_model(spec: str | Path) -> ModelManifest:
     """
     text = str(spec).strip()
     path = Path(text).expanduser()
+    if text and path.is_dir():
+        require_file(path, 'model')  # a directory: say so, and what is in it
     if path.suffix.lower() in ('.yaml', '.yml'):
-        if not path.is_file():
-            raise ModelError(f'model manifest {path} does not exist')
+        require_file(path, 'model manifest')
         return load_manifest(path)
-    model_suffixes = {s for v in FORMATS.values() for s in v}
-    if path.suffix.lower() in model_suffixes:
-        if not path.is_file():
-            raise ModelError(f'model file {path} does not exist')
+    if path.suffix.lower() in _model_suffixes():
+        require_file(path, 'model file')
         for candidate in (path.with_suffix('.yaml'), path.with_suffix('.yml')):
             if candidate.is_file():
                 return load_manifest(candidate)

@@ -10,8 +10,12 @@ Per image:
 
 1. Time: ``dt`` comes from the timestamps (or is one nominal frame, ``1 / frame_rate``). A
    timestamp that does not move forward (repeated or out of order) makes the call a no-op that is
-   counted and logged. A jump forward predicts the tracks over the real gap, and tracks whose
-   time since their last detection exceeds ``lost_timeout_s`` are removed before association.
+   counted and logged. A jump back by ``time_jump_reset_s`` or more (the clock jumped, a bag
+   looped, or the previous stamp was bogus, e.g. a day ahead) instead resets the tracks (ids
+   keep counting) and restarts the clock at the new stamp, counted in ``time_resets``: the
+   tracker recovers instead of ignoring every frame until the clock catches up. A jump forward
+   predicts the tracks over the real gap, and tracks whose time since their last detection
+   exceeds ``lost_timeout_s`` are removed before association.
 2. Invalid detections (NaN/inf, zero or negative area) are dropped and counted, and those below
    ``low_threshold`` ignored.
 3. Every track is predicted with a constant-velocity Kalman filter
@@ -154,6 +158,11 @@ class ByteTrackConfig:
         max=16))
     cmc_max_features: int = field(default=400, metadata=param(
         'sparse_flow: most corners followed per image.', min=10, max=5000))
+    time_jump_reset_s: float = field(default=5.0, metadata=param(
+        'A stamp at least this much before the previous one (clock jumped back, bag looped, '
+        'or the previous stamp was bogus) resets the tracks and the clock instead of being '
+        'ignored like a small step back; 0 = never (every older stamp is ignored).',
+        min=0.0, max=1e9, unit='s'))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -186,6 +195,7 @@ class TrackerStats:
     Attributes:
         frames: accepted update() calls.
         ignored_stamps: update() calls ignored because the timestamp did not move forward.
+        time_resets: jumps back by ``time_jump_reset_s`` or more that reset the tracks.
         dropped_invalid: detections dropped for NaN/inf values or non-positive width/height.
         dropped_low_score: detections ignored for scoring below ``low_threshold``.
         tracks_started: ids handed out.
@@ -195,6 +205,7 @@ class TrackerStats:
 
     frames: int = 0
     ignored_stamps: int = 0
+    time_resets: int = 0
     dropped_invalid: int = 0
     dropped_low_score: int = 0
     tracks_started: int = 0
@@ -276,6 +287,17 @@ class ByteTracker:
         """
         next_id = getattr(self, '_next_id', 1) if keep_id_counter else 1
         self._next_id = next_id
+        self._clear_tracks()
+        self._last_stamp: float | None = None
+        self._frames_since_reset = 0
+        self.stats = TrackerStats()
+        self.last_update_accepted = True
+        self._last_indices = np.zeros(0, np.int64)
+        if self._cmc is not None:
+            self._cmc.reset()
+            self._cmc.failures = 0
+
+    def _clear_tracks(self) -> None:
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 8, 8))
         self._ids = np.zeros(0, np.int64)
@@ -285,14 +307,6 @@ class ByteTracker:
         self._hits = np.zeros(0, np.int64)
         self._since = np.zeros(0)  # frames since the last matched detection
         self._age = np.zeros(0)  # frames since the track started
-        self._last_stamp: float | None = None
-        self._frames_since_reset = 0
-        self.stats = TrackerStats()
-        self.last_update_accepted = True
-        self._last_indices = np.zeros(0, np.int64)
-        if self._cmc is not None:
-            self._cmc.reset()
-            self._cmc.failures = 0
 
     @property
     def last_input_indices(self) -> np.ndarray:
@@ -350,10 +364,25 @@ class ByteTracker:
         if last is None:
             return 1.0
         if stamp <= last:
+            jump = self.config.time_jump_reset_s
+            if jump > 0 and last - stamp >= jump:
+                self._restart_clock(last, stamp)
+                return 1.0
             self._last_stamp = last
             self._ignore(f'timestamp {stamp:.9f} s is not after the previous one ({last:.9f} s)')
             return None
         return (stamp - last) * rate
+
+    def _restart_clock(self, last: float, stamp: float) -> None:
+        """A large jump back: the old tracks belong to another time line."""
+        self._clear_tracks()
+        self._frames_since_reset = 0
+        if self._cmc is not None:
+            self._cmc.reset()
+        self.stats.time_resets += 1
+        _LOG.warning('tracker: timestamp %.6f s is %.3f s before the previous one (%.6f s): '
+                     'the clock jumped back or the stream restarted; tracks reset (%d so far)',
+                     stamp, last - stamp, last, self.stats.time_resets)
 
     def _ignore(self, reason: str) -> None:
         self.stats.ignored_stamps += 1

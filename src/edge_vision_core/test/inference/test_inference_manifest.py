@@ -118,6 +118,28 @@ def test_resolve_by_path_and_sibling_manifest(tmp_path):
         load_manifest(tmp_path / 'broken.yaml')
 
 
+def test_a_directory_is_named_as_one_not_reported_missing(tmp_path):
+    from edge_vision_core.inference.manifest import verify_checksum
+
+    shipped = resolve_model('nanodet-m-416')
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    shutil.copy(shipped.source, folder / 'nanodet-m-416.yaml')
+    with pytest.raises(ModelError, match=r'models is a directory, not a file \(it holds '
+                                         r'nanodet-m-416.yaml\)'):
+        resolve_model(folder)
+    (tmp_path / 'weights.onnx').mkdir()  # a directory with a model suffix
+    with pytest.raises(ModelError, match='weights.onnx is a directory'):
+        resolve_model(tmp_path / 'weights.onnx')
+    # a manifest whose file entry names a directory
+    data = yaml.safe_load(open(shipped.source))
+    data.update(name='dir', files=[{'path': 'weights.onnx'}])
+    (tmp_path / 'dir.yaml').write_text(yaml.safe_dump(data))
+    manifest = resolve_model(tmp_path / 'dir.yaml')
+    with pytest.raises(ModelError, match='model file .*weights.onnx is a directory'):
+        verify_checksum(manifest.files[0])
+
+
 def _copy_default(tmp_path, mutate):
     """The default manifest + ONNX copied to tmp_path, the ONNX bytes changed by ``mutate``."""
     shipped = resolve_model('nanodet-m-416')

@@ -342,6 +342,33 @@ def test_repeated_or_out_of_order_stamps_are_ignored(bad_stamp, caplog):
     assert tracker.stats.ignored_stamps == 2
 
 
+@pytest.mark.parametrize('bogus_ahead_s', [86400.0, 60.0])
+def test_a_bogus_future_stamp_does_not_blind_the_tracker(bogus_ahead_s, caplog):
+    """One message stamped far ahead used to make every real frame 'not after the previous
+    stamp' until restart; the large jump back now restarts the clock (tracks reset, ids go
+    on), counted in time_resets."""
+    tracker = make(frame_rate=10.0)
+    for t in range(3):
+        tracker.update(boxes_at([[100 + 5 * t, 200]]), 1000.0 + t / 10)
+    tracker.update(boxes_at([[300, 300]]), 1000.2 + bogus_ahead_s)
+    with caplog.at_level(logging.WARNING, logger='edge_vision_core.tracking.bytetrack'):
+        out = tracker.update(boxes_at([[115, 200]]), 1000.3)
+    assert tracker.last_update_accepted
+    assert tracker.stats.time_resets == 1 and tracker.stats.ignored_stamps == 0
+    assert 'clock jumped back' in caplog.text
+    first_id = ids_of(out)[0]
+    assert first_id > 1, 'ids keep counting after the reset'
+    out = tracker.update(boxes_at([[120, 200]]), 1000.4)
+    assert ids_of(out) == [first_id]  # tracking goes on from the new time base
+
+
+def test_time_jump_reset_can_be_turned_off():
+    tracker = make(frame_rate=10.0, time_jump_reset_s=0.0)
+    tracker.update(boxes_at([[100, 200]]), 5000.0)
+    tracker.update(boxes_at([[100, 200]]), 10.0)
+    assert not tracker.last_update_accepted and tracker.stats.time_resets == 0
+
+
 def test_track_snapshots_report_velocity_in_pixels_per_second():
     tracker = make(frame_rate=20.0)
     for t in range(30):

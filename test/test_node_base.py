@@ -1,0 +1,134 @@
+"""node_base: every input, service, timer and transition is guarded (counted, logged, never
+fatal); a failed configure leaves nothing behind and diagnostics say ERROR."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def _probe_class():
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from edge_vision.node_base import EdgeVisionNode, TransitionCallbackReturn
+
+    class ProbeNode(EdgeVisionNode):
+        """A node whose conversion, handler, service and timer fail on demand (stand-ins for
+        bugs nobody has found yet)."""
+
+        def __init__(self, **kwargs):
+            super().__init__('probe_node', **kwargs)
+            self.handled: list[str] = []
+            self.ticks = 0
+            self.fail_configure = False
+
+        def on_configure(self, state):
+            if self.fail_configure:
+                self.add_input('probe', String, self._convert, self._handle, 10)
+                raise KeyError('a bug in on_configure')
+            self.add_input('probe', String, self._convert, self._handle, 10)
+            self.create_service(Trigger, '~/poke', self.guard('poke', self._poke))
+            self.create_timer(0.05, self.guard('tick', self._tick))
+            return TransitionCallbackReturn.SUCCESS
+
+        @staticmethod
+        def _convert(msg):
+            if msg.data == 'bad-convert':
+                raise RuntimeError('conversion bug')  # not an EdgeVisionError
+            return msg.data
+
+        def _handle(self, text):
+            if text == 'bad-handle':
+                raise ValueError('handler bug')
+            self.handled.append(text)
+
+        def _poke(self, request, response):
+            raise ZeroDivisionError('service bug')
+
+        def _tick(self):
+            self.ticks += 1
+            if self.ticks == 1:
+                raise OSError('timer bug')
+
+    return ProbeNode
+
+
+def test_inputs_services_and_timers_that_raise_are_counted_not_fatal(ros_context, spin_until,
+                                                                     publish_until):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    probe = _probe_class()(context=ros_context, namespace='/probe')
+    assert probe.autostart()
+    driver = rclpy.create_node('probe_driver', context=ros_context)
+    pub = driver.create_publisher(String, '/probe/probe', 10)
+    client = driver.create_client(Trigger, '/probe/probe_node/poke')
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(probe)
+    executor.add_node(driver)
+    try:
+        # spin_once would raise (and a node's spin() end the process) if any escaped
+        assert publish_until(executor, [(pub, String(data='warm'))], lambda: probe.handled, 20)
+        for text in ('bad-convert', 'bad-handle', 'good'):
+            pub.publish(String(data=text))
+        assert spin_until(executor, lambda: probe.handled[-1:] == ['good'], 20)
+        assert spin_until(executor, lambda: probe.ticks > 3, 10)
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(Trigger.Request())
+        assert spin_until(executor, future.done, 10)
+        assert not future.result().success and 'service bug' in future.result().message
+        assert probe.bad_messages == 1
+        # the handler, the timer and the service each counted once
+        assert probe.processing_errors == 3, probe.last_error
+        assert probe.stats()['bad_messages'] == 1 and probe.stats()['processing_errors'] == 3
+    finally:
+        executor.shutdown()
+        probe.release()
+        driver.destroy_node()
+        probe.destroy_node()
+
+
+def test_a_transition_that_raises_fails_cleanly_and_diagnostics_say_error(ros_context,
+                                                                          spin_until):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from edge_vision.node_base import TransitionCallbackReturn
+
+    probe = _probe_class()(context=ros_context, namespace='/probe_fail',
+                           parameter_overrides=[Parameter('autostart', value=False),
+                                                Parameter('diagnostics_period', value=0.1)])
+    probe.fail_configure = True
+    assert probe.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert probe.lifecycle_state == 'unconfigured'
+    assert probe.inputs == [] and probe.outputs == [], 'nothing of the attempt may remain'
+    assert 'unexpected KeyError' in probe.configure_error
+    listener = rclpy.create_node('probe_listener', context=ros_context)
+    got = []
+    listener.create_subscription(DiagnosticArray, '/diagnostics',
+                                 lambda a: got.extend(s for s in a.status
+                                                      if s.name == '/probe_fail/probe_node'),
+                                 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(probe)
+    executor.add_node(listener)
+    try:
+        assert spin_until(executor, lambda: bool(got), 10)
+        assert got[-1].level == bytes([2]) and 'configure failed' in got[-1].message
+        probe.fail_configure = False  # fixed: configure again
+        assert probe.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert probe.configure_error == ''
+        got.clear()
+        assert spin_until(executor, lambda: bool(got), 10)
+        assert got[-1].level != bytes([2]) and 'configure failed' not in got[-1].message
+    finally:
+        executor.shutdown()
+        probe.release()
+        listener.destroy_node()
+        probe.destroy_node()
