@@ -72,7 +72,7 @@ from edge_vision_core.encodings import (
     decompress,
     encoding_for_array,
 )
-from edge_vision_core.inference.ocr import TextLine
+from edge_vision_core.inference.ocr import FrameText, TextLine
 from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
@@ -109,6 +109,8 @@ __all__ = [
     'quality_level',
     'quality_summary',
     'quality_to_status',
+    'frame_text_to_msg',
+    'msg_to_frame_text',
     'text_lines_to_msg',
 ]
 
@@ -678,3 +680,18 @@ def msg_to_text_lines(msg) -> list[TextLine]:
         out.append(TextLine(polygon.astype(np.float32), item.text, float(item.score),
                             region=int(item.region)))
     return out
+
+
+def frame_text_to_msg(item: FrameText):
+    """What ocr_node emits -> ``edge_vision_msgs/TextArray`` (header from ``item.meta``)."""
+    return text_lines_to_msg(item.lines, meta_to_header(item.meta))
+
+
+def msg_to_frame_text(msg) -> FrameText:
+    """``edge_vision_msgs/TextArray`` -> :class:`~edge_vision_core.inference.ocr.FrameText`
+    (image size unknown: (0, 0)).
+
+    Raises:
+        ConversionError: as :func:`msg_to_text_lines`.
+    """
+    return FrameText(header_to_meta(msg.header), tuple(msg_to_text_lines(msg)))

@@ -79,10 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def record(line, file_name: str, frame: int) -> dict:
     """The JSON object of one text line (:class:`~edge_vision_core.inference.ocr.TextLine`)."""
-    return {'file': file_name, 'frame': frame, 'text': line.text,
-            'score': round(float(line.score), 5),
-            'polygon': [[round(float(x), 2), round(float(y), 2)] for x, y in line.polygon],
-            'box': [round(float(v), 2) for v in line.box]}
+    fields = line.to_dict()
+    del fields['region']  # always -1 here: whole images are read
+    return {'file': file_name, 'frame': frame, **fields}
 
 
 def _annotate(image, lines, out_dir: Path, path: Path, frame: int, is_video: bool) -> None:

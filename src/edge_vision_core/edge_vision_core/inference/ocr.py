@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -29,6 +30,7 @@ import numpy as np
 from ..config import check_config, param
 from ..encodings import as_bgr8
 from ..errors import ConfigError, DataError, EdgeVisionError, ModelError
+from ..types import FrameMeta
 from .adapters import DecodeContext, get_adapter
 from .backends import (
     BACKEND_FORMATS,
@@ -52,8 +54,8 @@ from .text import (
     scaled_input_size,
 )
 
-__all__ = ['DEFAULT_BACKEND', 'SLOTS', 'ReadStats', 'TextLine', 'TextReader', 'TextReaderOptions',
-           'TextResult', 'calibration_tensors']
+__all__ = ['DEFAULT_BACKEND', 'SLOTS', 'FrameText', 'ReadStats', 'TextLine', 'TextReader',
+           'TextReaderOptions', 'TextResult', 'calibration_tensors']
 
 #: the TextReader slot of each text adapter.
 SLOTS = {'db_text': 'detector', 'ctc_text': 'recognizer', 'text_direction': 'classifier'}
@@ -78,6 +80,10 @@ class TextReaderOptions:
         'Text recognition model (adapter ctc_text) with its dictionary: a registered name '
         '(ppocrv4-rec: Latin and Chinese script), a manifest path or a model file.',
         read_only=True))
+    dictionary: str = field(default='', metadata=param(
+        "Character file of the recognizer (one character per line, classes 1..C-1) instead of "
+        "its manifest's, e.g. the dictionary of another language's model; it must have the "
+        "model's class count (checked at load). Empty = the manifest's.", read_only=True))
     classifier: str = field(default='', metadata=param(
         "Direction classifier (adapter text_direction) that turns upside-down lines, e.g. "
         "ppocr-cls; empty = none (lines are read as found).", read_only=True))
@@ -173,6 +179,31 @@ class TextLine:
     def __repr__(self) -> str:
         x0, y0, x1, y1 = (round(float(v), 1) for v in self.box)
         return f'TextLine({self.text!r}, score={self.score:.3f}, box=[{x0}, {y0}, {x1}, {y1}])'
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"text", "score", "polygon": [[x, y] x4], "box": [x0, y0, x1, y1], "region"}``
+        for JSON (``edge-vision ocr``, the recorder, MQTT): pixels rounded to 0.01, the score
+        to 1e-5."""
+        return {'text': self.text, 'score': round(float(self.score), 5),
+                'polygon': [[round(float(x), 2), round(float(y), 2)] for x, y in self.polygon],
+                'box': [round(float(v), 2) for v in self.box], 'region': int(self.region)}
+
+
+@dataclass(eq=False, frozen=True)
+class FrameText:
+    """The text lines read in one frame: what ocr_node emits in process (the twin of
+    ``edge_vision_msgs/TextArray``).
+
+    Attributes:
+        meta: the source image's stamp and frame id (unchanged).
+        lines: the lines, polygons in that image's pixels, in reading order.
+        image_size: ``(width, height)`` of the image read ((0, 0) when unknown, e.g. from a
+            message).
+    """
+
+    meta: FrameMeta
+    lines: tuple[TextLine, ...] = ()
+    image_size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -286,6 +317,18 @@ class _Model:
         self.backend.close()
 
 
+def _with_dictionary(manifest: ModelManifest, path: str) -> ModelManifest:
+    """``manifest`` with another dictionary file (ModelError when it cannot be read)."""
+    file = Path(path.strip()).expanduser()
+    if not file.is_file():
+        raise ModelError(f'dictionary {str(file)!r} (option dictionary) is not a file: give a '
+                         f'text file with one character per line, or leave it empty for the '
+                         f"recognizer manifest's")
+    dictionary_file(file)  # readable and well-formed, else its own error
+    return dataclasses.replace(manifest, options=dataclasses.replace(
+        manifest.options, dictionary=str(file.resolve())))
+
+
 def _pick_backend(name: str) -> str:
     key = name.strip().lower()
     if key != 'auto':
@@ -377,6 +420,8 @@ class TextReader:
                 given, spec = manifests.get(slot), getattr(options, slot)
                 if given is not None or spec.strip():
                     manifest = given if given is not None else resolve_model(spec)
+                    if slot == 'recognizer' and options.dictionary.strip():
+                        manifest = _with_dictionary(manifest, options.dictionary)
                     loaded.append(_Model(manifest, adapter, options, backend))
             return cls(options, *loaded)
         except BaseException:
@@ -568,8 +613,8 @@ class TextReader:
     def update_options(self, options: TextReaderOptions) -> None:
         """Take the per-image settings of ``options`` (detection size, thresholds, max lines,
         batch size; negative = the manifest's). Models, backend, device and threads stay."""
-        keep = ('detector', 'recognizer', 'classifier', 'backend', 'device', 'threads',
-                'precision', 'cache_dir', 'verify_checksum')
+        keep = ('detector', 'recognizer', 'dictionary', 'classifier', 'backend', 'device',
+                'threads', 'precision', 'cache_dir', 'verify_checksum')
         self.options = dataclasses.replace(
             options, **{k: getattr(self.options, k) for k in keep})
         det = self.detector_model.manifest
