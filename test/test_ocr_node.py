@@ -263,3 +263,56 @@ def test_roi_mode_composed_with_inference_reads_inside_detections_only(ros_conte
         comp.executor.remove_node(probe)
         probe.destroy_node()
         comp.shutdown()
+
+
+def test_full_frame_text_reaches_overlay_recorder_composed(ros_context, tmp_path):
+    """camera -> inference -> overlay (show_text) -> recorder (write_text), with ocr_node
+    reading whole frames, in one process: the recorder's text.jsonl has the sign with the
+    camera's stamps, and the overlay draws the lines."""
+    import json
+
+    from rclpy.parameter import Parameter
+
+    from edge_vision.pipeline import create_pipeline
+
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    board = np.full((360, 640, 3), 90, np.uint8)
+    board[80:280, 80:560] = sign('DOCK 7')
+    for i in range(4):
+        cv2.imwrite(str(folder / f'{i}.png'), board)
+    ns = '/ocr_chain'
+    stages = ['camera', 'inference', 'overlay', 'recorder', 'ocr']
+    comp = create_pipeline(stages, context=ros_context, namespace=ns, parameter_overrides={
+        'camera': [Parameter('source', value=str(folder)), Parameter('loop', value=True),
+                   Parameter('rate', value=4.0),
+                   Parameter('camera_info_url', value=f'file://{tmp_path}/none.yaml')],
+        'inference': [Parameter('threads', value=1), Parameter('warmup_runs', value=0)],
+        'overlay': [Parameter('show_text', value=True), Parameter('text_max_age_s', value=5.0)],
+        'recorder': [Parameter('output_dir', value=str(tmp_path / 'out')),
+                     Parameter('write_text', value=True), Parameter('write_video', value=False)],
+        'ocr': [Parameter('threads', value=1)]})
+    try:
+        assert comp.start() == []
+        nodes = dict(zip(stages, comp.nodes, strict=True))
+        links = {(r.node, r.topic): r.producer for r in comp.links}
+        assert links[(f'{ns}/recorder_node', f'{ns}/text')] == f'{ns}/ocr_node'
+        assert links[(f'{ns}/overlay_node', f'{ns}/text')] == f'{ns}/ocr_node'
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (
+                nodes['recorder'].text_lines >= 2 and nodes['overlay'].texts_drawn >= 1):
+            comp.spin_once(timeout_sec=0.05)
+        assert nodes['recorder'].text_lines >= 2, nodes['ocr'].stats()
+        assert nodes['overlay'].texts_drawn >= 1, nodes['overlay'].stats()
+        assert nodes['recorder'].stats()['text_lines'] == nodes['recorder'].text_lines
+    finally:
+        comp.shutdown()
+    rows = [json.loads(line) for line in
+            (tmp_path / 'out' / 'text.jsonl').read_text().splitlines()]
+    read = [row for row in rows if row['text'] is not None]
+    assert {row['text'] for row in read} == {'DOCK 7'}, rows
+    tracks = {json.loads(line)['stamp'] for line in
+              (tmp_path / 'out' / 'tracks.jsonl').read_text().splitlines()}
+    assert {row['stamp'] for row in read} <= tracks, 'text of a stamp no camera frame had'
+    x0, y0, x1, y1 = read[0]['box']
+    assert 80 <= x0 < x1 <= 560 and 80 <= y0 < y1 <= 280 and read[0]['region'] == -1

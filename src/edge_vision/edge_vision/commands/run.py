@@ -9,7 +9,9 @@ overlay -> recorder, as real ROS 2 nodes composed in this process (frames handed
 every topic is still published for rviz or ``ros2 topic echo`` while someone subscribes). For a
 file every frame goes through every stage (lossless); a live source keeps the newest frame.
 Writes ``<out>/annotated.mp4``, ``<out>/tracks.jsonl`` and ``<out>/report.json``, shows progress
-while it runs and prints a per-stage fps/latency table at the end.
+while it runs and prints a per-stage fps/latency table at the end. ``--ocr`` adds ocr_node (text
+of every frame, or with ``--ocr-classes`` only inside those detections): the video shows the
+lines and ``<out>/text.jsonl`` has them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    # OCR (ocr_node): text drawn on the video and written to text.jsonl
+    parser.add_argument('--ocr', action='store_true',
+                        help='also read text (ocr_node): drawn on the video, written to '
+                             '<out>/text.jsonl (and sent over MQTT with --mqtt)')
+    parser.add_argument('--ocr-classes', metavar='NAMES', default='',
+                        help='with --ocr: read only inside detections of these classes '
+                             '(comma-separated, e.g. "stop sign"; default: whole frames)')
     # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
     parser.add_argument('--mqtt', metavar='URL', default='',
                         help='also publish to this MQTT broker (mqtt://localhost:1883, '
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     SourceConfig(source=source)  # validates the spec early
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
-                           recorder=True)
+                           recorder=True, ocr=args.ocr)
     if args.mqtt:
         stages.append('mqtt_bridge')
     overrides = {
@@ -129,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
     if args.mqtt:
         from ..mqtt_bridge_node import parameter_overrides
         overrides['mqtt_bridge'] = parameter_overrides(args.mqtt, args.mqtt_params)
+    if args.ocr:
+        overrides['overlay'].append(Parameter('show_text', value=True))
+        overrides['recorder'].append(Parameter('write_text', value=True))
+        classes = [c.strip() for c in args.ocr_classes.split(',') if c.strip()]
+        overrides['ocr'] = [Parameter('mode', value='roi' if classes else 'full_frame')]
+        overrides['ocr'] += [Parameter('roi_classes', value=classes)] if classes else []
+        if args.mqtt:
+            overrides['mqtt_bridge'].append(Parameter('send_text', value=True))
     print(apply_transport_defaults())
     context = Context()
     rclpy.init(context=context, args=[])
@@ -212,6 +229,8 @@ def _print_report(report: dict) -> None:
         ('inference', 'infer ms p50 / p95', _pair(report, 'inference', 'infer')),
         ('inference', 'post ms p50 / p95', _pair(report, 'inference', 'post')),
         ('tracker', 'update ms p50 / p95', _pair(report, 'tracker', 'update')),
+        ('ocr', 'detect ms p50 / p95', _pair(report, 'ocr', 'det')),
+        ('ocr', 'recognize ms p50 / p95', _pair(report, 'ocr', 'rec')),
         ('overlay', 'draw ms p50', _fmt(report['stages'].get('overlay', {})
                                         .get('draw_ms_p50'))),
         ('pipeline', 'frames / seconds / fps',
