@@ -87,6 +87,7 @@ __all__ = [
     'frame_detections_to_msg',
     'frame_to_camera_info',
     'frame_to_compressed',
+    'frame_text_to_msg',
     'frame_to_image',
     'image_to_frame',
     'compressed_to_numpy',
@@ -100,6 +101,7 @@ __all__ = [
     'model_to_camera_info',
     'msg_to_detections',
     'msg_to_frame_detections',
+    'msg_to_frame_text',
     'msg_to_text_lines',
     'numpy_to_compressed',
     'numpy_to_image',
@@ -109,8 +111,6 @@ __all__ = [
     'quality_level',
     'quality_summary',
     'quality_to_status',
-    'frame_text_to_msg',
-    'msg_to_frame_text',
     'text_lines_to_msg',
 ]
 
@@ -633,6 +633,7 @@ def parameter_value(value: object, ptype: int) -> ParameterValue:
         values = [float(v) for v in values]
     out = ParameterValue(type=ptype)
     setattr(out, attr, values if is_array else values[0])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

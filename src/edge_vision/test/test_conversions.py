@@ -449,6 +449,24 @@ def test_text_lines_round_trip_with_the_header():
     assert empty.lines == [] and empty.header == HEADER and msg_to_text_lines(empty) == []
 
 
+def test_frame_text_round_trips_with_its_stamp_and_to_dict_is_json():
+    pytest.importorskip('edge_vision_msgs.msg')
+    import json
+
+    from edge_vision.conversions import frame_text_to_msg, header_to_meta, msg_to_frame_text
+    from edge_vision_core.inference.ocr import FrameText
+
+    item = FrameText(header_to_meta(HEADER), tuple(_text_lines()), (640, 480))
+    msg = frame_text_to_msg(item)
+    assert msg.header == HEADER
+    back = msg_to_frame_text(msg)
+    assert back.meta == item.meta and [x.text for x in back.lines] == [x.text for x in item.lines]
+    record = item.lines[1].to_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert record['region'] == 3 and record['box'] == [110.5, 118.0, 211.0, 144.0]
+    assert record['polygon'][1] == [210.25, 118.0] and record['score'] == 0.51
+
+
 @pytest.mark.parametrize('corners, score, match', [
     ([(0, 0), (1, 0), (1, 1)], 0.5, '3 corners'),
     ([(0, 0), (1, 0), (1, 1), (0, float('nan'))], 0.5, 'non-finite'),

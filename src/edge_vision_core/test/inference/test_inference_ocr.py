@@ -235,6 +235,24 @@ def test_corrupt_model_files_are_clear_errors(tmp_path):
                           verify_checksum=False)
 
 
+def test_the_dictionary_option_replaces_the_manifests(tmp_path):
+    from edge_vision_models import models_dir
+
+    wrong = tmp_path / 'three.txt'
+    wrong.write_text('a\nb\nc\n', encoding='utf-8')
+    with pytest.raises(ModelError, match='dictionary does not belong'):
+        TextReader.create(dictionary=str(wrong), backend=TEXT_BACKENDS[0])
+    with pytest.raises(ModelError, match='is not a file'):
+        TextReader.create(dictionary=str(tmp_path / 'missing.txt'), backend=TEXT_BACKENDS[0])
+    copy = tmp_path / 'copy.txt'
+    shutil.copy(models_dir() / 'ppocrv4-rec.dict.txt', copy)
+    image = np.full((160, 480, 3), 240, np.uint8)
+    cv2.putText(image, 'DOCK 7', (30, 110), cv2.FONT_HERSHEY_DUPLEX, 2.2, (20, 20, 20), 4)
+    with TextReader.create(dictionary=str(copy), backend=TEXT_BACKENDS[0]) as reader:
+        assert reader.recognizer_model.manifest.options.dictionary == str(copy.resolve())
+        assert [line.text for line in reader.read(image)] == ['DOCK 7']
+
+
 def test_mismatched_dictionary_and_model_are_clear_errors(tmp_path):
     manifest = _copy_model(tmp_path, 'ppocrv4-rec')
     (tmp_path / 'ppocrv4-rec.dict.txt').write_text('a\nb\nc\n', encoding='utf-8')
