@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default ppocrv4-det)')
     parser.add_argument('--recognizer', default='ppocrv4-rec', metavar='MODEL',
                         help='text recognition model with its dictionary (default ppocrv4-rec)')
+    parser.add_argument('--dictionary', default='', metavar='FILE',
+                        help="the recognizer's characters, one per line, instead of its "
+                             "manifest's (must have the model's class count)")
     parser.add_argument('--cache-dir', default='', metavar='DIR',
                         help='keep compiled models here (OpenVINO): later runs start about '
                              'half a second sooner (default: no cache)')
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.every < 1 or args.max_frames < 0:
         raise ConfigError('--every must be >= 1 and --max-frames >= 0')
     options = TextReaderOptions(detector=args.detector, recognizer=args.recognizer,
+                                dictionary=args.dictionary,
                                 classifier=args.classifier, backend=args.backend,
                                 device=args.device, threads=args.threads,
                                 det_size=args.det_size, min_score=args.min_score,

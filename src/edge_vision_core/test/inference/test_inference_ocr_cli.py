@@ -87,6 +87,7 @@ def test_video_frames_and_min_score(tmp_path):
     (['{photo}', '--det-size', '8'], 'det_size'),
     (['{photo}', '--every', '0'], '--every'),
     (['{photo}', '--recognizer', 'ppocrv4-det'], 'needs a ctc_text model'),
+    (['{photo}', '--dictionary', 'no-such-dictionary.txt'], 'is not a file'),
 ])
 def test_errors_are_one_clean_line(tmp_path, capsys, args, message):
     photo = tmp_path / 'sign.png'
