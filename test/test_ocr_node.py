@@ -316,3 +316,19 @@ def test_full_frame_text_reaches_overlay_recorder_composed(ros_context, tmp_path
     assert {row['stamp'] for row in read} <= tracks, 'text of a stamp no camera frame had'
     x0, y0, x1, y1 = read[0]['box']
     assert 80 <= x0 < x1 <= 560 and 80 <= y0 < y1 <= 280 and read[0]['region'] == -1
+
+
+@pytest.mark.parametrize('classes, labels, padding, expected', [
+    ((), ('person', 'sign'), 0.0, [[10, 20, 30, 60], [100, 100, 140, 120]]),
+    (('sign',), ('person', 'sign'), 0.0, [[np.nan] * 4, [100, 100, 140, 120]]),
+    (('sign',), None, 0.0, [[np.nan] * 4, [np.nan] * 4]),  # no names known: ids only
+    (('1',), None, 0.5, [[np.nan] * 4, [80, 90, 160, 130]]),
+])
+def test_roi_boxes_keep_detection_indices(classes, labels, padding, expected):
+    from edge_vision.ocr_node import roi_boxes
+    from edge_vision_core import Detections, FrameDetections, FrameMeta
+
+    dets = Detections([[10, 20, 30, 60], [100, 100, 140, 120]], [0.9, 0.8], [0, 1])
+    boxes = roi_boxes(FrameDetections(FrameMeta(1), dets, (200, 200)), labels, classes,
+                      padding)
+    np.testing.assert_allclose(boxes, np.array(expected, float))
