@@ -91,6 +91,7 @@ class RecorderNode(EdgeVisionNode):
         self._jsonl = None
         self._text_jsonl = None
         self.text_lines = 0
+        self.text_frames = 0
         self._video: cv2.VideoWriter | None = None
         self._video_size: tuple[int, int] | None = None
         self.frames = 0
@@ -163,6 +164,7 @@ class RecorderNode(EdgeVisionNode):
         lines = [{**base, **line.to_dict()} for line in item.lines] or [{**base, 'text': None}]
         self._text_jsonl.write(''.join(json.dumps(line) + '\n' for line in lines))
         self.text_lines += len(item.lines)
+        self.text_frames += 1
 
     def _write_video(self, frame: Frame) -> None:
         image = np.ascontiguousarray(frame.image)
@@ -226,7 +228,7 @@ class RecorderNode(EdgeVisionNode):
                       video_missing=self.video_missing,
                       non_finite_values=self.non_finite_values)
         if self._text_jsonl is not None:
-            values['text_lines'] = self.text_lines
+            values.update(text_frames=self.text_frames, text_lines=self.text_lines)
         if self.latencies_ms:
             recent = itertools.islice(reversed(self.latencies_ms), _DIAGNOSTICS_WINDOW)
             values['latency_ms_p50'] = float(np.percentile(np.fromiter(recent, float), 50))

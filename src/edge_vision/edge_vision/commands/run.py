@@ -185,9 +185,14 @@ def run(args: argparse.Namespace) -> int:
                 break  # frames lost to the gate or errors: do not wait forever
         elapsed = time.monotonic() - start
         # the annotated frames trail the tracks by a stage: let the last ones reach the video
-        drain = time.monotonic() + 3.0
-        while not args.no_video and recorder.video_frames < recorder.frames and \
-                time.monotonic() < drain:
+        # (reading text takes up to seconds a frame on a busy CPU: its lines get longer)
+        drain = time.monotonic() + (30.0 if args.ocr else 3.0)
+
+        def trailing() -> bool:
+            return (not args.no_video and recorder.video_frames < recorder.frames) or \
+                (args.ocr and recorder.text_frames < recorder.frames)
+
+        while trailing() and time.monotonic() < drain:
             comp.spin_once(timeout_sec=0.05)
         _progress(recorder.frames, total, recorder.frames / max(1e-6, elapsed), final=True)
         report = _report(nodes, elapsed)
