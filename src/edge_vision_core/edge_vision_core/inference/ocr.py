@@ -54,13 +54,17 @@ from .text import (
     scaled_input_size,
 )
 
-__all__ = ['DEFAULT_BACKEND', 'SLOTS', 'FrameText', 'ReadStats', 'TextLine', 'TextReader',
-           'TextReaderOptions', 'TextResult', 'calibration_tensors']
+__all__ = ['DEFAULT_BACKEND', 'MIN_IMAGE_SIDE', 'SLOTS', 'FrameText', 'ReadStats', 'TextLine',
+           'TextReader', 'TextReaderOptions', 'TextResult', 'calibration_tensors']
 
 #: the TextReader slot of each text adapter.
 SLOTS = {'db_text': 'detector', 'ctc_text': 'recognizer', 'text_direction': 'classifier'}
 
 _LOG = logging.getLogger(__name__)
+
+#: images narrower or lower than this (pixels) hold no readable line and are not run through the
+#: models (OpenCV 4.5, Ubuntu 22.04's, also fails to resize a 1x1 colour image).
+MIN_IMAGE_SIDE = 4
 
 #: what ``backend='auto'`` tries, fastest first on the CPUs measured (benchmarks/bench_ocr.py).
 DEFAULT_BACKEND = ('openvino', 'onnxruntime')
@@ -468,6 +472,9 @@ class TextReader:
         self._check_open()
         image = as_bgr8(image, 'read() input')
         h, w = image.shape[:2]
+        if min(h, w) < MIN_IMAGE_SIDE:
+            self.last_stats = ReadStats()
+            return TextResult([], self.last_stats, (w, h))
         t0 = time.perf_counter()
         quads_all, scores_all, owners = [], [], []
         det_input = (0, 0)
