@@ -317,3 +317,5 @@ def test_text_lines_reach_the_fleet_with_their_stamp(broker, tmp_path):
     assert sent['image_size'] == [640, 480] and sent['schema'] == 'edge_vision/v1'
     assert sent['lines'] == [{'text': 'DOCK 7', 'score': 0.96, 'region': 2,
                               'polygon': quad.tolist(), 'box': [10.0, 20.0, 110.0, 50.0]}]
+    (view,) = fleet.state.rows()
+    assert view.last_text == 'DOCK 7'  # what edge-vision fleet shows
