@@ -37,14 +37,19 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from edge_vision.stages import select_stages, stage_remaps
+from edge_vision_core.inference import DetectorOptions
+
+_DETECTOR = DetectorOptions()  # the one place of the model/backend/device defaults
 
 ARGUMENTS = [
     ('namespace', 'camera0', 'Namespace of this camera\'s pipeline.'),
     ('source', 'synthetic', 'Frame source: synthetic, a device, a video file, a folder or a URL.'),
-    ('model', 'nanodet-m-416', 'Detection model: a registered name or a manifest YAML path.'),
-    ('backend', 'onnxruntime', 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
-    ('device', 'auto', 'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
-    ('inference_threads', '0', 'CPU inference threads (0 = the runtime decides).'),
+    ('model', _DETECTOR.model, 'Detection model: a registered name or a manifest YAML path.'),
+    ('backend', _DETECTOR.backend, 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
+    ('device', _DETECTOR.device,
+     'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
+    ('inference_threads', str(_DETECTOR.threads),
+     'CPU inference threads (0 = the runtime decides).'),
     ('use_preprocess', 'true', 'Run preprocess_node (image quality and undistortion).'),
     ('use_tracking', 'true', 'Run tracker_node (stable ids on tracks).'),
     ('use_anomaly', 'false', 'Run anomaly_node on the corrected images.'),

@@ -8,12 +8,12 @@
         --command-key-file gate-3.key
 
 Subscribes to ``<root>/v1/+/+/#`` (the schema of :mod:`edge_vision_core.mqtt`) and shows a live
-table of the devices: online, fps, latency, objects per class, last event, last anomaly, the
-last text read (OCR), queue depth, events received and missing. ``--events-out`` appends every event, once, to a JSON-lines
-file (duplicates from QoS 1 re-delivery and device restarts are dropped by their sequence number;
-events already in the file are not written again after a restart of this tool). The session is
-persistent (``--client-id``, default ``edge_vision-fleet-<host>``): events published while this
-tool reconnects wait for it at the broker.
+table of the devices: online, fps, latency, objects per class, last event, last anomaly, the last
+text read (OCR), queue depth, events received and missing. ``--events-out`` appends every event,
+once, to a JSON-lines file (duplicates from QoS 1 re-delivery and device restarts are dropped by
+their sequence number; events already in the file are not written again after a restart of this
+tool). The session is persistent (``--client-id``, default ``edge_vision-fleet-<host>``): events
+published while this tool reconnects wait for it at the broker.
 
 ``--send DEVICE/CAMERA CMD [ARGS_JSON]`` publishes one command (signed with
 ``--command-key-file``), waits for the device's reply, prints it and exits (0 when the device

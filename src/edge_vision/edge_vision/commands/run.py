@@ -1,8 +1,11 @@
 """Run the whole detection pipeline in one process and write what it saw.
 
     edge-vision run                                  # the bundled 30 s street clip
-    edge-vision run --source /dev/video0 --max-frames 300
+    edge-vision run --source /dev/video0             # until Ctrl-C (report written)
     edge-vision run --source clip.mp4 --backend openvino --out results/
+    edge-vision run --loop --duration 600            # the clip over and over for 10 minutes
+    edge-vision run --source /dev/video0 --source /dev/video2   # two cameras
+    edge-vision run --cameras 4 --loop --duration 60 # four cameras on the bundled clip
 
 Camera -> preprocess -> inference (the embedded NanoDet on the chosen backend) -> tracker ->
 overlay -> recorder, as real ROS 2 nodes composed in this process (frames handed over in memory;
@@ -12,33 +15,62 @@ Writes ``<out>/annotated.mp4``, ``<out>/tracks.jsonl`` and ``<out>/report.json``
 while it runs and prints a per-stage fps/latency table at the end. ``--ocr`` adds ocr_node (text
 of every frame, or with ``--ocr-classes`` only inside those detections): the video shows the
 lines and ``<out>/text.jsonl`` has them.
+
+Several cameras (``--source`` given more than once, or ``--cameras N``) each get their own
+chain in the namespaces ``/camera0``, ``/camera1``... and their own ``<out>/camera<i>/`` files;
+``<out>/report.json`` then holds every camera's report and the totals.
+
+Stopping: at the end of the files, after ``--max-frames`` frames per camera, after
+``--duration`` seconds, or on the first Ctrl-C (or SIGTERM), which stops the sources and still
+writes the report (exit code 0); a second Ctrl-C aborts without it (exit code 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ..stages import select_stages
+from . import FieldDefault, given
 
 HELP = 'run the full pipeline on the bundled clip (or --source) and report per-stage timing'
+#: the arguments whose defaults are DetectorOptions' (one place for them)
+OPTION_ARGS = ('model', 'backend', 'device', 'threads')
+
+
+def _option(name: str) -> FieldDefault:
+    return FieldDefault(f'edge_vision_core.inference:DetectorOptions.{name}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--source', default='',
+    parser.add_argument('--source', action='append', default=[], metavar='SOURCE',
                         help='camera ("0", /dev/video0), video file, image folder or stream URL '
-                             '(default: the bundled clip)')
+                             '(default: the bundled clip); give it again for more cameras')
+    parser.add_argument('--cameras', type=int, default=0, metavar='N',
+                        help='run N cameras (namespaces /camera0..); with one --source (or '
+                             'none) every camera reads it')
     parser.add_argument('--out', default='out', help='output folder (default: out)')
-    parser.add_argument('--model', default='nanodet-m-416', help='model name or manifest')
-    parser.add_argument('--backend', default='onnxruntime',
-                        help='onnxruntime, openvino, litert or tensorrt')
-    parser.add_argument('--device', default='auto', help="backend device ('auto' = best)")
-    parser.add_argument('--threads', type=int, default=0, help='inference threads (0 = auto)')
+    parser.add_argument('--model', default=_option('model'),
+                        help='model name or manifest (default: %(default)s)')
+    parser.add_argument('--backend', default=_option('backend'),
+                        help='onnxruntime, openvino, litert or tensorrt (default: %(default)s)')
+    parser.add_argument('--device', default=_option('device'),
+                        help="backend device (default: %(default)s = the backend's best)")
+    parser.add_argument('--threads', type=int, default=_option('threads'),
+                        help='inference threads (default: %(default)s = auto)')
     parser.add_argument('--max-frames', type=int, default=0,
-                        help='stop after this many frames (0 = the whole file / until Ctrl-C)')
+                        help='stop after this many frames per camera (0 = the whole file / '
+                             'until Ctrl-C)')
+    parser.add_argument('--duration', type=float, default=0.0, metavar='SECONDS',
+                        help='stop after this many seconds (0 = no limit)')
+    parser.add_argument('--loop', action='store_true',
+                        help='play files over and over (stop with --duration, --max-frames or '
+                             'Ctrl-C)')
     parser.add_argument('--no-preprocess', action='store_true', help='skip image correction')
     parser.add_argument('--no-tracking', action='store_true', help='skip the tracker')
     parser.add_argument('--no-video', action='store_true', help='do not write annotated.mp4')
@@ -80,135 +112,242 @@ def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
     sys.stderr.flush()
 
 
+class _Stop:
+    """The first SIGINT/SIGTERM asks the run to stop (it finishes and writes its report); a
+    second SIGINT aborts (KeyboardInterrupt). Handlers are restored on exit."""
+
+    def __init__(self) -> None:
+        self.requested = ''
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        sys.stderr.write(f'\n{self.requested}: stopping and writing the report '
+                         f'(Ctrl-C again to abort)\n')
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(namespace, source)`` per camera ('' namespace for a single camera)."""
+    from edge_vision_core import ConfigError
+
+    sources = list(args.source)
+    if not sources:
+        from edge_vision_models import sample_path
+        sources = [str(sample_path())]
+    if args.cameras < 0:
+        raise ConfigError('--cameras must be >= 0')
+    if args.cameras:
+        if len(sources) == 1:
+            sources = sources * args.cameras
+        elif len(sources) != args.cameras:
+            raise ConfigError(f'--cameras {args.cameras} with {len(sources)} --source values: '
+                              f'give one source (read by every camera) or one per camera')
+    if len(sources) == 1:
+        return [('', sources[0])]
+    return [(f'/camera{i}', source) for i, source in enumerate(sources)]
+
+
+def _file_facts(source: str) -> tuple[int, float]:
+    """``(frame count, fps)`` of a video file (0 and 10 for other sources)."""
+    from edge_vision_core import ConfigError
+    from edge_vision_core.io.sources import (
+        SourceConfig,
+        VideoFileSource,
+        parse_source,
+        video_facts,
+    )
+
+    SourceConfig(source=source)  # validates the spec early
+    if parse_source(source) is not VideoFileSource:
+        return 0, 10.0
+    if not Path(source).expanduser().is_file():
+        raise ConfigError(f'--source {source!r}: no such file')
+    total, fps = video_facts(source)
+    return total, fps or 10.0
+
+
 def run(args: argparse.Namespace) -> int:
-    import cv2
     import rclpy
     from rclpy.context import Context
     from rclpy.parameter import Parameter
 
     from edge_vision_core import ConfigError
-    from edge_vision_core.io.sources import (
-        ImageFolderSource,
-        SourceConfig,
-        VideoFileSource,
-        parse_source,
-    )
+    from edge_vision_core.io.sources import ImageFolderSource, VideoFileSource, parse_source
 
+    from ..compose import Composition
     from ..dds import apply_transport_defaults
-    from ..pipeline import create_pipeline
+    from ..pipeline import pipeline_factories
 
-    source = args.source
-    if not source:
-        from edge_vision_models import sample_path
-        source = str(sample_path())
-    if args.max_frames < 0:
-        raise ConfigError('--max-frames must be >= 0')
-    kind = parse_source(source)
-    is_file = kind is VideoFileSource or kind is ImageFolderSource
+    if args.max_frames < 0 or args.duration < 0:
+        raise ConfigError('--max-frames and --duration must be >= 0')
+    plan = _plan(args)
+    kinds = [parse_source(source) for _, source in plan]
+    is_file = all(k is VideoFileSource or k is ImageFolderSource for k in kinds)
     lossless = is_file and not args.realtime
-    total = 0
-    fps_native = 10.0
-    if kind is VideoFileSource:
-        if not Path(source).expanduser().is_file():
-            raise ConfigError(f'--source {source!r}: no such file')
-        cap = cv2.VideoCapture(str(Path(source).expanduser()))
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        fps_native = float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
-        cap.release()
+    facts = [_file_facts(source) for _, source in plan]
+    total = 0 if args.loop or not all(count for count, _ in facts) else \
+        sum(count for count, _ in facts)
     if args.max_frames:
-        total = min(total, args.max_frames) if total else args.max_frames
-    SourceConfig(source=source)  # validates the spec early
+        cap = args.max_frames * len(plan)
+        total = min(total, cap) if total else cap
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
                            recorder=True, ocr=args.ocr)
     if args.mqtt:
         stages.append('mqtt_bridge')
-    overrides = {
-        'camera': [Parameter('source', value=source),
-                   Parameter('rate', value=-1.0 if lossless else 0.0)],
-        'inference': [Parameter('model', value=args.model),
-                      Parameter('backend', value=args.backend),
-                      Parameter('device', value=args.device),
-                      Parameter('threads', value=args.threads)],
-        'recorder': [Parameter('output_dir', value=args.out),
-                     Parameter('write_video', value=not args.no_video),
-                     Parameter('video_fps', value=fps_native)],
-        'overlay': [Parameter('diagnostics_period', value=0.0)],
-    }
-    if args.mqtt:
-        from ..mqtt_bridge_node import parameter_overrides
-        overrides['mqtt_bridge'] = parameter_overrides(args.mqtt, args.mqtt_params)
-    if args.ocr:
-        overrides['overlay'].append(Parameter('show_text', value=True))
-        overrides['recorder'].append(Parameter('write_text', value=True))
-        classes = [c.strip() for c in args.ocr_classes.split(',') if c.strip()]
-        overrides['ocr'] = [Parameter('mode', value='roi' if classes else 'full_frame')]
-        overrides['ocr'] += [Parameter('roi_classes', value=classes)] if classes else []
-        if args.mqtt:
-            overrides['mqtt_bridge'].append(Parameter('send_text', value=True))
+    options = [Parameter(name, value=value)
+               for name, value in given(args, OPTION_ARGS).items()]
+    out_root = Path(args.out)
     print(apply_transport_defaults())
     context = Context()
     rclpy.init(context=context, args=[])
     comp = None
+    chains: list[tuple[str, dict]] = []
     try:
-        comp = create_pipeline(stages, context=context, parameter_overrides=overrides,
-                               lossless=lossless)
+        factories = []
+        mqtt = []
+        if args.mqtt:
+            from ..mqtt_bridge_node import parameter_overrides
+            mqtt = parameter_overrides(args.mqtt, args.mqtt_params)
+        for (namespace, source), (_, fps) in zip(plan, facts, strict=True):
+            out = out_root / namespace.strip('/') if namespace else out_root
+            overrides = {
+                'camera': [Parameter('source', value=source),
+                           Parameter('loop', value=args.loop),
+                           Parameter('rate', value=-1.0 if lossless else 0.0)],
+                'inference': options,
+                'recorder': [Parameter('output_dir', value=str(out)),
+                             Parameter('write_video', value=not args.no_video),
+                             Parameter('video_fps', value=fps)],
+                'overlay': [Parameter('diagnostics_period', value=0.0)],
+            }
+            if args.mqtt:
+                overrides['mqtt_bridge'] = mqtt
+            if args.ocr:
+                _ocr_overrides(overrides, args)
+            factories += pipeline_factories(stages, context=context, namespace=namespace,
+                                            parameter_overrides=overrides)
+        comp = Composition(factories, context=context, lossless=lossless)
         errors = comp.start()
         if errors:
             raise ConfigError('; '.join(errors))
-        nodes = dict(zip(stages, comp.nodes, strict=True))
-        camera, recorder = nodes['camera'], nodes['recorder']
+        for i, (namespace, _) in enumerate(plan):
+            nodes = comp.nodes[i * len(stages):(i + 1) * len(stages)]
+            chains.append((namespace.strip('/'), dict(zip(stages, nodes, strict=True))))
         if args.mqtt:
-            print(f'MQTT: {args.mqtt} under {nodes["mqtt_bridge"].bridge.topics.base}/ (watch: '
-                  f'edge-vision fleet --broker {args.mqtt})')
-        start = time.monotonic()
-        last_progress = last_change = 0.0
-        last_count = -1
-        print(f'edge-vision run: {source} -> {args.out}/ '
+            bases = ', '.join(n['mqtt_bridge'].bridge.topics.base for _, n in chains)
+            print(f'MQTT: {args.mqtt} under {bases}/ (watch: edge-vision fleet --broker '
+                  f'{args.mqtt})')
+        sources = ', '.join(f'{ns or "camera"}: {src}' for ns, src in plan) \
+            if len(plan) > 1 else plan[0][1]
+        print(f'edge-vision run: {sources} -> {args.out}/ '
               f'({"every frame" if lossless else "newest frame"}; stages: '
               f'{" -> ".join(stages)})')
-        while True:
-            comp.spin_once(timeout_sec=0.05)
-            now = time.monotonic()
-            done = recorder.frames
-            if done != last_count:
-                last_count, last_change = done, now
-            if now - last_progress > 0.2:
-                _progress(done, total, done / max(1e-6, now - start))
-                last_progress = now
-            if args.max_frames and done >= args.max_frames:
-                break
-            finished = camera.state == 'finished'
-            if finished and done >= camera.frames_published:
-                break
-            if finished and now - last_change > 10.0:
-                break  # frames lost to the gate or errors: do not wait forever
-        elapsed = time.monotonic() - start
-        # the annotated frames trail the tracks by a stage: let the last ones reach the video
-        # (reading text takes up to seconds a frame on a busy CPU: its lines get longer)
-        drain = time.monotonic() + (30.0 if args.ocr else 3.0)
-
-        def trailing() -> bool:
-            return (not args.no_video and recorder.video_frames < recorder.frames) or \
-                (args.ocr and recorder.text_frames < recorder.frames)
-
-        while trailing() and time.monotonic() < drain:
-            comp.spin_once(timeout_sec=0.05)
-        _progress(recorder.frames, total, recorder.frames / max(1e-6, elapsed), final=True)
-        report = _report(nodes, elapsed)
-        out = recorder.output_dir
+        with _Stop() as stop:
+            elapsed = _spin(comp, chains, args, total, stop)
+            stopped_by = stop.requested
+            # the annotated frames trail the tracks by a stage: let the last ones reach the
+            # video (the sources are stopped first, so nothing new comes in meanwhile)
+            for _, nodes in chains:
+                nodes['camera'].release()
+            # (and text, which takes up to seconds a frame on a busy CPU: it gets longer)
+            drain = time.monotonic() + (30.0 if args.ocr else 3.0)
+            while time.monotonic() < drain and any(_trailing(n['recorder'], args)
+                                                   for _, n in chains):
+                comp.spin_once(timeout_sec=0.05)
+        done = sum(n['recorder'].frames for _, n in chains)
+        _progress(done, total, done / max(1e-6, elapsed), final=True)
+        reports = [(name, _report(nodes, elapsed), nodes['recorder'].output_dir)
+                   for name, nodes in chains]
     except KeyboardInterrupt:
-        sys.stderr.write('\ninterrupted\n')
+        sys.stderr.write('\ninterrupted: no report written\n')
         return 130
     finally:
         if comp is not None:
             comp.shutdown()
         rclpy.try_shutdown(context=context)
-    _print_report(report)
-    (out / 'report.json').write_text(json.dumps(report, indent=1))
-    print(f'wrote {out / "tracks.jsonl"}, {out / "report.json"}'
-          + ('' if args.no_video else f', {out / "annotated.mp4"}'))
+    for name, report, out in reports:
+        if stopped_by:
+            report['stopped_by'] = stopped_by
+        if len(reports) > 1:
+            print(f'-- {name}')
+        _print_report(report)
+        (out / 'report.json').write_text(json.dumps(report, indent=1))
+        print(f'wrote {out / "tracks.jsonl"}, {out / "report.json"}'
+              + ('' if args.no_video else f', {out / "annotated.mp4"}'))
+    if len(reports) > 1:
+        frames = sum(r['frames'] for _, r, _ in reports)
+        summary = {'cameras': {name: r for name, r, _ in reports}, 'frames': frames,
+                   'seconds': elapsed, 'fps': frames / max(1e-6, elapsed)}
+        if stopped_by:
+            summary['stopped_by'] = stopped_by
+        out_root.mkdir(parents=True, exist_ok=True)
+        (out_root / 'report.json').write_text(json.dumps(summary, indent=1))
+        print(f'{len(reports)} cameras: {frames} frames in {elapsed:.1f} s '
+              f'({summary["fps"]:.1f} fps in all); wrote {out_root / "report.json"}')
     return 0
+
+
+def _ocr_overrides(overrides: dict, args: argparse.Namespace) -> None:
+    """``--ocr``: the ocr stage's mode, the overlay draws and the recorder (and MQTT) take
+    its text."""
+    from rclpy.parameter import Parameter
+
+    overrides['overlay'] = [*overrides['overlay'], Parameter('show_text', value=True)]
+    overrides['recorder'] = [*overrides['recorder'], Parameter('write_text', value=True)]
+    classes = [c.strip() for c in args.ocr_classes.split(',') if c.strip()]
+    overrides['ocr'] = [Parameter('mode', value='roi' if classes else 'full_frame')]
+    overrides['ocr'] += [Parameter('roi_classes', value=classes)] if classes else []
+    if args.mqtt:
+        overrides['mqtt_bridge'] = [*overrides['mqtt_bridge'],
+                                    Parameter('send_text', value=True)]
+
+
+def _trailing(recorder, args: argparse.Namespace) -> bool:
+    """The recorder still waits for annotated frames or text of frames it has tracks of."""
+    return (not args.no_video and recorder.video_frames < recorder.frames) or \
+        (args.ocr and recorder.text_frames < recorder.frames)
+
+
+def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total: int,
+          stop: _Stop) -> float:
+    """Spin until every camera is done, a limit is reached or a stop is asked; the seconds."""
+    start = time.monotonic()
+    last_progress = 0.0
+    last = {name: (-1, start) for name, _ in chains}  # frames seen, when they last changed
+    while not stop.requested:
+        comp.spin_once(timeout_sec=0.05)
+        now = time.monotonic()
+        finished = 0
+        for name, nodes in chains:
+            camera, recorder = nodes['camera'], nodes['recorder']
+            done = recorder.frames
+            if done != last[name][0]:
+                last[name] = (done, now)
+            if args.max_frames and done >= args.max_frames:
+                finished += 1
+            elif camera.state == 'finished' and (done >= camera.frames_published or
+                                                 now - last[name][1] > 10.0):
+                finished += 1  # (frames lost to the gate or errors: do not wait forever)
+        if now - last_progress > 0.2:
+            done = sum(n['recorder'].frames for _, n in chains)
+            _progress(done, total, done / max(1e-6, now - start))
+            last_progress = now
+        if finished == len(chains) or (args.duration and now - start >= args.duration):
+            break
+    return time.monotonic() - start
 
 
 def _report(nodes: dict, elapsed: float) -> dict:

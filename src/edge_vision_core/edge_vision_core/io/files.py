@@ -1,5 +1,5 @@
-"""Files: which suffixes are images and videos, reading any image file as bgr8, and writing
-files that other processes read while we replace them (calibrations, models)."""
+"""Files: which suffixes are images and videos, float images as 8 bits, and writing files that
+other processes read while we replace them (calibrations, models)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ['IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'atomic_write', 'read_image_bgr8']
+__all__ = ['IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'atomic_write', 'float_to_uint8']
 
 #: file suffixes read as images (everything cv2.imread decodes that cameras and datasets use).
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
@@ -47,32 +47,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def read_image_bgr8(path: str | Path) -> np.ndarray | None:
-    """An image file as (H, W, 3) uint8 BGR, whatever its depth: 8- and 16-bit files as
-    OpenCV converts them, 32-bit float files (TIFF, EXR...) scaled from [0, 1] (or clipped to
-    [0, 255] when brighter), NaN as black. None when OpenCV cannot decode the file."""
-    import cv2
-
-    data = np.fromfile(str(path), np.uint8)
-    if not data.size:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is not None:
-        return image
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        return None
-    if image.dtype.kind == 'f':
-        values = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
-        if values.max(initial=0.0) <= 1.0:
-            values = values * 255.0
-        image = np.clip(values + 0.5, 0, 255).astype(np.uint8)
-    elif image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image if image.shape[2] == 3 else None
+def float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """A float image (32-bit TIFF, EXR...) as uint8 of the same shape: values in [0, 1] scaled
+    to [0, 255], brighter images clipped to [0, 255], NaN as black."""
+    values = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+    if values.max(initial=0.0) <= 1.0:
+        values = values * 255.0
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
