@@ -68,10 +68,17 @@ def receive_from_process(context, spin_until, script: str, publisher: str,
         assert spin_until(executor, lambda: len(received[first]) >= 5 and all(
             received.values()), timeout=30), f'nothing arrived on {list(topics)} from {publisher}'
         hashes = {}
-        for topic in topics:
-            for info in node.get_publishers_info_by_topic(topic):
-                if info.node_name == publisher:
-                    hashes[info.topic_type] = str(info.topic_type_hash)
+
+        def publisher_infos() -> bool:
+            # the endpoint's node name comes with the participant's discovery data, which can
+            # arrive after the first messages do: wait for it instead of reading it once
+            for topic in topics:
+                for info in node.get_publishers_info_by_topic(topic):
+                    if info.node_name == publisher:
+                        hashes[info.topic_type] = str(info.topic_type_hash)
+            return len(hashes) == len(topics)
+
+        spin_until(executor, publisher_infos, timeout=30)
     finally:
         child.kill()
         child.wait()

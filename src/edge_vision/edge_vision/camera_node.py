@@ -6,7 +6,8 @@ Publishes (relative names, so one namespace per camera, e.g. ``/camera0``):
   identical headers: ``stamp`` = acquisition time (the node clock right after the frame was
   read; simulated time under ``use_sim_time``; a file played at ``rate`` -1 advances by at most
   one of its frame periods per frame, so a slow pipeline does not stretch its timeline),
-  ``frame_id`` = the ``frame_id`` parameter;
+  ``frame_id`` = the ``frame_id`` parameter; a recording (``source:=run.mcap`` or a bag
+  folder) keeps its original stamps and frame_ids;
 - ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, compressed_image_transport's
   format string) when ``publish_compressed`` is true, encoded only while someone subscribes;
 - ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, source
@@ -331,7 +332,10 @@ class CameraNode(EdgeVisionNode):
         return stamp
 
     def _publish(self, source_frame: SourceFrame, cfg: CameraConfig) -> None:
-        meta = FrameMeta(self._stamp_ns(), cfg.frame_id)
+        # a recording keeps its own stamps and frame_id; everything else is stamped now
+        stamp = source_frame.stamp_ns
+        meta = FrameMeta(self._stamp_ns() if stamp is None else stamp,
+                         source_frame.frame_id or cfg.frame_id)
         height, width = source_frame.image.shape[:2]
         with self._lock:
             model = self._model

@@ -6,6 +6,9 @@
     edge-vision run --loop --duration 600            # the clip over and over for 10 minutes
     edge-vision run --source /dev/video0 --source /dev/video2   # two cameras
     edge-vision run --cameras 4 --loop --duration 60 # four cameras on the bundled clip
+    edge-vision run --bag out/run.mcap               # also record a rosbag2 MCAP bag
+    edge-vision run --source out/run.mcap --bag out/replay.mcap   # replay a recording
+    edge-vision run --web :8080                      # live view at http://127.0.0.1:8080/
 
 Camera -> preprocess -> inference (the embedded NanoDet on the chosen backend) -> tracker ->
 overlay -> recorder, as real ROS 2 nodes composed in this process (frames handed over in memory;
@@ -91,6 +94,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mqtt-params', metavar='FILE', default='',
                         help='parameter YAML of mqtt_bridge_node (broker.ca_file, '
                              'broker.username, broker.password_file, device_id, ...)')
+    bag = parser.add_argument_group('recording (rosbag2 MCAP)')
+    bag.add_argument('--bag', default='', metavar='PATH',
+                     help='record a bag: PATH.mcap (one file) or a folder (rosbag2 bag, '
+                          'can be split)')
+    bag.add_argument('--bag-format', default='jpeg', choices=('jpeg', 'png'),
+                     help='image compression in the bag (png: lossless, replays reproduce '
+                          'the live results exactly)')
+    bag.add_argument('--bag-split-mb', type=float, default=0.0,
+                     help='start a new file of the bag folder at this size')
+    bag.add_argument('--bag-max-mb', type=float, default=0.0,
+                     help='keep the bag folder under this size (oldest files removed)')
+    view = parser.add_argument_group('live view')
+    view.add_argument('--web', default='', metavar='[HOST]:PORT',
+                      help='serve the live web view (bound to 127.0.0.1 unless HOST is given)')
+    view.add_argument('--web-token', default='',
+                      help='require this token (header "Authorization: Bearer T" or ?token=T)')
+    view.add_argument('--foxglove', default='', metavar='[HOST]:PORT',
+                      help='Foxglove WebSocket server (foxglove-sdk) with the same channels')
 
 
 def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
@@ -163,6 +184,7 @@ def _file_facts(source: str) -> tuple[int, float]:
     """``(frame count, fps)`` of a video file (0 and 10 for other sources)."""
     from edge_vision_core import ConfigError
     from edge_vision_core.io.sources import (
+        BagSource,
         SourceConfig,
         VideoFileSource,
         parse_source,
@@ -170,7 +192,15 @@ def _file_facts(source: str) -> tuple[int, float]:
     )
 
     SourceConfig(source=source)  # validates the spec early
-    if parse_source(source) is not VideoFileSource:
+    kind = parse_source(source)
+    if kind is BagSource:
+        bag = BagSource(SourceConfig(source=source))
+        bag.open()  # names a missing bag or image topic now, not in the camera thread
+        try:
+            return bag.frame_count, bag.native_fps or 10.0
+        finally:
+            bag.close()
+    if kind is not VideoFileSource:
         return 0, 10.0
     if not Path(source).expanduser().is_file():
         raise ConfigError(f'--source {source!r}: no such file')
@@ -184,7 +214,12 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
 
     from edge_vision_core import ConfigError
-    from edge_vision_core.io.sources import ImageFolderSource, VideoFileSource, parse_source
+    from edge_vision_core.io.sources import (
+        BagSource,
+        ImageFolderSource,
+        VideoFileSource,
+        parse_source,
+    )
 
     from ..compose import Composition
     from ..dds import apply_transport_defaults
@@ -194,8 +229,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--max-frames and --duration must be >= 0')
     plan = _plan(args)
     kinds = [parse_source(source) for _, source in plan]
-    is_file = all(k is VideoFileSource or k is ImageFolderSource for k in kinds)
+    is_file = all(k in (VideoFileSource, ImageFolderSource, BagSource) for k in kinds)
     lossless = is_file and not args.realtime
+    replay = any(k is BagSource for k in kinds)
+    if len(plan) > 1 and (args.bag or args.web or args.foxglove):
+        raise ConfigError('--bag, --web and --foxglove serve one camera: run one edge-vision run '
+                          'per camera for them (or use detect.launch.py per namespace)')
     facts = [_file_facts(source) for _, source in plan]
     total = 0 if args.loop or not all(count for count, _ in facts) else \
         sum(count for count, _ in facts)
@@ -207,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
                            recorder=True, ocr=args.ocr)
     if args.mqtt:
         stages.append('mqtt_bridge')
+    if args.web:
+        stages.append('web')
+    if args.foxglove:
+        stages.append('foxglove')
+    from ..pipeline import parse_stages
+    stages = list(parse_stages(stages))  # the pipeline's order: nodes are zipped with it below
     options = [Parameter(name, value=value)
                for name, value in given(args, OPTION_ARGS).items()]
     out_root = Path(args.out)
@@ -237,6 +282,18 @@ def run(args: argparse.Namespace) -> int:
                 overrides['mqtt_bridge'] = mqtt
             if args.ocr:
                 _ocr_overrides(overrides, args)
+            if args.bag:
+                overrides['recorder'] += [
+                    Parameter('bag.path', value=args.bag),
+                    Parameter('bag.image_format', value=args.bag_format),
+                    Parameter('bag.split_size_mb', value=args.bag_split_mb),
+                    Parameter('bag.max_total_mb', value=args.bag_max_mb)]
+            if args.web:
+                from ..web_node import web_parameters
+                overrides['web'] = web_parameters(args.web, args.web_token)
+            if args.foxglove:
+                from ..foxglove_node import foxglove_parameters
+                overrides['foxglove'] = foxglove_parameters(args.foxglove)
             factories += pipeline_factories(stages, context=context, namespace=namespace,
                                             parameter_overrides=overrides)
         comp = Composition(factories, context=context, lossless=lossless)
@@ -267,10 +324,16 @@ def run(args: argparse.Namespace) -> int:
             while time.monotonic() < drain and any(_trailing(n['recorder'], args)
                                                    for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
+            # the bag takes the results over DDS: let them arrive
+            drain = time.monotonic() + 5.0
+            while time.monotonic() < drain and any(
+                    n['recorder'].bag is not None and
+                    n['recorder'].bag.count('tracks') < n['recorder'].frames for _, n in chains):
+                comp.spin_once(timeout_sec=0.05)
         done = sum(n['recorder'].frames for _, n in chains)
         _progress(done, total, done / max(1e-6, elapsed), final=True)
-        reports = [(name, _report(nodes, elapsed), nodes['recorder'].output_dir)
-                   for name, nodes in chains]
+        reports = [(name, _report(nodes, elapsed, latency=not replay),
+                    nodes['recorder'].output_dir) for name, nodes in chains]
     except KeyboardInterrupt:
         sys.stderr.write('\ninterrupted: no report written\n')
         return 130
@@ -286,7 +349,8 @@ def run(args: argparse.Namespace) -> int:
         _print_report(report)
         (out / 'report.json').write_text(json.dumps(report, indent=1))
         print(f'wrote {out / "tracks.jsonl"}, {out / "report.json"}'
-              + ('' if args.no_video else f', {out / "annotated.mp4"}'))
+              + ('' if args.no_video else f', {out / "annotated.mp4"}')
+              + (f', {args.bag}' if args.bag else ''))
     if len(reports) > 1:
         frames = sum(r['frames'] for _, r, _ in reports)
         summary = {'cameras': {name: r for name, r, _ in reports}, 'frames': frames,
@@ -350,17 +414,21 @@ def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total:
     return time.monotonic() - start
 
 
-def _report(nodes: dict, elapsed: float) -> dict:
+def _report(nodes: dict, elapsed: float, latency: bool = True) -> dict:
+    """The run's numbers; without ``latency`` (a replayed recording keeps its old stamps) the
+    camera-stamp-to-tracks latency is not measured (None)."""
     import numpy as np
 
     stages = {name: node.stats() for name, node in nodes.items()}
     recorder = nodes['recorder']
-    lat = np.array(recorder.latencies_ms or [np.nan])  # the latest LATENCY_HISTORY frames
+    lat = np.array(recorder.latencies_ms if latency and recorder.latencies_ms else [np.nan])
+    measured = bool(latency and recorder.latencies_ms)
     return {
         'frames': recorder.frames, 'seconds': elapsed,
         'fps': recorder.frames / max(1e-6, elapsed),
-        'end_to_end_latency_ms': {'p50': float(np.nanpercentile(lat, 50)),
-                                  'p95': float(np.nanpercentile(lat, 95))},
+        'end_to_end_latency_ms': {
+            'p50': float(np.nanpercentile(lat, 50)) if measured else None,
+            'p95': float(np.nanpercentile(lat, 95)) if measured else None},
         'stages': stages,
     }
 
@@ -380,8 +448,10 @@ def _print_report(report: dict) -> None:
         ('pipeline', 'frames / seconds / fps',
          f'{report["frames"]} / {report["seconds"]:.1f} / {report["fps"]:.1f}'),
         ('pipeline', 'camera stamp -> tracks ms p50 / p95',
-         f'{report["end_to_end_latency_ms"]["p50"]:.1f} / '
-         f'{report["end_to_end_latency_ms"]["p95"]:.1f}'),
+         f'{_fmt(report["end_to_end_latency_ms"]["p50"])} / '
+         f'{_fmt(report["end_to_end_latency_ms"]["p95"])}'
+         if report['end_to_end_latency_ms']['p50'] is not None else
+         'n/a (a replay keeps the recorded stamps)'),
     ]
     print(f'{"stage":<12} {"measure":<36} value')
     for stage, measure, value in rows:

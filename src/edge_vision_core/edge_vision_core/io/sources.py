@@ -7,13 +7,15 @@ One ``source`` string picks the kind (:func:`parse_source`):
 ``0``, ``/dev/video0``, ``v4l2:///dev/video2``  :class:`V4L2Source` (OpenCV's V4L2 backend)
 ``rtsp://...``, ``http(s)://...``, ``udp://``   :class:`StreamSource` (FFmpeg backend)
 ``gst:...`` or any string containing ``!``      :class:`StreamSource` (GStreamer pipeline)
+``run.mcap``, a rosbag2 bag folder             :class:`BagSource` (a recording; ``#topic``)
 a directory, or a glob (``frames/*.png``)       :class:`ImageFolderSource`
 any other path                                  :class:`VideoFileSource`
 =============================================  ==============================================
 
 Every source returns frames as ``bgr8`` (H, W, 3) uint8 arrays (mono cameras too, so the
 pipeline has one layout), in :class:`SourceFrame` with the source's own frame index and, for the
-synthetic source, the ground truth.
+synthetic source, the ground truth; a recording (:class:`BagSource`) also gives each frame's
+original stamp and frame_id.
 
 This module is also the one reader of "a folder, a glob or a video -> frames" for the command
 line and the library (``edge-vision detect``, ``calibrate``, ``anomaly-fit``, the optimize
@@ -52,13 +54,14 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
-from ..encodings import convert_encoding, opencv_encoding
+from ..encodings import buffer_to_array, convert_encoding, decompress, opencv_encoding
 from ..errors import ConfigError, ConversionError, SourceError
 from ..types import Detections
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, float_to_uint8
 from .synthetic import SyntheticConfig, SyntheticScene
 
 __all__ = [
+    'BagSource',
     'CorruptFrameError',
     'FrameSource',
     'ImageFolderSource',
@@ -127,12 +130,16 @@ class SourceFrame:
             image folder the file's position in the listing).
         truth: ground-truth detections (synthetic source only), boxes in ``image`` pixels.
         name: the image file's name (image folders), else empty.
+        stamp_ns: the frame's own acquisition stamp (recordings), None for "now".
+        frame_id: the frame's own optical frame (recordings), '' for the camera's.
     """
 
     image: np.ndarray
     index: int
     truth: Detections | None = None
     name: str = ''
+    stamp_ns: int | None = None
+    frame_id: str = ''
 
 
 class FrameSource(abc.ABC):
@@ -523,6 +530,127 @@ class ImageFolderSource(FrameSource):
         self._files = None
 
 
+class BagSource(FrameSource):
+    """The images of a recorded bag (rosbag2 MCAP: a ``.mcap`` file or a bag folder), with
+    their original header stamps and frame_ids, so a recording replays through the pipeline as
+    it was seen.
+
+    The image topic is the bag's only ``sensor_msgs/CompressedImage`` or ``sensor_msgs/Image``
+    topic, else the one ending in ``image_raw/compressed``; name another with
+    ``path#/topic``. Its own rate (:attr:`native_fps`) is the recording's mean frame rate from
+    the stamps. With ``loop`` the stamps of every pass are shifted past the previous pass, so
+    they keep increasing.
+    """
+
+    IMAGE_TYPES = ('sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/Image')
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self.path, self.topic = self.split_spec(config.source)
+        self._reader = None
+        self._messages = None
+        self._index = 0
+        self._fps: float | None = None
+        #: images in the recording (known once open)
+        self.frame_count = 0
+        self._span_ns = 0
+        self._offset_ns = 0
+        self._last_ns = 0
+
+    @staticmethod
+    def split_spec(spec: str) -> tuple[str, str]:
+        """``('run.mcap', '/camera0/image_raw/compressed')`` for
+        ``'run.mcap#/camera0/image_raw/compressed'`` (the topic '' when not given)."""
+        path, _, topic = spec.strip().partition('#')
+        return os.path.expanduser(path), topic
+
+    @staticmethod
+    def is_bag(spec: str) -> bool:
+        """True for a ``.mcap`` file path or a folder holding a rosbag2 MCAP bag."""
+        path = BagSource.split_spec(spec)[0]
+        if path.lower().endswith('.mcap'):
+            return True
+        folder = Path(path)
+        return folder.is_dir() and (any(folder.glob('*.mcap')) or
+                                    (folder / 'metadata.yaml').is_file())
+
+    @property
+    def native_fps(self) -> float | None:
+        return self._fps
+
+    def open(self) -> None:
+        from ..bag.reader import BagReader
+
+        reader = BagReader(self.path)
+        images = {t: k for t, k in reader.topics().items() if k in self.IMAGE_TYPES}
+        topic = self.topic
+        if topic and topic not in images:
+            raise SourceError(f'bag {self.path!r} has no image topic {topic!r}; its image '
+                              f'topics: {sorted(images) or "none"}')
+        if not topic:
+            raw = [t for t in images if t.endswith('image_raw/compressed')]
+            if len(images) == 1:
+                topic = next(iter(images))
+            elif len(raw) == 1:
+                topic = raw[0]
+            else:
+                raise SourceError(f'bag {self.path!r} has {len(images)} image topics '
+                                  f'({sorted(images) or "none"}): name one as '
+                                  f'"{self.path}#/topic"')
+        self._reader, self.topic = reader, topic
+        stamps = []
+        for _, msg in reader.decoded([topic]):
+            stamps.append(_stamp_ns(msg))
+        if not stamps:
+            raise SourceError(f'bag {self.path!r} has no messages on {topic}')
+        self.frame_count = len(stamps)
+        self._span_ns = max(0, stamps[-1] - stamps[0])
+        self._fps = (len(stamps) - 1) * 1e9 / self._span_ns if self._span_ns > 0 else None
+        self._messages = reader.decoded([topic])
+        self._index = self._offset_ns = self._last_ns = 0
+
+    def read(self) -> SourceFrame | None:
+        if self._messages is None:
+            raise SourceError('bag source is not open')
+        item = next(self._messages, None)
+        if item is None:
+            if not self.config.loop:
+                return None
+            period = int(1e9 / self._fps) if self._fps else 1
+            self._offset_ns += self._span_ns + period
+            self._messages = self._reader.decoded([self.topic])
+            self._index = 0
+            item = next(self._messages, None)
+            if item is None:
+                raise SourceError(f'bag {self.path!r} could not be read again')
+        bag_msg, msg = item
+        index = self._index
+        self._index += 1
+        try:
+            if bag_msg.type == 'sensor_msgs/msg/Image':
+                arr = buffer_to_array(msg.data, msg.height, msg.width, msg.step, msg.encoding,
+                                      bool(msg.is_bigendian))
+                image = convert_encoding(arr, msg.encoding, 'bgr8')
+            else:
+                image, _ = decompress(bytes(msg.data), msg.format, 'bgr8')
+        except ConversionError as exc:
+            raise CorruptFrameError(f'{self.path}: image {index} of {self.topic}: {exc}') \
+                from exc
+        return SourceFrame(image, index, stamp_ns=_stamp_ns(msg) + self._offset_ns,
+                           frame_id=str(msg.header.frame_id))
+
+    def close(self) -> None:
+        if self._messages is not None:
+            self._messages.close()  # closes the file the reader has open
+        self._messages = None
+        self._reader = None
+
+
+def _stamp_ns(msg: object) -> int:
+    """The header stamp of a decoded message in integer nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
 class StreamSource(_CaptureSource):
     """A network stream (FFmpeg backend) or a GStreamer pipeline ending in ``appsink``."""
 
@@ -587,6 +715,8 @@ def parse_source(spec: str) -> type[FrameSource]:
         return V4L2Source
     if _STREAM.match(text) or _after_scheme(text, 'gst:') is not None or '!' in text:
         return StreamSource
+    if BagSource.is_bag(text):
+        return BagSource
     expanded = os.path.expanduser(text)
     if os.path.isdir(expanded) or glob.has_magic(expanded):
         return ImageFolderSource
