@@ -12,7 +12,8 @@ camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_pre
 process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
 default: this package's ``config/``, one ``<stage>.yaml`` per node), ``mqtt``,
 ``mqtt_broker``, ``mqtt_params`` (the MQTT bridge), ``web``/``web_host``/``web_port``
-(web_node's live view) and ``bag`` (recorder_node writes a rosbag2 MCAP bag)::
+(web_node's live view), ``bag`` (recorder_node writes a rosbag2 MCAP bag) and ``ocr``
+(ocr_node; the overlay draws its text)::
 
     ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
         mqtt_params:=/etc/edge_vision/mqtt.yaml
@@ -20,8 +21,9 @@ default: this package's ``config/``, one ``<stage>.yaml`` per node), ``mqtt``,
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
 ``image/camera_info``, ``quality`` (preprocess), ``detections``, ``label_info`` (inference),
-``tracks`` (tracker), ``image_annotated`` (overlay), ``anomaly*`` (anomaly). QoS is the suite's
-default end to end (reliable publishers, best-effort image subscribers, REP-2003).
+``tracks`` (tracker), ``image_annotated`` (overlay), ``anomaly*`` (anomaly), ``text`` (ocr).
+QoS is the suite's default end to end (reliable publishers, best-effort image subscribers,
+REP-2003).
 """
 
 import os
@@ -59,6 +61,8 @@ ARGUMENTS = [
                           'process per node.'),
     ('config_dir', '', 'Folder with <stage>.yaml parameter files (empty: the package\'s).'),
     ('log_level', 'info', 'Logging level of the nodes.'),
+    ('ocr', 'false', 'Run ocr_node (text of the whole image; mode roi in ocr.yaml reads inside '
+                     'detections only); the overlay draws the lines.'),
     ('mqtt', 'false', 'Run mqtt_bridge_node: tracks, events, health and snapshots to an MQTT '
                       'broker, allow-listed commands back.'),
     ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
@@ -97,7 +101,7 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']),
-                           recorder=bool(arg['bag']))
+                           recorder=bool(arg['bag']), ocr=_truthy(arg['ocr']))
     if _truthy(arg['web']):
         stages.append('web')
     # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
@@ -107,7 +111,8 @@ def _setup(context, *args, **kwargs):
                       'backend': ParameterValue(arg['backend'], value_type=str),
                       'device': ParameterValue(arg['device'], value_type=str),
                       'threads': ParameterValue(int(arg['inference_threads']), value_type=int)},
-        'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool)},
+        'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool),
+                    'show_text': ParameterValue('ocr' in stages, value_type=bool)},
     }
     if arg['anomaly_model']:
         overrides['anomaly'] = {

@@ -885,6 +885,17 @@ def check_inference(fz: Fuzzer, proc: Any, stamps: Stamps, tmp_path: Path) -> No
     assert 'person' in classes, f'the astronaut is a person: {classes}'
 
 
+def check_ocr(fz: Fuzzer, proc: Any, stamps: Stamps, tmp_path: Path) -> None:
+    import cv2
+
+    sign = np.full((160, 480, 3), 236, np.uint8)
+    cv2.putText(sign, 'DOCK 7', (30, 110), cv2.FONT_HERSHEY_DUPLEX, 2.2, (25, 25, 25), 4)
+    stamp = _send_valid_image(fz, stamps, 'image', sign)
+    out = _wait_output(fz, proc, 'text', stamp,
+                       lambda: _send_valid_image(fz, stamps, 'image', sign))
+    assert [line.text for line in out.lines] == ['DOCK 7'], out.lines
+
+
 def _track_inputs(fz: Fuzzer, stamps: Stamps, topic: str, count: int) -> Any:
     stamp = None
     for _ in range(count):
@@ -1121,7 +1132,20 @@ def targets(tmp_path: Path) -> dict[str, Target]:
             image, ('image',), {'anomaly': Classification}, {'anomaly_node/learn_normal':
                                                              Trigger},
             _anomaly_cases, check_anomaly),
+        **_ocr_target(image),
     }
+
+
+def _ocr_target(image: dict) -> dict[str, Target]:
+    """ocr_node, where edge_vision_msgs (its output type) is built."""
+    try:
+        from edge_vision_msgs.msg import TextArray
+    except ImportError:
+        return {}
+    return {'ocr': Target(
+        'edge_vision.ocr_node', 'ocr_node', {'threads': 1}, image, ('image',),
+        {'text': TextArray}, {}, _image_node_cases('image', BAD), check_ocr,
+        drop_counters=('inputs_dropped',))}
 
 
 def _preprocess_cases(rng: random.Random, stamps: Stamps, names: list[str]
@@ -1139,8 +1163,10 @@ def _overlay_cases(rng: random.Random, stamps: Stamps, names: list[str]) -> list
 
 
 @pytest.mark.parametrize('name', ['camera', 'preprocess', 'calibration', 'inference',
-                                  'tracker', 'overlay', 'recorder', 'anomaly'])
+                                  'tracker', 'overlay', 'recorder', 'anomaly', 'ocr'])
 def test_fuzz_node(name, node_process, ros_context, tmp_path):
+    if name == 'ocr':
+        pytest.importorskip('edge_vision_msgs.msg', reason='edge_vision_msgs is not built')
     target = targets(tmp_path)[name]
     tally = run_fuzz(target, node_process, ros_context, tmp_path)
     assert sum(tally.sent.values()) >= INPUTS

@@ -50,6 +50,42 @@ def test_run_refuses_a_missing_source(tmp_path):
     assert 'no such file' in proc.stderr
 
 
+def test_run_with_ocr_writes_the_text_read(tmp_path):
+    """`edge-vision run --ocr --bag` on a folder of signs: every frame's text in text.jsonl
+    and in the MCAP bag with the tracks' stamps, ocr in the report."""
+    pytest.importorskip('edge_vision_msgs.msg')
+    folder = tmp_path / 'signs'
+    folder.mkdir()
+    for i, text in enumerate(('DOCK 7', 'GATE 42', 'BAY 3')):
+        image = np.full((240, 480, 3), 236, np.uint8)
+        cv2.putText(image, text, (30, 140), cv2.FONT_HERSHEY_DUPLEX, 2.2, (25, 25, 25), 4)
+        cv2.imwrite(str(folder / f'{i}.png'), image)
+    out = tmp_path / 'out'
+    proc = _run('--source', str(folder), '--out', str(out), '--ocr', '--no-video',
+                '--bag', str(tmp_path / 'run.mcap'))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (out / 'text.jsonl').read_text().splitlines()]
+    assert [row['text'] for row in rows] == ['DOCK 7', 'GATE 42', 'BAY 3'], rows
+    stamps = {json.loads(line)['stamp'] for line in
+              (out / 'tracks.jsonl').read_text().splitlines()}
+    assert {row['stamp'] for row in rows} == stamps
+    report = json.loads((out / 'report.json').read_text())
+    assert report['stages']['ocr']['lines_published'] == 3
+    assert 'detect ms' in proc.stdout
+    # the MCAP bag has the TextArray messages too, with the images' stamps
+    from rclpy.serialization import deserialize_message
+
+    from edge_vision_core.bag import BagReader
+    from edge_vision_msgs.msg import TextArray
+
+    bag = BagReader(tmp_path / 'run.mcap')
+    assert bag.topics()['/text'] == 'edge_vision_msgs/msg/TextArray'
+    texts = [deserialize_message(m.data, TextArray) for m in bag.messages(['/text'])]
+    read = {m.header.stamp.sec + m.header.stamp.nanosec / 1e9: [x.text for x in m.lines]
+            for m in texts}
+    assert sorted(sum(read.values(), [])) == ['BAY 3', 'DOCK 7', 'GATE 42'], read
+    assert all(min(abs(stamp - s) for s in stamps) < 1e-6 for stamp in read)
+
 def _video(path, frames: int, size=(320, 240), fps: float = 10.0) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps, size)
     assert writer.isOpened()

@@ -49,6 +49,7 @@ setup(
             'foxglove_node = edge_vision.foxglove_node:main',
             'inference_node = edge_vision.inference_node:main',
             'mqtt_bridge_node = edge_vision.mqtt_bridge_node:main',
+            'ocr_node = edge_vision.ocr_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',
             'recorder_node = edge_vision.recorder_node:main',

@@ -10,8 +10,10 @@ setup(
     packages=find_packages(exclude=['test', 'test.*']),
     # The models travel as package data, found with importlib.resources both pip- and
     # colcon-installed.
-    package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.yaml',
-                            'models/*.json', 'models/LICENSE*', 'models/NOTICE',
+    package_data={PACKAGE: ['models/*.onnx', 'models/*.tflite', 'models/*.xml',
+                            'models/*.bin', 'models/*.yaml',
+                            'models/*.json', 'models/*.txt', 'models/LICENSE*',
+                            'models/NOTICE',
                             'samples/*.mp4', 'samples/NOTICE']},
     include_package_data=True,
     data_files=[
@@ -23,6 +25,7 @@ setup(
     zip_safe=False,
     maintainer='edge_vision developers',
     maintainer_email='edge-vision@users.noreply.github.com',
-    description='Model files and manifests of edge_vision (the embedded default detector)',
+    description='Model files and manifests of edge_vision (the embedded default detector '
+                'and the PP-OCR text models)',
     license='Apache-2.0 AND MIT',
 )

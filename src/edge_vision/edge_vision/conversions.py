@@ -19,6 +19,12 @@ Detections (``vision_msgs/Detection2DArray``, vision_msgs 4.x):
 Markers (``visualization_msgs/MarkerArray``, :func:`detections_to_markers`): each detection as a
 rectangle at an assumed depth in the image's optical frame plus a text label, for 3-D views.
 
+Text (``edge_vision_msgs/TextArray``, :func:`text_lines_to_msg`): one ``TextLine`` per line read,
+its ``polygon`` the four corners (``vision_msgs/Point2D``, image pixels) clockwise from the
+top-left corner of the text, ``region`` the index of the detection it was read in (-1: whole
+image). ``edge_vision_msgs`` is imported when these functions run, so the other conversions work
+where it is not built.
+
 Image quality (``diagnostic_msgs/DiagnosticStatus``, :func:`quality_to_status`): one status per
 preprocessed frame: level WARN when the gate failed or a step warned, a one-line summary, and the
 metrics, verdict, steps, chosen parameters and timings as key/value strings.
@@ -66,6 +72,7 @@ from edge_vision_core.encodings import (
     decompress,
     encoding_for_array,
 )
+from edge_vision_core.inference.ocr import FrameText, TextLine
 from edge_vision_core.types import class_name
 from edge_vision_core.viz import box_outlines_3d, color_for, detection_key, detection_label
 
@@ -80,6 +87,7 @@ __all__ = [
     'frame_detections_to_msg',
     'frame_to_camera_info',
     'frame_to_compressed',
+    'frame_text_to_msg',
     'frame_to_image',
     'image_to_frame',
     'compressed_to_numpy',
@@ -93,6 +101,8 @@ __all__ = [
     'model_to_camera_info',
     'msg_to_detections',
     'msg_to_frame_detections',
+    'msg_to_frame_text',
+    'msg_to_text_lines',
     'numpy_to_compressed',
     'numpy_to_image',
     'parameter_value',
@@ -101,6 +111,7 @@ __all__ = [
     'quality_level',
     'quality_summary',
     'quality_to_status',
+    'text_lines_to_msg',
 ]
 
 
@@ -623,3 +634,65 @@ def parameter_value(value: object, ptype: int) -> ParameterValue:
     out = ParameterValue(type=ptype)
     setattr(out, attr, values if is_array else values[0])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Text lines (OCR)
+
+def text_lines_to_msg(lines: Sequence[TextLine], header: Header | None = None):
+    """Text lines -> ``edge_vision_msgs/TextArray`` with the image's ``header``.
+
+    Args:
+        lines: lines read in the image ``header`` describes (polygons in its pixels).
+        header: the source image's header (stamp and frame_id are preserved).
+    """
+    from vision_msgs.msg import Point2D
+
+    from edge_vision_msgs.msg import TextArray
+    from edge_vision_msgs.msg import TextLine as TextLineMsg
+
+    out = TextArray()
+    out.header = _copy_header(header)
+    items = []
+    for line in lines:
+        polygon = np.asarray(line.polygon, np.float64).reshape(-1, 2)
+        items.append(TextLineMsg(
+            polygon=[Point2D(x=float(x), y=float(y)) for x, y in polygon],
+            text=str(line.text), score=float(line.score), region=int(line.region)))
+    out.lines = items
+    return out
+
+
+def msg_to_text_lines(msg) -> list[TextLine]:
+    """``edge_vision_msgs/TextArray`` -> text lines (``box_score`` is not carried: 0).
+
+    Raises:
+        ConversionError: a polygon without exactly 4 corners, or a non-finite corner or score.
+    """
+    out = []
+    for i, item in enumerate(msg.lines):
+        polygon = np.array([[p.x, p.y] for p in item.polygon], np.float64).reshape(-1, 2)
+        if len(polygon) != 4:
+            raise ConversionError(f'TextArray.lines[{i}].polygon has {len(polygon)} corners; '
+                                  f'a text line has 4 (clockwise from the top-left corner of '
+                                  f'the text)')
+        if not (np.all(np.isfinite(polygon)) and np.isfinite(item.score)):
+            raise ConversionError(f'TextArray.lines[{i}] has a non-finite corner or score')
+        out.append(TextLine(polygon.astype(np.float32), item.text, float(item.score),
+                            region=int(item.region)))
+    return out
+
+
+def frame_text_to_msg(item: FrameText):
+    """What ocr_node emits -> ``edge_vision_msgs/TextArray`` (header from ``item.meta``)."""
+    return text_lines_to_msg(item.lines, meta_to_header(item.meta))
+
+
+def msg_to_frame_text(msg) -> FrameText:
+    """``edge_vision_msgs/TextArray`` -> :class:`~edge_vision_core.inference.ocr.FrameText`
+    (image size unknown: (0, 0)).
+
+    Raises:
+        ConversionError: as :func:`msg_to_text_lines`.
+    """
+    return FrameText(header_to_meta(msg.header), tuple(msg_to_text_lines(msg)))

@@ -12,6 +12,8 @@ Subscribes (relative names, so one bridge per camera namespace):
   events (remap ``tracks:=detections`` without a tracker: detections carry no ids, so they give
   the stream but no track events);
 - ``anomaly`` (vision_msgs/Classification): ``anomaly_raised``/``anomaly_cleared``;
+- ``text`` (edge_vision_msgs/TextArray, ocr_node's lines) when ``send_text`` is true: the
+  ``text`` stream (frames with text, at most ``text_max_hz``);
 - ``quality`` (diagnostic_msgs/DiagnosticArray, preprocess_node's per-frame report):
   ``quality_degraded``/``quality_recovered``;
 - ``/diagnostics``: an ERROR from ``camera_node`` (a device unplugged, a stream down) is
@@ -71,6 +73,7 @@ from .conversions import (
     classification_score,
     diagnostic_level,
     image_to_frame,
+    msg_to_frame_text,
     parameter_value,
     quality_from_msg,
 )
@@ -127,6 +130,11 @@ class MqttBridgeNode(EdgeVisionNode):
                        results_qos(), linkable=False)
         self.add_input('/diagnostics', DiagnosticArray, lambda msg: msg, self._on_diagnostics,
                        QoSProfile(depth=50), linkable=False)
+        if cfg.send_text:
+            from edge_vision_msgs.msg import TextArray  # built by make setup / colcon
+
+            self.add_input('text', TextArray, msg_to_frame_text, self.bridge.on_text,
+                           results_qos())
         if cfg.snapshot_topic:
             self.add_input(cfg.snapshot_topic, Image, image_to_frame, self.bridge.on_image,
                            stream_subscriber_qos(self.config(QosConfig)), watch=False)

@@ -12,6 +12,9 @@ Subscribes (relative names; remap to choose the sources):
   output) when ``show_mask`` is true: blended in one colour per class (background 0 left
   clear), paired with the image of the same stamp (else the newest within ``mask_max_age_s``);
   a mask of another size than its image is not drawn and counted (``masks_mismatched``);
+- ``text`` (edge_vision_msgs/TextArray, RELIABLE: ocr_node's lines) when ``show_text`` is true:
+  each line's outline and what was read, from the message of the image's stamp (else the newest
+  within ``text_max_age_s``: reading is slower than the camera);
 - ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
@@ -45,6 +48,7 @@ from visualization_msgs.msg import MarkerArray
 
 from edge_vision_core import CameraModel, ConversionError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
+from edge_vision_core.inference.ocr import FrameText
 from edge_vision_core.timing import RateMeter, StageTimer
 from edge_vision_core.viz import (
     TrailHistory,
@@ -52,6 +56,7 @@ from edge_vision_core.viz import (
     blend_heatmap,
     draw_detections,
     draw_hud,
+    draw_text_lines,
 )
 
 from .conversions import (
@@ -60,6 +65,7 @@ from .conversions import (
     frame_to_image,
     image_to_frame,
     meta_to_header,
+    msg_to_frame_text,
 )
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import (
@@ -96,6 +102,12 @@ class OverlayConfig:
     mask_max_age_s: float = field(default=0.5, metadata=param(
         'Without a mask of the image\'s stamp, use the newest one at most this much older or '
         'newer (0 = same stamp only).', min=0.0, max=60.0, unit='s'))
+    show_text: bool = field(default=False, metadata=param(
+        'Subscribe to text (edge_vision_msgs/TextArray from ocr_node) and draw the lines '
+        'read.', read_only=True))
+    text_max_age_s: float = field(default=1.0, metadata=param(
+        'Without text of the image\'s stamp, draw the newest at most this much older or newer '
+        '(0 = same stamp only).', min=0.0, max=60.0, unit='s'))
     publish_markers: bool = field(default=True, metadata=param(
         'Publish markers (visualization_msgs/MarkerArray) of the results for 3-D views; '
         'built only while someone subscribes.', read_only=True))
@@ -129,7 +141,9 @@ class OverlayNode(EdgeVisionNode):
         self._heatmap: Frame | None = None
         self._port = None
         self._masks: collections.deque[Frame] = collections.deque(maxlen=10)
+        self._texts: collections.deque[FrameText] = collections.deque(maxlen=10)
         self.masks_mismatched = 0
+        self.texts_drawn = 0
         self._out = None
         self._markers = None
         self._camera: CameraModel | None = None
@@ -159,6 +173,12 @@ class OverlayNode(EdgeVisionNode):
             self._masks = collections.deque(maxlen=cfg.pairing_buffer)
             self.add_input('mask', Image, _mask_frame, self._masks.append,
                            stream_subscriber_qos(qos))
+        if cfg.show_text:
+            from edge_vision_msgs.msg import TextArray  # built by make setup / colcon
+
+            self._texts = collections.deque(maxlen=cfg.pairing_buffer)
+            self.add_input('text', TextArray, msg_to_frame_text, self._texts.append,
+                           results_qos())
         if cfg.publish_markers:
             self._markers = self.add_output(
                 'markers', MarkerArray, self._markers_msg, results_qos(),
@@ -187,7 +207,8 @@ class OverlayNode(EdgeVisionNode):
             if cfg.show_anomaly and heat is not None and \
                     abs(frame.meta.stamp_ns - heat.meta.stamp_ns) <= cfg.heatmap_max_age_s * 1e9:
                 blend_heatmap(image, heat.image, cfg.heatmap_alpha, 0.0, None)
-            mask = self._mask_for(frame) if cfg.show_mask else None
+            mask = _newest_for(self._masks, frame, cfg.mask_max_age_s) if cfg.show_mask \
+                else None
             if mask is not None:
                 if mask.image.shape != image.shape[:2]:
                     self.masks_mismatched += 1
@@ -196,6 +217,11 @@ class OverlayNode(EdgeVisionNode):
             self._trails.update(results.detections)
             draw_detections(image, results.detections, labels,
                             self._trails if cfg.trail_length > 0 else None)
+            text = _newest_for(self._texts, frame, cfg.text_max_age_s) if cfg.show_text \
+                else None
+            if text is not None:
+                self.texts_drawn += 1
+                draw_text_lines(image, [(line.polygon, line.text) for line in text.lines])
             self._rate.tick()
             self._latency_ms = (self.get_clock().now().nanoseconds - frame.meta.stamp_ns) / 1e6
             if cfg.show_hud:
@@ -206,18 +232,6 @@ class OverlayNode(EdgeVisionNode):
         self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
         if self._markers is not None:
             self._markers.emit((frame, results, labels))
-
-    def _mask_for(self, frame: Frame) -> Frame | None:
-        """The mask of ``frame``'s stamp, else the newest within ``mask_max_age_s``."""
-        masks = list(self._masks)
-        stamp = frame.meta.stamp_ns
-        exact = [m for m in masks if m.meta.stamp_ns == stamp]
-        if exact:
-            return exact[-1]
-        max_age = self.config(OverlayConfig).mask_max_age_s * 1e9
-        if masks and max_age > 0 and abs(masks[-1].meta.stamp_ns - stamp) <= max_age:
-            return masks[-1]
-        return None
 
     def _marker_model(self, frame: Frame) -> CameraModel:
         """The calibration the markers use: the frame's, the last camera_info's (rescaled to
@@ -249,6 +263,8 @@ class OverlayNode(EdgeVisionNode):
                       labels=len(self._port.labels) if self._port is not None else 0)
         if self._port is not None and self.config(OverlayConfig).show_mask:
             values['masks_mismatched'] = self.masks_mismatched
+        if self._port is not None and self.config(OverlayConfig).show_text:
+            values['texts_drawn'] = self.texts_drawn
         if self._markers is not None:
             values['markers_published'] = self._markers.published
         return values
@@ -261,6 +277,19 @@ class OverlayNode(EdgeVisionNode):
         if dropped > paired and dropped > 10:
             return WARN, 'most images and results do not pair: do their stamps match?', values
         return OK, self.lifecycle_state, values
+
+
+def _newest_for(items: collections.deque, frame: Frame, max_age_s: float):
+    """The item (a mask Frame, a FrameText) of ``frame``'s stamp, else the newest one at most
+    ``max_age_s`` from it, else None."""
+    kept = list(items)
+    stamp = frame.meta.stamp_ns
+    exact = [item for item in kept if item.meta.stamp_ns == stamp]
+    if exact:
+        return exact[-1]
+    if kept and max_age_s > 0 and abs(kept[-1].meta.stamp_ns - stamp) <= max_age_s * 1e9:
+        return kept[-1]
+    return None
 
 
 def _mask_frame(msg: Image) -> Frame:

@@ -61,6 +61,14 @@ def _register_anomaly() -> None:
     STAGES['anomaly'] = AnomalyNode
 
 
+def _register_ocr() -> None:
+    try:
+        from .ocr_node import OcrNode
+    except ImportError:  # the OCR stage is optional
+        return
+    STAGES['ocr'] = OcrNode
+
+
 def _register_mqtt() -> None:
     from .mqtt_bridge_node import MqttBridgeNode  # after anomaly: the order select_stages uses
 
@@ -70,6 +78,7 @@ def _register_mqtt() -> None:
 def parse_stages(text: str | Sequence[str]) -> tuple[str, ...]:
     """Validate a stage list (comma-separated or a sequence) and return it in pipeline order."""
     _register_anomaly()
+    _register_ocr()
     _register_mqtt()
     names = [s.strip() for s in (text.split(',') if isinstance(text, str) else text)
              if s.strip()]

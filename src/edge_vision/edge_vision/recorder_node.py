@@ -15,7 +15,12 @@ Subscribes (relative names), through one synchronised input (:mod:`edge_vision.s
   its stamp. Tracks whose annotated image never comes are still written (``video_missing``
   counts them); the first frame fixes the video size and later frames of another size are
   letterboxed into it (``video_frames_resized``);
-- ``label_info`` (vision_msgs/LabelInfo, transient local): class names.
+- ``label_info`` (vision_msgs/LabelInfo, transient local): class names;
+- ``text`` (edge_vision_msgs/TextArray, RELIABLE: ocr_node's lines) when ``write_text`` is
+  true: one JSON object per line read is appended to ``<output_dir>/text.jsonl``:
+  ``{"stamp": s, "frame_id", "text", "score", "polygon": [[x, y] x4], "box": [x0, y0, x1, y1],
+  "region"}`` (pixels of the image read; ``region``: index of the detection it was read in, -1
+  for the whole image); an image without text is one line with ``"text": null``.
 
 With ``bag.path`` set it also records a rosbag2-compatible MCAP bag (``ros2 bag info/play``,
 Foxglove, Lichtblick; ``camera_node source:=<bag>`` replays it): compressed images of
@@ -48,11 +53,13 @@ from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetection
 from edge_vision_core.bag import BagConfig
 from edge_vision_core.config import check_config, param
 from edge_vision_core.inference.letterbox import letterbox
+from edge_vision_core.inference.ocr import FrameText
 from edge_vision_core.types import class_name
 
 from .bag_recording import BagRecording, BagTopicsConfig
+from .conversions import msg_to_frame_text
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
-from .qos import QosConfig, stream_subscriber_qos
+from .qos import QosConfig, results_qos, stream_subscriber_qos
 from .synced import SyncedInput
 
 __all__ = ['LATENCY_HISTORY', 'RecorderConfig', 'RecorderNode', 'main']
@@ -74,6 +81,9 @@ class RecorderConfig:
     video_fps: float = field(default=10.0, metadata=param(
         'Frame rate written into annotated.mp4.', min=0.1, max=240.0, unit='Hz',
         read_only=True))
+    write_text: bool = field(default=False, metadata=param(
+        'Subscribe to text (edge_vision_msgs/TextArray from ocr_node) and write its lines to '
+        'text.jsonl.', read_only=True))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -89,6 +99,9 @@ class RecorderNode(EdgeVisionNode):
         super().__init__('recorder_node', **kwargs)
         self._port: SyncedInput | None = None
         self._jsonl = None
+        self._text_jsonl = None
+        self.text_lines = 0
+        self.text_frames = 0
         self._video: cv2.VideoWriter | None = None
         self._video_size: tuple[int, int] | None = None
         self.frames = 0
@@ -108,6 +121,8 @@ class RecorderNode(EdgeVisionNode):
             try:
                 out.mkdir(parents=True, exist_ok=True)
                 self._jsonl = open(out / 'tracks.jsonl', 'w', encoding='utf-8')
+                if cfg.write_text:
+                    self._text_jsonl = open(out / 'text.jsonl', 'w', encoding='utf-8')
             except OSError as exc:
                 raise ConfigError(f'cannot write to output_dir {str(out)!r}: {exc}') from None
             self.output_dir = out
@@ -119,6 +134,11 @@ class RecorderNode(EdgeVisionNode):
         self._port = self.add_synced_input(
             'image_annotated' if cfg.write_video else None, 'tracks', self._on_tracks,
             image='optional', encoding='bgr8', image_qos=stream_subscriber_qos(qos))
+        if cfg.write_text:
+            from edge_vision_msgs.msg import TextArray  # built by make setup / colcon
+
+            self.add_input('text', TextArray, msg_to_frame_text, self._on_text, results_qos())
+
         bag_cfg = self.config(BagConfig)
         if bag_cfg.path:
             # the bag has inputs of its own beside the port: it records each topic as
@@ -159,6 +179,13 @@ class RecorderNode(EdgeVisionNode):
         elif self.config(RecorderConfig).write_video:
             self.video_missing += 1
 
+    def _on_text(self, item: FrameText) -> None:
+        base = {'stamp': item.meta.seconds, 'frame_id': item.meta.frame_id}
+        lines = [{**base, **line.to_dict()} for line in item.lines] or [{**base, 'text': None}]
+        self._text_jsonl.write(''.join(json.dumps(line) + '\n' for line in lines))
+        self.text_lines += len(item.lines)
+        self.text_frames += 1
+
     def _write_video(self, frame: Frame) -> None:
         image = np.ascontiguousarray(frame.image)
         size = (image.shape[1], image.shape[0])
@@ -194,6 +221,9 @@ class RecorderNode(EdgeVisionNode):
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
+        if self._text_jsonl is not None:
+            self._text_jsonl.close()
+            self._text_jsonl = None
         if self._video is not None:
             self._video.release()
             self._video = None
@@ -203,6 +233,9 @@ class RecorderNode(EdgeVisionNode):
         result = super().on_deactivate(state)  # writes the tracks still waiting for images
         if self._jsonl is not None:
             self._jsonl.flush()
+        if self._text_jsonl is not None:
+            self._text_jsonl.flush()
+
         if self.bag is not None:
             self.bag.deactivate()
         return result
@@ -225,6 +258,9 @@ class RecorderNode(EdgeVisionNode):
                       video_frames_resized=self.video_frames_resized,
                       video_missing=self.video_missing,
                       non_finite_values=self.non_finite_values)
+        if self._text_jsonl is not None:
+            values.update(text_frames=self.text_frames, text_lines=self.text_lines)
+
         if self.bag is not None:
             values.update(self.bag.stats())
         if self.latencies_ms:

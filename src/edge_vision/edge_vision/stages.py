@@ -12,9 +12,9 @@ __all__ = ['remap_args', 'select_stages', 'stage_remaps']
 
 
 def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool = False,
-                  recorder: bool = False, mqtt: bool = False) -> list[str]:
+                  recorder: bool = False, mqtt: bool = False, ocr: bool = False) -> list[str]:
     """The detection pipeline's stages: camera, [preprocess], inference, [tracker], overlay,
-    then the optional [recorder], [anomaly] and [mqtt_bridge]."""
+    then the optional [recorder], [anomaly], [ocr] and [mqtt_bridge]."""
     stages = ['camera']
     if preprocess:
         stages.append('preprocess')
@@ -26,6 +26,8 @@ def select_stages(preprocess: bool = True, tracking: bool = True, anomaly: bool 
         stages.append('recorder')
     if anomaly:
         stages.append('anomaly')
+    if ocr:
+        stages.append('ocr')
     if mqtt:
         stages.append('mqtt_bridge')
     return stages
@@ -39,7 +41,7 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     image = 'image' if 'preprocess' in stages else 'image_raw'
     results = 'tracks' if 'tracker' in stages else 'detections'
     remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
-    for stage in ('inference', 'tracker', 'overlay', 'anomaly', 'foxglove'):
+    for stage in ('inference', 'tracker', 'overlay', 'anomaly', 'ocr', 'foxglove'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':

@@ -420,3 +420,66 @@ def test_quality_warnings_raise_the_level_and_reach_the_message():
     assert result.warnings and result.verdict.ok
     assert quality_level(result) == 1
     assert quality_summary(result) == '; '.join(['ok', *result.warnings])
+
+
+def _text_lines():
+    from edge_vision_core.inference.ocr import TextLine
+
+    quad = np.array([[10.5, 20.0], [110.25, 18.0], [111.0, 42.5], [11.0, 44.0]], np.float32)
+    return [TextLine(quad, 'ROOM 12B', 0.9875, 0.8, -1),
+            TextLine(quad + 100, 'Ausgang \u00e4\u00f6 \u51fa\u53e3', 0.51, 0.6, 3)]
+
+
+def test_text_lines_round_trip_with_the_header():
+    pytest.importorskip('edge_vision_msgs.msg')
+    from edge_vision.conversions import msg_to_text_lines, text_lines_to_msg
+
+    lines = _text_lines()
+    msg = text_lines_to_msg(lines, HEADER)
+    assert msg.header == HEADER and msg.header is not HEADER
+    assert [len(item.polygon) for item in msg.lines] == [4, 4]
+    assert msg.lines[0].polygon[1].x == pytest.approx(110.25)
+    assert msg.lines[1].text == 'Ausgang \u00e4\u00f6 \u51fa\u53e3' and msg.lines[1].region == 3
+    back = msg_to_text_lines(msg)
+    for a, b in zip(lines, back, strict=True):
+        np.testing.assert_allclose(a.polygon, b.polygon)
+        assert (a.text, a.region) == (b.text, b.region)
+        assert a.score == pytest.approx(b.score)
+    empty = text_lines_to_msg([], HEADER)
+    assert empty.lines == [] and empty.header == HEADER and msg_to_text_lines(empty) == []
+
+
+def test_frame_text_round_trips_with_its_stamp_and_to_dict_is_json():
+    pytest.importorskip('edge_vision_msgs.msg')
+    import json
+
+    from edge_vision.conversions import frame_text_to_msg, header_to_meta, msg_to_frame_text
+    from edge_vision_core.inference.ocr import FrameText
+
+    item = FrameText(header_to_meta(HEADER), tuple(_text_lines()), (640, 480))
+    msg = frame_text_to_msg(item)
+    assert msg.header == HEADER
+    back = msg_to_frame_text(msg)
+    assert back.meta == item.meta and [x.text for x in back.lines] == [x.text for x in item.lines]
+    record = item.lines[1].to_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert record['region'] == 3 and record['box'] == [110.5, 118.0, 211.0, 144.0]
+    assert record['polygon'][1] == [210.25, 118.0] and record['score'] == 0.51
+
+
+@pytest.mark.parametrize('corners, score, match', [
+    ([(0, 0), (1, 0), (1, 1)], 0.5, '3 corners'),
+    ([(0, 0), (1, 0), (1, 1), (0, float('nan'))], 0.5, 'non-finite'),
+    ([(0, 0), (1, 0), (1, 1), (0, 1)], float('inf'), 'non-finite'),
+])
+def test_malformed_text_messages_are_refused(corners, score, match):
+    pytest.importorskip('edge_vision_msgs.msg')
+    from vision_msgs.msg import Point2D
+
+    from edge_vision.conversions import msg_to_text_lines
+    from edge_vision_msgs.msg import TextArray, TextLine
+
+    msg = TextArray(lines=[TextLine(polygon=[Point2D(x=float(x), y=float(y)) for x, y in corners],
+                                    text='x', score=score)])
+    with pytest.raises(ConversionError, match=match):
+        msg_to_text_lines(msg)

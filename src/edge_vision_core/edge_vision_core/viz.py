@@ -20,7 +20,7 @@ from .types import Detections, class_name
 
 __all__ = ['TrailHistory', 'blend_class_mask', 'blend_heatmap', 'box_outlines_3d', 'color_for',
            'detection_key', 'detection_label', 'draw_detections', 'draw_hud',
-           'draw_instance_outlines', 'heatmap_to_bgr']
+           'draw_instance_outlines', 'draw_text_lines', 'heatmap_to_bgr']
 
 
 def color_for(key: int) -> tuple[int, int, int]:
@@ -130,6 +130,39 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
         cv2.rectangle(image, (x1, ty - th - 3), (x1 + tw + 4, ty + base - 1), color, -1)
         cv2.putText(image, text, (x1 + 2, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_text_lines(image: np.ndarray, lines: Sequence[tuple[np.ndarray, str]],
+                    color: tuple[int, int, int] = (0, 200, 255), thickness: int = 2
+                    ) -> np.ndarray:
+    """Text-line outlines with what was read above each (OpenCV's fonts are ASCII only:
+    other characters are drawn as ``?``).
+
+    Args:
+        image: bgr8 (H, W, 3) uint8, drawn in place.
+        lines: ``((4, 2) polygon in image pixels, text)`` per line.
+        color: BGR of the outlines and label backgrounds.
+        thickness: outline width in pixels.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ConfigError(f'draw_text_lines needs a bgr8 image, got {image.dtype} '
+                          f'{image.shape}')
+    height, width = image.shape[:2]
+    scale = max(0.4, min(width, height) / 1100)
+    for polygon, text in lines:
+        quad = np.asarray(polygon, np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(quad)):
+            continue
+        points = np.round(np.clip(quad, -1e6, 1e6)).astype(np.int32)
+        cv2.polylines(image, [points], True, color, thickness, cv2.LINE_AA)
+        label = ''.join(c if 32 <= ord(c) < 127 else '?' for c in text)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x, y = int(points[:, 0].min()), int(points[:, 1].min())
+        ty = y - 4 if y - th - base - 4 >= 0 else int(points[:, 1].max()) + th + 4
+        cv2.rectangle(image, (x, ty - th - 3), (x + tw + 4, ty + base - 1), color, -1)
+        cv2.putText(image, label, (x + 2, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    1, cv2.LINE_AA)
     return image
 
 

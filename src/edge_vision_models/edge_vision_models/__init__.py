@@ -9,7 +9,10 @@ embedded default is ``nanodet-m-416``: NanoDet (COCO 80 classes) from the npm pa
 person segmenters (``selfie-segmentation``, ``selfie-segmentation-landscape``) and face
 detectors (``face-short``, ``face-full``, alias ``face``) come from the npm packages
 ``@mediapipe/selfie_segmentation`` and ``@mediapipe/face_detection``, converted by
-``tools/models/convert_mediapipe.py``.
+``tools/models/convert_mediapipe.py``. The text
+models ``ppocrv4-det``, ``ppocrv4-rec`` (with its dictionary ``ppocrv4-rec.dict.txt``) and
+``ppocr-cls`` are PaddleOCR's PP-OCR models from the PyPI wheel ``rapidocr-onnxruntime`` 1.4.4,
+extracted unchanged by ``tools/models/extract_ppocr.py``.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@
         --command-key-file gate-3.key
 
 Subscribes to ``<root>/v1/+/+/#`` (the schema of :mod:`edge_vision_core.mqtt`) and shows a live
-table of the devices: online, fps, latency, objects per class, last event, last anomaly, queue
-depth, events received and missing. ``--events-out`` appends every event, once, to a JSON-lines
-file (duplicates from QoS 1 re-delivery and device restarts are dropped by their sequence number;
-events already in the file are not written again after a restart of this tool). The session is
-persistent (``--client-id``, default ``edge_vision-fleet-<host>``): events published while this
-tool reconnects wait for it at the broker.
+table of the devices: online, fps, latency, objects per class, last event, last anomaly, the last
+text read (OCR), queue depth, events received and missing. ``--events-out`` appends every event,
+once, to a JSON-lines file (duplicates from QoS 1 re-delivery and device restarts are dropped by
+their sequence number; events already in the file are not written again after a restart of this
+tool). The session is persistent (``--client-id``, default ``edge_vision-fleet-<host>``): events
+published while this tool reconnects wait for it at the broker.
 
 ``--send DEVICE/CAMERA CMD [ARGS_JSON]`` publishes one command (signed with
 ``--command-key-file``), waits for the device's reply, prints it and exits (0 when the device
@@ -177,7 +177,7 @@ def _live_table(state: object, lock: threading.Lock, link: object, end: float) -
             title += f': {link.last_error}'
         table = Table(title=title, expand=True)
         for column in ('device/camera', 'online', 'fps', 'latency ms', 'objects', 'last event',
-                       'last anomaly', 'queue', 'events', 'missing'):
+                       'last anomaly', 'last text', 'queue', 'events', 'missing'):
             table.add_column(column)
         with lock:
             for v in state.rows():
@@ -186,7 +186,8 @@ def _live_table(state: object, lock: threading.Lock, link: object, end: float) -
                 objects = ', '.join(f'{n} {c}' for n, c in sorted(v.objects.items())) or '-'
                 table.add_row(f'{v.device}/{v.camera}', online, _num(v.fps), _num(v.latency_ms),
                               objects, v.last_event or '-', v.last_anomaly or '-',
-                              _num(v.queue_depth), str(v.events), str(v.missing))
+                              v.last_text or '-', _num(v.queue_depth), str(v.events),
+                              str(v.missing))
         return table
 
     with Live(render(), console=Console(), refresh_per_second=2) as live:

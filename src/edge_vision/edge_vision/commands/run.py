@@ -22,7 +22,9 @@ overlay -> recorder, as real ROS 2 nodes composed in this process (frames handed
 every topic is still published for rviz or ``ros2 topic echo`` while someone subscribes). For a
 file every frame goes through every stage (lossless); a live source keeps the newest frame.
 Writes ``<out>/annotated.mp4``, ``<out>/tracks.jsonl`` and ``<out>/report.json``, shows progress
-while it runs and prints a per-stage fps/latency table at the end.
+while it runs and prints a per-stage fps/latency table at the end. ``--ocr`` adds ocr_node (text
+of every frame, or with ``--ocr-classes`` only inside those detections): the video shows the
+lines and ``<out>/text.jsonl`` has them.
 
 Several cameras (``--source`` given more than once, or ``--cameras N``) each get their own
 chain in the namespaces ``/camera0``, ``/camera1``... and their own ``<out>/camera<i>/`` files;
@@ -91,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    # OCR (ocr_node): text drawn on the video and written to text.jsonl
+    parser.add_argument('--ocr', action='store_true',
+                        help='also read text (ocr_node): drawn on the video, written to '
+                             '<out>/text.jsonl (and sent over MQTT with --mqtt)')
+    parser.add_argument('--ocr-classes', metavar='NAMES', default='',
+                        help='with --ocr: read only inside detections of these classes '
+                             '(comma-separated, e.g. "stop sign"; default: whole frames)')
     # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
     parser.add_argument('--mqtt', metavar='URL', default='',
                         help='also publish to this MQTT broker (mqtt://localhost:1883, '
@@ -249,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, cap) if total else cap
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
-                           recorder=True)
+                           recorder=True, ocr=args.ocr)
     if args.mqtt:
         stages.append('mqtt_bridge')
     if args.web:
@@ -288,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
             }
             if args.mqtt:
                 overrides['mqtt_bridge'] = mqtt
+            if args.ocr:
+                _ocr_overrides(overrides, args)
             if args.bag:
                 overrides['recorder'] += [
                     Parameter('bag.path', value=args.bag),
@@ -325,9 +336,10 @@ def run(args: argparse.Namespace) -> int:
             # video (the sources are stopped first, so nothing new comes in meanwhile)
             for _, nodes in chains:
                 nodes['camera'].release()
-            drain = time.monotonic() + 3.0
-            while not args.no_video and time.monotonic() < drain and any(
-                    n['recorder'].video_frames < n['recorder'].frames for _, n in chains):
+            # (and text, which takes up to seconds a frame on a busy CPU: it gets longer)
+            drain = time.monotonic() + (30.0 if args.ocr else 3.0)
+            while time.monotonic() < drain and any(_trailing(n['recorder'], args)
+                                                   for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
             # the bag takes the results and the nodes' health over DDS: let them arrive
             drain = time.monotonic() + 5.0
@@ -367,6 +379,27 @@ def run(args: argparse.Namespace) -> int:
         print(f'{len(reports)} cameras: {frames} frames in {elapsed:.1f} s '
               f'({summary["fps"]:.1f} fps in all); wrote {out_root / "report.json"}')
     return 0
+
+
+def _ocr_overrides(overrides: dict, args: argparse.Namespace) -> None:
+    """``--ocr``: the ocr stage's mode, the overlay draws and the recorder (and MQTT) take
+    its text."""
+    from rclpy.parameter import Parameter
+
+    overrides['overlay'] = [*overrides['overlay'], Parameter('show_text', value=True)]
+    overrides['recorder'] = [*overrides['recorder'], Parameter('write_text', value=True)]
+    classes = [c.strip() for c in args.ocr_classes.split(',') if c.strip()]
+    overrides['ocr'] = [Parameter('mode', value='roi' if classes else 'full_frame')]
+    overrides['ocr'] += [Parameter('roi_classes', value=classes)] if classes else []
+    if args.mqtt:
+        overrides['mqtt_bridge'] = [*overrides['mqtt_bridge'],
+                                    Parameter('send_text', value=True)]
+
+
+def _trailing(recorder, args: argparse.Namespace) -> bool:
+    """The recorder still waits for annotated frames or text of frames it has tracks of."""
+    return (not args.no_video and recorder.video_frames < recorder.frames) or \
+        (args.ocr and recorder.text_frames < recorder.frames)
 
 
 def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total: int,
@@ -440,6 +473,8 @@ def _print_report(report: dict) -> None:
         ('inference', 'infer ms p50 / p95', _pair(report, 'inference', 'infer')),
         ('inference', 'post ms p50 / p95', _pair(report, 'inference', 'post')),
         ('tracker', 'update ms p50 / p95', _pair(report, 'tracker', 'update')),
+        ('ocr', 'detect ms p50 / p95', _pair(report, 'ocr', 'det')),
+        ('ocr', 'recognize ms p50 / p95', _pair(report, 'ocr', 'rec')),
         ('overlay', 'draw ms p50', _fmt(report['stages'].get('overlay', {})
                                         .get('draw_ms_p50'))),
         ('pipeline', 'frames / seconds / fps',

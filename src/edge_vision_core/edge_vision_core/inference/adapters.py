@@ -50,6 +50,11 @@ Layouts understood (``C`` = number of classes, ``N`` = number of anchors/cells):
   ``[1, N, 1]`` decoded against anchors, with K keypoints per face (see
   :func:`decode_blazeface`); overlapping faces are merged by the adapter's own weighted NMS.
   Options: ``strides``, ``center_offset``.
+- text models (see :mod:`.text` for the layouts; :class:`.ocr.TextReader` chains them):
+  ``db_text`` (text line quadrilaterals as boxes + 4 keypoints; options ``size_multiple``,
+  ``bin_threshold``, ``unclip_ratio``), ``text_direction`` (the angle label of each input as
+  text) and ``ctc_text`` (the characters read; options ``dictionary``, ``size_multiple``,
+  ``space_threshold``).
 
 YOLO and ``yolo_nms`` boxes are in model-input pixels unless ``normalized_boxes`` (0..1 of the
 input size).
@@ -90,6 +95,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -100,6 +106,13 @@ from ..registry import Registry
 from ..types import Detections
 from .letterbox import LetterboxTransform, mask_to_image, probability_to_image
 from .nms import batched_nms, weighted_nms
+from .text import (
+    ctc_greedy_decode,
+    db_boxes,
+    decode_text_direction,
+    dictionary_file,
+    quad_bounds,
+)
 
 if TYPE_CHECKING:
     from .manifest import ModelManifest
@@ -110,9 +123,14 @@ __all__ = [
     'OUTPUT_KINDS',
     'Adapter',
     'Candidates',
+    'CtcTextAdapter',
+    'CtcTextOptions',
+    'DbTextAdapter',
+    'DbTextOptions',
     'DecodeContext',
     'Decoded',
     'NoOptions',
+    'TextDirectionAdapter',
     'decode_blazeface',
     'decode_nanodet',
     'decode_segmentation',
@@ -693,6 +711,12 @@ class Adapter(ABC):
     output_counts: ClassVar[tuple[int, ...] | None] = None
     outputs_doc: ClassVar[str] = ''
     clip_keypoints: ClassVar[bool] = True
+    #: ``edge-vision optimize`` may make variants at other input sizes (False where the family
+    #: fixes the size, e.g. a text recognizer's height).
+    resizable: ClassVar[bool] = True
+    #: the model takes any input size that is a multiple of :meth:`size_multiple`: a size
+    #: variant keeps the file and only changes the manifest's default size.
+    dynamic_input: ClassVar[bool] = False
 
     @abstractmethod
     def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
@@ -749,6 +773,11 @@ class Adapter(ABC):
     def options_to_dict(self, options: Any) -> dict[str, Any]:
         """The options as manifest keys (plain lists and scalars), for writing a manifest."""
         return config_to_mapping(options)
+
+    def resolve_files(self, options: Any, base: Path) -> Any:
+        """The options with the files they name made absolute against the manifest's folder
+        ``base`` (called when a manifest is read; default: unchanged)."""
+        return options
 
     def __repr__(self) -> str:
         return f'<adapter {self.name}: {", ".join(sorted(self.produces))}>'
@@ -981,6 +1010,151 @@ class BlazeFaceAdapter(Adapter):
         return None
 
 
+@dataclass(frozen=True)
+class DbTextOptions:
+    """Manifest keys of the ``db_text`` adapter (the box threshold is ``score_threshold``)."""
+
+    size_multiple: int = field(default=32, metadata=param(
+        'Input sides must be multiples of this (the coarsest stride); input_size is then the '
+        'default longest side of the input.', min=1, max=1024))
+    bin_threshold: float = field(default=0.3, metadata=param(
+        'Pixels with a text probability above this are text.', min=0.0, max=1.0))
+    unclip_ratio: float = field(default=1.6, metadata=param(
+        'Each text region grows by area x ratio / perimeter on every side.', min=0.0,
+        max=10.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class DbTextAdapter(Adapter):
+    """DB text detection: quadrilaterals as boxes (their bounds) with the 4 corners as
+    keypoints, class 0 (``text``), already without overlaps (no NMS). The output map has the
+    input's resolution (PP-OCR), so its pixels are model-input pixels."""
+
+    name = 'db_text'
+    produces = frozenset({'detections', 'keypoints'})
+    options = DbTextOptions
+    summary = 'DB text detection (PP-OCR): text probability map -> line quadrilaterals'
+    dynamic_input = True
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        if not len(outputs):
+            raise ModelError('db_text: the model returned no output')
+        o = ctx.options
+        quads, scores = db_boxes(outputs[0], bin_threshold=o.bin_threshold,
+                                 box_threshold=ctx.score_threshold,
+                                 unclip_ratio=o.unclip_ratio,
+                                 max_candidates=max(ctx.manifest.max_detections, 1))
+        return Decoded(Candidates(quad_bounds(quads), scores, np.zeros(len(quads), np.int32),
+                                  nms_done=True, keypoints=quads))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        shape = tuple(shapes[0]) if shapes else ()
+        w, h = manifest.input_size
+        spatial_ok = all(d is None or d == want for d, want in zip(shape[-2:], (h, w),
+                                                                    strict=False))
+        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[1] not in (1, None)) \
+                or not spatial_ok:
+            return (f'db_text expects a [1, 1, H, W] text probability map at the input\'s '
+                    f'resolution, the model outputs {[list(s) for s in shapes]}; is this a '
+                    f'text detector?')
+        return None
+
+    def size_multiple(self, options: DbTextOptions) -> int:
+        return options.size_multiple
+
+
+class TextDirectionAdapter(Adapter):
+    """Text direction: per input, its angle label (``'0'``, ``'180'``) and probability."""
+
+    name = 'text_direction'
+    produces = frozenset({'text'})
+    summary = 'text line direction classifier (PP-OCR): [B, K] angle probabilities'
+    resizable = False
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        angles, probs = decode_text_direction(outputs, ctx.manifest.labels)
+        return Decoded(text=tuple((str(int(a)), float(p)) for a, p in zip(angles, probs,
+                                                                           strict=True)))
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        shape = tuple(shapes[0]) if shapes else ()
+        if len(shape) != 2 or shape[1] not in (manifest.num_classes, None):
+            return (f'text_direction expects [B, {manifest.num_classes}] probabilities of the '
+                    f'labels {list(manifest.labels)}, the model outputs '
+                    f'{[list(s) for s in shapes]}')
+        return None
+
+
+@dataclass(frozen=True)
+class CtcTextOptions:
+    """Manifest keys of the ``ctc_text`` adapter."""
+
+    dictionary: str = field(default='', metadata=param(
+        'UTF-8 file of the characters of classes 1..C-1, one per line (class 0 is the CTC '
+        'blank), relative to the manifest.'))
+    size_multiple: int = field(default=8, metadata=param(
+        'Input widths are rounded up to multiples of this (the horizontal stride).', min=1,
+        max=1024))
+    space_threshold: float = field(default=0.0, metadata=param(
+        "Insert a space between two characters where the space class reaches this probability "
+        "in the gap (recognizers trained mostly without spaces leave the gaps between words "
+        "blank); 0 = off.", min=0.0, max=1.0))
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+class CtcTextAdapter(Adapter):
+    """CTC text recognition: the characters of each input (best path), with confidence."""
+
+    name = 'ctc_text'
+    produces = frozenset({'text'})
+    options = CtcTextOptions
+    summary = 'CTC text recognition (CRNN/SVTR, PP-OCR): [B, T, 1 + dictionary] -> text'
+    resizable = False
+    dynamic_input = True
+
+    def decode(self, outputs: Sequence[np.ndarray], ctx: DecodeContext) -> Decoded:
+        if not len(outputs):
+            raise ModelError('ctc_text: the model returned no output')
+        o = ctx.options
+        return Decoded(text=tuple(ctc_greedy_decode(outputs[0], dictionary_file(o.dictionary),
+                                                    space_threshold=o.space_threshold)))
+
+    def resolve_files(self, options: CtcTextOptions, base: Path) -> CtcTextOptions:
+        if not options.dictionary:
+            return options
+        return dataclasses.replace(options, dictionary=str((base / options.dictionary).resolve()))
+
+    def check_manifest(self, manifest: ModelManifest) -> str | None:
+        if not manifest.options.dictionary:
+            return ("needs 'dictionary' (a file of the characters of classes 1..C-1, one per "
+                    "line)")
+        try:
+            dictionary_file(manifest.options.dictionary)
+        except ModelError as exc:
+            return str(exc)
+        return None
+
+    def check_outputs(self, shapes: Sequence[tuple[int | None, ...]],
+                      manifest: ModelManifest) -> str | None:
+        classes = len(dictionary_file(manifest.options.dictionary)) + 1
+        shape = tuple(shapes[0]) if shapes else ()
+        if len(shape) != 3 or shape[2] not in (classes, None):
+            return (f'ctc_text expects class scores [B, T, {classes}] (1 blank + '
+                    f'{classes - 1} dictionary entries), the model outputs '
+                    f'{[list(s) for s in shapes]}; the dictionary does not belong to this '
+                    f'model')
+        return None
+
+    def size_multiple(self, options: CtcTextOptions) -> int:
+        return options.size_multiple
+
+
 def _check_adapter(adapter: Adapter, table: Mapping[str, Adapter]) -> None:
     if not isinstance(adapter, Adapter):
         raise TypeError(f'an adapter must be an Adapter instance, got {adapter!r}')
@@ -1004,6 +1178,9 @@ ADAPTERS: Registry[Adapter] = Registry('adapter', ModelError, _check_adapter, [
     SsdPostprocessAdapter(),
     SegmentationAdapter(),
     BlazeFaceAdapter(),
+    DbTextAdapter(),
+    TextDirectionAdapter(),
+    CtcTextAdapter(),
 ])
 
 

@@ -28,9 +28,11 @@ Several formats of one model are listed as ``files: [{path, format, precision, s
 ``int8``); the detector picks the one its backend reads. Each adapter adds its own keys (its
 :attr:`~.adapters.Adapter.options`: ``strides``, ``reg_max``, ``center_offset`` for nanodet,
 ``normalized_boxes`` for the YOLO adapters, ``label_offset`` for ssd_postprocess, ``strides``
-and ``center_offset`` (the anchor layout) for blazeface); a key of another adapter is
-refused. Normalisation is ``x = (pixel - mean) / std`` per channel, in pixel units (0..255)
-and in the model's colour order.
+and ``center_offset`` (the anchor layout) for blazeface, ``size_multiple``, ``bin_threshold``,
+``unclip_ratio`` for db_text, ``dictionary`` (a file, relative to the YAML like the model files),
+``size_multiple``, ``space_threshold`` for ctc_text); a key of another adapter is refused.
+Normalisation is ``x = (pixel - mean) / std`` per channel, in pixel units (0..255) and in the
+model's colour order.
 
 Named models come from the ``edge_vision_models`` package (the embedded default
 ``nanodet-m-416``); :func:`resolve_model` accepts a name, a manifest path or a model file with a
@@ -299,7 +301,7 @@ class ModelManifest:
         labels = cls._labels(data, base, source)
         files = cls._files(data, base, source)
         try:
-            options = adapter.parse_options(data)
+            options = adapter.resolve_files(adapter.parse_options(data), base)
         except ConfigError as exc:
             raise _fail(source, f'adapter {adapter.name}: {exc}') from None
         name = data['name']

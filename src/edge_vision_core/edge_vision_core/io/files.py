@@ -1,5 +1,5 @@
-"""Files: which suffixes are images and videos, and writing files that other processes read
-while we replace them (calibrations, models)."""
+"""Files: which suffixes are images and videos, float images as 8 bits, and writing files that
+other processes read while we replace them (calibrations, models)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ['IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'atomic_write']
+import numpy as np
+
+__all__ = ['IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'atomic_write', 'float_to_uint8']
 
 #: file suffixes read as images (everything cv2.imread decodes that cameras and datasets use).
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
@@ -43,3 +45,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """A float image (32-bit TIFF, EXR...) as uint8 of the same shape: values in [0, 1] scaled
+    to [0, 255], brighter images clipped to [0, 255], NaN as black."""
+    values = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+    if values.max(initial=0.0) <= 1.0:
+        values = values * 255.0
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)

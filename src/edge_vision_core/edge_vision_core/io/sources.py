@@ -57,7 +57,7 @@ from ..config import check_config, param
 from ..encodings import buffer_to_array, convert_encoding, decompress, opencv_encoding
 from ..errors import ConfigError, ConversionError, SourceError
 from ..types import Detections
-from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, float_to_uint8
 from .synthetic import SyntheticConfig, SyntheticScene
 
 __all__ = [
@@ -460,7 +460,7 @@ def list_files(spec: str | Path, videos: bool = False) -> list[Path]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """One image file as bgr8 (H, W, 3): mono and 16-bit images converted, alpha dropped,
+    """One image file as bgr8 (H, W, 3): mono, 16-bit and float images converted, alpha dropped,
     EXIF orientation applied.
 
     Raises:
@@ -471,6 +471,8 @@ def read_image(path: str | Path) -> np.ndarray:
         if not os.path.exists(path):
             raise CorruptFrameError(f'image {str(path)!r} disappeared')
         raise CorruptFrameError(f'could not decode image {str(path)!r}')
+    if image.dtype.kind == 'f':  # 32-bit float files (TIFF, EXR): [0, 1] scaled to 8 bits
+        image = float_to_uint8(image)
     try:
         return _to_bgr(image)
     except ConversionError as exc:

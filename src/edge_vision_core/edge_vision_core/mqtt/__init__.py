@@ -11,6 +11,7 @@ namespace, e.g. ``edge_vision/v1/gate-3/camera0/events``):
 channel        QoS   kept    what
 =============  ====  ======  ========================================================
 ``tracks``     0     no      the current objects, at most ``tracks_max_hz`` (newest wins)
+``text``       0     no      text lines read (ocr_node), at most ``text_max_hz`` (newest wins)
 ``events``     1     disk    what changed: tracks entering/leaving, anomaly, camera, quality
 ``snapshot``   1     disk    a size-capped JPEG (base64) when an event asks for one
 ``health``     0     no      every ``health_period_s``: fps, latency, queue, drops, CPU temp
@@ -43,6 +44,10 @@ acquisition time, exact) and ``"frame_id"``. Then, per channel:
 - ``tracks``: ``"objects": [{"id": 7, "class": "person", "class_id": 0, "score": 0.87,
   "box": [x1, y1, x2, y2]}]`` (``id`` = track id, ``null`` for untracked detections; boxes in
   pixels of the image the stamp names) and ``"image_size": [w, h]``.
+- ``text`` (with ``send_text``): ``"lines": [{"text": "DOCK 7", "score": 0.97, "polygon":
+  [[x, y] x4], "box": [x0, y0, x1, y1], "region": -1}]`` (pixels of the image the stamp names;
+  ``region``: index of the detection the line was read in, -1 for the whole image) and
+  ``"image_size": [w, h]``; only frames where text was read are sent.
 - ``events``: ``"event"`` (one of :data:`.events.EVENT_TYPES`) and its fields:
   ``track_entered`` ``track: {id, class, score, box}``; ``track_left`` ``track: {id, class,
   best_score}``, ``first_seen``, ``last_seen`` (stamps), ``duration_s``; ``anomaly_raised``

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import check_config, param
 from ..errors import ConfigError, EdgeVisionError
@@ -38,8 +38,18 @@ from .commands import (
 )
 from .events import EVENT_TYPES, CameraWatch, Event, EventConfig, LevelWatch, TrackPresence
 from .health import StreamMeter, cpu_temperature_c, jpeg_snapshot
-from .schema import Topics, default_device_id, detections_body, stamp_body, valid_level
+from .schema import (
+    Topics,
+    default_device_id,
+    detections_body,
+    stamp_body,
+    text_body,
+    valid_level,
+)
 from .store import OutboundStore
+
+if TYPE_CHECKING:
+    from ..inference.ocr import FrameText
 
 __all__ = ['DEFAULT_ALLOWED_PARAMETERS', 'Bridge', 'BridgeConfig', 'default_store_path']
 
@@ -68,6 +78,12 @@ class BridgeConfig:
     tracks_max_hz: float = field(default=2.0, metadata=param(
         'Most tracks messages per second (newest wins); 0 sends every frame.', min=0.0,
         max=1000.0, unit='Hz'))
+    send_text: bool = field(default=False, metadata=param(
+        'Subscribe to text (edge_vision_msgs/TextArray from ocr_node) and send the lines read '
+        'on .../text.', read_only=True))
+    text_max_hz: float = field(default=2.0, metadata=param(
+        'Most text messages per second (newest wins; frames without text are not sent); 0 '
+        'sends every frame with text.', min=0.0, max=1000.0, unit='Hz'))
     health_period_s: float = field(default=5.0, metadata=param(
         'Seconds between health messages (0: none).', min=0.0, max=3600.0, unit='s',
         read_only=True))
@@ -250,6 +266,12 @@ class Bridge:
                 if event is not None:
                     self.emit(event)
         self.link.offer('tracks', (item, labels), _tracks_body, self.cfg.tracks_max_hz)
+
+    def on_text(self, item: FrameText) -> None:
+        """The text lines read in one frame: the rate-limited ``text`` stream (frames without
+        text are not sent)."""
+        if item.lines:
+            self.link.offer('text', item, text_body, self.cfg.text_max_hz)
 
     def on_anomaly(self, meta: FrameMeta, confidence: float) -> None:
         """One frame's anomaly confidence (0.5 = at the model's threshold)."""

@@ -96,6 +96,7 @@ class DeviceView:
     last_event: str = ''
     last_event_time: float | None = None
     last_anomaly: str = ''
+    last_text: str = ''
     events: int = 0
     duplicates: int = 0
     snapshots: int = 0
@@ -184,6 +185,10 @@ class FleetState:
                     name = str(obj.get('class'))
                     counts[name] = counts.get(name, 0) + 1
             view.objects = counts
+        elif channel == 'text':
+            texts = [str(line.get('text')) for line in body.get('lines') or ()
+                     if isinstance(line, dict)]
+            view.last_text = ' | '.join(texts)[:80]
         elif channel == 'snapshot':
             view.snapshots += 1
         elif channel == 'events':

@@ -15,12 +15,15 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, ConversionError
 from ..types import Detections, FrameMeta, class_name
+
+if TYPE_CHECKING:
+    from ..inference.ocr import FrameText
 
 __all__ = [
     'CHANNELS',
@@ -35,6 +38,7 @@ __all__ = [
     'envelope',
     'parse_topic',
     'stamp_body',
+    'text_body',
     'valid_level',
 ]
 
@@ -70,6 +74,7 @@ class Channel:
 #: The channels of schema v1, by name.
 CHANNELS: dict[str, Channel] = {c.name: c for c in (
     Channel('tracks', qos=0),
+    Channel('text', qos=0),
     Channel('health', qos=0),
     Channel('events', qos=1, durable=True),
     Channel('snapshot', qos=1, durable=True),
@@ -184,6 +189,17 @@ def detections_body(dets: Detections, labels: Sequence[str] | None = None,
     body: dict[str, Any] = {'objects': objects}
     if image_size is not None:
         body['image_size'] = [int(image_size[0]), int(image_size[1])]
+    return body
+
+
+def text_body(item: FrameText) -> dict[str, Any]:
+    """The text lines read in one frame (ocr_node): ``{"stamp", "frame_id", "lines": [{"text",
+    "score", "polygon": [[x, y] x4], "box": [x0, y0, x1, y1], "region"}], "image_size": [w, h]}``
+    (pixels of the image the stamp names; ``region``: the detection the line was read in, -1
+    for the whole image)."""
+    body = {**stamp_body(item.meta), 'lines': [line.to_dict() for line in item.lines]}
+    if item.image_size != (0, 0):
+        body['image_size'] = [int(item.image_size[0]), int(item.image_size[1])]
     return body
 
 

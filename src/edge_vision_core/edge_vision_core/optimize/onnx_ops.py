@@ -278,6 +278,30 @@ def fold_pad_into_maxpool(src: Path, dst: Path) -> int:
     return len(removed)
 
 
+def ensure_opset(path: Path, version: int) -> int:
+    """Convert the ONNX file at ``path`` in place to the default-domain opset ``version`` when
+    it is older (ONNX's version converter); returns the opset it had.
+
+    Per-channel QDQ quantization needs opset 13 (``DequantizeLinear``'s ``axis``); PaddleOCR's
+    exports are opset 11/12.
+
+    Raises:
+        ModelError: the converter cannot upgrade the model.
+    """
+    onnx = _onnx()
+    model = _load(path)
+    old = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), version)
+    if old >= version:
+        return old
+    try:
+        converted = onnx.version_converter.convert_version(model, version)
+    except Exception as exc:
+        raise ModelError(f'cannot upgrade {path} from opset {old} to {version}: '
+                         f'{type(exc).__name__}: {str(exc)[:300]}') from exc
+    _save(converted, path)
+    return old
+
+
 @dataclass(frozen=True)
 class PruneStats:
     """What :func:`prune_magnitude` did.
@@ -424,6 +448,7 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], *,
     prepared = work / f'{stem}.prepared.tmp.onnx'
     try:
         n_folded = fold_pad_into_maxpool(src, folded)
+        opset = ensure_opset(folded, 13) if per_channel else 0
         model_in = folded
         if pre_process:
             quant_pre_process(str(folded), str(prepared), skip_symbolic_shape=True)
@@ -464,5 +489,6 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], *,
     return {'tool': 'onnxruntime.quantization.quantize_static', 'onnxruntime': ort.__version__,
             'format': 'QDQ', 'weights': 'int8', 'activations': activation_type,
             'per_channel': per_channel, 'calibration_method': method,
+            **({'opset_upgraded_from': opset} if 0 < opset < 13 else {}),
             'pre_process': pre_process, 'pad_maxpool_folded': n_folded,
             'calibration_images': len(tensors)}

@@ -26,6 +26,16 @@ change and the file says how it was made. ``optimize_summary.json`` lists all va
 Variant names: the source name without its trailing size (``nanodet-m-416`` -> ``nanodet-m``),
 the input size and the recipe: ``nanodet-m-320-onnx-int8``, ``nanodet-m-416-pruned50``.
 
+Text models (``db_text``, ``ctc_text``, ``text_direction``: adapters with ``dynamic_input``)
+take dynamic input sizes, so their files are never resized: for a ``db_text`` detector a size is
+the longest side its variant's manifest asks for (and the size it is calibrated at); ``ctc_text``
+and ``text_direction`` models (not ``resizable``) take no size and their variant names none.
+Their default calibration images are rendered text scenes
+(:func:`edge_vision_core.eval.text_scenes.scene_image_set`), their calibration inputs come from
+:func:`edge_vision_core.inference.ocr.calibration_tensors` (detection inputs, or the line crops
+the embedded detector finds), a dictionary file is copied beside the variant, and a variant is
+verified by reading a rendered sign with it in its slot of a TextReader.
+
 Adding a recipe is one :class:`Recipe` entry in :data:`RECIPES` (in this file): its metadata
 and its ``make(job) -> RecipeOutput`` function, which writes ``job.target`` from
 ``job.sized_onnx`` (or its own source file), may use ``job.calibration_inputs()`` and
@@ -196,6 +206,10 @@ class Recipe:
 def _make_resized(job: RecipeJob) -> RecipeOutput:
     source, size = job.source, job.size
     onnx_file = _fp32_file(source, 'onnx')
+    if get_adapter(source.adapter).dynamic_input:  # same file, another default size
+        shutil.copyfile(onnx_file.path, job.target)
+        return RecipeOutput({'tool': 'copy (dynamic input size)',
+                             'from_size': source.input_size[0]})
     onnx_ops.set_input_size(onnx_file.path, job.target, size, size)
     onnx_ops.check_outputs(job.target, (1, source.channels, size, size)
                            if source.layout == 'NCHW' else (1, size, size, source.channels))
@@ -417,6 +431,8 @@ def variant_name(manifest: ModelManifest, size: int, recipe: str,
     """The name of a variant (see the module docstring); ``config`` gives the recipe settings
     that appear in the name (the prune ratio), default :class:`OptimizeConfig`."""
     tag = get_recipe(recipe).variant_tag(config or OptimizeConfig())
+    if not get_adapter(manifest.adapter).resizable:  # no input size to name
+        return f'{_base_name(manifest)}-{tag}'
     return f'{_base_name(manifest)}-{size}-{tag}'
 
 
@@ -482,10 +498,15 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
                    recipe: Recipe, record: dict[str, Any]) -> OptimizedModel:
     import yaml
 
-    description = (f'{name}: {recipe.summary} of {source.name} at {size}x{size}, made by '
-                   f'edge-vision optimize (see recipe)')
-    data = _manifest_dict(source, name, (size, size), file, recipe.format, recipe.precision,
+    shape = _variant_size(source, size)
+    description = (f'{name}: {recipe.summary} of {source.name} at {shape[0]}x{shape[1]}, made '
+                   f'by edge-vision optimize (see recipe)')
+    data = _manifest_dict(source, name, shape, file, recipe.format, recipe.precision,
                           description)
+    if data.get('dictionary'):  # a text recognizer's: copied beside the variant
+        copy = out_dir / f'{name}.dict.txt'
+        shutil.copyfile(data['dictionary'], copy)
+        data['dictionary'] = copy.name
     # JSON round trip: plain lists/dicts/scalars only, as YAML's safe dumper needs.
     record = json.loads(json.dumps(dict(record, file=file.name,
                                         file_sha256=data['files'][0]['sha256'],
@@ -503,16 +524,26 @@ def _write_variant(out_dir: Path, source: ModelManifest, name: str, size: int, f
     return OptimizedModel(name, manifest_path, record)
 
 
+def _variant_size(source: ModelManifest, size: int) -> tuple[int, int]:
+    """The input size a variant's manifest says: ``size`` squared, or the source's own for
+    families with a fixed size (text recognizers)."""
+    return (size, size) if get_adapter(source.adapter).resizable else source.input_size
+
+
 def _preprocessed(manifest: ModelManifest, model_file: ModelFile, backend: str,
                   images: ImageSet, size: int | None = None) -> list[np.ndarray]:
     """The model inputs of the calibration images, preprocessed exactly as the Detector does
-    (``model_file`` on ``backend``, at ``size`` when given)."""
+    (``model_file`` on ``backend``, at ``size`` when given), or as the TextReader does for
+    text models."""
     from ..inference.detector import Detector, DetectorOptions
+    from ..inference.ocr import SLOTS, calibration_tensors
 
     changes: dict[str, Any] = {'files': (model_file,)}
     if size is not None:
-        changes['input_size'] = (size, size)
+        changes['input_size'] = _variant_size(manifest, size)
     only = dataclasses.replace(manifest, **changes)
+    if manifest.adapter in SLOTS:
+        return calibration_tensors(only, images.images)
     with Detector.from_manifest(only, DetectorOptions(backend=backend, device='cpu',
                                                       verify_checksum=False)) as detector:
         return [detector.preprocess(image).inputs[0].copy() for image in images.images]
@@ -528,11 +559,33 @@ def _verify(manifest_path: Path, recipe: Recipe) -> None:
                    if formats[:1] == (recipe.format,))
     if not BACKENDS[backend].is_installed():
         return
+    from ..inference.ocr import SLOTS
+    adapter = load_manifest(manifest_path).adapter
+    if adapter in SLOTS:
+        _verify_text(manifest_path, SLOTS[adapter], backend)
+        return
     try:
         # the file was hashed a moment ago, when its manifest was written
         with Detector.create(model=str(manifest_path), backend=backend, device='cpu',
                              verify_checksum=False) as det:
             det.warmup(1)
+    except EdgeVisionError as exc:
+        raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
+                         ) from exc
+
+
+def _verify_text(manifest_path: Path, slot: str, backend: str) -> None:
+    """Read a drawn sign with a text-model variant in its slot of a TextReader."""
+    import cv2
+
+    from ..inference.ocr import TextReader
+
+    sign = np.full((120, 400, 3), 235, np.uint8)
+    cv2.putText(sign, 'GATE 7', (30, 80), cv2.FONT_HERSHEY_DUPLEX, 1.8, (20, 20, 20), 3)
+    try:
+        with TextReader.create(backend=backend, device='cpu', verify_checksum=False,
+                               **{slot: str(manifest_path)}) as reader:
+            reader.read(sign)
     except EdgeVisionError as exc:
         raise ModelError(f'the variant {manifest_path} does not load on {backend}: {exc}'
                          ) from exc
@@ -566,9 +619,14 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     out = Path(out_dir).expanduser()
     _check_writable(out)
     native_w, native_h = source.input_size
-    stride = get_adapter(source.adapter).size_multiple(source.options)
+    adapter = get_adapter(source.adapter)
+    stride = adapter.size_multiple(source.options)
     sizes = tuple(config.sizes) or (native_w,)
-    if native_w != native_h and not config.sizes:
+    if not adapter.resizable and config.sizes:
+        raise ConfigError(f'{source.name} is a {source.adapter} model: its input size is '
+                          f'fixed by the family (a text recognizer\'s height) and its width '
+                          f'follows each input; --sizes applies to detection models')
+    if native_w != native_h and not config.sizes and adapter.resizable:
         raise ConfigError(f'{source.name} has a non-square input {native_w}x{native_h}; give '
                           f'square sizes explicitly')
     for size in sizes:
@@ -597,7 +655,12 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
         verify_checksum(onnx_file)
     images: ImageSet | None = None
     if any(RECIPES[r].calibrated for r in recipes):
-        images = load_image_set(config.calibration, config.calibration_count, config.seed)
+        from ..inference.ocr import SLOTS
+        if source.adapter in SLOTS and not config.calibration:
+            from ..eval.text_scenes import scene_image_set
+            images = scene_image_set('calib', config.calibration_count)
+        else:
+            images = load_image_set(config.calibration, config.calibration_count, config.seed)
         say(f'calibration set: {len(images)} images from {images.source} '
             f'(sha256 {images.sha256[:12]})')
     versions = _versions()
@@ -636,7 +699,7 @@ def _optimize_size(source: ModelManifest, onnx_file: ModelFile | None, size: int
     made: list[OptimizedModel] = []
     base_record = {
         'source_model': {'name': source.name, 'manifest': source.source},
-        'input_size': [size, size],
+        'input_size': list(_variant_size(source, size)),
         'versions': versions,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }

@@ -18,6 +18,7 @@ from edge_vision_core.mqtt.broker import (
 #: Users of the test brokers: two devices (user name = device id) and the fleet tool.
 USERS = {'dev1': 'dev1-secret', 'dev2': 'dev2-secret', 'fleet': 'fleet-secret'}
 ACL = """pattern write edge_vision/v1/%u/+/tracks
+pattern write edge_vision/v1/%u/+/text
 pattern write edge_vision/v1/%u/+/events
 pattern write edge_vision/v1/%u/+/health
 pattern write edge_vision/v1/%u/+/status

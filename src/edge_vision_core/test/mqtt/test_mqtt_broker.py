@@ -289,3 +289,33 @@ def test_commands_are_answered_and_refusals_never_stop_the_bridge(broker, tmp_pa
         bridge.stop()
         bridge.close()
         fleet.close()
+
+
+def test_text_lines_reach_the_fleet_with_their_stamp(broker, tmp_path):
+    """ocr_node's lines on .../text: frames with text are sent (stamp, lines, image size),
+    frames without text are not."""
+    from edge_vision_core.inference.ocr import FrameText, TextLine
+
+    b = broker()
+    fleet = Fleet(b)
+    bridge = make_bridge(b, tmp_path / 'dev1.sqlite', text_max_hz=0)
+    bridge.start()
+    quad = np.array([[10, 20], [110, 20], [110, 50], [10, 50]], np.float32)
+    try:
+        assert wait_for(lambda: bridge.link.connected), bridge.link.last_error
+        bridge.on_text(FrameText(FrameMeta(3 * S + 5, 'cam0_optical'), (), (640, 480)))
+        bridge.on_text(FrameText(FrameMeta(4 * S + 7, 'cam0_optical'),
+                                 (TextLine(quad, 'DOCK 7', 0.96, 0.9, 2),), (640, 480)))
+        assert wait_for(lambda: fleet.on('text')), bridge.link.last_error
+        time.sleep(0.3)  # a message for the empty frame would show up here
+    finally:
+        bridge.stop()
+        bridge.close()
+        fleet.close()
+    (sent,) = fleet.on('text')
+    assert sent['stamp'] == {'sec': 4, 'nanosec': 7} and sent['frame_id'] == 'cam0_optical'
+    assert sent['image_size'] == [640, 480] and sent['schema'] == 'edge_vision/v1'
+    assert sent['lines'] == [{'text': 'DOCK 7', 'score': 0.96, 'region': 2,
+                              'polygon': quad.tolist(), 'box': [10.0, 20.0, 110.0, 50.0]}]
+    (view,) = fleet.state.rows()
+    assert view.last_text == 'DOCK 7'  # what edge-vision fleet shows

@@ -23,6 +23,13 @@ counts) give mAP@0.5 (:func:`edge_vision_core.eval.detection.detection_agreement
 all-point interpolated AP, mean over the classes present in the reference), and at the row's
 own manifest threshold the mean IoU of matched boxes, precision and recall.
 
+Text models (``db_text``, ``ctc_text``, ``text_direction`` manifests such as ``ppocrv4-det``
+and the variants ``edge-vision optimize`` makes of them) are timed on their own inputs (see
+:mod:`._worker`); their agreement is that of the lines a TextReader reads with the variant in
+its slot against the reference's: mAP@0.5 of the line boxes, and word and character agreement
+of the texts (:mod:`edge_vision_core.eval.ocr`). Their default evaluation images are the first
+16 rendered text scenes of the ``tune`` split.
+
 Outputs in ``out_dir``: ``bench.json`` (machine description, SHA-256 of the evaluation images,
 settings, rows, best variant per backend, the INT8 target check), ``bench.md`` (the same as
 tables) and ``bench.png`` (latency p50 against agreement mAP, one marker per backend).
@@ -66,6 +73,7 @@ from .report import (
     TargetCheck,
     build_report,
     row_agreement,
+    text_agreement,
     write_reports,
 )
 
@@ -111,8 +119,14 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
     if ref_index is None:
         raise ModelError(f'the reference {reference.name} ({reference_path}) has no FP32 ONNX '
                          f'file; pass --reference with the original model')
-    images: ImageSet = (load_image_set(config.images, config.image_count) if config.images
-                        else default_eval_images())
+    from ...inference.ocr import SLOTS
+    if config.images:
+        images: ImageSet = load_image_set(config.images, config.image_count)
+    elif reference.adapter in SLOTS:  # text models: rendered text scenes
+        from ...eval.text_scenes import scene_image_set
+        images = scene_image_set('tune', min(16, config.image_count))
+    else:
+        images = default_eval_images()
     planned = plan(manifests, config)
     rows = [MeasuredRow(p) for p in planned.rows]
     threads = config.threads or os.cpu_count() or 1
@@ -136,7 +150,8 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
                              f'{ref_result.error}')
         truth = ref_result.detections_above(reference.score_threshold)
         for round_index in range(config.rounds):
-            _measure_round(rows, round_index, job, truth, threads, config, say)
+            _measure_round(rows, round_index, job, truth, threads, config, say,
+                           ref_result.lines)
     report = build_report(
         rows, truth,
         ReferenceInfo(reference.name, str(reference_path), reference.input_size,
@@ -151,7 +166,8 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
 
 def _measure_round(rows: list[MeasuredRow], round_index: int,
                    job: Callable[..., WorkerJob], truth: list[Detections], threads: int,
-                   config: BenchConfig, say: Callable[[str], None]) -> None:
+                   config: BenchConfig, say: Callable[[str], None],
+                   text_truth: list | None = None) -> None:
     """Measure every row once (round 1 also collects the detections and the agreement); a
     later round keeps each row's faster measurement."""
     first = round_index == 0
@@ -164,6 +180,7 @@ def _measure_round(rows: list[MeasuredRow], round_index: int,
         row.result = result if first else faster(row.result, result)
         if first:
             row.agreement = row_agreement(row, truth, config)
+            row.text_agreement = text_agreement(row, text_truth)
         if config.single_thread and row.result.ok and threads != 1:
             single = run_worker(job(p.manifest, p.file_index, p.backend, p.device, 1, False),
                                 config.timeout_s)

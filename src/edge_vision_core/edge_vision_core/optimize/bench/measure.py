@@ -137,6 +137,8 @@ class Measurement:
         detections: per evaluation image, every detection above the job's score threshold
             (only when the job asked for them).
         detect_ms_p50: median milliseconds of ``Detector.detect`` (with ``detections``).
+        lines: text models: per evaluation image, ``(text, (4, 2) polygon)`` of every line
+            read (with ``detections``, whose boxes are the lines' bounds).
     """
 
     error: str | None = None
@@ -148,6 +150,7 @@ class Measurement:
     fps: float = math.nan
     detections: list[Detections] | None = None
     detect_ms_p50: float | None = None
+    lines: list[list[tuple[str, np.ndarray]]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,12 +171,17 @@ class Measurement:
                                np.asarray(item['scores'], np.float32),
                                np.asarray(item['class_ids'], np.int32))
                     for item in data['detections']]
+        lines = None
+        if dets is not None and all('texts' in item for item in data['detections']):
+            lines = [[(t, np.asarray(p, np.float32)) for t, p in
+                      zip(item['texts'], item['polygons'], strict=True)]
+                     for item in data['detections']]
         lat = data['latency_ms']
         return cls(load_s=float(data['load_s']), base_rss_mb=float(data['base_rss_mb']),
                    peak_rss_mb=float(data['peak_rss_mb']), device=str(data.get('device', '')),
                    latency=Latency(lat['p50'], lat['p95'], lat['p99'], lat['mean']),
                    fps=float(data['fps']), detections=dets,
-                   detect_ms_p50=data.get('detect_ms_p50'))
+                   detect_ms_p50=data.get('detect_ms_p50'), lines=lines)
 
     def detections_above(self, min_score: float) -> list[Detections]:
         """The detections with score >= ``min_score`` (per image)."""
@@ -208,6 +216,7 @@ def faster(kept: Measurement, new: Measurement) -> Measurement:
     return dataclasses.replace(
         new,
         detections=kept.detections if kept.detections is not None else new.detections,
+        lines=kept.lines if kept.lines is not None else new.lines,
         detect_ms_p50=(kept.detect_ms_p50 if kept.detect_ms_p50 is not None
                        else new.detect_ms_p50),
         peak_rss_mb=max(kept.peak_rss_mb, new.peak_rss_mb))

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...eval.detection import AgreementResult, detection_agreement
 from ...types import Detections
 from .measure import Latency, Measurement
 from .plan import BenchConfig, PlannedRow
 
 __all__ = ['BenchReport', 'BestPick', 'MeasuredRow', 'ReferenceInfo', 'ReportRow',
-           'TargetCheck', 'build_report', 'row_agreement', 'write_reports']
+           'TargetCheck', 'build_report', 'row_agreement', 'text_agreement', 'write_reports']
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class MeasuredRow:
     result: Measurement = field(default_factory=lambda: Measurement.failed('not measured'))
     single: Measurement | None = None
     agreement: AgreementResult | None = None
+    text_agreement: dict[str, float] | None = None
 
 
 @dataclass
@@ -71,6 +74,8 @@ class ReportRow:
     speedup_1t: float | None = None
     map50_same_size: float | None = None
     mean_iou_same_size: float | None = None
+    word_agreement: float | None = None
+    char_agreement: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,6 +107,9 @@ class ReportRow:
         if self.map50_same_size is not None:
             item['map50_same_size'] = self.map50_same_size
             item['mean_iou_same_size'] = self.mean_iou_same_size
+        if self.word_agreement is not None:
+            item['word_agreement'] = self.word_agreement
+            item['char_agreement'] = self.char_agreement
         return item
 
     @classmethod
@@ -122,6 +130,9 @@ class ReportRow:
         out.map50, out.mean_iou, out.agreement = agree.get('map50'), agree.get('mean_iou'), agree
         if row.single is not None and not row.single.ok:
             out.error_1t = row.single.error
+        if row.text_agreement is not None:
+            out.word_agreement = row.text_agreement['word_agreement']
+            out.char_agreement = row.text_agreement['char_agreement']
         return out
 
 
@@ -234,6 +245,19 @@ def row_agreement(row: MeasuredRow, truth: list[Detections], config: BenchConfig
         return None
     return detection_agreement(truth, row.result.detections, config.iou_threshold,
                                row.planned.score_threshold)
+
+
+def text_agreement(row: MeasuredRow, reference: list[list[tuple[str, np.ndarray]]] | None
+                   ) -> dict[str, float] | None:
+    """Text models: word and character agreement of a row's lines with the reference's lines
+    (:mod:`edge_vision_core.eval.ocr`, the reference as the ground truth); None otherwise."""
+    if reference is None or row.result.lines is None:
+        return None
+    from ...eval.ocr import score_image, sum_scores
+
+    total = sum_scores([score_image(ref, got) for ref, got in
+                        zip(reference, row.result.lines, strict=True)])
+    return {'word_agreement': total.word_accuracy, 'char_agreement': total.char_accuracy}
 
 
 def _ok_number(value: Any) -> bool:
@@ -415,6 +439,17 @@ def markdown(report: BenchReport) -> str:
             f'{_fmt(r.speedup_1t)} | {_fmt(r.load_s)} | {_fmt(r.peak_rss_mb, ".0f")} '
             f'| {_fmt(r.planned.model_bytes / 1e6, ".1f")} | {_fmt(r.map50, ".3f")} | '
             f'{_fmt(r.mean_iou, ".3f")} | {_fmt(r.map50_same_size, ".3f")} |')
+    texts = [r for r in report.rows if r.word_agreement is not None]
+    if texts:
+        lines += ['', '## Text agreement (text models)', '',
+                  'Lines read with the variant in its slot of a TextReader against the lines '
+                  'of the reference (word agreement: words of the reference read the same; '
+                  'char agreement: 1 - character error rate).', '',
+                  '| variant | file | backend:device | word agreement | char agreement |',
+                  '|---|---|---|---:|---:|']
+        lines += [f'| {r.planned.variant} | {r.planned.file} | {r.planned.backend}:'
+                  f'{r.planned.device} | {_fmt(r.word_agreement, ".4f")} | '
+                  f'{_fmt(r.char_agreement, ".4f")} |' for r in texts]
     if failed:
         lines += ['', '## Could not run', '']
         lines += [f'- {r.planned.variant} ({r.planned.file}) on {r.planned.backend}:'
