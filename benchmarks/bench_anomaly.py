@@ -18,10 +18,13 @@
 
 2. Nearest-neighbour search (``--nn``): time per 256x256 frame to find each patch's nearest
    memory-bank row, per bank size and dimension, for NumPy/BLAS brute force (2 and 1 threads)
-   and OpenCV's FLANN kd-trees (approximate; its recall of the exact distance is reported).
+   OpenCV's FLANN kd-trees and SciPy's cKDTree (exact and eps=1 approximate; the fraction of
+   patches whose exact nearest distance was found is reported).
 
-3. Speed (``--speed``): ``score()`` per 256x256 frame (median of the stages) on each installed
-   backend (onnxruntime, OpenVINO), default threads, with the fit time of 80 frames.
+3. Speed (``--speed``): ``score()`` per 256x256 frame (median of the stages, best, and CPU
+   time of all threads) of each configuration of ``--configs`` on each backend of
+   ``--backends`` (onnxruntime, OpenVINO), default threads, side by side (rounds over the same
+   20 frames, every detector in turn), with the fit time of 80 frames.
 
 ``--write DIR`` writes a split in the MVTec-AD layout for ``edge-vision eval-anomaly --data DIR
 --fit --json`` and exits.
@@ -161,6 +164,18 @@ def nn_search(dims: tuple[int, ...], banks: tuple[int, ...], repeats: int = 7) -
             _, dist = index.knnSearch(queries, 1, params=params)
             recall = float(np.mean(np.abs(np.sqrt(dist[:, 0]) - exact) < 1e-3))
             timings['opencv-flann-kdtree'] = (best, recall)
+            try:
+                from scipy.spatial import cKDTree
+            except ImportError:
+                cKDTree = None
+            if cKDTree is not None:
+                tree = cKDTree(bank)
+                for eps in (0.0, 1.0):  # exact, then (1 + eps)-approximate
+                    best = min(_timed(tree.query, queries, k=1, eps=eps, workers=1)
+                               for _ in range(max(1, repeats // 3)))
+                    dist, _ = tree.query(queries, k=1, eps=eps, workers=1)
+                    recall = float(np.mean(np.abs(dist - exact) < 1e-3))
+                    timings[f'scipy-ckdtree-eps{eps:g}'] = (best, recall)
             for label, (ms, rec) in timings.items():
                 rows.append({'dim': dim, 'bank': size, 'method': label, 'ms': ms,
                              'exact_fraction': rec})
@@ -175,45 +190,63 @@ def _timed(fn, *args, **kwargs) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def speed(root: Path, category: str, base: AnomalyConfig, repeats: int) -> list[dict]:
-    dataset = read_anomaly_dataset(root / category)
+def speed(root: Path, category: str, configs: dict[str, AnomalyConfig], backends: list[str],
+          repeats: int) -> list[dict]:
+    """Time per 256x256 frame and fit time of each configuration on each backend, side by side.
+
+    Every (configuration, backend) is fitted once on the category's 80 normal frames; then
+    ``repeats`` rounds each score the same 20 test frames with every detector in turn, so a
+    change of the machine's load hits all of them alike.
+    """
     import cv2
 
+    dataset = read_anomaly_dataset(root / category)
     frames = [cv2.imread(str(p)) for p in dataset.train]
     tests = [cv2.imread(str(s.path)) for s in dataset.test][:20]
-    rows = []
-    for backend in [b for b in ('onnxruntime', 'openvino') if b in available_backends()]:
-        cfg = AnomalyConfig(**{**base.__dict__, 'backend': backend})
-        with AnomalyDetector(cfg) as det:
+    runs = []
+    for name, base in configs.items():
+        for backend in backends:
+            det = AnomalyDetector(AnomalyConfig(**{**base.__dict__, 'backend': backend}))
             t0, c0 = time.perf_counter(), time.process_time()
             report = det.fit(frames)
-            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+            fit = (time.perf_counter() - t0, time.process_time() - c0)
             for image in tests[:3]:
                 det.score(image)
-            per_stage: dict[str, list[float]] = {}
-            c0 = time.process_time()
-            for _ in range(repeats):
+            runs.append({'name': name, 'backend': backend, 'det': det, 'report': report,
+                         'fit': fit, 'stages': {}, 'cpu': 0.0})
+    try:
+        for _ in range(repeats):
+            for run in runs:
+                c0 = time.process_time()
                 for image in tests:
-                    t = det.score(image).timings
+                    t = run['det'].score(image).timings
                     for k in ('pre_ms', 'features_ms', 'score_ms', 'post_ms', 'total_ms'):
-                        per_stage.setdefault(k, []).append(getattr(t, k))
-            # CPU time of all threads per image: on a machine shared with other work the wall
-            # time includes waiting for a core, this does not (it is what 2 idle cores need,
-            # times up to 2 when both threads are busy)
-            cpu_ms = (time.process_time() - c0) * 1e3 / (repeats * len(tests))
+                        run['stages'].setdefault(k, []).append(getattr(t, k))
+                # CPU time of all threads: on a machine shared with other work the wall time
+                # includes waiting for a core, this does not (it is what idle cores need)
+                run['cpu'] += time.process_time() - c0
+    finally:
+        for run in runs:
+            run['det'].close()
+    rows = []
+    for run in runs:
+        report, per_stage = run['report'], run['stages']
         med = {k: statistics.median(v) for k, v in per_stage.items()}
         low = min(per_stage['total_ms'])
-        row = {'backend': backend, 'input_size': list(report.input_size),
-               'bank_rows': report.model_size, 'fit_frames': report.num_images,
-               'fit_seconds': fit_s, 'fit_cpu_seconds': fit_cpu, **med, 'min_total_ms': low,
+        cpu_ms = run['cpu'] * 1e3 / (repeats * len(tests))
+        fit_s, fit_cpu = run['fit']
+        row = {'config': run['name'], 'backend': run['backend'],
+               'input_size': list(report.input_size), 'bank_rows': report.model_size,
+               'fit_frames': report.num_images, 'fit_seconds': fit_s,
+               'fit_cpu_seconds': fit_cpu, **med, 'min_total_ms': low,
                'cpu_ms_per_image': cpu_ms}
         rows.append(row)
-        print(f'  {backend:12s} {category} input {report.input_size[0]}x{report.input_size[1]} '
-              f'bank {report.model_size:5d} fit {report.num_images} frames {fit_s:5.1f} s '
-              f'(CPU {fit_cpu:5.1f} s) | pre {med["pre_ms"]:.1f} features '
-              f'{med["features_ms"]:.1f} score {med["score_ms"]:.1f} post {med["post_ms"]:.1f} = '
-              f'{med["total_ms"]:.1f} ms median, {low:.1f} ms best, {cpu_ms:.1f} ms CPU',
-              flush=True)
+        print(f'  {run["name"]:18s} {run["backend"]:11s} {category} input '
+              f'{report.input_size[0]}x{report.input_size[1]} bank {report.model_size:5d} fit '
+              f'{report.num_images} frames {fit_s:5.1f} s (CPU {fit_cpu:5.1f} s) | pre '
+              f'{med["pre_ms"]:.1f} features {med["features_ms"]:.1f} score '
+              f'{med["score_ms"]:.1f} post {med["post_ms"]:.1f} = {med["total_ms"]:.1f} ms '
+              f'median, {low:.1f} ms best, {cpu_ms:.1f} ms CPU', flush=True)
     return rows
 
 
@@ -233,6 +266,8 @@ def main() -> int:
     parser.add_argument('--nn', action='store_true', help='nearest-neighbour search timings')
     parser.add_argument('--speed', action='store_true', help='per-backend timings')
     parser.add_argument('--repeats', type=int, default=3, help='speed: passes over 20 images')
+    parser.add_argument('--backends', default='onnxruntime,openvino',
+                        help='speed: backends to time (those installed)')
     parser.add_argument('--set', action='append', default=[], metavar='FIELD=JSON',
                         help='override an AnomalyConfig field in every configuration')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
@@ -275,8 +310,12 @@ def main() -> int:
                           f'{",".join(cfg.layers)})', flush=True)
                     out[name] = accuracy(root, categories, name, cfg)
             if args.speed:
-                print(f'\n{split}: speed of the default at 256x256:')
-                out['speed'] = speed(root, categories[0], base, args.repeats)
+                backends = [b for b in args.backends.split(',') if b in available_backends()]
+                print(f'\n{split}: speed at 256x256 ({", ".join(configs)}; '
+                      f'{", ".join(backends)}), side by side:')
+                out['speed'] = speed(root, categories[0],
+                                     {n: AnomalyConfig(**{**base.__dict__, **CONFIGS[n]})
+                                      for n in configs}, backends, args.repeats)
             results['splits'][split] = out
             if out and not args.no_accuracy:
                 print(f'\n{split} ({", ".join(categories)}): mean over categories')
