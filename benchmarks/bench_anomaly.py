@@ -71,15 +71,25 @@ CONFIGS: dict[str, dict] = {
                    'max_input_side': 320, 'layers': ('stride8', 'stride16', 'color8',
                                                      'color16'), 'patch_stride': 8,
                    'score_top_k': 1, 'reweight_neighbors': 0, 'max_memory_bank': 4096},
+    # the default before the round-2 measurements: EfficientNet-Lite0 + colour statistics
+    'lite0-colour': {'layers': ('stride8', 'stride16', 'color8', 'color16')},
+    'input-256': {'input_width': 256, 'input_height': 256},
     'input-320': {'input_width': 320, 'input_height': 320},
     'input-384': {'input_width': 384, 'input_height': 384},
     'stride4': {'patch_stride': 4},
     'layers-8-16': {'layers': ('stride8', 'stride16')},
-    'with-colour': {'layers': None},  # filled in main(): the default layers + color8
+    'with-colour': {'layers': None},  # filled in main(): the default layers + color8, color16
     'bank-1024': {'max_memory_bank': 1024},
+    'bank-2048': {'max_memory_bank': 2048},
     'bank-4096': {'max_memory_bank': 4096},
+    'bank-8192': {'max_memory_bank': 8192},
+    'dim-64': {'feature_dim': 64},
+    'no-projection': {'feature_dim': 4096},
     'no-reweight': {'reweight_neighbors': 0},
     'top1': {'score_top_k': 1},
+    'top10': {'score_top_k': 10},
+    'sigma-2': {'smoothing_sigma': 2.0},
+    'pool-5': {'patch_pool': 5},
     'padim': {'method': 'padim'},
 }
 
@@ -293,7 +303,7 @@ def main() -> int:
     unknown = sorted(set(configs) - set(CONFIGS))
     if unknown:
         parser.error(f'unknown configs {unknown}; known: {list(CONFIGS)}')
-    CONFIGS['with-colour'] = {'layers': (*AnomalyConfig().layers, 'color8')}
+    CONFIGS['with-colour'] = {'layers': (*AnomalyConfig().layers, 'color8', 'color16')}
     with tempfile.TemporaryDirectory(prefix='bench_anomaly_') as tmp:
         for split in splits:
             categories, _ = SPLITS[split]
