@@ -39,12 +39,12 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     image = 'image' if 'preprocess' in stages else 'image_raw'
     results = 'tracks' if 'tracker' in stages else 'detections'
     remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
-    for stage in ('inference', 'tracker', 'overlay', 'anomaly'):
+    for stage in ('inference', 'tracker', 'overlay', 'anomaly', 'foxglove'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':
         remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    for stage in ('overlay', 'recorder', 'mqtt_bridge'):
+    for stage in ('overlay', 'recorder', 'mqtt_bridge', 'web', 'foxglove'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
     return remaps
