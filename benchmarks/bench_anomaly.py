@@ -35,6 +35,10 @@ Usage::
     .venv/bin/python benchmarks/bench_anomaly.py --configs default,input-320,stride4
     .venv/bin/python benchmarks/bench_anomaly.py --split held-out --configs default,nanodet-r1
     .venv/bin/python benchmarks/bench_anomaly.py --nn --speed --no-accuracy
+    .venv/bin/python benchmarks/bench_anomaly.py --no-accuracy --speed \
+        --configs lite0-colour,default,bank-2048,input-256          # side by side
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_anomaly.py --no-accuracy --speed \
+        --backends onnxruntime --set threads=1 --configs ...        # one thread: CPU per image
     .venv/bin/python benchmarks/bench_anomaly.py --write /tmp/heldout --split held-out
 """
 
