@@ -87,7 +87,9 @@ CONFIGS: dict[str, dict] = {
     'bank-2048': {'max_memory_bank': 2048},
     'bank-4096': {'max_memory_bank': 4096},
     'bank-8192': {'max_memory_bank': 8192},
-    'dim-64': {'feature_dim': 64},
+    'dim-128': {'feature_dim': 128},
+    # the step before the last default: 4096 rows of 128 dimensions (same search cost)
+    'bank-4096-dim-128': {'max_memory_bank': 4096, 'feature_dim': 128},
     'no-projection': {'feature_dim': 4096},
     'no-reweight': {'reweight_neighbors': 0},
     'top1': {'score_top_k': 1},
