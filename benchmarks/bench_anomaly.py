@@ -76,7 +76,8 @@ CONFIGS: dict[str, dict] = {
                                                      'color16'), 'patch_stride': 8,
                    'score_top_k': 1, 'reweight_neighbors': 0, 'max_memory_bank': 4096},
     # the default before the round-2 measurements: EfficientNet-Lite0 + colour statistics
-    'lite0-colour': {'layers': ('stride8', 'stride16', 'color8', 'color16')},
+    'lite0-colour': {'layers': ('stride8', 'stride16', 'color8', 'color16'),
+                     'max_memory_bank': 4096, 'feature_dim': 128},
     'input-256': {'input_width': 256, 'input_height': 256},
     'input-320': {'input_width': 320, 'input_height': 320},
     'input-384': {'input_width': 384, 'input_height': 384},
