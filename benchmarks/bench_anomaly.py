@@ -18,10 +18,13 @@
 
 2. Nearest-neighbour search (``--nn``): time per 256x256 frame to find each patch's nearest
    memory-bank row, per bank size and dimension, for NumPy/BLAS brute force (2 and 1 threads)
-   and OpenCV's FLANN kd-trees (approximate; its recall of the exact distance is reported).
+   OpenCV's FLANN kd-trees and SciPy's cKDTree (exact and eps=1 approximate; the fraction of
+   patches whose exact nearest distance was found is reported).
 
-3. Speed (``--speed``): ``score()`` per 256x256 frame (median of the stages) on each installed
-   backend (onnxruntime, OpenVINO), default threads, with the fit time of 80 frames.
+3. Speed (``--speed``): ``score()`` per 256x256 frame (median of the stages, best, and CPU
+   time of all threads) of each configuration of ``--configs`` on each backend of
+   ``--backends`` (onnxruntime, OpenVINO), default threads, side by side (rounds over the same
+   20 frames, every detector in turn), with the fit time of 80 frames.
 
 ``--write DIR`` writes a split in the MVTec-AD layout for ``edge-vision eval-anomaly --data DIR
 --fit --json`` and exits.
@@ -32,6 +35,10 @@ Usage::
     .venv/bin/python benchmarks/bench_anomaly.py --configs default,input-320,stride4
     .venv/bin/python benchmarks/bench_anomaly.py --split held-out --configs default,nanodet-r1
     .venv/bin/python benchmarks/bench_anomaly.py --nn --speed --no-accuracy
+    .venv/bin/python benchmarks/bench_anomaly.py --no-accuracy --speed \
+        --configs lite0-colour,default,bank-2048,input-256          # side by side
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_anomaly.py --no-accuracy --speed \
+        --backends onnxruntime --set threads=1 --configs ...        # one thread: CPU per image
     .venv/bin/python benchmarks/bench_anomaly.py --write /tmp/heldout --split held-out
 """
 
@@ -68,15 +75,28 @@ CONFIGS: dict[str, dict] = {
                    'max_input_side': 320, 'layers': ('stride8', 'stride16', 'color8',
                                                      'color16'), 'patch_stride': 8,
                    'score_top_k': 1, 'reweight_neighbors': 0, 'max_memory_bank': 4096},
+    # the default before the round-2 measurements: EfficientNet-Lite0 + colour statistics
+    'lite0-colour': {'layers': ('stride8', 'stride16', 'color8', 'color16'),
+                     'max_memory_bank': 4096, 'feature_dim': 128},
+    'input-256': {'input_width': 256, 'input_height': 256},
     'input-320': {'input_width': 320, 'input_height': 320},
     'input-384': {'input_width': 384, 'input_height': 384},
     'stride4': {'patch_stride': 4},
     'layers-8-16': {'layers': ('stride8', 'stride16')},
-    'with-colour': {'layers': None},  # filled in main(): the default layers + color8
+    'with-colour': {'layers': None},  # filled in main(): the default layers + color8, color16
     'bank-1024': {'max_memory_bank': 1024},
+    'bank-2048': {'max_memory_bank': 2048},
     'bank-4096': {'max_memory_bank': 4096},
+    'bank-8192': {'max_memory_bank': 8192},
+    'dim-128': {'feature_dim': 128},
+    # the step before the last default: 4096 rows of 128 dimensions (same search cost)
+    'bank-4096-dim-128': {'max_memory_bank': 4096, 'feature_dim': 128},
+    'no-projection': {'feature_dim': 4096},
     'no-reweight': {'reweight_neighbors': 0},
     'top1': {'score_top_k': 1},
+    'top10': {'score_top_k': 10},
+    'sigma-2': {'smoothing_sigma': 2.0},
+    'pool-5': {'patch_pool': 5},
     'padim': {'method': 'padim'},
 }
 
@@ -161,6 +181,18 @@ def nn_search(dims: tuple[int, ...], banks: tuple[int, ...], repeats: int = 7) -
             _, dist = index.knnSearch(queries, 1, params=params)
             recall = float(np.mean(np.abs(np.sqrt(dist[:, 0]) - exact) < 1e-3))
             timings['opencv-flann-kdtree'] = (best, recall)
+            try:
+                from scipy.spatial import cKDTree
+            except ImportError:
+                cKDTree = None
+            if cKDTree is not None:
+                tree = cKDTree(bank)
+                for eps in (0.0, 1.0):  # exact, then (1 + eps)-approximate
+                    best = min(_timed(tree.query, queries, k=1, eps=eps, workers=1)
+                               for _ in range(max(1, repeats // 3)))
+                    dist, _ = tree.query(queries, k=1, eps=eps, workers=1)
+                    recall = float(np.mean(np.abs(dist - exact) < 1e-3))
+                    timings[f'scipy-ckdtree-eps{eps:g}'] = (best, recall)
             for label, (ms, rec) in timings.items():
                 rows.append({'dim': dim, 'bank': size, 'method': label, 'ms': ms,
                              'exact_fraction': rec})
@@ -175,45 +207,63 @@ def _timed(fn, *args, **kwargs) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def speed(root: Path, category: str, base: AnomalyConfig, repeats: int) -> list[dict]:
-    dataset = read_anomaly_dataset(root / category)
+def speed(root: Path, category: str, configs: dict[str, AnomalyConfig], backends: list[str],
+          repeats: int) -> list[dict]:
+    """Time per 256x256 frame and fit time of each configuration on each backend, side by side.
+
+    Every (configuration, backend) is fitted once on the category's 80 normal frames; then
+    ``repeats`` rounds each score the same 20 test frames with every detector in turn, so a
+    change of the machine's load hits all of them alike.
+    """
     import cv2
 
+    dataset = read_anomaly_dataset(root / category)
     frames = [cv2.imread(str(p)) for p in dataset.train]
     tests = [cv2.imread(str(s.path)) for s in dataset.test][:20]
-    rows = []
-    for backend in [b for b in ('onnxruntime', 'openvino') if b in available_backends()]:
-        cfg = AnomalyConfig(**{**base.__dict__, 'backend': backend})
-        with AnomalyDetector(cfg) as det:
+    runs = []
+    for name, base in configs.items():
+        for backend in backends:
+            det = AnomalyDetector(AnomalyConfig(**{**base.__dict__, 'backend': backend}))
             t0, c0 = time.perf_counter(), time.process_time()
             report = det.fit(frames)
-            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+            fit = (time.perf_counter() - t0, time.process_time() - c0)
             for image in tests[:3]:
                 det.score(image)
-            per_stage: dict[str, list[float]] = {}
-            c0 = time.process_time()
-            for _ in range(repeats):
+            runs.append({'name': name, 'backend': backend, 'det': det, 'report': report,
+                         'fit': fit, 'stages': {}, 'cpu': 0.0})
+    try:
+        for _ in range(repeats):
+            for run in runs:
+                c0 = time.process_time()
                 for image in tests:
-                    t = det.score(image).timings
+                    t = run['det'].score(image).timings
                     for k in ('pre_ms', 'features_ms', 'score_ms', 'post_ms', 'total_ms'):
-                        per_stage.setdefault(k, []).append(getattr(t, k))
-            # CPU time of all threads per image: on a machine shared with other work the wall
-            # time includes waiting for a core, this does not (it is what 2 idle cores need,
-            # times up to 2 when both threads are busy)
-            cpu_ms = (time.process_time() - c0) * 1e3 / (repeats * len(tests))
+                        run['stages'].setdefault(k, []).append(getattr(t, k))
+                # CPU time of all threads: on a machine shared with other work the wall time
+                # includes waiting for a core, this does not (it is what idle cores need)
+                run['cpu'] += time.process_time() - c0
+    finally:
+        for run in runs:
+            run['det'].close()
+    rows = []
+    for run in runs:
+        report, per_stage = run['report'], run['stages']
         med = {k: statistics.median(v) for k, v in per_stage.items()}
         low = min(per_stage['total_ms'])
-        row = {'backend': backend, 'input_size': list(report.input_size),
-               'bank_rows': report.model_size, 'fit_frames': report.num_images,
-               'fit_seconds': fit_s, 'fit_cpu_seconds': fit_cpu, **med, 'min_total_ms': low,
+        cpu_ms = run['cpu'] * 1e3 / (repeats * len(tests))
+        fit_s, fit_cpu = run['fit']
+        row = {'config': run['name'], 'backend': run['backend'],
+               'input_size': list(report.input_size), 'bank_rows': report.model_size,
+               'fit_frames': report.num_images, 'fit_seconds': fit_s,
+               'fit_cpu_seconds': fit_cpu, **med, 'min_total_ms': low,
                'cpu_ms_per_image': cpu_ms}
         rows.append(row)
-        print(f'  {backend:12s} {category} input {report.input_size[0]}x{report.input_size[1]} '
-              f'bank {report.model_size:5d} fit {report.num_images} frames {fit_s:5.1f} s '
-              f'(CPU {fit_cpu:5.1f} s) | pre {med["pre_ms"]:.1f} features '
-              f'{med["features_ms"]:.1f} score {med["score_ms"]:.1f} post {med["post_ms"]:.1f} = '
-              f'{med["total_ms"]:.1f} ms median, {low:.1f} ms best, {cpu_ms:.1f} ms CPU',
-              flush=True)
+        print(f'  {run["name"]:18s} {run["backend"]:11s} {category} input '
+              f'{report.input_size[0]}x{report.input_size[1]} bank {report.model_size:5d} fit '
+              f'{report.num_images} frames {fit_s:5.1f} s (CPU {fit_cpu:5.1f} s) | pre '
+              f'{med["pre_ms"]:.1f} features {med["features_ms"]:.1f} score '
+              f'{med["score_ms"]:.1f} post {med["post_ms"]:.1f} = {med["total_ms"]:.1f} ms '
+              f'median, {low:.1f} ms best, {cpu_ms:.1f} ms CPU', flush=True)
     return rows
 
 
@@ -233,6 +283,8 @@ def main() -> int:
     parser.add_argument('--nn', action='store_true', help='nearest-neighbour search timings')
     parser.add_argument('--speed', action='store_true', help='per-backend timings')
     parser.add_argument('--repeats', type=int, default=3, help='speed: passes over 20 images')
+    parser.add_argument('--backends', default='onnxruntime,openvino',
+                        help='speed: backends to time (those installed)')
     parser.add_argument('--set', action='append', default=[], metavar='FIELD=JSON',
                         help='override an AnomalyConfig field in every configuration')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
@@ -258,7 +310,7 @@ def main() -> int:
     unknown = sorted(set(configs) - set(CONFIGS))
     if unknown:
         parser.error(f'unknown configs {unknown}; known: {list(CONFIGS)}')
-    CONFIGS['with-colour'] = {'layers': (*AnomalyConfig().layers, 'color8')}
+    CONFIGS['with-colour'] = {'layers': (*AnomalyConfig().layers, 'color8', 'color16')}
     with tempfile.TemporaryDirectory(prefix='bench_anomaly_') as tmp:
         for split in splits:
             categories, _ = SPLITS[split]
@@ -275,8 +327,12 @@ def main() -> int:
                           f'{",".join(cfg.layers)})', flush=True)
                     out[name] = accuracy(root, categories, name, cfg)
             if args.speed:
-                print(f'\n{split}: speed of the default at 256x256:')
-                out['speed'] = speed(root, categories[0], base, args.repeats)
+                backends = [b for b in args.backends.split(',') if b in available_backends()]
+                print(f'\n{split}: speed at 256x256 ({", ".join(configs)}; '
+                      f'{", ".join(backends)}), side by side:')
+                out['speed'] = speed(root, categories[0],
+                                     {n: AnomalyConfig(**{**base.__dict__, **CONFIGS[n]})
+                                      for n in configs}, backends, args.repeats)
             results['splits'][split] = out
             if out and not args.no_accuracy:
                 print(f'\n{split} ({", ".join(categories)}): mean over categories')

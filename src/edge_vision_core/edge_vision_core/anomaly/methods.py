@@ -168,7 +168,7 @@ class PatchCore(AnomalyMethod):
 
     name = 'patchcore'
     description = 'memory bank + nearest neighbour; any content'
-    default_dim = 128
+    default_dim = 64
     array_names = ('memory_bank',)
     size_unit = 'memory bank rows'
 

@@ -173,9 +173,10 @@ class _Trap:
 def test_arrays_of_other_shapes_than_declared_are_refused(saved, tmp_path):
     _, arrays = raw_header(saved)
     bank = arrays['memory_bank']
+    half = bank.shape[1] // 2  # narrower than the header declares, whatever the default dim
     cases = {
-        'narrow': (bank[:, :64], r"'memory_bank' has shape \[\d+, 64\], the header declares "
-                                 r'\[N, \d+\]'),
+        'narrow': (bank[:, :half], rf"'memory_bank' has shape \[\d+, {half}\], the header "
+                                   rf'declares \[N, {bank.shape[1]}\]'),
         'float64': (bank.astype(np.float64), "'memory_bank' has dtype float64"),
         'nan': (np.full_like(bank, np.nan), "'memory_bank' holds NaN"),
     }
@@ -229,13 +230,15 @@ def test_inconsistent_arrays_are_refused(saved, tmp_path):
         AnomalyDetector.from_file(incomplete)
     header, arrays = raw_header(saved)
     projection = arrays['projection']
-    narrow = rewrite(saved, tmp_path / 'b.npz', {'embedding_dim': 64}, {
-        'memory_bank': arrays['memory_bank'][:, :64], 'projection': projection[:, :64].copy()})
+    half = arrays['memory_bank'].shape[1] // 2  # whatever the default dimension is
+    narrow = rewrite(saved, tmp_path / 'b.npz', {'embedding_dim': half}, {
+        'memory_bank': arrays['memory_bank'][:, :half],
+        'projection': projection[:, :half].copy()})
     with AnomalyDetector.from_file(narrow) as det:  # consistent in itself: loads
-        assert det.model_info.embedding_dim == 64
-    wrong = rewrite(saved, tmp_path / 'c.npz', {'embedding_dim': 64},
-                    {'memory_bank': arrays['memory_bank'][:, :64]})
-    with pytest.raises(ModelError, match='inconsistent.*embedding dimension 64'):
+        assert det.model_info.embedding_dim == half
+    wrong = rewrite(saved, tmp_path / 'c.npz', {'embedding_dim': half},
+                    {'memory_bank': arrays['memory_bank'][:, :half]})
+    with pytest.raises(ModelError, match=f'inconsistent.*embedding dimension {half}'):
         AnomalyDetector.from_file(wrong)
 
 
