@@ -49,6 +49,7 @@ setup(
             'mqtt_bridge_node = edge_vision.mqtt_bridge_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',
+            'privacy_node = edge_vision.privacy_node:main',
             'recorder_node = edge_vision.recorder_node:main',
             'pipeline = edge_vision.pipeline:main',
             'tracker_node = edge_vision.tracker_node:main',

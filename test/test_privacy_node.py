@@ -1,0 +1,373 @@
+"""privacy_node for real: over DDS in its own process and composed with the camera in one.
+
+What is checked: the filtered image keeps the input's header; detail in the face box drops and
+detail elsewhere stays; and the node fails closed: a corrupt model, a model that fails on every
+frame, a stalled filter, old frames and unreadable images publish nothing and are counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+#: the astronaut's face (hairline to chin) and a region far from it (her suit and the flag)
+FACE = (175, 70, 275, 178)
+ELSEWHERE = (340, 260, 512, 512)
+
+
+@pytest.fixture(scope='module')
+def astronaut_bgr():
+    data = pytest.importorskip('skimage.data')
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def _detail(image: np.ndarray, box) -> float:
+    """Variance of the Laplacian (fine detail) in a box."""
+    x1, y1, x2, y2 = box
+    gray = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def _driver(ros_context, ns, diagnostics):
+    """A test node that publishes images and collects image_private(/compressed) and
+    /diagnostics."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+
+    node = rclpy.create_node('privacy_driver', context=ros_context)
+    pub = node.create_publisher(Image, f'{ns}/image',
+                                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    got = {'image': [], 'compressed': []}
+    node.create_subscription(Image, f'{ns}/image_private', got['image'].append,
+                             qos_profile_sensor_data)
+    node.create_subscription(CompressedImage, f'{ns}/image_private/compressed',
+                             got['compressed'].append, qos_profile_sensor_data)
+    diags = diagnostics(node)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    return node, pub, got, diags, executor
+
+
+def _image_msg(node, image: np.ndarray, age_s: float = 0.0, frame_id: str = 'astro_optical'):
+    """``image`` as a message stamped ``age_s`` before now (the node's clock)."""
+    from edge_vision.conversions import meta_to_header, numpy_to_image
+    from edge_vision_core import FrameMeta
+
+    stamp = node.get_clock().now().nanoseconds - int(age_s * 1e9)
+    return numpy_to_image(image, 'bgr8', meta_to_header(FrameMeta(stamp, frame_id)))
+
+
+def test_hides_the_face_keeps_the_header_and_withholds_late_or_bad_frames(
+        node_process, ros_context, spin_until, diagnostics, astronaut_bgr):
+    from edge_vision.conversions import compressed_to_numpy, image_to_numpy, numpy_to_image
+
+    ns = '/privacy_test'
+    proc = node_process('edge_vision.privacy_node', {
+        'threads': 1, 'method': 'blur', 'max_latency_s': 2.0, 'diagnostics_period': 0.3}, ns)
+    node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
+    name = f'{ns}/privacy_node'
+
+    def stat(key: str) -> int:
+        return int(float(diags.value(name, key) or 0))
+
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and
+                      diags.value(name, 'lifecycle_state') == 'active', 90), proc.output()
+
+    # a fresh frame comes out filtered, with its header; resent until one makes it (the first
+    # samples after discovery can be lost)
+    sent = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not got['image']:
+        sent.append(_image_msg(node, astronaut_bgr))
+        pub.publish(sent[-1])
+        spin_until(executor, lambda: bool(got['image']), 0.5)
+    assert got['image'], proc.output()
+    out_msg = got['image'][0]
+    assert out_msg.header in [m.header for m in sent]
+    assert out_msg.encoding == 'bgr8' and (out_msg.width, out_msg.height) == (512, 512)
+    out = image_to_numpy(out_msg)
+    before, after = _detail(astronaut_bgr, FACE), _detail(out, FACE)
+    assert after < 0.05 * before, (before, after)  # the face's fine detail is gone
+    assert np.array_equal(out[260:, 340:], astronaut_bgr[260:, 340:])  # the rest is untouched
+    assert _detail(out, ELSEWHERE) == pytest.approx(_detail(astronaut_bgr, ELSEWHERE))
+    assert spin_until(executor, lambda: got['compressed'], 20), 'image_private/compressed'
+    jpeg = got['compressed'][0]
+    assert jpeg.header in [m.header for m in sent] and 'jpeg' in jpeg.format
+    assert _detail(compressed_to_numpy(jpeg, 'bgr8'), FACE) < 0.1 * before
+
+    # falling behind: a frame older than max_latency_s is withheld and counted
+    assert spin_until(executor, lambda: stat('frames_published') >= 1, 10)
+    old = [_image_msg(node, astronaut_bgr, age_s=30.0, frame_id='old')]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and stat('withheld_late') < 1:
+        pub.publish(old[0])
+        spin_until(executor, lambda: stat('withheld_late') >= 1, 0.5)
+    assert stat('withheld_late') >= 1, proc.output()
+    assert 'falling behind' in (diags.value(name, 'last_withheld') or '')
+
+    # unreadable images (empty, an encoding that is no picture) are dropped and counted
+    from sensor_msgs.msg import Image
+
+    bad = [Image(encoding='bgr8'), numpy_to_image(np.zeros((8, 8), np.float32), '32FC1')]
+    for msg in bad:
+        msg.header.frame_id = 'bad'
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and stat('bad_messages') < 2:
+        for msg in bad:
+            pub.publish(msg)
+            spin_until(executor, lambda: False, 0.2)  # best effort: one at a time
+    assert stat('bad_messages') >= 2, proc.output()
+    assert stat('frames_withheld') >= 3
+    # whatever came out was a filtered fresh frame: never an old, bad or unknown one
+    spin_until(executor, lambda: False, 1.0)
+    assert {m.header.frame_id for m in got['image']} == {'astro_optical'}
+    sent_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in sent}
+    assert all((m.header.stamp.sec, m.header.stamp.nanosec) in sent_stamps for m in got['image'])
+    assert diags.status(name).level[0] >= 1  # WARN: frames were withheld
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
+
+
+def _corrupt_face_model(tmp_path) -> dict[str, object]:
+    from edge_vision_models import models_dir
+
+    src = models_dir()
+    (tmp_path / 'face-full.onnx').write_bytes((src / 'face-full.onnx').read_bytes()[:50_000])
+    (tmp_path / 'face-full.yaml').write_text((src / 'face-full.yaml').read_text())
+    return {'face_model': str(tmp_path / 'face-full.yaml')}
+
+
+def _scores(shape=(1, 3, 16, 16)) -> np.ndarray:
+    """Constant class scores: class 1 on the left half, class 2 on the right half."""
+    scores = np.zeros((1, 3, 16, 16), np.float32)
+    scores[0, 1, :, :8] = 5.0
+    scores[0, 2, :, 8:] = 5.0
+    return np.broadcast_to(scores, shape).copy() if shape[0] != 1 else scores
+
+
+def _segmenter(tmp_path, labels: list[str], scores: np.ndarray) -> str:
+    """A tiny segmentation model that outputs ``scores`` whatever the image, with its
+    manifest (``labels``); returns the manifest's path."""
+    onnx = pytest.importorskip('onnx')
+    import yaml
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
+        helper.make_node('Constant', [], ['zero'],
+                         value=numpy_helper.from_array(np.array(0.0, np.float32))),
+        helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
+        helper.make_node('Constant', [], ['scores'], value=numpy_helper.from_array(scores)),
+        helper.make_node('Add', ['scores', 'nothing'], ['logits']),
+    ]
+    graph = helper.make_graph(
+        nodes, 'constant_segmenter',
+        [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info('logits', TensorProto.FLOAT, list(scores.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / 'seg.onnx'))
+    manifest = {'name': 'seg', 'file': 'seg.onnx', 'layout': 'NCHW', 'input_size': [64, 64],
+                'adapter': 'segmentation', 'labels': labels}
+    (tmp_path / 'seg.yaml').write_text(yaml.safe_dump(manifest))
+    return str(tmp_path / 'seg.yaml')
+
+
+def _class_map() -> np.ndarray:
+    """A [1, 16, 16] class map with id 5, which a 3-label model does not have."""
+    ids = np.zeros((1, 16, 16), np.float32)
+    ids[0, 4:12, 4:12] = 5.0
+    return ids
+
+
+#: a privacy_node that must publish nothing: parameters, and what its log or diagnostics say
+FAILS_CLOSED = {
+    'corrupt face model': (_corrupt_face_model, 'corrupt'),
+    'segmenter whose classes are not its labels': (lambda tmp: {
+        'hide': 'persons', 'person_model': _segmenter(tmp, ['background', 'person'],
+                                                      _scores())}, '2 classes'),
+    'mask class ids the labels do not know': (lambda tmp: {
+        'hide': 'persons', 'person_model': _segmenter(tmp, ['background', 'person', 'car'],
+                                                      _class_map())}, 'class id(s) 5'),
+    'segmenter with an unexpected output layout': (lambda tmp: {
+        'hide': 'persons', 'person_model': _segmenter(tmp, ['background', 'person', 'car'],
+                                                      _scores((2, 3, 16, 16)))},
+        'segmentation adapter: expected'),
+}
+
+
+@pytest.mark.parametrize('case', list(FAILS_CLOSED))
+def test_fails_closed_over_dds(case, node_process, ros_context, spin_until, diagnostics,
+                               astronaut_bgr, tmp_path):
+    pytest.importorskip('edge_vision_models')
+    make, expected = FAILS_CLOSED[case]
+    ns = '/privacy_closed'
+    proc = node_process('edge_vision.privacy_node', {
+        'threads': 1, 'diagnostics_period': 0.3, **make(tmp_path)}, ns)
+    node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
+    name = f'{ns}/privacy_node'
+    assert spin_until(executor, lambda: diags.status(name) is not None and
+                      diags.value(name, 'lifecycle_state') in ('active', 'unconfigured') and
+                      (diags.value(name, 'lifecycle_state') == 'unconfigured' or
+                       pub.get_subscription_count() > 0), 90), proc.output()
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        pub.publish(_image_msg(node, astronaut_bgr))
+        spin_until(executor, lambda: False, 0.2)
+    assert got['image'] == [] and got['compressed'] == [], 'an image was published'
+    status = diags.status(name)
+    assert status.level[0] == 2, status  # ERROR
+    said = proc.output() + status.message + str(diags.value(name, 'last_withheld'))
+    assert expected in said, said
+    if diags.value(name, 'lifecycle_state') == 'active':  # configured: each frame counted
+        assert int(diags.value(name, 'frames_withheld')) >= 1
+        assert int(diags.value(name, 'frames_published')) == 0
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
+
+
+def test_persons_hidden_by_the_segmentation_mask(node_process, ros_context, spin_until,
+                                                 diagnostics, astronaut_bgr, tmp_path):
+    """hide persons: the pixels the segmenter calls person (here: the left half) are hidden."""
+    ns = '/privacy_persons'
+    model = _segmenter(tmp_path, ['background', 'person', 'car'], _scores())
+    proc = node_process('edge_vision.privacy_node', {
+        'threads': 1, 'hide': 'persons', 'person_model': model, 'mask_dilation': 0.0,
+        'method': 'fill', 'fill_color': [0, 0, 255], 'max_latency_s': 0.0}, ns)
+    node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 90), proc.output()
+    msg = _image_msg(node, astronaut_bgr)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not got['image']:
+        pub.publish(msg)
+        spin_until(executor, lambda: bool(got['image']), 0.5)
+    assert got['image'], proc.output()
+    from edge_vision.conversions import image_to_numpy
+
+    out = image_to_numpy(got['image'][0])
+    assert got['image'][0].header == msg.header
+    assert np.all(out[:, :250] == (0, 0, 255))  # person pixels: filled
+    assert np.array_equal(out[:, 262:], astronaut_bgr[:, 262:])  # the rest: untouched
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0
+
+
+class _Injected:
+    """A face detector wrapper that raises or stalls on demand (a runtime fault)."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+        self.fault = ''
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+    def detect(self, image):
+        if self.fault == 'error':
+            raise RuntimeError('injected: the runtime failed on this frame')
+        if self.fault == 'stall':
+            time.sleep(0.4)  # x5 per frame (face tiles): 2 s
+        return self.detector.detect(image)
+
+
+def test_composed_camera_to_privacy_header_kept_and_faults_withhold(
+        ros_context, tmp_path, astronaut_bgr, spin_until):
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from edge_vision.camera_node import CameraNode
+    from edge_vision.compose import Composition
+    from edge_vision.conversions import image_to_numpy
+    from edge_vision.privacy_node import PrivacyNode
+
+    pytest.importorskip('edge_vision_models')
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'astronaut.png'), astronaut_bgr)
+    ns = '/privacy_composed'
+    camera = functools.partial(CameraNode, context=ros_context, namespace=ns,
+                               parameter_overrides=[
+                                   Parameter('source', value=str(folder)),
+                                   Parameter('loop', value=True),
+                                   Parameter('rate', value=10.0),
+                                   Parameter('camera_info_url',
+                                             value=f'file://{tmp_path}/none.yaml')])
+    privacy = functools.partial(PrivacyNode, context=ros_context, namespace=ns,
+                                cli_args=['--ros-args', '-r', 'image:=image_raw'],
+                                parameter_overrides=[Parameter('threads', value=1),
+                                                     Parameter('max_latency_s', value=0.5)])
+    comp = Composition([camera, privacy], context=ros_context)
+    outside = None
+    try:
+        assert comp.start() == []
+        links = {(r.node, r.topic): r.producer for r in comp.links}
+        assert links[(f'{ns}/privacy_node', f'{ns}/image_raw')] == f'{ns}/camera_node'
+        node = comp.nodes[1]
+        outside = rclpy.create_node('outside', context=ros_context)
+        comp.executor.add_node(outside)
+        raw, private = {}, []
+        outside.create_subscription(
+            Image, f'{ns}/image_raw',
+            lambda m: raw.setdefault((m.header.stamp.sec, m.header.stamp.nanosec), m.header),
+            qos_profile_sensor_data)
+        outside.create_subscription(Image, f'{ns}/image_private', private.append,
+                                    qos_profile_sensor_data)
+
+        def spin(predicate, timeout):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not predicate():
+                comp.spin_once(timeout_sec=0.05)
+            return predicate()
+
+        assert spin(lambda: len(private) >= 3, 60), node.stats()
+        for msg in private:  # the header of the camera's frame, stamp and frame_id
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            assert key in raw and raw[key] == msg.header
+        out = image_to_numpy(private[-1])
+        assert _detail(out, FACE) < 0.05 * _detail(astronaut_bgr, FACE)
+        assert _detail(out, ELSEWHERE) > 0.5 * _detail(astronaut_bgr, ELSEWHERE)  # PNG: exact
+
+        # a model error on every frame: nothing comes out, each frame counted with its reason
+        injected = _Injected(node._filter.face_detector)
+        node._filter.face_detector = injected
+        injected.fault = 'error'
+        spin(lambda: False, 0.5)  # a frame in flight may still finish
+        count = node.published
+        assert spin(lambda: node.stats().get('withheld_runtime_error', 0) >= 3, 30), node.stats()
+        spin(lambda: False, 0.5)
+        assert node.published == count and len(private) <= count
+        level, message, _ = node.diagnostic_values()
+        assert level == 2 and 'injected' in message  # ERROR, named: nothing was published since
+
+        # a stalled filter: the frame it finally finishes is late, so it is withheld too
+        injected.fault = 'stall'
+        late = node.withheld_late
+        assert spin(lambda: node.withheld_late >= late + 2, 30), node.stats()
+        assert node.published == count
+        assert spin(lambda: node.stats()['stalled_s'] > 0, 10), node.stats()
+        level, message, _ = node.diagnostic_values()
+        assert level == 2 and 'stalled' in message, message
+
+        # recovered: fresh frames come out filtered again
+        injected.fault = ''
+        assert spin(lambda: node.published > count, 30), node.stats()
+        assert node.stats()['frames_withheld'] >= 5
+    finally:
+        if outside is not None:
+            outside.destroy_node()
+        comp.shutdown()
