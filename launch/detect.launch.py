@@ -4,6 +4,7 @@
     ros2 launch edge_vision detect.launch.py source:=/dev/video0 backend:=openvino
     ros2 launch edge_vision detect.launch.py composed:=true rviz:=true
     ros2 launch edge_vision detect.launch.py namespace:=front use_tracking:=false
+    ros2 launch edge_vision detect.launch.py privacy:=faces       # anonymized images only
 
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
@@ -14,6 +15,11 @@ default: this package's ``config/``, one ``<stage>.yaml`` per node) and ``mqtt``
 
     ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
         mqtt_params:=/etc/edge_vision/mqtt.yaml
+
+``privacy:=faces|persons|faces+persons`` (default ``off``) adds privacy_node: the overlay (hence
+``image_annotated`` and rviz), the MQTT bridge's snapshots and the compressed stream
+(``image_private/compressed``; the camera's ``image_raw/compressed`` is turned off) then read
+the anonymized ``image_private``, and a frame the filter cannot anonymize goes nowhere.
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -56,6 +62,8 @@ ARGUMENTS = [
                       'broker, allow-listed commands back.'),
     ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
                         'parameter files\' broker.url).'),
+    ('privacy', 'off', 'Anonymize every image that leaves the device: faces, persons, '
+                       'faces+persons or off (privacy_node).'),
     ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
                         'device_id, allow-lists).'),
 ]
@@ -85,7 +93,8 @@ def _setup(context, *args, **kwargs):
     config_dir = arg['config_dir'] or os.path.join(share, 'config')
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
-                           anomaly=_truthy(arg['use_anomaly']))
+                           anomaly=_truthy(arg['use_anomaly']),
+                           privacy=arg['privacy'] != 'off')
     # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
     overrides = {
         'camera': {'source': ParameterValue(arg['source'], value_type=str)},
@@ -95,6 +104,9 @@ def _setup(context, *args, **kwargs):
                       'threads': ParameterValue(int(arg['inference_threads']), value_type=int)},
         'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool)},
     }
+    if 'privacy' in stages:  # privacy_node validates the value (configure fails, loudly)
+        overrides['privacy'] = {'hide': ParameterValue(arg['privacy'], value_type=str)}
+        overrides['camera']['publish_compressed'] = ParameterValue(False, value_type=bool)
     if arg['anomaly_model']:
         overrides['anomaly'] = {
             'model_path': ParameterValue(arg['anomaly_model'], value_type=str)}

@@ -371,3 +371,60 @@ def test_composed_camera_to_privacy_header_kept_and_faults_withhold(
         if outside is not None:
             outside.destroy_node()
         comp.shutdown()
+
+
+def test_stage_wiring_sends_only_filtered_images_out():
+    """With the privacy stage, the overlay (image_annotated, the recorder's video) and the
+    MQTT bridge's snapshots read image_private; the analysing stages keep the raw image."""
+    from edge_vision.stages import select_stages, stage_remaps
+
+    for preprocess, raw in ((True, 'image'), (False, 'image_raw')):
+        stages = select_stages(preprocess=preprocess, recorder=True, mqtt=True, privacy=True)
+        assert stages.index('privacy') < stages.index('overlay')
+        remaps = stage_remaps(stages)
+        assert ('image', 'image_private') in remaps['overlay']
+        assert not [r for r in remaps['overlay'] if r[0] == 'image' and r[1] != 'image_private']
+        assert {('image', 'image_private'), ('image_raw', 'image_private')} <= \
+            set(remaps['mqtt_bridge'])
+        assert remaps['privacy'] == ([] if raw == 'image' else [('image', 'image_raw')])
+        assert ('image', 'image_private') not in remaps['inference']
+    assert 'privacy' not in select_stages()
+    assert not any(('image', 'image_private') in r for r in stage_remaps(select_stages(
+        recorder=True, mqtt=True)).values())
+
+
+@pytest.mark.slow
+def test_run_with_privacy_writes_an_anonymized_video(tmp_path, astronaut_bgr):
+    """`edge-vision run --privacy faces`: the annotated video is drawn on filtered frames (the
+    face loses its detail, the rest keeps it) and the report counts the privacy stage."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip('edge_vision_models')
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f'{i:02d}.png'), astronaut_bgr)
+    out = tmp_path / 'out'
+    proc = subprocess.run([sys.executable, '-m', 'edge_vision.cli', 'run', '--source',
+                           str(folder), '--out', str(out), '--threads', '1', '--privacy',
+                           'faces'], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '-> privacy -> overlay' in proc.stdout and 'frames filtered / withheld' in proc.stdout
+    report = json.loads((out / 'report.json').read_text())
+    privacy = report['stages']['privacy']
+    assert privacy['frames_published'] == 6 and privacy['frames_withheld'] == 0
+    cap = cv2.VideoCapture(str(out / 'annotated.mp4'))
+    frames = []
+    ok, frame = cap.read()
+    while ok:
+        frames.append(frame)
+        ok, frame = cap.read()
+    cap.release()
+    assert len(frames) == 6
+    original = _detail(astronaut_bgr, FACE) / _detail(astronaut_bgr, ELSEWHERE)
+    for frame in frames:
+        assert frame.shape == astronaut_bgr.shape
+        # relative to the untouched region (the video codec softens everything a little)
+        assert _detail(frame, FACE) / _detail(frame, ELSEWHERE) < 0.1 * original

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--realtime', action='store_true',
                         help="play files at their own frame rate (newest frame wins, frames may "
                              "be dropped) instead of as fast as the pipeline goes")
+    parser.add_argument('--privacy', choices=('faces', 'persons', 'faces+persons'),
+                        help='anonymize before anything is written or sent (privacy_node): '
+                             'the video and snapshots show only filtered frames')
     # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
     parser.add_argument('--mqtt', metavar='URL', default='',
                         help='also publish to this MQTT broker (mqtt://localhost:1883, '
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     SourceConfig(source=source)  # validates the spec early
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
-                           recorder=True)
+                           recorder=True, privacy=bool(args.privacy))
     if args.mqtt:
         stages.append('mqtt_bridge')
     overrides = {
@@ -126,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
                      Parameter('video_fps', value=fps_native)],
         'overlay': [Parameter('diagnostics_period', value=0.0)],
     }
+    if args.privacy:  # a file played losslessly is never late: no age limit
+        overrides['privacy'] = [Parameter('hide', value=args.privacy),
+                                Parameter('max_latency_s', value=0.0 if lossless else 0.5)]
+        overrides['camera'].append(Parameter('publish_compressed', value=False))
     if args.mqtt:
         from ..mqtt_bridge_node import parameter_overrides
         overrides['mqtt_bridge'] = parameter_overrides(args.mqtt, args.mqtt_params)
@@ -212,6 +219,9 @@ def _print_report(report: dict) -> None:
         ('inference', 'infer ms p50 / p95', _pair(report, 'inference', 'infer')),
         ('inference', 'post ms p50 / p95', _pair(report, 'inference', 'post')),
         ('tracker', 'update ms p50 / p95', _pair(report, 'tracker', 'update')),
+        ('privacy', 'filter ms p50 / p95', _pair(report, 'privacy', 'filter')),
+        ('privacy', 'frames filtered / withheld', _counts(report, 'privacy', 'frames_published',
+                                                          'frames_withheld')),
         ('overlay', 'draw ms p50', _fmt(report['stages'].get('overlay', {})
                                         .get('draw_ms_p50'))),
         ('pipeline', 'frames / seconds / fps',
@@ -224,6 +234,11 @@ def _print_report(report: dict) -> None:
     for stage, measure, value in rows:
         if value is not None and stage in report['stages'] or stage == 'pipeline':
             print(f'{stage:<12} {measure:<36} {value}')
+
+
+def _counts(report: dict, stage: str, *keys: str) -> str | None:
+    values = report['stages'].get(stage)
+    return ' / '.join(str(values.get(key, 0)) for key in keys) if values else None
 
 
 def _pair(report: dict, stage: str, key: str) -> str | None:
