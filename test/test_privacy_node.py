@@ -367,6 +367,19 @@ def test_composed_camera_to_privacy_header_kept_and_faults_withhold(
         injected.fault = ''
         assert spin(lambda: node.published > count, 30), node.stats()
         assert node.stats()['frames_withheld'] >= 5
+
+        # runtime parameters land between frames: fill instead of blur; other models refused
+        since = node.get_clock().now().nanoseconds
+        assert node.set_parameters([Parameter('method', value='fill')])[0].successful
+        assert not node.set_parameters([Parameter('hide', value='persons')])[0].successful
+
+        def stamp(msg):
+            return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+        assert spin(lambda: any(stamp(m) > since for m in private), 30)  # taken after the set
+        filled = image_to_numpy(next(m for m in private if stamp(m) > since))
+        assert np.all(filled[FACE[1]:FACE[3], FACE[0]:FACE[2]] == 0)
+        assert np.array_equal(filled[260:, 340:], astronaut_bgr[260:, 340:])
     finally:
         if outside is not None:
             outside.destroy_node()

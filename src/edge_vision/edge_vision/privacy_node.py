@@ -46,6 +46,7 @@ can change at runtime (between two frames); models are read-only.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -121,6 +122,11 @@ class PrivacyNode(EdgeVisionNode):
                                   '`ros2 lifecycle set` deactivate, cleanup, configure, '
                                   'activate')
             self._filter.config = config  # read on every apply: lands between two frames
+            if 'min_score' in changed:  # the detectors drop boxes below their own threshold
+                for detector in (self._filter.face_detector, self._filter.person_detector):
+                    if detector is not None:
+                        detector.update_options(dataclasses.replace(
+                            detector.options, score_threshold=config.min_score))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
