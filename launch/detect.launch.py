@@ -69,6 +69,9 @@ ARGUMENTS = [
 ]
 
 
+_OFF = ('off', 'false', 'none', 'no', '0', '')
+
+
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ('1', 'true', 'yes', 'on')
 
@@ -94,7 +97,7 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']),
-                           privacy=arg['privacy'] != 'off')
+                           privacy=arg['privacy'].strip().lower() not in _OFF)
     # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
     overrides = {
         'camera': {'source': ParameterValue(arg['source'], value_type=str)},
@@ -105,7 +108,7 @@ def _setup(context, *args, **kwargs):
         'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool)},
     }
     if 'privacy' in stages:  # privacy_node validates the value (configure fails, loudly)
-        overrides['privacy'] = {'hide': ParameterValue(arg['privacy'], value_type=str)}
+        overrides['privacy'] = {'hide': ParameterValue(arg['privacy'].strip(), value_type=str)}
         overrides['camera']['publish_compressed'] = ParameterValue(False, value_type=bool)
     if arg['anomaly_model']:
         overrides['anomaly'] = {
