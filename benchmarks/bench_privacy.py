@@ -34,9 +34,10 @@ Measured:
 4. the cost of the privacy stage in the composed pipeline: ``edge-vision run`` on the bundled
    street clip (640x480; every frame through every stage) without it and with ``--privacy
    faces``, ``persons``, ``faces+persons``, run in turn ``--rounds`` times (interleaved, so
-   a noisy machine disturbs every setting alike): pipeline fps at the recorder, camera stamp
-   -> tracks latency p50, the filter's ms p50 per frame, frames withheld. ``--pipeline-only``
-   runs this part alone.
+   a noisy machine disturbs every setting alike): pipeline fps at the recorder, the process's
+   CPU milliseconds per frame (all threads; far less sensitive to other load than fps),
+   camera stamp -> tracks latency p50, the filter's ms p50 per frame, frames withheld.
+   ``--pipeline-only`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -257,23 +258,28 @@ def bench_pipeline(backend: str, frames: int, rounds: int, threads: int) -> None
     settings = ('off', 'faces', 'persons', 'faces+persons')
     print(f'\n4. privacy stage in the composed pipeline: edge-vision run, bundled clip, {frames} '
           f'frames, inference threads {threads}, {backend}, {rounds} interleaved rounds')
-    print(f'{"privacy":<15} {"round":>5} {"fps":>6} {"latency p50 ms":>15} {"filter ms p50":>14} '
-          f'{"withheld":>9}')
+    print(f'{"privacy":<15} {"round":>5} {"fps":>6} {"cpu ms/frame":>13} {"latency p50 ms":>15} '
+          f'{"filter ms p50":>14} {"withheld":>9}')
     fps: dict[str, list[float]] = {s: [] for s in settings}
+    cpu: dict[str, list[float]] = {s: [] for s in settings}
     for r in range(rounds):
         for setting in settings:
             report = run_pipeline(setting, frames, threads, backend)
             stage = report['stages'].get('privacy', {})
             fps[setting].append(report['fps'])
+            cpu[setting].append(report['cpu_ms_per_frame'])
             print(f'{setting:<15} {r + 1:>5} {report["fps"]:>6.2f} '
+                  f'{report["cpu_ms_per_frame"]:>13.1f} '
                   f'{report["end_to_end_latency_ms"]["p50"]:>15.1f} '
                   f'{stage.get("filter_ms_p50", float("nan")):>14.1f} '
                   f'{stage.get("frames_withheld", 0):>9}', flush=True)
-    base = statistics.median(fps['off'])
-    print(f'{"privacy":<15} {"median fps":>10} {"vs off":>7}')
+    base, base_cpu = statistics.median(fps['off']), statistics.median(cpu['off'])
+    print(f'{"privacy":<15} {"median fps":>10} {"vs off":>7} {"median cpu ms/frame":>20} '
+          f'{"added":>7}')
     for setting in settings:
-        median = statistics.median(fps[setting])
-        print(f'{setting:<15} {median:>10.2f} {median / base:>6.0%}')
+        median, median_cpu = statistics.median(fps[setting]), statistics.median(cpu[setting])
+        print(f'{setting:<15} {median:>10.2f} {median / base:>7.0%} {median_cpu:>20.1f} '
+              f'{median_cpu - base_cpu:>+7.1f}')
 
 
 def main() -> None:

@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if args.mqtt:
             print(f'MQTT: {args.mqtt} under {nodes["mqtt_bridge"].bridge.topics.base}/ (watch: '
                   f'edge-vision fleet --broker {args.mqtt})')
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         last_progress = last_change = 0.0
         last_count = -1
         print(f'edge-vision run: {source} -> {args.out}/ '
@@ -173,14 +173,14 @@ def run(args: argparse.Namespace) -> int:
                 break
             if finished and now - last_change > 10.0:
                 break  # frames lost to the gate or errors: do not wait forever
-        elapsed = time.monotonic() - start
+        elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
         # the annotated frames trail the tracks by a stage: let the last ones reach the video
         drain = time.monotonic() + 3.0
         while not args.no_video and recorder.video_frames < recorder.frames and \
                 time.monotonic() < drain:
             comp.spin_once(timeout_sec=0.05)
         _progress(recorder.frames, total, recorder.frames / max(1e-6, elapsed), final=True)
-        report = _report(nodes, elapsed)
+        report = _report(nodes, elapsed, cpu)
         out = recorder.output_dir
     except KeyboardInterrupt:
         sys.stderr.write('\ninterrupted\n')
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(nodes: dict, elapsed: float) -> dict:
+def _report(nodes: dict, elapsed: float, cpu: float = float('nan')) -> dict:
     import numpy as np
 
     stages = {name: node.stats() for name, node in nodes.items()}
@@ -205,6 +205,8 @@ def _report(nodes: dict, elapsed: float) -> dict:
     return {
         'frames': recorder.frames, 'seconds': elapsed,
         'fps': recorder.frames / max(1e-6, elapsed),
+        # CPU of the whole process (every thread) per frame: less sensitive to other load
+        'cpu_ms_per_frame': cpu * 1e3 / max(1, recorder.frames),
         'end_to_end_latency_ms': {'p50': float(np.nanpercentile(lat, 50)),
                                   'p95': float(np.nanpercentile(lat, 95))},
         'stages': stages,
