@@ -441,3 +441,78 @@ def test_run_with_privacy_writes_an_anonymized_video(tmp_path, astronaut_bgr):
         assert frame.shape == astronaut_bgr.shape
         # relative to the untouched region (the video codec softens everything a little)
         assert _detail(frame, FACE) / _detail(frame, ELSEWHERE) < 0.1 * original
+
+
+@pytest.mark.parametrize('model', ['face', 'nanodet-m-416'])
+def test_composed_faces_from_the_graphs_detections(model, ros_context, tmp_path, astronaut_bgr):
+    """use_detections: camera -> inference (model) -> privacy in one process; the privacy stage
+    hides the faces inference_node found in the frame those detections carry, and a detector
+    without a face class withholds every frame instead of letting faces through."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from edge_vision.camera_node import CameraNode
+    from edge_vision.compose import Composition
+    from edge_vision.conversions import image_to_numpy
+    from edge_vision.inference_node import InferenceNode
+    from edge_vision.privacy_node import PrivacyNode
+
+    pytest.importorskip('edge_vision_models')
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'astronaut.png'), astronaut_bgr)
+    ns = '/privacy_graph'
+    remap = ['--ros-args', '-r', 'image:=image_raw']
+    factories = [
+        functools.partial(CameraNode, context=ros_context, namespace=ns, parameter_overrides=[
+            Parameter('source', value=str(folder)), Parameter('loop', value=True),
+            Parameter('rate', value=10.0),
+            Parameter('camera_info_url', value=f'file://{tmp_path}/none.yaml')]),
+        functools.partial(InferenceNode, context=ros_context, namespace=ns, cli_args=remap,
+                          parameter_overrides=[Parameter('model', value=model),
+                                               Parameter('threads', value=1),
+                                               Parameter('score_threshold', value=0.4)]),
+        functools.partial(PrivacyNode, context=ros_context, namespace=ns, cli_args=remap,
+                          parameter_overrides=[Parameter('use_detections', value=True),
+                                               Parameter('max_latency_s', value=0.0)]),
+    ]
+    comp = Composition(factories, context=ros_context)
+    outside = None
+    try:
+        assert comp.start() == []
+        reports = {(r.node, r.topic): r for r in comp.links}
+        # the frames come attached to the detections: no second image input
+        assert reports[(f'{ns}/privacy_node', f'{ns}/detections')].producer == \
+            f'{ns}/inference_node'
+        node = comp.nodes[2]
+        assert node._filter.face_detector is None  # the graph's detector, not one of its own
+        outside = rclpy.create_node('outside', context=ros_context)
+        comp.executor.add_node(outside)
+        private = []
+        outside.create_subscription(Image, f'{ns}/image_private', private.append,
+                                    qos_profile_sensor_data)
+
+        def spin(predicate, timeout):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not predicate():
+                comp.spin_once(timeout_sec=0.05)
+            return predicate()
+
+        if model == 'face':
+            assert spin(lambda: len(private) >= 2, 60), node.stats()
+            out = image_to_numpy(private[-1])
+            assert _detail(out, FACE) < 0.05 * _detail(astronaut_bgr, FACE)
+            assert np.array_equal(out[260:, 340:], astronaut_bgr[260:, 340:])
+            assert node.stats()['frames_withheld'] == 0
+        else:
+            assert spin(lambda: node.stats()['withheld_no_results'] >= 3, 60), node.stats()
+            spin(lambda: False, 0.5)
+            assert private == [] and node.published == 0
+            level, message, _ = node.diagnostic_values()
+            assert level == 2 and 'no class face' in message, message
+    finally:
+        if outside is not None:
+            outside.destroy_node()
+        comp.shutdown()

@@ -7,6 +7,14 @@ Subscribes (relative names):
   Over DDS the filter runs in a worker thread on the newest frame (a mailbox input: frames
   replaced before the filter took them are counted in ``inputs_dropped``); in a composed
   pipeline the in-process link is that worker.
+- with ``use_detections``: ``image``, ``detections`` (vision_msgs/Detection2DArray) and
+  ``label_info`` as one synchronised input (:mod:`edge_vision.synced`: each detections message
+  with the image of the same stamp; in a composed pipeline the frame the detections carry):
+  faces are the detections of class ``face`` (inference_node ``model:=face``) and person boxes
+  those of class ``person_class``, instead of the filter running its own detector for them
+  (the person mask still comes from its segmenter). Labels without the class it needs, or no
+  labels yet, withhold the frame (a detector of other classes must not let faces through).
+  An image whose detections never come is never published.
 
 Publishes (relative names), with the header of the input image (same stamp and frame_id):
 
@@ -53,7 +61,7 @@ from dataclasses import dataclass, field
 
 from sensor_msgs.msg import CompressedImage, Image
 
-from edge_vision_core import ConfigError, EdgeVisionError, Frame
+from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
 from edge_vision_core.privacy import PrivacyConfig, PrivacyFilter
 from edge_vision_core.timing import RateMeter, StageTimer
@@ -83,6 +91,11 @@ class PrivacyNodeConfig:
         'subscribers.', read_only=True))
     jpeg_quality: int = field(default=80, metadata=param(
         'JPEG quality of image_private/compressed.', min=1, max=100, read_only=True))
+    use_detections: bool = field(default=False, metadata=param(
+        'Take faces (class face) and person boxes (class person_class) from the graph\'s '
+        'detections of the same stamp instead of running the face / person detector here '
+        '(inference_node must run that model); the person mask still comes from '
+        'person_model.', read_only=True))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -108,6 +121,8 @@ class PrivacyNode(EdgeVisionNode):
         self.published = 0
         self.withheld_late = 0
         self.withheld_no_filter = 0
+        self.withheld_no_results = 0
+        self._port = None
         self.last_withheld = ''
         self.withholding = False  # the latest frame was withheld
         self._last_done = time.monotonic()
@@ -133,7 +148,8 @@ class PrivacyNode(EdgeVisionNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             self.load_parameters()
-            privacy = PrivacyFilter.create(self.config(PrivacyConfig))
+            privacy = self._create_filter(self.config(PrivacyConfig),
+                                          self.config(PrivacyNodeConfig).use_detections)
         except EdgeVisionError as exc:
             return self.fail(f'configure: the privacy filter cannot start, so no image will '
                              f'be published: {exc}')
@@ -149,10 +165,34 @@ class PrivacyNode(EdgeVisionNode):
                 f'{OUTPUT_TOPIC}/compressed', CompressedImage,
                 lambda frame: frame_to_compressed(frame, 'jpeg', quality),
                 stream_publisher_qos(qos))
-        self._image = self.add_input('image', Image, lambda msg: image_to_frame(msg, 'bgr8'),
-                                     self._on_image, stream_subscriber_qos(qos), mailbox=True)
-        self.get_logger().info(f'configured: {privacy!r}')
+        if cfg.use_detections:
+            self._port = self.add_synced_input('image', 'detections', self._on_detections,
+                                               image='required', encoding='bgr8',
+                                               replace_labels=True,
+                                               image_qos=stream_subscriber_qos(qos))
+            self._image = self._port.results_spec  # arrivals: one per frame
+        else:
+            self._image = self.add_input('image', Image,
+                                         lambda msg: image_to_frame(msg, 'bgr8'),
+                                         self._on_image, stream_subscriber_qos(qos),
+                                         mailbox=True)
+        self.get_logger().info(f'configured: {privacy!r}'
+                               + (', faces/person boxes from detections'
+                                  if cfg.use_detections else ''))
         return TransitionCallbackReturn.SUCCESS
+
+    @staticmethod
+    def _create_filter(config: PrivacyConfig, use_detections: bool) -> PrivacyFilter:
+        """The filter with the models it must run itself: all of them, or with detections
+        from the graph only the person segmenter (when persons come from a mask)."""
+        if not use_detections:
+            return PrivacyFilter.create(config)
+        if config.hides_persons and 'mask' in config.person_source:
+            privacy = PrivacyFilter.create(dataclasses.replace(
+                config, hide='persons', person_source='mask'))
+            privacy.config = config
+            return privacy
+        return PrivacyFilter(config)
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self._last_done = time.monotonic()
@@ -161,7 +201,7 @@ class PrivacyNode(EdgeVisionNode):
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._stop_mailboxes()  # no frame may be filtered while the models close
         self._close_filter()
-        self._out = self._out_compressed = self._image = None
+        self._out = self._out_compressed = self._image = self._port = None
         return super().on_cleanup(state)
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
@@ -198,13 +238,53 @@ class PrivacyNode(EdgeVisionNode):
         self.get_logger().error(f'withheld a frame ({self.frames_withheld} so far): {reason}',
                                 throttle_duration_sec=5.0)
 
-    def _on_image(self, frame: Frame) -> None:
+    def _on_image(self, frame: Frame, **given: object) -> None:
         try:
-            self._filter_frame(frame)
+            self._filter_frame(frame, **given)
         finally:
             self._last_done = time.monotonic()
 
-    def _filter_frame(self, frame: Frame) -> None:
+    def _on_detections(self, frame: Frame, results: FrameDetections,
+                       labels: tuple[str, ...] | None) -> None:
+        try:
+            given = self._given(results, labels)
+        except ConfigError as exc:
+            self.withheld_no_results += 1
+            self._withhold(str(exc))
+            return
+        finally:
+            self._last_done = time.monotonic()
+        self._on_image(frame, **given)
+
+    def _given(self, results: FrameDetections, labels: tuple[str, ...] | None
+               ) -> dict[str, object]:
+        """The faces / person boxes of one detections message, as PrivacyFilter.apply takes
+        them.
+
+        Raises:
+            ConfigError: no labels, or labels without the class a hidden target needs.
+        """
+        cfg = self.config(PrivacyConfig)
+        names = list(labels or results.labels or ())
+        person_boxes = cfg.hides_persons and 'boxes' in cfg.person_source
+        needed = (['face'] if cfg.hides_faces else []) + \
+            ([cfg.person_class] if person_boxes else [])
+        missing = [name for name in needed if name not in names]
+        if missing:
+            raise ConfigError(f'the detections\' labels have no class {", ".join(missing)} '
+                              f'({len(names)} labels: {", ".join(names[:8])}): run '
+                              f'inference_node with a model that finds it (model:=face for '
+                              f'faces), or set use_detections false')
+        dets = results.detections
+        given: dict[str, object] = {}
+        if cfg.hides_faces:
+            face = names.index('face')
+            given['faces'] = dets[dets.class_ids == face]
+        if person_boxes:
+            given.update(persons=dets, person_labels=tuple(names))
+        return given
+
+    def _filter_frame(self, frame: Frame, **given: object) -> None:
         privacy = self._filter
         if privacy is None:  # cleaned up under a frame in flight: nothing may pass
             self.withheld_no_filter += 1
@@ -213,7 +293,7 @@ class PrivacyNode(EdgeVisionNode):
         if self._too_old(frame, 'when the filter took it'):
             return
         with self._timer.stage('filter'):
-            result = privacy.apply(frame.image)
+            result = privacy.apply(frame.image, **given)
         if result.withheld:
             self._withhold(result.reason)
             return
@@ -233,7 +313,8 @@ class PrivacyNode(EdgeVisionNode):
     def frames_withheld(self) -> int:
         """Frames that came in and did not go out filtered (any reason)."""
         filtered = self._filter.stats.withheld if self._filter is not None else 0
-        return filtered + self.withheld_late + self.withheld_no_filter + self.bad_messages
+        return filtered + self.withheld_late + self.withheld_no_filter + \
+            self.withheld_no_results + self.bad_messages
 
     def stalled_s(self) -> float:
         """Seconds the filter has produced nothing while images kept arriving (0: not)."""
@@ -254,6 +335,8 @@ class PrivacyNode(EdgeVisionNode):
                       stalled_s=self.stalled_s())
         if self.withheld_no_filter:
             values['withheld_no_filter'] = self.withheld_no_filter
+        if self._port is not None:
+            values['withheld_no_results'] = self.withheld_no_results
         if self._filter is not None:
             stats = self._filter.stats
             values.update(frames_filtered=stats.passed)
