@@ -110,43 +110,18 @@ def test_corrupt_model_file_is_named(node_process, tmp_path):
     assert proc.stop() == 0
 
 
-def _segmentation_model(tmp_path, classes: int = 3) -> str:
-    """A tiny segmentation ONNX model (class 1 on the left half, the last class on the right)
-    + manifest."""
-    onnx = pytest.importorskip('onnx')
-    import yaml
-    from onnx import TensorProto, helper, numpy_helper
-
+def _segmentation_scores(classes: int = 3) -> np.ndarray:
+    """Class scores of a constant segmenter: class 1 on the left half, the last on the right."""
     scores = np.zeros((1, classes, 16, 16), np.float32)
     scores[0, 1, :, :8] = 5.0
     scores[0, classes - 1, :, 8:] = 5.0
-    nodes = [
-        helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
-        helper.make_node('Constant', [], ['zero'],
-                         value=numpy_helper.from_array(np.array(0.0, np.float32))),
-        helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
-        helper.make_node('Constant', [], ['scores'], value=numpy_helper.from_array(scores)),
-        helper.make_node('Add', ['scores', 'nothing'], ['logits']),
-    ]
-    graph = helper.make_graph(
-        nodes, 'constant_segmenter',
-        [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, classes, 16, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / 'seg.onnx'))
-    labels = ['background', 'left', 'right'] if classes == 3 else \
-        ['background', 'left'] + [f'class{i}' for i in range(2, classes)]
-    manifest = {'name': 'seg', 'file': 'seg.onnx', 'layout': 'NCHW', 'input_size': [64, 64],
-                'adapter': 'segmentation', 'labels': labels}
-    (tmp_path / 'seg.yaml').write_text(yaml.safe_dump(manifest))
-    return str(tmp_path / 'seg.yaml')
+    return scores
 
 
 @pytest.mark.parametrize(('classes', 'encoding'), [(3, 'mono8'), (300, 'mono16')])
 def test_segmentation_model_publishes_a_class_mask(node_process, ros_context,
-                                                         spin_until, publish_until, tmp_path,
-                                                         classes, encoding):
+                                                   spin_until, publish_until,
+                                                   constant_segmenter, classes, encoding):
     """The class mask has the image's header and size; mono16 above 256 classes."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -164,8 +139,10 @@ def test_segmentation_model_publishes_a_class_mask(node_process, ros_context,
     from edge_vision_core import FrameMeta
 
     ns = '/seg_test'
+    names = ['background', 'left'] + [f'class{i}' for i in range(2, classes)]
     proc = node_process('edge_vision.inference_node',
-                        {'model': _segmentation_model(tmp_path, classes), 'threads': 1}, ns)
+                        {'model': constant_segmenter(names, _segmentation_scores(classes)),
+                         'threads': 1}, ns)
     node = rclpy.create_node('seg_driver', context=ros_context)
     pub = node.create_publisher(Image, f'{ns}/image',
                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
@@ -182,7 +159,7 @@ def test_segmentation_model_publishes_a_class_mask(node_process, ros_context,
     mask = image_to_numpy(mask_msg)
     assert mask.shape == (60, 120)
     assert np.mean(mask[:, :60] == 1) > 0.95 and np.mean(mask[:, 60:] == classes - 1) > 0.95
-    assert len(label_info_to_labels(labels[-1])) == classes
+    assert label_info_to_labels(labels[-1]) == names
     executor.shutdown()
     node.destroy_node()
     assert proc.stop() == 0
