@@ -257,13 +257,18 @@ def test_overlay_publishes_instance_masks_of_the_same_stamp(node_process, ros_co
     expected[10:50, 20:50] = 1
     expected[10:50, 50:70] = 2
     assert np.array_equal(inst, expected)
-    drawn = [image_to_numpy(m) for m in annotated if m.header == header]
-    assert drawn and tuple(drawn[-1][30, 20]) == color_for(7)  # the outline of instance 1
 
-    count = len(instances)
-    _, msgs = send(6_000_000_000, np.full((60, 80), 4, np.uint8))  # id 4: unknown
+    def outlined():  # the outline of instance 1 in its track's colour (an image drawn before
+        # the mask arrived has none; the instance image may arrive before its annotated image)
+        return any(m.header == header and tuple(image_to_numpy(m)[30, 20]) == color_for(7)
+                   for m in annotated)
+
+    assert publish_until(executor, msgs, outlined, 20)
+
+    bad_header, msgs = send(6_000_000_000, np.full((60, 80), 4, np.uint8))  # id 4: unknown
     assert publish_until(executor, msgs, lambda: 'class id(s) 4' in node.output(), 30)
-    assert len(instances) == count
+    assert spin_until(executor, lambda: any(m.header == bad_header for m in annotated), 10)
+    assert not any(m.header == bad_header for m in instances)
     assert node.alive()
     executor.shutdown()
     driver.destroy_node()
