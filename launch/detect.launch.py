@@ -4,22 +4,25 @@
     ros2 launch edge_vision detect.launch.py source:=/dev/video0 backend:=openvino
     ros2 launch edge_vision detect.launch.py composed:=true rviz:=true
     ros2 launch edge_vision detect.launch.py namespace:=front use_tracking:=false
+    ros2 launch edge_vision detect.launch.py web:=true bag:=/data/run1   # live view + bag
     ros2 launch edge_vision detect.launch.py privacy:=faces       # anonymized images only
 
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
 ``use_tracking``, ``use_anomaly``, ``anomaly_model``, ``rviz``, ``composed`` (all stages in one
 process, frames handed over in memory: the fast path), ``config_dir`` (the parameter files;
-default: this package's ``config/``, one ``<stage>.yaml`` per node) and ``mqtt``,
-``mqtt_broker``, ``mqtt_params`` (the MQTT bridge)::
+default: this package's ``config/``, one ``<stage>.yaml`` per node), ``mqtt``,
+``mqtt_broker``, ``mqtt_params`` (the MQTT bridge), ``web``/``web_host``/``web_port``
+(web_node's live view) and ``bag`` (recorder_node writes a rosbag2 MCAP bag)::
 
     ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
         mqtt_params:=/etc/edge_vision/mqtt.yaml
 
 ``privacy:=faces|persons|faces+persons`` (default ``off``) adds privacy_node: the overlay (hence
-``image_annotated`` and rviz), the MQTT bridge's snapshots and the compressed stream
-(``image_private/compressed``; the camera's ``image_raw/compressed`` is turned off) then read
-the anonymized ``image_private``, and a frame the filter cannot anonymize goes nowhere.
+``image_annotated``, rviz and the web view), the bag's images, the MQTT bridge's snapshots
+and the compressed stream (``image_private/compressed``; the camera's ``image_raw/compressed``
+is turned off) then read the anonymized ``image_private``, and a frame the filter cannot
+anonymize goes nowhere.
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -41,14 +44,19 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from edge_vision.stages import select_stages, stage_remaps
+from edge_vision_core.inference import DetectorOptions
+
+_DETECTOR = DetectorOptions()  # the one place of the model/backend/device defaults
 
 ARGUMENTS = [
     ('namespace', 'camera0', 'Namespace of this camera\'s pipeline.'),
     ('source', 'synthetic', 'Frame source: synthetic, a device, a video file, a folder or a URL.'),
-    ('model', 'nanodet-m-416', 'Detection model: a registered name or a manifest YAML path.'),
-    ('backend', 'onnxruntime', 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
-    ('device', 'auto', 'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
-    ('inference_threads', '0', 'CPU inference threads (0 = the runtime decides).'),
+    ('model', _DETECTOR.model, 'Detection model: a registered name or a manifest YAML path.'),
+    ('backend', _DETECTOR.backend, 'Inference backend: onnxruntime, openvino, litert, tensorrt.'),
+    ('device', _DETECTOR.device,
+     'Backend device (cpu, cuda, GPU, NPU, ...; auto = the best one).'),
+    ('inference_threads', str(_DETECTOR.threads),
+     'CPU inference threads (0 = the runtime decides).'),
     ('use_preprocess', 'true', 'Run preprocess_node (image quality and undistortion).'),
     ('use_tracking', 'true', 'Run tracker_node (stable ids on tracks).'),
     ('use_anomaly', 'false', 'Run anomaly_node on the corrected images.'),
@@ -66,6 +74,10 @@ ARGUMENTS = [
                        'faces+persons or off (privacy_node).'),
     ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
                         'device_id, allow-lists).'),
+    ('web', 'false', 'Serve the live web view (web_node) on web_host:web_port.'),
+    ('web_host', '127.0.0.1', 'Address of the live web view (127.0.0.1: this device only).'),
+    ('web_port', '8080', 'TCP port of the live web view.'),
+    ('bag', '', 'Record a rosbag2 MCAP bag here (recorder_node; a .mcap file or a folder).'),
 ]
 
 
@@ -97,7 +109,10 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']),
+                           recorder=bool(arg['bag']),
                            privacy=arg['privacy'].strip().lower() not in _OFF)
+    if _truthy(arg['web']):
+        stages.append('web')
     # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
     overrides = {
         'camera': {'source': ParameterValue(arg['source'], value_type=str)},
@@ -119,6 +134,10 @@ def _setup(context, *args, **kwargs):
         overrides['mqtt_bridge'] = {'broker': {
             'url': ParameterValue(arg['mqtt_broker'], value_type=str)}} \
             if arg['mqtt_broker'] else {}
+    if arg['bag']:
+        overrides['recorder'] = {'bag.path': ParameterValue(arg['bag'], value_type=str)}
+    overrides['web'] = {'host': ParameterValue(arg['web_host'], value_type=str),
+                        'port': ParameterValue(int(arg['web_port']), value_type=int)}
     remaps = stage_remaps(stages)
     ns = arg['namespace']
     ros_args = ['--log-level', arg['log_level']]

@@ -28,11 +28,15 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Opaq
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
+from edge_vision_core.inference import DetectorOptions
+
+_DETECTOR = DetectorOptions()  # the one place of the backend/device defaults
+
 ARGUMENTS = [
     ('cameras', '2', 'Number of synthetic cameras when sources is empty.'),
     ('sources', '', 'Comma-separated sources, one per camera (devices, files, URLs).'),
-    ('backend', 'onnxruntime', 'Inference backend of every camera.'),
-    ('device', 'auto', 'Backend device of every camera.'),
+    ('backend', _DETECTOR.backend, 'Inference backend of every camera.'),
+    ('device', _DETECTOR.device, 'Backend device of every camera.'),
     ('threads', '1', 'Inference threads per camera.'),
     ('use_tracking', 'true', 'Run a tracker per camera.'),
     ('composed', 'false', 'Each camera\'s stages in one process.'),

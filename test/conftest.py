@@ -65,12 +65,14 @@ class NodeProcess:
 
     def __init__(self, module: str, params: dict[str, object], namespace: str,
                  extra_env: dict[str, str] | None = None, params_file: str | None = None,
-                 remaps: dict[str, str] | None = None) -> None:
+                 remaps: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> None:
         import subprocess
         import sys
         import tempfile
 
-        args = [sys.executable, '-m', module, '--ros-args', '-r', f'__ns:={namespace}']
+        # prefix: a command that runs the node, e.g. ('ip', 'netns', 'exec', 'ns1')
+        args = [*prefix, sys.executable, '-m', module, '--ros-args', '-r',
+                f'__ns:={namespace}']
         if params_file:
             args += ['--params-file', params_file]
         for old, new in (remaps or {}).items():
@@ -120,9 +122,10 @@ def node_process() -> Iterator[Callable[..., NodeProcess]]:
 
     def _start(module: str, params: dict[str, object] | None = None,
                namespace: str = '/test', extra_env: dict[str, str] | None = None,
-               params_file: str | None = None, remaps: dict[str, str] | None = None
-               ) -> NodeProcess:
-        proc = NodeProcess(module, params or {}, namespace, extra_env, params_file, remaps)
+               params_file: str | None = None, remaps: dict[str, str] | None = None,
+               prefix: tuple[str, ...] = ()) -> NodeProcess:
+        proc = NodeProcess(module, params or {}, namespace, extra_env, params_file, remaps,
+                           prefix)
         started.append(proc)
         return proc
 

@@ -57,3 +57,64 @@ def test_calibrates_from_a_camera_stream_and_updates_the_camera(node_process, tm
     sent, _ = load_camera_info(cam_yaml)
     assert sent.allclose(model, atol=1e-6)
     assert cam.alive() and cal.alive()
+
+
+@pytest.mark.parametrize('module, cls', [
+    ('camera_node', 'CameraNode'), ('calibration_node', 'CalibrationNode'),
+    ('preprocess_node', 'PreprocessNode'), ('inference_node', 'InferenceNode'),
+    ('tracker_node', 'TrackerNode'), ('overlay_node', 'OverlayNode'),
+    ('recorder_node', 'RecorderNode'), ('anomaly_node', 'AnomalyNode'),
+    ('mqtt_bridge_node', 'MqttBridgeNode')])
+def test_every_node_keeps_its_parameter_and_lifecycle_services(ros_context, module, cls):
+    """A node attribute must not shadow rclpy's own bookkeeping: calibration_node's
+    ``self._services`` replaced rclpy's list of services, so its parameter services were
+    destroyed and its lifecycle services never served (ros2 param / lifecycle did nothing)."""
+    import importlib
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    node = getattr(importlib.import_module(f'edge_vision.{module}'), cls)(
+        context=ros_context, parameter_overrides=[])
+    try:
+        executor = SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        served = {s.srv_name.rsplit('/', 1)[-1] for s in node.services}
+        assert {'list_parameters', 'set_parameters', 'describe_parameters', 'get_state',
+                'change_state'} <= served, sorted(served)
+        executor.shutdown()
+    finally:
+        node.destroy_node()
+
+
+def test_calibration_node_parameters_and_lifecycle_over_dds(node_process, ros_context):
+    import rclpy
+    from lifecycle_msgs.srv import GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+
+    ns = '/calib_params'
+    cal = node_process('edge_vision.calibration_node', {}, ns)
+    node = rclpy.create_node('param_client', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+
+    def call(srv_type, name, request):
+        client = node.create_client(srv_type, f'{ns}/calibration_node/{name}')
+        assert client.wait_for_service(timeout_sec=30), cal.output()
+        future = client.call_async(request)
+        executor.spin_until_future_complete(future, timeout_sec=20)
+        return future.result()
+
+    value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.5)
+    result = call(SetParameters, 'set_parameters', SetParameters.Request(
+        parameters=[Parameter(name='max_rate_hz', value=value)]))
+    assert result.results[0].successful, result.results[0].reason
+    value.double_value = -1.0
+    result = call(SetParameters, 'set_parameters', SetParameters.Request(
+        parameters=[Parameter(name='max_rate_hz', value=value)]))
+    assert not result.results[0].successful and 'max_rate_hz' in result.results[0].reason
+    assert call(GetState, 'get_state', GetState.Request()).current_state.label == 'active'
+    executor.shutdown()
+    node.destroy_node()
+    assert cal.alive()

@@ -67,10 +67,17 @@ def test_detection2darray_from_another_process_arrives_with_upstream_hashes(ros_
         assert spin_until(executor, lambda: len(received) >= 5 and labels, timeout=30), \
             'no Detection2DArray arrived from the publisher process'
         infos = {}
-        for topic in ('/interfaces_test/detections', '/interfaces_test/label_info'):
-            for info in node.get_publishers_info_by_topic(topic):
-                if info.node_name == 'independent_publisher':
-                    infos[info.topic_type] = str(info.topic_type_hash)
+
+        def publisher_infos() -> bool:
+            # the endpoint's node name comes with the participant's discovery data, which can
+            # arrive after the first messages do: wait for it instead of reading it once
+            for topic in ('/interfaces_test/detections', '/interfaces_test/label_info'):
+                for info in node.get_publishers_info_by_topic(topic):
+                    if info.node_name == 'independent_publisher':
+                        infos[info.topic_type] = str(info.topic_type_hash)
+            return len(infos) == 2
+
+        spin_until(executor, publisher_infos, timeout=30)
     finally:
         child.kill()
         child.wait()

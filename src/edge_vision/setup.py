@@ -31,6 +31,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', shared('launch', ('*.launch.py', '*.launch.xml'))),
         (f'share/{PACKAGE}/config', shared('config', ('*.yaml', '*.rviz', '*.xml'))),
+        (f'share/{PACKAGE}/config/foxglove', shared('config/foxglove', ('*.json',))),
     ],
     python_requires='>=3.10',
     install_requires=['setuptools'],
@@ -45,6 +46,7 @@ setup(
             'anomaly_node = edge_vision.anomaly_node:main',
             'calibration_node = edge_vision.calibration_node:main',
             'camera_node = edge_vision.camera_node:main',
+            'foxglove_node = edge_vision.foxglove_node:main',
             'inference_node = edge_vision.inference_node:main',
             'mqtt_bridge_node = edge_vision.mqtt_bridge_node:main',
             'overlay_node = edge_vision.overlay_node:main',
@@ -53,6 +55,7 @@ setup(
             'recorder_node = edge_vision.recorder_node:main',
             'pipeline = edge_vision.pipeline:main',
             'tracker_node = edge_vision.tracker_node:main',
+            'web_node = edge_vision.web_node:main',
         ],
     },
 )

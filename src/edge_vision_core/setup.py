@@ -8,6 +8,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['web/static/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -22,6 +23,9 @@ setup(
         'openvino': ['openvino'],
         'litert': ['ai-edge-litert'],
         'mqtt': ['paho-mqtt>=2'],
+        'bag': ['mcap', 'mcap-ros2-support'],
+        'web': ['aiohttp'],
+        'foxglove': ['foxglove-sdk'],
     },
     zip_safe=False,
     maintainer='edge_vision developers',

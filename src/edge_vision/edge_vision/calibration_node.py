@@ -7,7 +7,8 @@ on request) solves for the camera model, writes the camera_info_manager YAML and
 sends it to the camera's ``set_camera_info`` service.
 
 Subscribes ``image`` (sensor_msgs/Image, best effort; remap it to the camera's ``image_raw``),
-processed at most ``max_rate_hz`` times per second.
+processed at most ``max_rate_hz`` times per second (the images skipped meanwhile are counted
+in ``/diagnostics`` as ``skipped_for_rate``).
 
 Publishes ``~/progress`` (diagnostic_msgs/DiagnosticArray, header of the latest image): views,
 the four coverage bars, the verdict of the latest image (``accepted``, ``no_target``,
@@ -86,11 +87,12 @@ class CalibrationNode(EdgeVisionNode):
         super().__init__('calibration_node', **kwargs)
         self._cal: Calibrator | None = None
         self._next_time = 0.0
+        self.skipped_for_rate = 0  # images not examined because of max_rate_hz
         self._last_verdict = ''
         self._result: CalibrationResult | None = None
         self._saved_to = ''
         self._progress = None
-        self._services = []
+        self._triggers = []
         self._client = None
 
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -105,7 +107,7 @@ class CalibrationNode(EdgeVisionNode):
                                          results_qos())
         self.add_input('image', Image, image_to_frame, self._on_image,
                        stream_subscriber_qos(self.config(QosConfig)))
-        self._services = [
+        self._triggers = [
             self.create_service(Trigger, '~/calibrate',
                                 self.guard('calibrate', self._on_calibrate)),
             self.create_service(Trigger, '~/reset', self.guard('reset', self._on_reset))]
@@ -115,9 +117,9 @@ class CalibrationNode(EdgeVisionNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
-        for service in self._services:
+        for service in self._triggers:
             self.destroy_service(service)
-        self._services = []
+        self._triggers = []
         if self._client is not None:
             self.destroy_client(self._client)
             self._client = None
@@ -135,6 +137,7 @@ class CalibrationNode(EdgeVisionNode):
         # 99 ms after the last at 10 Hz was skipped, then every other one, the same board poses
         # each loop of a folder).
         if now < self._next_time - 0.25 * period:
+            self.skipped_for_rate += 1
             return
         self._next_time = max(self._next_time, now) + period
         verdict = self._cal.add_image(frame.image, name=f'{frame.meta.seconds:.3f}')
@@ -200,7 +203,7 @@ class CalibrationNode(EdgeVisionNode):
             response.success = True
         except EdgeVisionError as exc:
             response.success, response.message = False, str(exc)
-            self.get_logger().error(f'calibration failed: {exc}')
+            self.get_logger().error(f'calibration failed: {exc}', throttle_duration_sec=5.0)
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response
@@ -210,11 +213,17 @@ class CalibrationNode(EdgeVisionNode):
         response.success, response.message = True, 'views cleared'
         return response
 
+    def stats(self) -> dict[str, float]:
+        values = super().stats()
+        values['skipped_for_rate'] = self.skipped_for_rate
+        return values
+
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         if self._cal is None:
-            return OK, self.lifecycle_state, {}
+            return OK, self.lifecycle_state, dict(self.stats())
         progress = self._cal.progress()
-        values: dict[str, object] = {'views': progress.views, **progress.as_dict(),
+        values: dict[str, object] = {**self.stats(), 'views': progress.views,
+                                     **progress.as_dict(),
                                      **{f'count_{k}': v for k, v in self._cal.counts.items()}}
         if self._result is not None:
             values['rms_px'] = self._result.rms

@@ -4,11 +4,14 @@ Publishes (relative names, so one namespace per camera, e.g. ``/camera0``):
 
 - ``image_raw`` (sensor_msgs/Image, bgr8) and ``camera_info`` (sensor_msgs/CameraInfo) with
   identical headers: ``stamp`` = acquisition time (the node clock right after the frame was
-  read; simulated time under ``use_sim_time``), ``frame_id`` = the ``frame_id`` parameter;
+  read; simulated time under ``use_sim_time``; a file played at ``rate`` -1 advances by at most
+  one of its frame periods per frame, so a slow pipeline does not stretch its timeline),
+  ``frame_id`` = the ``frame_id`` parameter; a recording (``source:=run.mcap`` or a bag
+  folder) keeps its original stamps and frame_ids;
 - ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, compressed_image_transport's
   format string) when ``publish_compressed`` is true, encoded only while someone subscribes;
-- ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, the
-  source, its state.
+- ``/diagnostics``: measured fps, frames published, corrupt frames skipped, reconnects, source
+  errors (the last one named), the delay before the next retry, the source, its state.
 
 QoS: image topics RELIABLE / KEEP_LAST ``qos.publisher_depth`` (REP-2003; ``qos.*``
 parameters), ``camera_info`` the same. Mismatched subscribers are reported in the log.
@@ -27,10 +30,12 @@ shows each one's meaning and range.
 Lifecycle: ``configure`` validates the parameters and loads the calibration; ``activate`` opens
 the source and starts the capture thread; ``deactivate`` stops it and releases the device.
 
-Faults: a missing or unplugged device, a deleted file or a dropped stream is logged clearly and
-retried with exponential backoff (``reconnect_min_s`` .. ``reconnect_max_s``) until it comes
-back; an unreadable frame is skipped and counted; the end of a file without ``loop`` stops the
-stream with a message (the node stays up and can be re-activated).
+Faults: a missing or unplugged device, a deleted, replaced or truncated file, a folder emptied
+of its images or a dropped stream is logged clearly, shown on ``/diagnostics`` (state
+``reconnecting``, level ERROR, the reason) and retried with exponential backoff
+(``reconnect_min_s`` .. ``reconnect_max_s``, reset by the next frame) until it comes back; the
+stream then resumes by itself. An unreadable frame is skipped and counted; the end of a file
+without ``loop`` stops the stream with a message (the node stays up and can be re-activated).
 """
 
 from __future__ import annotations
@@ -127,12 +132,17 @@ class CameraNode(EdgeVisionNode):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._service = None
+        self._last_stamp_ns = 0  # the latest frame's stamp (see _stamp_ns)
+        self._file_step_ns = 0
         self._reset_counters()
 
     def _reset_counters(self) -> None:
         self.frames_published = 0
         self.corrupt_frames = 0
         self.reconnects = 0
+        self.source_errors = 0
+        self.last_source_error = ''
+        self.retry_in_s = 0.0
         self.state = 'idle'
         self._rate = RateMeter()
         self._size_warned = False
@@ -234,29 +244,29 @@ class CameraNode(EdgeVisionNode):
     def _capture_loop(self) -> None:
         cfg = self.config(CameraConfig)
         source = self._source
-        backoff = cfg.reconnect_min_s
+        failures = 0  # consecutive failures since the last frame: the backoff exponent
         opened = False
         pacer: Pacer | None = None
         next_publish = 0.0
+        self._last_stamp_ns = self._file_step_ns = 0
         while not self._stop.is_set() and self.context.ok():
             if not opened:
                 try:
                     source.open()
                 except EdgeVisionError as exc:
-                    self.state = 'reconnecting'
-                    self.last_error = str(exc)
-                    self.get_logger().error(f'{exc}; retrying in {backoff:.1f} s',
-                                            throttle_duration_sec=max(5.0, backoff))
-                    self.reconnects += 1
-                    if self._stop.wait(backoff):
+                    failures += 1
+                    if self._wait_to_retry(cfg, failures, str(exc), 'retrying'):
                         break
-                    backoff = min(cfg.reconnect_max_s, backoff * 2)
                     continue
-                opened, backoff = True, cfg.reconnect_min_s
+                opened = True
                 self.state = 'streaming'
                 rate = self._target_rate()
                 pacer = Pacer(0.0 if source.live else rate)
                 period = 1.0 / rate if rate > 0 else 0.0
+                # A file or synthetic scene read as fast as the pipeline takes it (rate -1): at
+                # most one of its own frame periods between stamps (see _stamp_ns).
+                self._file_step_ns = 0 if source.live or cfg.rate >= 0 else int(
+                    1e9 / (source.native_fps or _DEFAULT_FOLDER_RATE))
                 self.get_logger().info(f'streaming from {source.description} at '
                                        f'{rate if rate > 0 else "max"} Hz')
             if self._stop.wait(pacer.next_delay()):
@@ -269,18 +279,26 @@ class CameraNode(EdgeVisionNode):
                                           f'far): {exc}', throttle_duration_sec=5.0)
                 continue
             except EdgeVisionError as exc:
-                self.last_error = str(exc)
-                self.get_logger().error(f'{exc}; reopening')
                 source.close()
                 opened = False
+                failures += 1
+                self.source_errors += 1
+                self.last_source_error = str(exc)
+                if self._wait_to_retry(cfg, failures, str(exc), 'reopening'):
+                    break
                 continue
             if frame is None:
                 self.state = 'finished'
+                early = getattr(source, 'ended_early', None)
+                note = (f' (it declares {early[1]} frames: truncated or damaged)'
+                        if early else '')
                 self.get_logger().info(
-                    f'end of {source.description} after {self.frames_published} frames; the '
-                    f'stream stops here (set loop:=true to repeat)')
+                    f'end of {source.description} after {self.frames_published} frames{note}; '
+                    f'the stream stops here (set loop:=true to repeat)')
                 source.close()
                 return
+            failures = 0
+            self.retry_in_s = 0.0
             if source.live and period > 0:
                 now = time.monotonic()
                 if now < next_publish:
@@ -288,8 +306,36 @@ class CameraNode(EdgeVisionNode):
                 next_publish = max(next_publish + period, now)
             self._publish(frame, cfg)
 
+    def _wait_to_retry(self, cfg: CameraConfig, failures: int, error: str, action: str
+                       ) -> bool:
+        """Report a source failure and wait the backoff delay; True when stopping meanwhile."""
+        delay = min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures - 1, 30))
+        self.state = 'reconnecting'
+        self.last_error = error
+        self.retry_in_s = delay
+        self.reconnects += 1
+        self.get_logger().error(f'{error}; {action} in {delay:.1f} s',
+                                throttle_duration_sec=max(5.0, delay))
+        return self._stop.wait(delay)
+
+    def _stamp_ns(self) -> int:
+        """The acquisition stamp of the frame read now: the node clock, except that a file
+        played at rate -1 never gets more than one of its own frame periods after the previous
+        frame (nor a stamp in the future): when the pipeline runs slower than the file (a
+        loaded machine, a slow model), time-based stages such as the tracker still see the
+        file's time between its frames, not how long the pipeline stalled (a stall longer than
+        the tracker's lost_timeout_s dropped every track)."""
+        now = self.get_clock().now().nanoseconds
+        last, step = self._last_stamp_ns, self._file_step_ns
+        stamp = max(last + 1, min(now, last + step)) if step and last else now
+        self._last_stamp_ns = stamp
+        return stamp
+
     def _publish(self, source_frame: SourceFrame, cfg: CameraConfig) -> None:
-        meta = FrameMeta(self.get_clock().now().nanoseconds, cfg.frame_id)
+        # a recording keeps its own stamps and frame_id; everything else is stamped now
+        stamp = source_frame.stamp_ns
+        meta = FrameMeta(self._stamp_ns() if stamp is None else stamp,
+                         source_frame.frame_id or cfg.frame_id)
         height, width = source_frame.image.shape[:2]
         with self._lock:
             model = self._model
@@ -321,7 +367,8 @@ class CameraNode(EdgeVisionNode):
         except EdgeVisionError as exc:
             response.success = False
             response.status_message = str(exc)
-            self.get_logger().error(f'set_camera_info refused: {exc}')
+            self.get_logger().error(f'set_camera_info refused: {exc}',
+                                    throttle_duration_sec=5.0)
             return response
         with self._lock:
             self._model = model
@@ -336,7 +383,8 @@ class CameraNode(EdgeVisionNode):
     def stats(self) -> dict[str, float]:
         values = super().stats()
         values.update(fps=self._rate.rate(), frames_published=self.frames_published,
-                      corrupt_frames_skipped=self.corrupt_frames, reconnects=self.reconnects)
+                      corrupt_frames_skipped=self.corrupt_frames, reconnects=self.reconnects,
+                      source_errors=self.source_errors)
         return values
 
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
@@ -346,7 +394,10 @@ class CameraNode(EdgeVisionNode):
             **self.stats(),
             'calibrated': self._model is not None,
         }
+        if self.last_source_error:
+            values['last_source_error'] = self.last_source_error
         if self.state == 'reconnecting':
+            values['retry_in_s'] = self.retry_in_s
             return ERROR, f'source unavailable: {self.last_error}', values
         if self.corrupt_frames:
             return WARN, f'{self.state}; {self.corrupt_frames} corrupt frames skipped', values

@@ -205,6 +205,35 @@ class EdgeVisionNode(LifecycleNode):
         self.synced_inputs: list[SyncedInput] = []
         self.bad_messages = 0
         self.processing_errors = 0
+        # rclpy's own lifecycle services go through the guard too; ROS 2 Jazzy's rclpy also
+        # raises out of change_state for a transition its state machine does not know, which
+        # ended the process: refused with success=false as Kilted's rclpy does
+        for name in ('change_state', 'get_state', 'get_available_states',
+                     'get_available_transitions', 'get_transition_graph'):
+            service = getattr(self, f'_service_{name}', None)
+            if service is not None:
+                callback = service.callback
+                if name == 'change_state':
+                    callback = self._refuse_unknown_transitions(callback)
+                service.callback = self.guard(f'lifecycle {name}', callback)
+
+    def _refuse_unknown_transitions(self, change_state: Callable[..., Any]
+                                    ) -> Callable[..., Any]:
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+        @functools.wraps(change_state)
+        def refusing(request: Any, response: Any) -> Any:
+            try:
+                return change_state(request, response)
+            except _rclpy.RCLError as exc:  # a request the state machine refuses: no bug here
+                self.get_logger().error(
+                    f'refused lifecycle transition {request.transition.id} '
+                    f'{request.transition.label!r} in state {self.lifecycle_state}: {exc}',
+                    throttle_duration_sec=5.0)
+                response.success = False
+                return response
+
+        return refusing
 
     # -- ports -----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from edge_vision_core import ConfigError
 
 from .camera_node import CameraNode
 from .compose import Composition
+from .foxglove_node import FoxgloveNode
 from .inference_node import InferenceNode
 from .node_base import EdgeVisionNode
 from .overlay_node import OverlayNode
@@ -35,6 +36,7 @@ from .privacy_node import PrivacyNode
 from .recorder_node import RecorderNode
 from .stages import remap_args, stage_remaps
 from .tracker_node import TrackerNode
+from .web_node import WebNode
 
 __all__ = ['DEFAULT_STAGES', 'STAGES', 'create_pipeline', 'main', 'pipeline_factories']
 
@@ -47,6 +49,8 @@ STAGES: dict[str, type[EdgeVisionNode]] = {
     'privacy': PrivacyNode,
     'overlay': OverlayNode,
     'recorder': RecorderNode,
+    'web': WebNode,
+    'foxglove': FoxgloveNode,
 }
 DEFAULT_STAGES = ('camera', 'preprocess', 'inference', 'tracker', 'overlay')
 

@@ -1,4 +1,5 @@
-"""recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video.
+"""recorder_node: write the pipeline's results to disk — tracks as JSON lines, annotated video,
+and a rosbag2 MCAP bag of the graph's topics.
 
 Subscribes (relative names), through one synchronised input (:mod:`edge_vision.synced`):
 
@@ -16,13 +17,19 @@ Subscribes (relative names), through one synchronised input (:mod:`edge_vision.s
   letterboxed into it (``video_frames_resized``);
 - ``label_info`` (vision_msgs/LabelInfo, transient local): class names.
 
+With ``bag.path`` set it also records a rosbag2-compatible MCAP bag (``ros2 bag info/play``,
+Foxglove, Lichtblick; ``camera_node source:=<bag>`` replays it): compressed images of
+``bag.images`` and the topics of ``bag.topics`` as published, split, rotated and crash-safe as
+``bag.*`` says (:mod:`edge_vision.bag_recording`, :class:`edge_vision_core.bag.BagConfig`).
+
 It also measures the end-to-end latency of every tracks message (arrival time minus the
 camera's acquisition stamp) for the main job's report; the latest ``LATENCY_HISTORY`` values
 are kept, so a node left running for days holds a fixed amount of memory. Files are flushed
 and closed on deactivate/shutdown (tracks still waiting for their image are written first). An
 unwritable ``output_dir`` fails configure with the path and the reason.
 
-Parameters: :class:`RecorderConfig`, ``autostart``, ``diagnostics_period``.
+Parameters: :class:`RecorderConfig`, ``bag.*`` (:class:`~edge_vision_core.bag.BagConfig`,
+:class:`~edge_vision.bag_recording.BagTopicsConfig`), ``autostart``, ``diagnostics_period``.
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ import cv2
 import numpy as np
 
 from edge_vision_core import ConfigError, EdgeVisionError, Frame, FrameDetections
+from edge_vision_core.bag import BagConfig
 from edge_vision_core.config import check_config, param
 from edge_vision_core.inference.letterbox import letterbox
 from edge_vision_core.types import class_name
 
+from .bag_recording import BagRecording, BagTopicsConfig
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, stream_subscriber_qos
 from .synced import SyncedInput
@@ -73,7 +82,8 @@ class RecorderConfig:
 class RecorderNode(EdgeVisionNode):
     """Writes tracks and annotated frames to files (see the module docstring)."""
 
-    PARAMETERS = (('', RecorderConfig), ('qos.', QosConfig))
+    PARAMETERS = (('', RecorderConfig), ('bag.', BagConfig), ('bag.', BagTopicsConfig),
+                  ('qos.', QosConfig))
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('recorder_node', **kwargs)
@@ -88,6 +98,7 @@ class RecorderNode(EdgeVisionNode):
         self.non_finite_values = 0
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.output_dir: Path | None = None
+        self.bag: BagRecording | None = None
 
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
@@ -108,6 +119,14 @@ class RecorderNode(EdgeVisionNode):
         self._port = self.add_synced_input(
             'image_annotated' if cfg.write_video else None, 'tracks', self._on_tracks,
             image='optional', encoding='bgr8', image_qos=stream_subscriber_qos(qos))
+        bag_cfg = self.config(BagConfig)
+        if bag_cfg.path:
+            # the bag has inputs of its own beside the port: it records each topic as
+            # published (every tracks message as it arrives, not after waiting for its image)
+            try:
+                self.bag = BagRecording(self, bag_cfg, self.config(BagTopicsConfig))
+            except EdgeVisionError as exc:
+                return self.fail(f'configure: {exc}')  # cleanup closes the files
         return TransitionCallbackReturn.SUCCESS
 
     def _number(self, value: float, digits: int) -> float | None:
@@ -163,7 +182,15 @@ class RecorderNode(EdgeVisionNode):
         self._video.write(image)
         self.video_frames += 1
 
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        if self.bag is not None:
+            self.bag.activate()
+        return super().on_activate(state)
+
     def _close_files(self) -> None:
+        if self.bag is not None:
+            self.bag.close()
+            self.bag = None
         if self._jsonl is not None:
             self._jsonl.close()
             self._jsonl = None
@@ -176,6 +203,8 @@ class RecorderNode(EdgeVisionNode):
         result = super().on_deactivate(state)  # writes the tracks still waiting for images
         if self._jsonl is not None:
             self._jsonl.flush()
+        if self.bag is not None:
+            self.bag.deactivate()
         return result
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
@@ -196,6 +225,8 @@ class RecorderNode(EdgeVisionNode):
                       video_frames_resized=self.video_frames_resized,
                       video_missing=self.video_missing,
                       non_finite_values=self.non_finite_values)
+        if self.bag is not None:
+            values.update(self.bag.stats())
         if self.latencies_ms:
             recent = itertools.islice(reversed(self.latencies_ms), _DIAGNOSTICS_WINDOW)
             values['latency_ms_p50'] = float(np.percentile(np.fromiter(recent, float), 50))
@@ -203,6 +234,10 @@ class RecorderNode(EdgeVisionNode):
 
     def diagnostic_values(self) -> tuple[int, str, dict[str, object]]:
         values: dict[str, object] = {**self.stats(), 'output_dir': str(self.output_dir or '')}
+        if self.bag is not None:
+            values.update(self.bag.info())
+            if self.bag.problem():
+                return WARN, self.bag.problem(), values
         if self.non_finite_values or self.video_frames_resized:
             return WARN, (f'{self.non_finite_values} NaN/inf values written as null, '
                           f'{self.video_frames_resized} video frames resized'), values

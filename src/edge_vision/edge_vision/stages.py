@@ -39,26 +39,25 @@ def stage_remaps(stages: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     what feeds it: no preprocess -> ``image`` (and its ``image/camera_info``) is ``image_raw``
     (``camera_info``) for every stage that reads images (the tracker too: camera-motion
     compensation and the frames it passes on); no tracker -> ``tracks`` is ``detections``;
-    privacy -> the stages whose images leave the device (overlay, hence ``image_annotated`` and
-    the recorder's video; the MQTT bridge's snapshots) read its ``image_private`` instead of
-    ``image``/``image_raw``."""
+    privacy -> the stages whose images leave the device (overlay, hence ``image_annotated``,
+    the recorder's video and the web view; the recorder's bag images; the MQTT bridge's
+    snapshots; foxglove) read its ``image_private`` instead of ``image``/``image_raw``."""
     image = 'image' if 'preprocess' in stages else 'image_raw'
     results = 'tracks' if 'tracker' in stages else 'detections'
     remaps: dict[str, list[tuple[str, str]]] = {s: [] for s in stages}
-    for stage in ('inference', 'tracker', 'privacy', 'overlay', 'anomaly'):
+    for stage in ('inference', 'tracker', 'privacy', 'overlay', 'anomaly', 'foxglove'):
         if stage in remaps and image != 'image':
             remaps[stage].append(('image', image))
     if 'overlay' in remaps and image != 'image':
         remaps['overlay'].append(('image/camera_info', 'camera_info'))
-    for stage in ('overlay', 'recorder', 'mqtt_bridge'):
+    for stage in ('overlay', 'recorder', 'mqtt_bridge', 'web', 'foxglove'):
         if stage in remaps and results != 'tracks':
             remaps[stage].append(('tracks', results))
-    if 'privacy' in remaps:
-        if 'overlay' in remaps:
-            remaps['overlay'] = [r for r in remaps['overlay'] if r[0] != 'image']
-            remaps['overlay'].append(('image', 'image_private'))
-        if 'mqtt_bridge' in remaps:
-            remaps['mqtt_bridge'] += [('image', 'image_private'), ('image_raw', 'image_private')]
+    if 'privacy' in remaps:  # the stages whose images leave the device read the filtered ones
+        for stage in ('overlay', 'recorder', 'mqtt_bridge', 'web', 'foxglove'):
+            if stage in remaps:
+                remaps[stage] = [r for r in remaps[stage] if r[0] not in ('image', 'image_raw')]
+                remaps[stage] += [('image', 'image_private'), ('image_raw', 'image_private')]
     return remaps
 
 

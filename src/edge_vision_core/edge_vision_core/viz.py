@@ -20,7 +20,7 @@ from .types import Detections, class_name
 
 __all__ = ['TrailHistory', 'blend_class_mask', 'blend_heatmap', 'box_outlines_3d', 'color_for',
            'detection_key', 'detection_label', 'draw_detections', 'draw_hud',
-           'draw_instance_outlines']
+           'draw_instance_outlines', 'heatmap_to_bgr']
 
 
 def color_for(key: int) -> tuple[int, int, int]:
@@ -133,6 +133,18 @@ def draw_detections(image: np.ndarray, dets: Detections, labels: Sequence[str] |
     return image
 
 
+def _unit_heatmap(heatmap: np.ndarray, vmin: float | None, vmax: float | None) -> np.ndarray:
+    """A 2-D heatmap scaled to [0, 1] (float32; NaN/inf as 0) with ``vmin``/``vmax``
+    (default: its own range)."""
+    heat = np.asarray(heatmap, np.float32)
+    if heat.ndim != 2 or heat.size == 0:
+        raise DataError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
+    heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
+    lo = float(heat.min()) if vmin is None else vmin
+    hi = float(heat.max()) if vmax is None else vmax
+    return np.clip((heat - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(heat)
+
+
 def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
                   vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """Blend a float heatmap (any size; resized to the image) as a JET overlay.
@@ -141,17 +153,27 @@ def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f'alpha must be in [0, 1], got {alpha}')
-    heat = np.asarray(heatmap, np.float32)
-    if heat.ndim != 2 or heat.size == 0:
-        raise DataError(f'heatmap must be a non-empty 2-D array, got shape {heat.shape}')
-    heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
-    lo = float(heat.min()) if vmin is None else vmin
-    hi = float(heat.max()) if vmax is None else vmax
-    norm = np.clip((heat - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(heat)
+    norm = _unit_heatmap(heatmap, vmin, vmax)
     norm = cv2.resize(norm, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colored = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
     cv2.addWeighted(colored, alpha, image, 1 - alpha, 0, dst=image)
     return image
+
+
+def heatmap_to_bgr(heatmap: np.ndarray) -> np.ndarray:
+    """An anomaly heatmap as a JET-coloured (H, W, 3) uint8 image for display.
+
+    ``uint8`` heatmaps (anomaly_node's ``mono8``: 128 = the threshold) keep their fixed scale;
+    float ones (``32FC1`` raw patch distances, whose threshold the image does not carry) are
+    scaled from 0 to their own maximum.
+    """
+    heat = np.asarray(heatmap)
+    if heat.ndim == 3 and heat.shape[2] == 1:
+        heat = heat[:, :, 0]
+    if heat.dtype == np.uint8 and heat.ndim == 2 and heat.size:
+        return cv2.applyColorMap(heat, cv2.COLORMAP_JET)
+    norm = _unit_heatmap(heat, 0.0, None)
+    return cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)
 
 
 def blend_class_mask(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5,

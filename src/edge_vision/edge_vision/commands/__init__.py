@@ -3,4 +3,43 @@
 A module ``commands/<name>.py`` becomes ``edge-vision <name>`` (underscores become dashes). It
 provides ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy
 imports (rclpy, inference runtimes) inside ``run`` so ``edge-vision --help`` stays fast.
+Defaults that a config dataclass already holds are not restated: see :class:`FieldDefault`.
 """
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Iterable
+
+__all__ = ['FieldDefault', 'given']
+
+
+class FieldDefault:
+    """An argparse default that stands for a field of a config dataclass, so the defaults live
+    in one place (the dataclass: ``DetectorOptions``, ``AnomalyConfig``...). The command passes
+    the options the user gave (:func:`given`) and the dataclass fills in the rest; ``--help``
+    prints the field's value (``%(default)s``), importing the dataclass only then.
+
+    Args:
+        path: ``'package.module:Class.field'``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def value(self) -> object:
+        module, attr = self.path.split(':')
+        cls_name, field_name = attr.split('.')
+        return getattr(getattr(importlib.import_module(module), cls_name)(), field_name)
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+def given(args: argparse.Namespace, names: Iterable[str] | dict[str, str]) -> dict[str, object]:
+    """``{field: value}`` of the options the user set among ``names`` (argument names, or a
+    ``{argument: field}`` mapping), leaving out those still at a :class:`FieldDefault`."""
+    mapping = names if isinstance(names, dict) else {name: name for name in names}
+    return {field: getattr(args, arg) for arg, field in mapping.items()
+            if not isinstance(getattr(args, arg), FieldDefault)}

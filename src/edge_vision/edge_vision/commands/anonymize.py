@@ -78,21 +78,15 @@ def _video_writer(path: Path, fps: float, size: tuple[int, int]):
 
 
 def _anonymize_video(privacy, path: Path, target: Path, totals: dict) -> None:
-    import cv2
     import numpy as np
 
-    from edge_vision_core import SourceError
+    from edge_vision_core.io.sources import read_frames, video_facts
 
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f'cannot open video {path} (no decoder for it in this OpenCV build?)')
+    _, fps = video_facts(path)
     writer = None
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
+        for source_frame in read_frames(path):
+            frame = source_frame.image
             result = privacy.apply(frame)
             if writer is None:
                 writer = _video_writer(target, fps, (frame.shape[1], frame.shape[0]))
@@ -104,7 +98,6 @@ def _anonymize_video(privacy, path: Path, target: Path, totals: dict) -> None:
             else:
                 writer.write(result.image)
     finally:
-        capture.release()
         if writer is not None:
             writer.release()
 
@@ -122,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edge_vision_core import ConfigError, SourceError
     from edge_vision_core.io.files import VIDEO_SUFFIXES
+    from edge_vision_core.io.sources import read_image
     from edge_vision_core.privacy import PrivacyConfig, PrivacyFilter
 
     from .detect import expand_inputs
@@ -150,10 +144,7 @@ def run(args: argparse.Namespace) -> int:
             if path.suffix.lower() in VIDEO_SUFFIXES:
                 _anonymize_video(privacy, path, target, totals)
             else:
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise SourceError(f'cannot read image {path}: not an image OpenCV decodes')
-                result = privacy.apply(image)
+                result = privacy.apply(read_image(path))
                 _count(totals, result)
                 if result.withheld:
                     _LOG.error('%s withheld (not written): %s', path, result.reason)

@@ -22,13 +22,9 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import glob
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-from edge_vision_core.io.files import IMAGE_SUFFIXES
 
 HELP = 'calibrate a camera from images/video of a chessboard or ChArUco board'
 
@@ -106,58 +102,20 @@ def _parse_size(text: str) -> tuple[int, int]:
     return cols, rows
 
 
-def _image_files(source: str) -> list[Path] | None:
-    """The image files of a folder or glob; None when ``source`` is a single file."""
-    from edge_vision_core import SourceError
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise SourceError(f'folder {path} holds no images ({", ".join(IMAGE_SUFFIXES)}); '
-                              'point to the folder with the calibration shots')
-        return files
-    if any(c in source for c in '*?['):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(source))
-                       if Path(p).is_file())
-        if not files:
-            raise SourceError(f'no files match {source!r}')
-        return files
-    if path.is_file():
-        return [path] if path.suffix.lower() in IMAGE_SUFFIXES else None
-    raise SourceError(f'{source} does not exist; give a folder of images, a glob or a video')
+def _is_video(source: str) -> bool:
+    from edge_vision_core.io.sources import VideoFileSource, parse_source
+    return parse_source(source) is VideoFileSource
 
 
 def _frames(source: str, every: int) -> Iterator[tuple[str, object]]:
-    """``(name, image)`` for each image file or video frame; unreadable files are skipped."""
-    import cv2
+    """``(name, image)`` for each image file or every N-th video frame; unreadable images are
+    skipped with a line on stderr. The source is opened at once (errors before any output)."""
+    from edge_vision_core.io.sources import read_frames
 
-    from edge_vision_core import SourceError
-    files = _image_files(source)
-    if files is not None:
-        for path in files:
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                print(f'  {path.name}: cannot be read as an image; skipped', file=sys.stderr)
-                continue
-            yield path.name, image
-        return
-    capture = cv2.VideoCapture(str(Path(source).expanduser()))
-    if not capture.isOpened():
-        raise SourceError(f'{source} is neither an image nor a video OpenCV can open')
-    index = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield f'frame {index}', frame
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise SourceError(f'video {source} has no readable frames')
+    video = _is_video(source)
+    frames = read_frames(source, every=every if video else 1,
+                         on_corrupt=lambda exc: print(f'  {exc}; skipped', file=sys.stderr))
+    return ((f'frame {f.index}' if video else f.name, f.image) for f in frames)
 
 
 def _set_camera_info(service: str, model: object, timeout: float) -> str:
@@ -222,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
                           marker_size=args.marker, dictionary=args.dictionary,
                           legacy_pattern=args.legacy_pattern,
                           chessboard_detector=args.detector, refine_window=args.refine_window)
-    is_video = _image_files(args.source) is None
+    frames = _frames(args.source, args.every)
+    is_video = _is_video(args.source)
     min_distance = args.min_distance
     if min_distance is None:
         min_distance = 0.2 if is_video else 0.0
@@ -237,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                               outlier_px=args.outlier_px)
     calibrator = Calibrator(target, config)
     print(f'target: {calibrator.target.describe()}; model: {args.model}')
-    for name, image in _frames(args.source, args.every):
+    for name, image in frames:
         verdict = calibrator.add_image(image, name)
         if calibrator.mismatch is not None:
             raise CalibrationError(

@@ -22,37 +22,45 @@ A summary per input (detections, stage timings) goes to stderr, so stdout stays 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_vision_core.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from edge_vision_core.io.files import VIDEO_SUFFIXES
+
+from . import FieldDefault, given
 
 HELP = 'run a detection model (default: the embedded NanoDet) on images or videos, JSON lines'
 
 
 _LOG = logging.getLogger('edge_vision.detect')
+#: the arguments whose defaults are DetectorOptions' (one place for them)
+OPTION_ARGS = ('model', 'backend', 'device', 'threads', 'precision')
+
+
+def _option(name: str) -> FieldDefault:
+    return FieldDefault(f'edge_vision_core.inference:DetectorOptions.{name}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('inputs', nargs='*', metavar='INPUT',
                         help='image or video files, folders (their images, sorted) or quoted '
                              'glob patterns')
-    parser.add_argument('--model', default='nanodet-m-416',
+    parser.add_argument('--model', default=_option('model'),
                         help='registered model name, manifest YAML, or model file with a '
-                             'sibling <stem>.yaml (default: nanodet-m-416, embedded)')
-    parser.add_argument('--backend', default='onnxruntime',
-                        help='onnxruntime, openvino, litert or tensorrt (default onnxruntime)')
-    parser.add_argument('--device', default='auto',
+                             'sibling <stem>.yaml (default: %(default)s, embedded)')
+    parser.add_argument('--backend', default=_option('backend'),
+                        help='onnxruntime, openvino, litert or tensorrt (default %(default)s)')
+    parser.add_argument('--device', default=_option('device'),
                         help="backend device, e.g. cpu, cuda, CPU, GPU, NPU, edgetpu "
-                             "(default auto)")
-    parser.add_argument('--threads', type=int, default=0,
-                        help='CPU inference threads (default 0: the runtime decides)')
-    parser.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
-                        help='precision hint (default auto)')
+                             "(default %(default)s)")
+    parser.add_argument('--threads', type=int, default=_option('threads'),
+                        help='CPU inference threads (default %(default)s: the runtime decides)')
+    parser.add_argument('--precision', default=_option('precision'),
+                        choices=('auto', 'fp32', 'fp16', 'bf16'),
+                        help='precision hint (default %(default)s)')
     parser.add_argument('--score', type=float, default=-1.0,
                         help='score threshold in [0, 1] (default: the model manifest value)')
     parser.add_argument('--nms', type=float, default=-1.0,
@@ -73,65 +81,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
-    """Files from the command line: files as given, folders' images sorted, globs expanded.
+    """Files from the command line: files as given, folders' images sorted by name, globs
+    (``**`` spans folders) expanded to their images and videos, in a stable order.
 
     Raises:
         SourceError: a path that does not exist, a glob or folder with no image.
     """
-    from edge_vision_core import SourceError
+    from edge_vision_core.io.sources import list_files
 
-    files: list[Path] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if any(ch in spec for ch in '*?['):
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [p for p in matches if p.is_file()]
-            if not matches:
-                raise SourceError(f'no file matches {spec!r}')
-            files.extend(matches)
-        elif path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise SourceError(f'folder {path} has no image '
-                                  f'({", ".join(IMAGE_SUFFIXES)})')
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise SourceError(f'input {spec!r} does not exist')
-    return files
+    return [path for spec in specs for path in list_files(spec, videos=True)]
 
 
 def _frames(path: Path, every: int, max_frames: int) -> Iterator[tuple[int, object]]:
     """(frame index, BGR image) of an image (one frame) or a video (every N-th frame)."""
-    import cv2
+    from edge_vision_core.io.sources import read_frames
 
-    from edge_vision_core import SourceError
-
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f'cannot read image {path}: not an image OpenCV can decode')
-        yield 0, image
-        return
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f'cannot open video {path} (no decoder for it in this OpenCV build?)')
-    try:
-        index = done = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield index, frame
-                done += 1
-                if max_frames and done >= max_frames:
-                    break
-            index += 1
-    finally:
-        capture.release()
+    for frame in read_frames(path, every=every, max_frames=max_frames):
+        yield frame.index, frame.image
 
 
 def _records(result, file_name: str, frame: int) -> list[dict]:
@@ -184,10 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if args.every < 1 or args.max_frames < 0:
         raise ConfigError('--every must be >= 1 and --max-frames >= 0')
     files = expand_inputs(args.inputs)
-    options = DetectorOptions(model=args.model, backend=args.backend, device=args.device,
-                              threads=args.threads, precision=args.precision,
-                              score_threshold=args.score, nms_threshold=args.nms,
-                              max_detections=args.max_det)
+    options = DetectorOptions(**given(args, OPTION_ARGS), score_threshold=args.score,
+                              nms_threshold=args.nms, max_detections=args.max_det)
     out_dir = None
     if args.annotate:
         out_dir = Path(args.annotate)

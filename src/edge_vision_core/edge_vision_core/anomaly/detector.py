@@ -50,7 +50,7 @@ import numpy as np
 
 from ..config import check_config, param
 from ..encodings import as_bgr8
-from ..errors import BackendError, ConfigError, ModelError, SourceError
+from ..errors import BackendError, ConfigError, ModelError
 from ..inference.letterbox import LetterboxTransform, compute_letterbox
 from ..types import Detections
 from .embedding import embed, layer_scales, random_projection, valid_cells
@@ -337,44 +337,12 @@ def iter_frames(source: str | Path | Iterable[np.ndarray], every: int = 1,
         raise ConfigError(f'every must be >= 1 and max_frames >= 0, got {every}, {max_frames}')
     kept = 0
     if isinstance(source, (str, Path)):
-        from ..io.sources import (
-            CorruptFrameError,
-            ImageFolderSource,
-            SourceConfig,
-            VideoFileSource,
-            open_source,
-            parse_source,
-        )
+        from ..io.sources import read_frames
 
-        spec = str(source)
-        kind = parse_source(spec)
-        if kind in (ImageFolderSource, VideoFileSource) and not any(
-                c in spec for c in '*?[') and not Path(spec).expanduser().exists():
-            raise SourceError(f'normal images {spec!r} not found: give a folder, a glob or a '
-                              f'video file')
-        if kind not in (ImageFolderSource, VideoFileSource) and not max_frames:
-            raise ConfigError(f'{spec!r} is a live source that never ends: give max_frames')
-        src = open_source(SourceConfig(source=spec))
-        src.open()
-        try:
-            index = 0
-            while True:
-                try:
-                    frame = src.read()
-                except CorruptFrameError as exc:
-                    _LOG.warning('skipping a frame: %s', exc)
-                    continue
-                if frame is None:
-                    break
-                index += 1
-                if (index - 1) % every:
-                    continue
-                yield frame.image
-                kept += 1
-                if max_frames and kept >= max_frames:
-                    break
-        finally:
-            src.close()
+        for frame in read_frames(source, every=every, max_frames=max_frames,
+                                 on_corrupt=lambda exc: _LOG.warning('skipping a frame: %s',
+                                                                     exc)):
+            yield frame.image
         return
     for index, image in enumerate(source):
         if index % every:

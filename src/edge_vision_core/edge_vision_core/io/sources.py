@@ -7,13 +7,21 @@ One ``source`` string picks the kind (:func:`parse_source`):
 ``0``, ``/dev/video0``, ``v4l2:///dev/video2``  :class:`V4L2Source` (OpenCV's V4L2 backend)
 ``rtsp://...``, ``http(s)://...``, ``udp://``   :class:`StreamSource` (FFmpeg backend)
 ``gst:...`` or any string containing ``!``      :class:`StreamSource` (GStreamer pipeline)
+``run.mcap``, a rosbag2 bag folder             :class:`BagSource` (a recording; ``#topic``)
 a directory, or a glob (``frames/*.png``)       :class:`ImageFolderSource`
 any other path                                  :class:`VideoFileSource`
 =============================================  ==============================================
 
 Every source returns frames as ``bgr8`` (H, W, 3) uint8 arrays (mono cameras too, so the
 pipeline has one layout), in :class:`SourceFrame` with the source's own frame index and, for the
-synthetic source, the ground truth.
+synthetic source, the ground truth; a recording (:class:`BagSource`) also gives each frame's
+original stamp and frame_id.
+
+This module is also the one reader of "a folder, a glob or a video -> frames" for the command
+line and the library (``edge-vision detect``, ``calibrate``, ``anomaly-fit``, the optimize
+image sets): :func:`list_files` says which files a folder or glob names (in a stable order,
+``**`` spanning folders), :func:`read_image` decodes one image, and :func:`read_frames` iterates
+over the frames of any finite source with a stride and a limit.
 
 Failure contract (the camera node builds its retry logic on it):
 
@@ -22,6 +30,13 @@ Failure contract (the camera node builds its retry logic on it):
 - :meth:`FrameSource.read` returns ``None`` at the end of a finite source (file without
   ``loop``), raises :class:`CorruptFrameError` for one unreadable frame (skip, count, go on),
   and raises ``SourceError`` when the device or stream is gone (close, reopen later).
+
+Faults a long-running camera meets, and what the sources make of them: an image folder is
+listed again when its list runs out or a listed file disappears (a folder that is emptied
+raises ``SourceError`` until images are back); a video file that is deleted, replaced or
+truncated while it plays raises ``SourceError`` (the camera node reopens it), and a looping
+video that ends before the frame count its header declares is reported instead of looping over
+what is left; a network stream that goes silent for ``timeout_s`` raises ``SourceError``.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ import glob
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +54,14 @@ import cv2
 import numpy as np
 
 from ..config import check_config, param
-from ..encodings import convert_encoding, opencv_encoding
+from ..encodings import buffer_to_array, convert_encoding, decompress, opencv_encoding
 from ..errors import ConfigError, ConversionError, SourceError
 from ..types import Detections
-from .files import IMAGE_SUFFIXES
+from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .synthetic import SyntheticConfig, SyntheticScene
 
 __all__ = [
+    'BagSource',
     'CorruptFrameError',
     'FrameSource',
     'ImageFolderSource',
@@ -54,8 +71,11 @@ __all__ = [
     'SyntheticSource',
     'V4L2Source',
     'VideoFileSource',
+    'list_files',
     'open_source',
     'parse_source',
+    'read_frames',
+    'read_image',
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -86,6 +106,9 @@ class SourceConfig:
         'V4L2 pixel format as a FOURCC, e.g. MJPG or YUYV (empty = driver default).'))
     loop: bool = field(default=False, metadata=param(
         'Restart video files and image folders at the end instead of stopping.'))
+    timeout_s: float = field(default=5.0, metadata=param(
+        'Network streams: give up opening, or reopen a stream that delivered nothing, after '
+        'this long.', min=0.1, max=600.0, unit='s'))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -103,13 +126,20 @@ class SourceFrame:
 
     Attributes:
         image: (H, W, 3) uint8 BGR.
-        index: the source's running frame number (0-based; restarts when a file loops).
+        index: the source's running frame number (0-based; restarts when a file loops; for an
+            image folder the file's position in the listing).
         truth: ground-truth detections (synthetic source only), boxes in ``image`` pixels.
+        name: the image file's name (image folders), else empty.
+        stamp_ns: the frame's own acquisition stamp (recordings), None for "now".
+        frame_id: the frame's own optical frame (recordings), '' for the camera's.
     """
 
     image: np.ndarray
     index: int
     truth: Detections | None = None
+    name: str = ''
+    stamp_ns: int | None = None
+    frame_id: str = ''
 
 
 class FrameSource(abc.ABC):
@@ -202,8 +232,10 @@ class _CaptureSource(FrameSource):
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         return fps if 0.5 <= fps <= 1000 else None
 
-    def _capture(self, target: str | int, api: int) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(target, api)
+    def _capture(self, target: str | int, api: int, params: tuple[int, ...] = ()
+                 ) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(target, api, list(params)) if params else \
+            cv2.VideoCapture(target, api)
         if not cap.isOpened():
             cap.release()
             raise SourceError(self._open_failure())
@@ -283,74 +315,338 @@ class V4L2Source(_CaptureSource):
 
 
 class VideoFileSource(_CaptureSource):
-    """A video file; ends (``read() -> None``) or loops at the end."""
+    """A video file; ends (``read() -> None``) or loops at the end.
+
+    The file is watched while it plays: deleted, replaced by another file or cut shorter
+    raises SourceError (reopen later). A file that ends before the frame count its header
+    declares is truncated or damaged: with ``loop`` that raises SourceError instead of looping
+    over what is left; without it the source ends and :attr:`ended_early` says so.
+    """
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self._stat: os.stat_result | None = None
+        self._count = 0
+        #: ``(frames read, frames declared)`` when the file ended before its declared length.
+        self.ended_early: tuple[int, int] | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.config.source).expanduser()
+
+    @property
+    def frame_count(self) -> int:
+        """Frames the open file declares (0 when unknown)."""
+        return self._count
 
     def open(self) -> None:
-        path = Path(self.config.source).expanduser()
+        path = self.path
         if not path.is_file():
             raise SourceError(f'video file {str(path)!r} not found')
         self._cap = self._capture(str(path), cv2.CAP_ANY)
+        self._stat = path.stat()
+        self._count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._index = 0
+        self.ended_early = None
 
     def _open_failure(self) -> str:
         return (f'OpenCV cannot decode video file {self.config.source!r} (unsupported codec or '
                 f'not a video)')
 
+    def _check_file(self) -> None:
+        """Raise SourceError when the file was deleted, replaced or cut since it was opened."""
+        try:
+            now = self.path.stat()
+        except OSError:
+            raise SourceError(f'video file {self.config.source!r} disappeared while '
+                              f'streaming') from None
+        was = self._stat
+        if was is None:
+            return
+        if (now.st_ino, now.st_dev) != (was.st_ino, was.st_dev):
+            raise SourceError(f'video file {self.config.source!r} was replaced while '
+                              f'streaming: reopening it')
+        if now.st_size < was.st_size:
+            raise SourceError(f'video file {self.config.source!r} was truncated while '
+                              f'streaming ({was.st_size} -> {now.st_size} bytes)')
+
+    def seek(self, index: int) -> None:
+        """Go to frame ``index`` (0-based) for the next :meth:`read`."""
+        if self._cap is None:
+            raise SourceError('video file is not open')
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._index = index
+
     def read(self) -> SourceFrame | None:
         if self._cap is None:
             raise SourceError('video file is not open')
+        self._check_file()
         ok, frame = self._cap.read()
-        if not ok:
-            if not Path(self.config.source).expanduser().is_file():
-                raise SourceError(f'video file {self.config.source!r} disappeared')
-            if not self.config.loop:
-                return None
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._index = 0
-            ok, frame = self._cap.read()
-            if not ok:
-                raise SourceError(f'could not restart video file {self.config.source!r}')
+        if ok and frame is not None:
+            return self._next(frame)
+        self._check_file()
+        if self._count and self._index + max(2, self._count // 50) < self._count:
+            self.ended_early = (self._index, self._count)
+            text = (f'video file {self.config.source!r} ended at frame {self._index} of the '
+                    f'{self._count} its header declares: it is truncated or damaged')
+            if self.config.loop:
+                raise SourceError(text)
+            _LOG.warning('%s', text)
+        if not self.config.loop:
+            return None
+        self.seek(0)
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(f'could not restart video file {self.config.source!r}')
         return self._next(frame)
 
 
+def video_facts(path: str | Path) -> tuple[int, float | None]:
+    """``(frame count, fps)`` a video file's header declares (0 / None when it does not say).
+
+    Raises:
+        SourceError: the file is missing or OpenCV cannot decode it.
+    """
+    src = VideoFileSource(SourceConfig(source=str(path)))
+    src.open()
+    try:
+        return src.frame_count, src.native_fps
+    finally:
+        src.close()
+
+
+def missing_input(spec: str, what: str = 'input') -> str:
+    """The message for a path that is not there (one wording for every reader)."""
+    return (f'{what} {spec!r} does not exist (file or folder not found): give a folder of '
+            f'images, a glob such as "shots/*.png" or a video file')
+
+
+def list_files(spec: str | Path, videos: bool = False) -> list[Path]:
+    """The files a path, folder or glob names, in a stable order.
+
+    - an existing file: that file, whatever its suffix (an image or a video);
+    - a folder: its images (:data:`~edge_vision_core.io.files.IMAGE_SUFFIXES`, not those of its
+      subfolders), sorted by name;
+    - a glob (``*``, ``?``, ``[...]``; ``**`` matches any depth of folders): the matching image
+      files, and videos too with ``videos``, sorted by path (folder by folder).
+
+    Raises:
+        SourceError: a path that does not exist, a folder without images, a glob that matches
+            none (the message names it and what to give).
+    """
+    text = str(spec)
+    expanded = os.path.expanduser(text)
+    path = Path(expanded)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise SourceError(f'folder {str(path)!r} holds no images '
+                              f'({", ".join(IMAGE_SUFFIXES)})')
+        return files
+    if glob.has_magic(expanded):
+        suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+        matches = [Path(p) for p in glob.glob(expanded, recursive=True)]
+        files = sorted(p for p in matches if p.suffix.lower() in suffixes and p.is_file())
+        if not files:
+            kinds = 'image or video' if videos else 'image'
+            other = f' ({len(matches)} other path(s) do, none an {kinds} file)' if matches \
+                else ''
+            raise SourceError(f'no files match {text!r}{other}')
+        return files
+    raise SourceError(missing_input(text))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """One image file as bgr8 (H, W, 3): mono and 16-bit images converted, alpha dropped,
+    EXIF orientation applied.
+
+    Raises:
+        CorruptFrameError: the file is gone, or OpenCV cannot decode it.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if image is None:
+        if not os.path.exists(path):
+            raise CorruptFrameError(f'image {str(path)!r} disappeared')
+        raise CorruptFrameError(f'could not decode image {str(path)!r}')
+    try:
+        return _to_bgr(image)
+    except ConversionError as exc:
+        raise CorruptFrameError(f'image {str(path)!r}: {exc}') from exc
+
+
 class ImageFolderSource(FrameSource):
-    """Images of a folder (sorted by name) or a glob pattern, one frame each."""
+    """Images of a folder (sorted by name), a glob pattern or one image file, one frame each
+    (:func:`list_files`).
+
+    The listing follows the folder: it is read again when it runs out (files that sort after
+    the last one read are played next; with ``loop`` it then starts over) and when a listed
+    file has disappeared (reading goes on after that name). A folder left without images raises
+    SourceError, so a camera node reconnects until images are back.
+    """
+
+    #: re-listings one read() may make before it gives up on a folder that keeps changing
+    _RELISTS = 3
 
     def __init__(self, config: SourceConfig) -> None:
         super().__init__(config)
-        self._files: list[str] = []
+        self._files: list[Path] | None = None
         self._pos = 0
 
     def open(self) -> None:
-        spec = os.path.expanduser(self.config.source)
-        if os.path.isdir(spec):
-            files = [str(p) for p in sorted(Path(spec).iterdir())
-                     if p.suffix.lower() in IMAGE_SUFFIXES]
-        else:
-            files = sorted(f for f in glob.glob(spec) if f.lower().endswith(IMAGE_SUFFIXES))
-        if not files:
-            raise SourceError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {spec!r}')
-        self._files, self._pos = files, 0
+        self._files, self._pos = list_files(self.config.source), 0
+
+    def _relist(self, after: Path | None) -> None:
+        """List again and continue after ``after`` (from the start when None)."""
+        self._files = list_files(self.config.source)
+        self._pos = 0 if after is None else sum(1 for p in self._files if p <= after)
 
     def read(self) -> SourceFrame | None:
-        if not self._files:
+        if self._files is None:
             raise SourceError('image folder source is not open')
-        if self._pos >= len(self._files):
+        for _ in range(self._RELISTS):
+            if self._pos >= len(self._files):
+                self._relist(self._files[-1] if self._files else None)
+                if self._pos >= len(self._files):
+                    if not self.config.loop:
+                        return None
+                    self._pos = 0
+            index = self._pos
+            path = self._files[index]
+            self._pos += 1
+            if not path.exists():
+                _LOG.info('%s disappeared: listing %s again', path, self.config.source)
+                self._relist(path)
+                continue
+            return SourceFrame(read_image(path), index, name=path.name)
+        raise SourceError(f'image folder {self.config.source!r} keeps changing while it is '
+                          f'read (files disappear faster than they are listed)')
+
+    def close(self) -> None:
+        self._files = None
+
+
+class BagSource(FrameSource):
+    """The images of a recorded bag (rosbag2 MCAP: a ``.mcap`` file or a bag folder), with
+    their original header stamps and frame_ids, so a recording replays through the pipeline as
+    it was seen.
+
+    The image topic is the bag's only ``sensor_msgs/CompressedImage`` or ``sensor_msgs/Image``
+    topic, else the one ending in ``image_raw/compressed``; name another with
+    ``path#/topic``. Its own rate (:attr:`native_fps`) is the recording's mean frame rate from
+    the stamps. With ``loop`` the stamps of every pass are shifted past the previous pass, so
+    they keep increasing.
+    """
+
+    IMAGE_TYPES = ('sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/Image')
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self.path, self.topic = self.split_spec(config.source)
+        self._reader = None
+        self._messages = None
+        self._index = 0
+        self._fps: float | None = None
+        #: images in the recording (known once open)
+        self.frame_count = 0
+        self._span_ns = 0
+        self._offset_ns = 0
+        self._last_ns = 0
+
+    @staticmethod
+    def split_spec(spec: str) -> tuple[str, str]:
+        """``('run.mcap', '/camera0/image_raw/compressed')`` for
+        ``'run.mcap#/camera0/image_raw/compressed'`` (the topic '' when not given)."""
+        path, _, topic = spec.strip().partition('#')
+        return os.path.expanduser(path), topic
+
+    @staticmethod
+    def is_bag(spec: str) -> bool:
+        """True for a ``.mcap`` file path or a folder holding a rosbag2 MCAP bag."""
+        path = BagSource.split_spec(spec)[0]
+        if path.lower().endswith('.mcap'):
+            return True
+        folder = Path(path)
+        return folder.is_dir() and (any(folder.glob('*.mcap')) or
+                                    (folder / 'metadata.yaml').is_file())
+
+    @property
+    def native_fps(self) -> float | None:
+        return self._fps
+
+    def open(self) -> None:
+        from ..bag.reader import BagReader
+
+        reader = BagReader(self.path)
+        images = {t: k for t, k in reader.topics().items() if k in self.IMAGE_TYPES}
+        topic = self.topic
+        if topic and topic not in images:
+            raise SourceError(f'bag {self.path!r} has no image topic {topic!r}; its image '
+                              f'topics: {sorted(images) or "none"}')
+        if not topic:
+            raw = [t for t in images if t.endswith('image_raw/compressed')]
+            if len(images) == 1:
+                topic = next(iter(images))
+            elif len(raw) == 1:
+                topic = raw[0]
+            else:
+                raise SourceError(f'bag {self.path!r} has {len(images)} image topics '
+                                  f'({sorted(images) or "none"}): name one as '
+                                  f'"{self.path}#/topic"')
+        self._reader, self.topic = reader, topic
+        stamps = []
+        for _, msg in reader.decoded([topic]):
+            stamps.append(_stamp_ns(msg))
+        if not stamps:
+            raise SourceError(f'bag {self.path!r} has no messages on {topic}')
+        self.frame_count = len(stamps)
+        self._span_ns = max(0, stamps[-1] - stamps[0])
+        self._fps = (len(stamps) - 1) * 1e9 / self._span_ns if self._span_ns > 0 else None
+        self._messages = reader.decoded([topic])
+        self._index = self._offset_ns = self._last_ns = 0
+
+    def read(self) -> SourceFrame | None:
+        if self._messages is None:
+            raise SourceError('bag source is not open')
+        item = next(self._messages, None)
+        if item is None:
             if not self.config.loop:
                 return None
-            self._pos = 0
-        index = self._pos
-        path = self._files[index]
-        self._pos += 1
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            if not os.path.exists(path):
-                raise CorruptFrameError(f'image {path!r} disappeared')
-            raise CorruptFrameError(f'could not decode image {path!r}')
+            period = int(1e9 / self._fps) if self._fps else 1
+            self._offset_ns += self._span_ns + period
+            self._messages = self._reader.decoded([self.topic])
+            self._index = 0
+            item = next(self._messages, None)
+            if item is None:
+                raise SourceError(f'bag {self.path!r} could not be read again')
+        bag_msg, msg = item
+        index = self._index
+        self._index += 1
         try:
-            return SourceFrame(_to_bgr(image), index)
+            if bag_msg.type == 'sensor_msgs/msg/Image':
+                arr = buffer_to_array(msg.data, msg.height, msg.width, msg.step, msg.encoding,
+                                      bool(msg.is_bigendian))
+                image = convert_encoding(arr, msg.encoding, 'bgr8')
+            else:
+                image, _ = decompress(bytes(msg.data), msg.format, 'bgr8')
         except ConversionError as exc:
-            raise CorruptFrameError(f'image {path!r}: {exc}') from exc
+            raise CorruptFrameError(f'{self.path}: image {index} of {self.topic}: {exc}') \
+                from exc
+        return SourceFrame(image, index, stamp_ns=_stamp_ns(msg) + self._offset_ns,
+                           frame_id=str(msg.header.frame_id))
+
+    def close(self) -> None:
+        if self._messages is not None:
+            self._messages.close()  # closes the file the reader has open
+        self._messages = None
+        self._reader = None
+
+
+def _stamp_ns(msg: object) -> int:
+    """The header stamp of a decoded message in integer nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 class StreamSource(_CaptureSource):
@@ -375,8 +671,17 @@ class StreamSource(_CaptureSource):
             pipeline = spec if rest is None else rest
             self._cap = self._capture(pipeline, cv2.CAP_GSTREAMER)
         else:
-            self._cap = self._capture(spec, cv2.CAP_FFMPEG)
+            self._cap = self._capture(spec, cv2.CAP_FFMPEG, self._timeouts())
         self._index = 0
+
+    def _timeouts(self) -> tuple[int, ...]:
+        """FFmpeg open/read timeouts (OpenCV >= 4.5.2 has them), so a dropped stream fails a
+        read after ``timeout_s`` instead of blocking the capture thread."""
+        ms = int(self.config.timeout_s * 1000)
+        names = ('CAP_PROP_OPEN_TIMEOUT_MSEC', 'CAP_PROP_READ_TIMEOUT_MSEC')
+        if not all(hasattr(cv2, name) for name in names):
+            return ()
+        return tuple(v for name in names for v in (getattr(cv2, name), ms))
 
     def _open_failure(self) -> str:
         return (f'could not open stream {self.config.source!r}: check the URL/pipeline, the '
@@ -408,6 +713,8 @@ def parse_source(spec: str) -> type[FrameSource]:
         return V4L2Source
     if _STREAM.match(text) or _after_scheme(text, 'gst:') is not None or '!' in text:
         return StreamSource
+    if BagSource.is_bag(text):
+        return BagSource
     expanded = os.path.expanduser(text)
     if os.path.isdir(expanded) or glob.has_magic(expanded):
         return ImageFolderSource
@@ -419,3 +726,66 @@ def parse_source(spec: str) -> type[FrameSource]:
 def open_source(config: SourceConfig) -> FrameSource:
     """Create (not open) the source ``config.source`` names."""
     return parse_source(config.source)(config)
+
+
+def read_frames(source: str | Path, *, every: int = 1, max_frames: int = 0,
+                on_corrupt: Callable[[CorruptFrameError], None] | None = None
+                ) -> Iterator[SourceFrame]:
+    """The frames of a folder, glob, image or video file (or of a live source, with
+    ``max_frames``), opened now and read lazily.
+
+    Args:
+        source: a source string (see the module docstring).
+        every: keep every n-th frame that could be read (1 = all).
+        max_frames: stop after this many kept frames (0 = to the end).
+        on_corrupt: called with each unreadable frame (an image that does not decode), which is
+            then skipped; None raises it.
+
+    Returns:
+        An iterator of :class:`SourceFrame` (``index`` is the source's frame number, ``name``
+        the image file's name).
+
+    Raises:
+        ConfigError: ``every < 1``, ``max_frames < 0``, or a source that never ends without
+            ``max_frames``.
+        SourceError: the source cannot be opened (the message names it and what to give), or a
+            file source gave no frame at all.
+    """
+    if every < 1 or max_frames < 0:
+        raise ConfigError(f'every must be >= 1 and max_frames >= 0, got {every}, {max_frames}')
+    spec = str(source)
+    kind = parse_source(spec)
+    finite = kind in (ImageFolderSource, VideoFileSource)
+    if not finite and not max_frames:
+        raise ConfigError(f'{spec!r} is a live source that never ends: give max_frames')
+    if finite:
+        list_files(spec)  # one message for a missing path, an empty folder or glob
+    src = kind(SourceConfig(source=spec))
+    src.open()
+    return _frames_of(src, spec, every, max_frames, on_corrupt)
+
+
+def _frames_of(src: FrameSource, spec: str, every: int, max_frames: int,
+               on_corrupt: Callable[[CorruptFrameError], None] | None
+               ) -> Iterator[SourceFrame]:
+    read = kept = 0
+    try:
+        while not max_frames or kept < max_frames:
+            try:
+                frame = src.read()
+            except CorruptFrameError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(exc)
+                continue
+            if frame is None:
+                break
+            read += 1
+            if (read - 1) % every:
+                continue
+            kept += 1
+            yield frame
+    finally:
+        src.close()
+    if not read:
+        raise SourceError(f'{spec!r} gave no readable frame')

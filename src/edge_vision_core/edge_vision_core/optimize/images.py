@@ -3,8 +3,9 @@
 Calibration images (what post-training quantization runs the FP32 model on to measure the
 ranges of the activations) come from:
 
-- a **folder** of images (``.jpg .jpeg .png .bmp .tif .tiff .webp``, sorted by name; when it
-  holds more than asked, an evenly spaced subset is taken), or
+- a **folder** of images, a glob or one image (listed by
+  :func:`edge_vision_core.io.sources.list_files`: sorted by name; when there are more than
+  asked, an evenly spaced subset is taken), or
 - a **video** file (frames sampled evenly over its length), or
 - the **default**: the colour and grey photographs that ship inside scikit-image (astronaut,
   cat, coffee cup, motorcycle stereo pair, rocket, cameraman) and three of its textures (brick,
@@ -35,6 +36,15 @@ import numpy as np
 
 from ..errors import ConfigError, SourceError
 from ..io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..io.sources import (
+    CorruptFrameError,
+    SourceConfig,
+    SourceFrame,
+    VideoFileSource,
+    list_files,
+    parse_source,
+    read_image,
+)
 
 __all__ = [
     'IMAGE_SUFFIXES',
@@ -185,62 +195,41 @@ def _evenly(n: int, count: int) -> list[int]:
     return sorted({int(round(i * (n - 1) / max(count - 1, 1))) for i in range(count)})
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return image
-
-
-def _from_folder(folder: Path, count: int) -> ImageSet:
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SourceError(f'the image folder {folder} holds no image '
-                          f'({", ".join(IMAGE_SUFFIXES)}); give a folder with images, a video, '
-                          f'or leave the option empty for the default set')
+def _from_files(spec: str, count: int) -> ImageSet:
+    """An evenly spaced subset of the images of a folder, glob or single image file."""
+    files = list_files(spec)
     images, names = [], []
     for index in _evenly(len(files), count):
-        image = _read_image(files[index])
-        if image is None:
-            _LOG.warning('skipping %s: OpenCV cannot decode it', files[index])
+        try:
+            image = read_image(files[index])
+        except CorruptFrameError as exc:
+            _LOG.warning('skipping: %s', exc)
             continue
         images.append(image)
         names.append(files[index].name)
     if not images:
-        raise SourceError(f'none of the images in {folder} could be decoded')
-    return ImageSet(tuple(images), tuple(names), str(folder), image_set_sha256(images))
+        raise SourceError(f'none of the images of {spec!r} could be decoded')
+    return ImageSet(tuple(images), tuple(names), spec, image_set_sha256(images))
 
 
-def _from_video(path: Path, count: int) -> ImageSet:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise SourceError(f'cannot open the video {path} (OpenCV has no decoder for it or '
-                              f'the file is damaged); give a folder of images instead')
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        frames: list[tuple[int, np.ndarray]] = []
-        if total > 0:
-            for index in _evenly(total, count):
-                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-                ok, frame = capture.read()
-                if ok and frame is not None:
-                    frames.append((index, frame))
+def _from_video(spec: str, count: int) -> ImageSet:
+    """Frames sampled evenly over a video's length (by seeking where it declares its length)."""
+    frames: list[SourceFrame] = []
+    with VideoFileSource(SourceConfig(source=spec)) as video:
+        for index in _evenly(video.frame_count, count) if video.frame_count else ():
+            video.seek(index)
+            frame = video.read()
+            if frame is not None:
+                frames.append(frame)
         if not frames:  # no frame count or no seeking: read all, keep an even subset
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            every = []
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                every.append(frame)
-            frames = [(i, every[i]) for i in _evenly(len(every), count)]
-    finally:
-        capture.release()
+            video.seek(0)
+            every = list(iter(video.read, None))
+            frames = [every[i] for i in _evenly(len(every), count)]
     if not frames:
-        raise SourceError(f'the video {path} gave no frame')
-    images = [f for _, f in frames]
-    names = [f'frame_{i}' for i, _ in frames]
-    return ImageSet(tuple(images), tuple(names), str(path), image_set_sha256(images))
+        raise SourceError(f'the video {spec} gave no frame')
+    images = [f.image for f in frames]
+    names = [f'frame_{f.index}' for f in frames]
+    return ImageSet(tuple(images), tuple(names), spec, image_set_sha256(images))
 
 
 def load_image_set(source: str | Path = '', count: int = 32, seed: int = 0) -> ImageSet:
@@ -262,15 +251,7 @@ def load_image_set(source: str | Path = '', count: int = 32, seed: int = 0) -> I
     text = str(source).strip()
     if not text:
         return default_calibration_images(count, seed)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return _from_folder(path, count)
-    if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            image = _read_image(path)
-            if image is None:
-                raise SourceError(f'OpenCV cannot decode the image {path}')
-            return ImageSet((image,), (path.name,), str(path), image_set_sha256([image]))
-        return _from_video(path, count)
-    raise SourceError(f'calibration/image source {path} does not exist: give an existing '
-                      f'folder of images, a video file, or nothing for the default set')
+    files = list_files(text)  # a missing path, an empty folder or glob: a clear error
+    if parse_source(text) is VideoFileSource:
+        return _from_video(str(files[0]), count)
+    return _from_files(text, count)

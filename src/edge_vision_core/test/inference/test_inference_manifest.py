@@ -204,3 +204,18 @@ def test_nanodet_labels_count_mismatch(tmp_path):
     (tmp_path / 'short.yaml').write_text(yaml.safe_dump(data))
     with pytest.raises(ModelError, match='79 labels'):
         Detector.create(model=str(tmp_path / 'short.yaml'))
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path):
+    (tmp_path / 'weights.onnx').mkdir()
+    (tmp_path / 'models').mkdir()
+    (tmp_path / 'dir.yaml').mkdir()
+    for spec in (tmp_path / 'weights.onnx', tmp_path / 'models', tmp_path / 'dir.yaml'):
+        with pytest.raises(ModelError, match=f'model {spec} is a directory, not a file'):
+            resolve_model(spec)
+    data = yaml.safe_load(open(resolve_model('nanodet-m-416').source))
+    data.pop('files', None)
+    data.update(file=str(tmp_path / 'weights.onnx'), sha256='')
+    (tmp_path / 'points_at_a_dir.yaml').write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelError, match='weights.onnx is a directory, not a file'):
+        Detector.create(model=str(tmp_path / 'points_at_a_dir.yaml'))
