@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_pipeline.py [--frames 150] [--threads 2]
-        [--backend onnxruntime]
+        [--backend onnxruntime] [--model auto] [--rounds 1] [--quick]
 
 Frames: the bundled street clip (640x480). Stages: camera -> preprocess -> inference ->
 tracker (what ``edge-vision run`` does up to ``tracks``). Measured in one run:
@@ -11,7 +11,8 @@ tracker (what ``edge-vision run`` does up to ``tracks``). Measured in one run:
 - **bare**: ``backend.run`` on the frames' pre-made input tensors (the runtime alone);
 - **composed throughput**: all stages in this process, lossless links (every frame through every
   stage), camera reading as fast as the pipeline takes frames: frames per second at ``tracks``;
-  also with camera -> inference only (the bare backend's work plus capture and the graph);
+  also with camera -> inference only (the bare backend's work plus capture and the graph), and
+  the full graph of ``edge-vision run`` (+ overlay and the recorder writing tracks and video);
 - **composed latency**: the same graph fed at 60% of its throughput with newest-frame links:
   camera stamp -> ``tracks`` p50/p95, minus the stages' own compute time (preprocess + detect +
   track, measured inside the nodes for the same frames) = the latency the graph adds;
@@ -32,14 +33,14 @@ import time
 import numpy as np
 
 
-def bare(frames_path: str, n: int, threads: int, backend: str) -> float:
+def bare(frames_path: str, n: int, threads: int, backend: str, model: str) -> float:
     import cv2
 
     from edge_vision_core.inference import Detector, DetectorOptions
 
     cap = cv2.VideoCapture(frames_path)
     frames = [cap.read()[1] for _ in range(n)]
-    with Detector.create(DetectorOptions(backend=backend, threads=threads)) as det:
+    with Detector.create(DetectorOptions(model=model, backend=backend, threads=threads)) as det:
         inputs = [det.preprocess(f).inputs for f in frames]
         det.warmup(3)
         t0 = time.perf_counter()
@@ -73,9 +74,11 @@ def _probe_class():
     return Probe
 
 
-def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossless: bool,
+def composed(clip: str, n: int, threads: int, backend: str, model: str, rate: float,
+             lossless: bool,
              stages: tuple[str, ...] = ('camera', 'preprocess', 'inference', 'tracker')) -> dict:
     import functools
+    import tempfile
 
     import rclpy
     from rclpy.context import Context
@@ -90,7 +93,10 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
     overrides = {
         'camera': [Parameter('source', value=clip), Parameter('rate', value=rate),
                    Parameter('publish_compressed', value=False)],
-        'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend)],
+        'inference': [Parameter('threads', value=threads), Parameter('backend', value=backend),
+                      Parameter('model', value=model)],
+        'recorder': [Parameter('output_dir', value=tempfile.mkdtemp(prefix='bench_pipeline_'))],
+        'overlay': [Parameter('diagnostics_period', value=0.0)],
     }
     factories = pipeline_factories(stages, context=context, parameter_overrides=overrides)
     # the probe reads results like the recorder does (tracks, or detections without tracker)
@@ -126,7 +132,7 @@ def composed(clip: str, n: int, threads: int, backend: str, rate: float, lossles
         rclpy.try_shutdown(context=context)
 
 
-def separate(clip: str, n: int, threads: int, backend: str, rate: float) -> dict:
+def separate(clip: str, n: int, threads: int, backend: str, model: str, rate: float) -> dict:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Detection2DArray
@@ -136,7 +142,8 @@ def separate(clip: str, n: int, threads: int, backend: str, rate: float) -> dict
     specs = [('camera_node', ['-p', f'source:={clip}', '-p', f'rate:={rate}', '-p',
                               'loop:=true', '-p', 'publish_compressed:=false']),
              ('preprocess_node', []),
-             ('inference_node', ['-p', f'threads:={threads}', '-p', f'backend:={backend}']),
+             ('inference_node', ['-p', f'threads:={threads}', '-p', f'backend:={backend}',
+                                 '-p', f'model:={model}']),
              ('tracker_node', [])]
     rclpy.init()
     node = rclpy.create_node('bench_probe')
@@ -176,6 +183,12 @@ def main() -> None:
     parser.add_argument('--frames', type=int, default=150)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--backend', default='onnxruntime')
+    parser.add_argument('--model', default='auto',
+                        help="model of every configuration (default auto: edge-vision run's)")
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='interleaved rounds of bare and the composed graphs (best kept)')
+    parser.add_argument('--quick', action='store_true',
+                        help='throughput only: no latency and no separate processes')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(150, 230)))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -184,16 +197,32 @@ def main() -> None:
     apply_transport_defaults()
     clip = str(sample_path())
     n = args.frames
-    bare_fps = bare(clip, n, args.threads, args.backend)
-    thr = composed(clip, n, args.threads, args.backend, -1.0, lossless=True)
-    minimal = composed(clip, n, args.threads, args.backend, -1.0, lossless=True,
-                       stages=('camera', 'inference'))
-    paced = 0.6 * thr['fps']
-    lat = composed(clip, min(n, 120), args.threads, args.backend, paced, lossless=False)
-    sep_thr = separate(clip, n, args.threads, args.backend, -1.0)
-    sep_lat = separate(clip, min(n, 120), args.threads, args.backend, paced)
-    print(f'{args.backend}, {args.threads} threads, 640x480 street clip, {n} frames, '
-          f'{os.cpu_count()} cores')
+    model = args.model
+    if model == 'auto':
+        from edge_vision_core.optimize.tune import plan_inference
+        model = plan_inference('auto', args.backend, threads=args.threads,
+                               workers=1).workers[0].model
+    full_stages = ('camera', 'preprocess', 'inference', 'tracker', 'overlay', 'recorder')
+    rounds: dict[str, list] = {'bare': [], 'thr': [], 'minimal': [], 'full': []}
+    load = os.getloadavg()[0]
+    for _ in range(args.rounds):  # interleaved: other load hits every configuration alike
+        rounds['bare'].append(bare(clip, n, args.threads, args.backend, model))
+        rounds['thr'].append(composed(clip, n, args.threads, args.backend, model, -1.0,
+                                      lossless=True))
+        rounds['minimal'].append(composed(clip, n, args.threads, args.backend, model, -1.0,
+                                          lossless=True, stages=('camera', 'inference')))
+        rounds['full'].append(composed(clip, n, args.threads, args.backend, model, -1.0,
+                                       lossless=True, stages=full_stages))
+    bare_fps = max(rounds['bare'])
+    thr, minimal, full = (max(rounds[k], key=lambda r: r['fps'])
+                          for k in ('thr', 'minimal', 'full'))
+    print(f'{model} on {args.backend}, {args.threads} threads, 640x480 street clip, {n} frames, '
+          f'{os.cpu_count()} cores, best of {args.rounds} interleaved round(s), load average '
+          f'{load:.1f} -> {os.getloadavg()[0]:.1f}')
+    if args.rounds > 1:
+        for key, name in (('thr', 'camera..tracker'), ('full', 'full graph')):
+            ratios = [r['fps'] / b for r, b in zip(rounds[key], rounds['bare'], strict=True)]
+            print(f'  {name} / bare per round: ' + ' '.join(f'{x:.2f}' for x in ratios))
     print(f'{"configuration":<34} {"fps":>6} {"vs bare":>8} {"lat p50":>8} {"lat p95":>8} '
           f'{"graph adds":>10}')
     print(f'{"bare backend (session.run)":<34} {bare_fps:6.1f} {1.0:8.2f}')
@@ -201,6 +230,16 @@ def main() -> None:
           f'{minimal["fps"] / bare_fps:8.2f}')
     print(f'{"composed, lossless, max rate":<34} {thr["fps"]:6.1f} '
           f'{thr["fps"] / bare_fps:8.2f}')
+    print(f'{"full graph (edge-vision run)":<34} {full["fps"]:6.1f} '
+          f'{full["fps"] / bare_fps:8.2f}')
+    if args.quick:
+        return
+    paced = 0.6 * thr['fps']
+    lat = composed(clip, min(n, 120), args.threads, args.backend, model, paced, lossless=False)
+    sep_thr = separate(clip, n, args.threads, args.backend, model, -1.0)
+    sep_lat = separate(clip, min(n, 120), args.threads, args.backend, model, paced)
+    print(f'{"configuration":<34} {"fps":>6} {"vs bare":>8} {"lat p50":>8} {"lat p95":>8} '
+          f'{"graph adds":>10}')
     print(f'{f"composed, paced {paced:.1f} Hz":<34} {"":>6} {"":>8} {lat["lat_p50"]:8.1f} '
           f'{lat["lat_p95"]:8.1f} {lat["lat_p50"] - lat["compute_p50"]:10.1f}')
     print(f'{"separate processes, max rate":<34} {sep_thr["fps"]:6.1f} '

@@ -352,3 +352,40 @@ def test_embedded_segmenter_and_face_model_end_to_end(node_process, ros_context,
     executor.shutdown()
     node.destroy_node()
     assert proc.stop() == 0
+
+
+def test_a_pool_of_two_workers_publishes_in_frame_order(node_process, ros_context, spin_until,
+                                                        astronaut_bgr):
+    """workers:=2 over DDS: frames sent back to back go through the inference pool; the
+    detections leave in the order the frames were stamped, none twice, each for a frame that
+    was sent."""
+    import time
+
+    from edge_vision.conversions import meta_to_header, numpy_to_image
+    from edge_vision_core import FrameMeta
+
+    ns = '/infer_pool'
+    proc = node_process('edge_vision.inference_node',
+                        {'workers': 2, 'threads': 1, 'model': 'auto'}, ns)
+    node, pub, got, executor = _driver(ros_context, ns)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0 and got['labels'],
+                      90), proc.output()
+    assert '2 worker(s) x 1 thread(s)' in proc.output()
+    sent = []
+    for index in range(40):
+        stamp = 1_000_000_000 * (index + 1)
+        sent.append(stamp)
+        pub.publish(numpy_to_image(astronaut_bgr, 'bgr8', meta_to_header(FrameMeta(stamp, 'c'))))
+        end = time.monotonic() + 0.03
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.005)
+    assert spin_until(executor, lambda: len(got['dets']) >= 8, 60), proc.output()
+    spin_until(executor, lambda: False, 2.0)  # the last frames in flight
+    stamps = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec for m in got['dets']]
+    assert stamps == sorted(set(stamps)), stamps
+    assert set(stamps) <= set(sent)
+    assert all(len(m.detections) > 0 for m in got['dets'])
+    assert proc.alive()
+    executor.shutdown()
+    node.destroy_node()
+    assert proc.stop() == 0

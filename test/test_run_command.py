@@ -144,8 +144,40 @@ def test_defaults_come_from_the_detector_options():
     defaults = DetectorOptions()
     for command in ('run', 'detect'):
         args = parser.parse_args([command])
-        assert str(args.model) == defaults.model and str(args.backend) == defaults.backend
-        assert str(args.device) == defaults.device
-    proc = subprocess.run([sys.executable, '-m', 'edge_vision.cli', 'run', '--help'],
+        assert str(args.backend) == defaults.backend and str(args.device) == defaults.device
+    # run's model is 'auto' (the tuned or shipped fastest variant), detect's the detector's
+    assert str(parser.parse_args(['detect']).model) == defaults.model
+    assert parser.parse_args(['run']).model == 'auto'
+    proc = subprocess.run([sys.executable, '-m', 'edge_vision.cli', 'detect', '--help'],
                           capture_output=True, text=True, timeout=60)
-    assert f'(default: {defaults.model})' in ' '.join(proc.stdout.split())
+    assert f'(default: {defaults.model}' in ' '.join(proc.stdout.split())
+
+
+def _run_frames(tmp_path, name: str, *extra: str) -> tuple[str, list[dict]]:
+    """``edge-vision run`` of 20 frames into ``tmp_path/name``: (stdout, tracks.jsonl rows)."""
+    out = tmp_path / name
+    proc = _run('--out', str(out), '--max-frames', '20', '--no-video', *extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, [json.loads(line)
+                         for line in (out / 'tracks.jsonl').read_text().splitlines()]
+
+
+def test_a_pool_of_two_workers_gives_one_workers_tracks_in_frame_order(tmp_path):
+    """Lossless on a file: the pool infers every frame and delivers in frame order, so the
+    recorder gets exactly the detections of one worker, frame by frame (no tracker: its motion
+    model follows the camera's wall-clock stamps, which differ between runs)."""
+    common = ('--no-tracking', '--workers')  # _run gives one thread per worker
+    one, lines_one = _run_frames(tmp_path, 'one', *common, '1')
+    two, lines_two = _run_frames(tmp_path, 'two', *common, '2')
+    assert 'inference: model auto' in one and '2 worker(s) x 1 thread(s)' in two
+    report = json.loads((tmp_path / 'two' / 'report.json').read_text())
+    assert report['stages']['inference']['workers'] == 2
+    assert report['stages']['inference']['stale_frames_dropped'] == 0
+    frames = [line['frame'] for line in lines_two]
+    assert frames == sorted(frames) and len(set(frames)) >= 18
+
+    def key(lines):  # the runs stop at 20 frames or a few more (those in flight)
+        return [(x['frame'], x['class_name'], x['score'], x['box']) for x in lines
+                if x['frame'] < 20]
+
+    assert key(lines_two) == key(lines_one)

@@ -40,6 +40,7 @@ threads, precision, thresholds...), :class:`InferenceConfig`, ``qos.*``, ``autos
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sensor_msgs.msg import Image
@@ -48,6 +49,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from edge_vision_core import EdgeVisionError, Frame, FrameDetections, FrameMeta
 from edge_vision_core.config import check_config, param
 from edge_vision_core.inference import Detector, DetectorOptions
+from edge_vision_core.inference.pool import InferencePool, PoolConfig, create_detectors
 from edge_vision_core.timing import RateMeter, StageTimer
 
 from .conversions import (
@@ -85,6 +87,16 @@ class InferenceConfig:
     attach_frames: bool = field(default=True, metadata=param(
         'In a composed pipeline, pass the image along with the detections to in-process '
         'consumers (tracker, overlay) so they need no second copy.', read_only=True))
+    workers: int = field(default=0, metadata=param(
+        'Inference workers (an inference pool: frames go to the worker that will finish '
+        'first, results leave in frame order). 0 = auto: the tuned plan with model:=auto, '
+        'else one worker with every core (on 2 cores 1 x 2 threads beat 2 x 1: '
+        'benchmarks/bench_pool.py). N > 1: N detectors with threads each (0: the cores '
+        'split between them).', min=0, max=32, read_only=True))
+    max_reorder_ms: float = field(default=250.0, metadata=param(
+        'With several workers on a live source, the longest a result waits for the frames '
+        'before it; then those are skipped and counted (lossless pipelines never skip).',
+        min=1.0, max=60000.0, unit='ms', read_only=True))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -97,7 +109,12 @@ class InferenceNode(EdgeVisionNode):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('inference_node', **kwargs)
-        self._detector: Detector | None = None
+        self._detector: Detector | None = None  # the first worker's (labels, model)
+        self._workers: list[tuple[Detector, threading.Lock]] = []
+        self._pool: InferencePool | None = None
+        self._pool_lock = threading.Lock()
+        self._plan = ''
+        self._pool_dropped_earlier = 0
         self._image = None
         self._timer = StageTimer()
         self._rate = RateMeter()
@@ -109,25 +126,37 @@ class InferenceNode(EdgeVisionNode):
     def on_parameter_change(self, config: object, changed: set[str]) -> None:
         if not isinstance(config, DetectorOptions) or self._detector is None:
             return
-        self._detector.update_options(config)
+        for detector, lock in self._workers:  # pool workers: between two of their frames
+            with lock:
+                detector.update_options(config)
         if 'score_threshold' in changed and self._out_labels is not None:
             self._publish_labels()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def on_configure(self, state) -> TransitionCallbackReturn:
+        from edge_vision_core.optimize.tune import plan_inference
+
         try:
             self.load_parameters()
             options = self.config(DetectorOptions)
-            detector = Detector.create(options)
+            settings = self.config(InferenceConfig)
+            plan = plan_inference(options.model, options.backend, options.device,
+                                  options.threads, options.precision, settings.workers)
+            detectors = create_detectors(options, plan.workers)
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         try:
-            detector.warmup(self.config(InferenceConfig).warmup_runs)
+            for detector in detectors:
+                detector.warmup(settings.warmup_runs)
         except EdgeVisionError as exc:
-            detector.close()
+            for detector in detectors:
+                detector.close()
             return self.fail(f'configure: the model does not run: {exc}')
+        detector = detectors[0]
         self._detector = detector
+        self._workers = [(d, threading.Lock()) for d in detectors]
+        self._plan = plan.reason
         self._labels = tuple(detector.labels)
         qos = self.config(QosConfig)
         attach = self.config(InferenceConfig).attach_frames
@@ -148,7 +177,7 @@ class InferenceNode(EdgeVisionNode):
                                      mailbox=self.config(InferenceConfig).async_inference)
         self.get_logger().info(
             f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
-            f'{detector.score_threshold:.2f}')
+            f'{detector.score_threshold:.2f}; {plan.reason}')
         return TransitionCallbackReturn.SUCCESS
 
     def _publish_labels(self) -> None:
@@ -159,8 +188,14 @@ class InferenceNode(EdgeVisionNode):
         self._publish_labels()
         return result
 
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        result = super().on_deactivate(state)
+        self._close_pool()  # frames in the pool are delivered (or counted) first
+        return result
+
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._stop_mailboxes()  # no inference may run while the detector closes
+        self._close_pool()
         self._close_detector()
         return super().on_cleanup(state)
 
@@ -170,17 +205,36 @@ class InferenceNode(EdgeVisionNode):
 
     def release(self) -> None:
         super().release()
+        self._close_pool(drain_s=0.0)  # the process is ending: no waiting for queued frames
         self._close_detector()
 
     def _close_detector(self) -> None:
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
+        workers, self._workers = self._workers, []
+        for detector, lock in workers:
+            with lock:
+                detector.close()
+        self._detector = None
+
+    def _close_pool(self, drain_s: float = 5.0) -> None:
+        """Stop the pool; frames in it are delivered first (up to ``drain_s`` seconds)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(drain_s=drain_s)
+            stats = pool.stats()  # failed runs are in processing_errors already
+            # replaced, late, and whatever was still queued when it closed
+            self._pool_dropped_earlier += stats.submitted - stats.delivered - stats.failed
 
     @property
     def stale_dropped(self) -> int:
-        """Frames replaced before inference took them (mailbox or in-process link)."""
-        return self._image.dropped if self._image is not None else 0
+        """Frames replaced before inference took them (mailbox, in-process link or the
+        pool's queue) or skipped by the pool's reordering bound."""
+        dropped = self._image.dropped if self._image is not None else 0
+        pool = self._pool
+        if pool is not None:
+            stats = pool.stats()
+            dropped += stats.replaced + stats.late
+        return dropped + self._pool_dropped_earlier
 
     @property
     def frames_in(self) -> int:
@@ -190,10 +244,49 @@ class InferenceNode(EdgeVisionNode):
     # -- frames ------------------------------------------------------------------------------
 
     def _infer(self, frame: Frame) -> None:
-        detector = self._detector
-        if detector is None:
+        """The image input's handler (under the node's handler lock): one worker infers
+        here; several get the frame through the pool, which emits in frame order."""
+        if self._detector is None:
             return
-        result = detector.detect(frame.image)
+        if len(self._workers) == 1:
+            detector, lock = self._workers[0]
+            with lock:
+                result = detector.detect(frame.image)
+            self._emit(frame, result)
+            return
+        pool = self._pool or self._open_pool()
+        pool.submit(frame)  # lossless: waits for a free worker; live: newest frame wins
+
+    def _open_pool(self) -> InferencePool:
+        """The pool over the workers, made at the first frame: a blocking (lossless)
+        in-process link makes it block too, and never skip a frame."""
+        link = self._image.link if self._image is not None else None
+        lossless = bool(link is not None and link.blocking)
+        config = PoolConfig(queue_size=len(self._workers), block=lossless,
+                            max_reorder_ms=60000.0 if lossless else
+                            self.config(InferenceConfig).max_reorder_ms)
+
+        def worker(detector: Detector, lock: threading.Lock):
+            def run(frame: Frame):
+                with lock:
+                    return detector.detect(frame.image)
+            return run
+
+        def delivered(frame: Frame, result) -> None:
+            with self._deliver_lock:
+                self.run_guarded('inference', self._emit, frame, result)
+
+        def failed(frame: Frame, exc: BaseException) -> None:
+            self.run_guarded('inference worker', _raise, exc)
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = InferencePool([worker(d, lock) for d, lock in self._workers],
+                                           delivered, config, on_error=failed,
+                                           name=f'{self.get_name()}-pool')
+            return self._pool
+
+    def _emit(self, frame: Frame, result) -> None:
         t = result.timings
         self._timer.add('pre', t.pre_ms)
         self._timer.add('infer', t.infer_ms)
@@ -211,7 +304,7 @@ class InferenceNode(EdgeVisionNode):
     def stats(self) -> dict[str, float]:
         values = super().stats()
         values.update(fps=self._rate.rate(), frames_received=self.frames_in,
-                      stale_frames_dropped=self.stale_dropped)
+                      stale_frames_dropped=self.stale_dropped, workers=len(self._workers))
         if self._detector is not None:
             values.update(classes=len(self._labels),
                           score_threshold=self._detector.score_threshold)
@@ -223,7 +316,7 @@ class InferenceNode(EdgeVisionNode):
         det = self._detector
         if det is not None:
             values.update(model=str(det.model_path), backend=det.options.backend,
-                          device=det.options.device)
+                          device=det.options.device, plan=self._plan)
             values['hardware_id'] = f'{det.options.backend}:{det.options.device}'
         if det is None:
             return ERROR if self.last_error else OK, \
@@ -231,6 +324,10 @@ class InferenceNode(EdgeVisionNode):
         if self.processing_errors:
             return WARN, f'inference errors: {self.last_error}', values
         return OK, self.lifecycle_state, values
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def main(args: list[str] | None = None) -> int:

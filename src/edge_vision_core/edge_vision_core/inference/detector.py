@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ class DetectorOptions:
 
     model: str = field(default='nanodet-m-416', metadata=param(
         'Model: a registered name (nanodet-m-416, the embedded default), a manifest YAML path, '
-        'or a model file with a sibling <stem>.yaml manifest.', read_only=True))
+        "a model file with a sibling <stem>.yaml manifest, or 'auto': the configuration "
+        '`edge-vision tune` chose for this device (model variant, backend, device, threads, '
+        'workers), else the shipped INT8 variant nanodet-m-416-int8.', read_only=True))
     backend: str = field(default='onnxruntime', metadata=param(
         'Inference runtime: onnxruntime, openvino, litert or tensorrt (where installed).',
         read_only=True))
@@ -215,6 +218,9 @@ class Detector:
         self._offset32 = np.asarray(self._offset, np.float32) if any(self._offset) else None
         self._letterboxed: np.ndarray | None = None
         self._blob: np.ndarray | None = None
+        self._batch_ready: dict[int, str] = {}
+        #: why :meth:`detect_batch` runs images one by one ('' while batches run or untried).
+        self.batch_note = ''
         self._cached_plan: tuple[tuple[int, int], LetterboxTransform] | None = None
 
     # -- construction -------------------------------------------------------------------------
@@ -237,6 +243,8 @@ class Detector:
         if overrides:
             from dataclasses import replace
             options = replace(options, **overrides)
+        if options.model.strip().lower() == 'auto':
+            options = _auto_options(options)
         return cls.from_manifest(resolve_model(options.model), options)
 
     @classmethod
@@ -360,6 +368,54 @@ class Detector:
 
     __call__ = detect
 
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[DetectionResult]:
+        """Detect objects in several images with one inference call (e.g. the newest frame of
+        each camera), where the backend and model can run a batch
+        (:meth:`~.backends.Backend.prepare_batch`); otherwise one call per image, with the same
+        results. :attr:`batch_note` says why a batch could not run.
+
+        Args:
+            images: (H, W, 3) uint8 BGR images (each as :meth:`detect` takes; sizes may differ).
+
+        Returns:
+            One DetectionResult per image, in order; each image's ``timings`` are its share of
+            the batch (pre- and post-processing its own, inference the batch's divided by the
+            batch size).
+        """
+        self._check_open()
+        n = len(images)
+        if n <= 1:
+            return [self.detect(image) for image in images]
+        reason = self._batch_ready.get(n)
+        if reason is None:
+            reason = self._batch_ready[n] = self.backend.prepare_batch(n)
+            if reason and not self.batch_note:
+                self.batch_note = reason
+                _LOG.info('one inference call per image: %s', reason)
+        if reason:
+            return [self.detect(image) for image in images]
+        prepared = []
+        batch: np.ndarray | None = None
+        for i, image in enumerate(images):
+            item = self.preprocess(image)
+            tensor = item.inputs[0]
+            if batch is None:
+                batch = np.empty((n, *tensor.shape[1:]), tensor.dtype)
+            batch[i] = tensor[0]
+            prepared.append(item)
+        t1 = time.perf_counter()
+        outputs = self.backend.run([batch])
+        infer_ms = (time.perf_counter() - t1) * 1e3 / n
+        results = []
+        for i, item in enumerate(prepared):
+            t2 = time.perf_counter()
+            mine = [o[i:i + 1] if o.ndim and o.shape[0] == n else o for o in outputs]
+            post = self.postprocess(mine, item.transform)
+            timings = StageTimings(item.pre_ms, infer_ms, (time.perf_counter() - t2) * 1e3)
+            results.append(DetectionResult(post.detections, self.labels, timings,
+                                           item.transform.src_size, post.mask, post.text))
+        return results
+
     def warmup(self, runs: int = 2) -> None:
         """Run a few dummy inferences so the first real frame does not pay for lazy set-up."""
         w, h = self._input_size
@@ -468,3 +524,17 @@ class Detector:
         problem = self.adapter.check_outputs([t.shape for t in b.outputs], m)
         if problem:
             raise ModelError(f'{where}: {problem}')
+
+
+def _auto_options(options: DetectorOptions) -> DetectorOptions:
+    """``model: auto`` for one detector: the first worker of
+    :func:`edge_vision_core.optimize.tune.plan_inference`."""
+    from dataclasses import replace
+
+    from ..optimize.tune import plan_inference
+
+    spec = plan_inference('auto', options.backend, options.device, options.threads,
+                          options.precision, workers=1).workers[0]
+    return replace(options, model=spec.model, backend=spec.backend, device=spec.device,
+                   threads=spec.threads, precision=spec.precision or options.precision)
+

@@ -166,8 +166,10 @@ def apply_letterbox(image: np.ndarray, transform: LetterboxTransform, *,
     if (nw, nh) == (w, h):
         inner[...] = image
     else:
-        resized = cv2.resize(image, (nw, nh), interpolation=interpolation)
-        inner[...] = resized.reshape(inner.shape)
+        # straight into the output (a strided view OpenCV writes in place): no copy per frame
+        resized = cv2.resize(image, (nw, nh), dst=inner, interpolation=interpolation)
+        if resized is not inner and not np.shares_memory(resized, inner):
+            inner[...] = resized.reshape(inner.shape)  # e.g. (h, w, 1): OpenCV drops the 1
     return out
 
 

@@ -50,6 +50,7 @@ __all__ = [
     'IMAGE_SUFFIXES',
     'VIDEO_SUFFIXES',
     'ImageSet',
+    'agreement_sets',
     'default_calibration_images',
     'default_eval_images',
     'image_set_sha256',
@@ -187,6 +188,40 @@ def default_eval_images() -> ImageSet:
             names.append(f'{name}_{view}')
     return ImageSet(tuple(images), tuple(names), 'scikit-image samples (fixed views)',
                     image_set_sha256(images))
+
+
+def agreement_sets(clip_frames: int = 12, photos: bool = True) -> dict[str, ImageSet]:
+    """The small shipped sets that autotuning checks a variant's agreement on.
+
+    ``clip``: ``clip_frames`` frames evenly spaced over the bundled street clip (the
+    ``edge_vision_models`` package's sample: what ``edge-vision run`` plays, many small
+    pedestrians); ``photos``: :func:`default_eval_images` (scikit-image's photographs: people,
+    a cat, a cup, a motorcycle, a rocket; larger objects). A set whose package is missing is left
+    out (the caller reports it).
+
+    Raises:
+        ConfigError: ``clip_frames < 0`` or no set at all.
+    """
+    if clip_frames < 0:
+        raise ConfigError(f'clip_frames must be >= 0, got {clip_frames}')
+    sets: dict[str, ImageSet] = {}
+    if clip_frames:
+        try:
+            from edge_vision_models import sample_path
+        except ImportError:
+            _LOG.warning('edge_vision_models is not installed: no clip frames in the '
+                         'agreement set')
+        else:
+            sets['clip'] = _from_video(str(sample_path()), clip_frames)
+    if photos:
+        try:
+            sets['photos'] = default_eval_images()
+        except SourceError as exc:
+            _LOG.warning('no photographs in the agreement set: %s', exc)
+    if not sets:
+        raise ConfigError('no agreement images: install edge_vision_models (the bundled clip) '
+                          'or scikit-image (the photographs)')
+    return sets
 
 
 def _evenly(n: int, count: int) -> list[int]:

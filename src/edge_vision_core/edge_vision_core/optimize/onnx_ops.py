@@ -8,6 +8,10 @@ the ``onnx`` package (and ``onnxruntime`` for quantization), imported when calle
   input is fixed to ``[1, C, H, W]``; ONNX shape inference then recomputes the rest. This is
   right when the graph holds no size-dependent constants (NanoDet: its reshapes use -1, its
   resizes use scales); :func:`check_outputs` runs the model once to prove it.
+- :func:`set_batch_dynamic`: the same model with a symbolic batch dimension on the image input
+  and every output, so one call runs several images (batched cameras, ONNX Runtime; OpenVINO
+  and LiteRT reshape a fixed batch themselves). Right when no constant holds the batch size
+  (NanoDet's reshapes use 0/-1); :func:`check_outputs` proves it at batch 2.
 - :func:`fold_pad_into_maxpool`: a ``Pad`` with value -inf feeding a ``MaxPool`` (TensorFlow's
   SAME max-pooling, as converters write it) becomes the MaxPool's own ``pads`` (same result:
   ONNX MaxPool ignores padded cells). Quantization needs it: the -inf tensor has no finite
@@ -47,6 +51,7 @@ __all__ = [
     'fold_pad_into_maxpool',
     'prune_magnitude',
     'quantize_int8',
+    'set_batch_dynamic',
     'set_input_size',
 ]
 
@@ -118,6 +123,80 @@ def set_input_size(src: Path, dst: Path, width: int, height: int) -> None:
                          f'size-dependent constants or the size is not a multiple of its '
                          f'largest stride') from exc
     _save(model, dst)
+
+
+def set_batch_dynamic(src: Path, dst: Path, name: str = 'batch') -> None:
+    """Write ``src`` with a symbolic batch dimension ``name`` on its input and outputs.
+
+    Converters often write the batch of 1 into ``Reshape`` shapes (NanoDet: ``[1, C, -1]``),
+    which would fold a batch into one image's rows; such a leading 1 becomes 0 ("copy the input
+    dimension"). The result is then run at batch 2 on two different inputs and must give each
+    image exactly its batch-1 outputs.
+
+    Raises:
+        ModelError: a model with several inputs, a graph whose shapes do not follow a symbolic
+            batch, or whose batched outputs differ from one image at a time.
+    """
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    model = _load(src)
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ModelError(f'{src}: set_batch_dynamic needs one image input, the model has '
+                         f'{[i.name for i in inputs]}')
+    shape = [d.dim_value or 1 for d in inputs[0].type.tensor_type.shape.dim]
+    for value in (inputs[0], *graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = name
+    constants = {n.output[0]: n for n in graph.node if n.op_type == 'Constant'}
+    patched = set()
+    for node in graph.node:
+        if node.op_type != 'Reshape' or len(node.input) < 2 or node.input[1] in patched:
+            continue
+        holder = inits.get(node.input[1])
+        tensor = holder if holder is not None else (
+            constants[node.input[1]].attribute[0].t if node.input[1] in constants else None)
+        if tensor is None:
+            continue
+        target = numpy_helper.to_array(tensor)
+        if target.ndim == 1 and target.size >= 2 and target[0] == 1:
+            fixed = target.copy()
+            fixed[0] = 0
+            tensor.CopyFrom(numpy_helper.from_array(fixed, tensor.name))
+            patched.add(node.input[1])
+    del graph.value_info[:]
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as exc:
+        raise ModelError(f'{src}: the graph does not take a symbolic batch '
+                         f'({type(exc).__name__}: {str(exc)[:300]})') from exc
+    _save(model, dst)
+    _check_batch(dst, shape)
+
+
+def _check_batch(path: Path, shape: Sequence[int]) -> None:
+    """Batch 2 gives each image its batch-1 outputs (ModelError naming the output if not)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    pair = rng.normal(0, 1, (2, *shape[1:])).astype(np.float32)
+    both = session.run(None, {name: pair})
+    for k in range(2):
+        one = session.run(None, {name: pair[k:k + 1]})
+        for out, full, single in zip(session.get_outputs(), both, one, strict=True):
+            if full.shape[0] != 2 or not np.allclose(full[k:k + 1], single, atol=1e-4,
+                                                     rtol=1e-3):
+                raise ModelError(f'{path}: with a batch of 2 the output {out.name} '
+                                 f'({list(full.shape)}) is not the two images\' outputs '
+                                 f'({list(single.shape)} each); the graph mixes the batch '
+                                 f'into other dimensions')
 
 
 def check_outputs(path: Path, shape: Sequence[int]) -> list[tuple[int, ...]]:

@@ -185,6 +185,27 @@ class Backend(ABC):
     def _release(self) -> None:
         """Drop the runtime objects (called once by :meth:`close`)."""
 
+    # -- batching -----------------------------------------------------------------------------
+
+    def prepare_batch(self, size: int) -> str:
+        """Make :meth:`run` take ``size`` images stacked on the first axis of the (one) input.
+
+        The default accepts a model whose batch dimension is dynamic (or already ``size``);
+        backends that can reshape a fixed batch themselves (OpenVINO, LiteRT) override it.
+
+        Returns:
+            '' when a batch of ``size`` can run, else why not (the caller then runs the images
+            one by one).
+        """
+        if not self.inputs:
+            return 'the model has no input'
+        first = self.inputs[0].shape[0] if self.inputs[0].shape else 1
+        if first is None or first == size:
+            return ''
+        return (f'{Path(self.options.model_path).name} has a fixed batch of {first} on '
+                f'{self.name}; export it with a dynamic batch (edge_vision_core.optimize.'
+                f'onnx_ops.set_batch_dynamic) to run several images in one call')
+
     # -- shared -------------------------------------------------------------------------------
 
     def resolve_device(self, device: str) -> str:

@@ -83,6 +83,10 @@ class LiteRtBackend(Backend):
             model_path=str(path), num_threads=self.options.threads or None,
             experimental_delegates=delegates or None)
         self._interpreter.allocate_tensors()
+        self._describe()
+
+    def _describe(self) -> None:
+        """Read the tensors' shapes and types (after loading or resizing)."""
 
         def spec(detail: dict) -> TensorSpec:
             scale, zero = detail.get('quantization', (0.0, 0))
@@ -95,6 +99,29 @@ class LiteRtBackend(Backend):
         self.inputs = [spec(d) for d in self._in]
         self.outputs = [spec(d) for d in self._out]
 
+    def prepare_batch(self, size: int) -> str:
+        if not self.inputs or self.inputs[0].shape[:1] == (size,):
+            return ''
+        if len(self.inputs) != 1:
+            return super().prepare_batch(size)
+        interp = self._interpreter
+        before = self.inputs[0].shape
+        try:
+            interp.resize_tensor_input(self._in[0]['index'], [size, *before[1:]])
+            interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            return f'litert cannot resize the input of this model to a batch of {size}: {exc}'
+        self._describe()
+        folded = [t.name for t in self.outputs if t.shape[:1] != (size,)]
+        if folded:  # e.g. a Reshape to [1, C, -1] in the graph: undo the resize
+            interp.resize_tensor_input(self._in[0]['index'], list(before))
+            interp.allocate_tensors()
+            self._describe()
+            return (f'{Path(self.options.model_path).name}: at a batch of {size} the outputs '
+                    f'{folded} do not have the batch first (the graph fixes it to 1); run the '
+                    f'images one by one or use a model exported with a dynamic batch')
+        return ''
+
     @property
     def interpreter(self):
         """The LiteRT ``Interpreter`` (for benchmarks and advanced use)."""
@@ -103,6 +130,11 @@ class LiteRtBackend(Backend):
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         self._check_open()
+        if len(inputs) == 1 and self.inputs and inputs[0].ndim and \
+                inputs[0].shape[0] != self.inputs[0].shape[0]:
+            reason = self.prepare_batch(int(inputs[0].shape[0]))
+            if reason:
+                raise BackendError(reason)
         interp = self._interpreter
         for spec, detail, value in zip(self.inputs, self._in, inputs, strict=True):
             if spec.quantization and value.dtype != spec.dtype:
