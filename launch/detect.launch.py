@@ -5,6 +5,7 @@
     ros2 launch edge_vision detect.launch.py composed:=true rviz:=true
     ros2 launch edge_vision detect.launch.py namespace:=front use_tracking:=false
     ros2 launch edge_vision detect.launch.py web:=true bag:=/data/run1   # live view + bag
+    ros2 launch edge_vision detect.launch.py privacy:=faces       # anonymized images only
 
 Arguments (``ros2 launch edge_vision detect.launch.py --show-args``): ``namespace`` (one
 camera per namespace), ``source``, ``model``, ``backend``, ``device``, ``use_preprocess``,
@@ -17,6 +18,12 @@ default: this package's ``config/``, one ``<stage>.yaml`` per node), ``mqtt``,
 
     ros2 launch edge_vision detect.launch.py mqtt:=true mqtt_broker:=mqtts://broker:8883 \
         mqtt_params:=/etc/edge_vision/mqtt.yaml
+
+``privacy:=faces|persons|faces+persons`` (default ``off``) adds privacy_node: the overlay (hence
+``image_annotated``, rviz and the web view), the bag's images, the MQTT bridge's snapshots
+and the compressed stream (``image_private/compressed``; the camera's ``image_raw/compressed``
+is turned off) then read the anonymized ``image_private``, and a frame the filter cannot
+anonymize goes nowhere.
 
 Parameters come from ``<config_dir>/<stage>.yaml`` and then the arguments above. Topics, all
 relative to the namespace: ``image_raw``, ``camera_info`` (camera), ``image``,
@@ -67,6 +74,8 @@ ARGUMENTS = [
                       'broker, allow-listed commands back.'),
     ('mqtt_broker', '', 'Broker URL of the MQTT bridge (mqtts://host:8883; empty: the '
                         'parameter files\' broker.url).'),
+    ('privacy', 'off', 'Anonymize every image that leaves the device: faces, persons, '
+                       'faces+persons or off (privacy_node).'),
     ('mqtt_params', '', 'Extra parameter YAML of mqtt_bridge_node (TLS and credential files, '
                         'device_id, allow-lists).'),
     ('web', 'false', 'Serve the live web view (web_node) on web_host:web_port.'),
@@ -74,6 +83,9 @@ ARGUMENTS = [
     ('web_port', '8080', 'TCP port of the live web view.'),
     ('bag', '', 'Record a rosbag2 MCAP bag here (recorder_node; a .mcap file or a folder).'),
 ]
+
+
+_OFF = ('off', 'false', 'none', 'no', '0', '')
 
 
 def _truthy(value: str) -> bool:
@@ -101,7 +113,8 @@ def _setup(context, *args, **kwargs):
     stages = select_stages(preprocess=_truthy(arg['use_preprocess']),
                            tracking=_truthy(arg['use_tracking']),
                            anomaly=_truthy(arg['use_anomaly']),
-                           recorder=bool(arg['bag']), ocr=_truthy(arg['ocr']))
+                           recorder=bool(arg['bag']), ocr=_truthy(arg['ocr']),
+                           privacy=arg['privacy'].strip().lower() not in _OFF)
     if _truthy(arg['web']):
         stages.append('web')
     # typed: launch_ros would turn source:=0 (or a device named 0) into an INTEGER parameter
@@ -114,6 +127,9 @@ def _setup(context, *args, **kwargs):
         'overlay': {'show_anomaly': ParameterValue('anomaly' in stages, value_type=bool),
                     'show_text': ParameterValue('ocr' in stages, value_type=bool)},
     }
+    if 'privacy' in stages:  # privacy_node validates the value (configure fails, loudly)
+        overrides['privacy'] = {'hide': ParameterValue(arg['privacy'].strip(), value_type=str)}
+        overrides['camera']['publish_compressed'] = ParameterValue(False, value_type=bool)
     if arg['anomaly_model']:
         overrides['anomaly'] = {
             'model_path': ParameterValue(arg['anomaly_model'], value_type=str)}

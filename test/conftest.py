@@ -186,6 +186,44 @@ def publish_until() -> Callable[..., bool]:
     return _run
 
 
+@pytest.fixture
+def constant_segmenter(tmp_path: Path) -> Callable[..., str]:
+    """``constant_segmenter(labels, scores)``: a tiny ONNX segmentation model whose output is
+    ``scores`` (float32, any shape: a class-score map, a class map, or a layout the adapter must
+    refuse) whatever the image, with its manifest (``adapter: segmentation``, NCHW 64x64 input,
+    ``labels``) in ``tmp_path``; returns the manifest's path."""
+
+    def _make(labels: list[str], scores: object) -> str:
+        import numpy as np
+
+        onnx = pytest.importorskip('onnx')
+        import yaml
+        from onnx import TensorProto, helper, numpy_helper
+
+        values = np.asarray(scores, np.float32)
+        nodes = [  # the input feeds the output (times 0), so no runtime folds the model away
+            helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
+            helper.make_node('Constant', [], ['zero'],
+                             value=numpy_helper.from_array(np.array(0.0, np.float32))),
+            helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
+            helper.make_node('Constant', [], ['scores'], value=numpy_helper.from_array(values)),
+            helper.make_node('Add', ['scores', 'nothing'], ['logits']),
+        ]
+        graph = helper.make_graph(
+            nodes, 'constant_segmenter',
+            [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+            [helper.make_tensor_value_info('logits', TensorProto.FLOAT, list(values.shape))])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp_path / 'seg.onnx'))
+        manifest = {'name': 'seg', 'file': 'seg.onnx', 'layout': 'NCHW',
+                    'input_size': [64, 64], 'adapter': 'segmentation', 'labels': list(labels)}
+        (tmp_path / 'seg.yaml').write_text(yaml.safe_dump(manifest))
+        return str(tmp_path / 'seg.yaml')
+
+    return _make
+
+
 def _load_setup_env() -> ModuleType:
     """``tools/setup_env.py`` as the module ``edge_vision_setup_env``, so that tests can import
     it (standard library only; importing it does nothing)."""

@@ -110,38 +110,19 @@ def test_corrupt_model_file_is_named(node_process, tmp_path):
     assert proc.stop() == 0
 
 
-def _segmentation_model(tmp_path) -> str:
-    """A tiny segmentation ONNX model (class 1 on the left half, 2 on the right) + manifest."""
-    onnx = pytest.importorskip('onnx')
-    import yaml
-    from onnx import TensorProto, helper, numpy_helper
-
-    scores = np.zeros((1, 3, 16, 16), np.float32)
+def _segmentation_scores(classes: int = 3) -> np.ndarray:
+    """Class scores of a constant segmenter: class 1 on the left half, the last on the right."""
+    scores = np.zeros((1, classes, 16, 16), np.float32)
     scores[0, 1, :, :8] = 5.0
-    scores[0, 2, :, 8:] = 5.0
-    nodes = [
-        helper.make_node('ReduceMax', ['images'], ['peak'], keepdims=0),
-        helper.make_node('Constant', [], ['zero'],
-                         value=numpy_helper.from_array(np.array(0.0, np.float32))),
-        helper.make_node('Mul', ['peak', 'zero'], ['nothing']),
-        helper.make_node('Constant', [], ['scores'], value=numpy_helper.from_array(scores)),
-        helper.make_node('Add', ['scores', 'nothing'], ['logits']),
-    ]
-    graph = helper.make_graph(
-        nodes, 'constant_segmenter',
-        [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 3, 16, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / 'seg.onnx'))
-    manifest = {'name': 'seg', 'file': 'seg.onnx', 'layout': 'NCHW', 'input_size': [64, 64],
-                'adapter': 'segmentation', 'labels': ['background', 'left', 'right']}
-    (tmp_path / 'seg.yaml').write_text(yaml.safe_dump(manifest))
-    return str(tmp_path / 'seg.yaml')
+    scores[0, classes - 1, :, 8:] = 5.0
+    return scores
 
 
-def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_context,
-                                                         spin_until, publish_until, tmp_path):
+@pytest.mark.parametrize(('classes', 'encoding'), [(3, 'mono8'), (300, 'mono16')])
+def test_segmentation_model_publishes_a_class_mask(node_process, ros_context,
+                                                   spin_until, publish_until,
+                                                   constant_segmenter, classes, encoding):
+    """The class mask has the image's header and size; mono16 above 256 classes."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -158,8 +139,10 @@ def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_conte
     from edge_vision_core import FrameMeta
 
     ns = '/seg_test'
+    names = ['background', 'left'] + [f'class{i}' for i in range(2, classes)]
     proc = node_process('edge_vision.inference_node',
-                        {'model': _segmentation_model(tmp_path), 'threads': 1}, ns)
+                        {'model': constant_segmenter(names, _segmentation_scores(classes)),
+                         'threads': 1}, ns)
     node = rclpy.create_node('seg_driver', context=ros_context)
     pub = node.create_publisher(Image, f'{ns}/image',
                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
@@ -172,11 +155,11 @@ def test_segmentation_model_publishes_a_mono8_class_mask(node_process, ros_conte
     msg = numpy_to_image(np.zeros((60, 120, 3), np.uint8), 'bgr8', header)
     assert publish_until(executor, [(pub, msg)], lambda: masks and labels, 40), proc.output()
     mask_msg = masks[-1]
-    assert mask_msg.encoding == 'mono8' and mask_msg.header == header
+    assert mask_msg.encoding == encoding and mask_msg.header == header
     mask = image_to_numpy(mask_msg)
     assert mask.shape == (60, 120)
-    assert np.mean(mask[:, :60] == 1) > 0.95 and np.mean(mask[:, 60:] == 2) > 0.95
-    assert label_info_to_labels(labels[-1]) == ['background', 'left', 'right']
+    assert np.mean(mask[:, :60] == 1) > 0.95 and np.mean(mask[:, 60:] == classes - 1) > 0.95
+    assert label_info_to_labels(labels[-1]) == names
     executor.shutdown()
     node.destroy_node()
     assert proc.stop() == 0

@@ -191,3 +191,85 @@ def test_overlay_blends_the_segmentation_mask_of_the_same_stamp(node_process, ro
     executor.shutdown()
     driver.destroy_node()
     assert node.stop() == 0
+
+
+def test_overlay_publishes_instance_masks_of_the_same_stamp(node_process, ros_context,
+                                                             spin_until, publish_until):
+    """publish_instances: the results and the class mask of one stamp give instance_mask with
+    the results' header, pixel = index + 1 of the result owning it (its own class's pixels,
+    the higher score on overlaps), outlined on image_annotated; a mask with ids mask_labels
+    does not know is counted, not published."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.conversions import (
+        detections_to_msg,
+        image_to_numpy,
+        meta_to_header,
+        numpy_to_image,
+    )
+    from edge_vision_core import Detections, FrameMeta
+    from edge_vision_core.viz import color_for
+
+    ns = '/overlay_instances'
+    node = node_process('edge_vision.overlay_node',
+                        {'show_mask': True, 'publish_instances': True, 'mask_max_age_s': 0.0,
+                         'show_hud': False, 'publish_markers': False, 'mask_alpha': 0.0,
+                         'diagnostics_period': 0.3}, ns)
+    driver = rclpy.create_node('overlay_instance_driver', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {name: driver.create_publisher(kind, f'{ns}/{name}', reliable)
+            for name, kind in (('image', Image), ('tracks', Detection2DArray), ('mask', Image))}
+    instances, annotated = [], []
+    driver.create_subscription(Image, f'{ns}/instance_mask', instances.append,
+                               qos_profile_sensor_data)
+    driver.create_subscription(Image, f'{ns}/image_annotated', annotated.append,
+                               qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(driver)
+    assert spin_until(executor, lambda: all(p.get_subscription_count() > 0
+                                            for p in pubs.values()) and
+                      driver.count_publishers(f'{ns}/instance_mask') > 0, 30), node.output()
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:50, 20:70] = 1  # person pixels
+    # a person (index 0), a weaker person overlapping it (1), a car whose class the mask
+    # does not have (2): the car gets no pixels, the overlap goes to the stronger person
+    dets = Detections([[10, 0, 50, 60], [40, 0, 80, 60], [0, 0, 80, 60]], [0.9, 0.5, 0.8],
+                      [0, 0, 1], track_ids=[7, 8, 9])
+    labels = ('person', 'car')
+
+    def send(stamp, mask_image):
+        header = meta_to_header(FrameMeta(stamp, 'cam'))
+        return header, [(pubs['mask'], numpy_to_image(mask_image, 'mono8', header)),
+                        (pubs['image'], numpy_to_image(np.full((60, 80, 3), 100, np.uint8),
+                                                       'bgr8', header)),
+                        (pubs['tracks'], detections_to_msg(dets, header, labels))]
+
+    header, msgs = send(5_000_000_000, mask)
+    assert publish_until(executor, msgs, lambda: instances and annotated, 30), node.output()
+    msg = instances[-1]
+    assert msg.header == header and msg.encoding == 'mono8'
+    inst = image_to_numpy(msg)
+    expected = np.zeros((60, 80), np.uint8)
+    expected[10:50, 20:50] = 1
+    expected[10:50, 50:70] = 2
+    assert np.array_equal(inst, expected)
+
+    def outlined():  # the outline of instance 1 in its track's colour (an image drawn before
+        # the mask arrived has none; the instance image may arrive before its annotated image)
+        return any(m.header == header and tuple(image_to_numpy(m)[30, 20]) == color_for(7)
+                   for m in annotated)
+
+    assert publish_until(executor, msgs, outlined, 20)
+
+    bad_header, msgs = send(6_000_000_000, np.full((60, 80), 4, np.uint8))  # id 4: unknown
+    assert publish_until(executor, msgs, lambda: 'class id(s) 4' in node.output(), 30)
+    assert spin_until(executor, lambda: any(m.header == bad_header for m in annotated), 10)
+    assert not any(m.header == bad_header for m in instances)
+    assert node.alive()
+    executor.shutdown()
+    driver.destroy_node()
+    assert node.stop() == 0

@@ -52,6 +52,7 @@ setup(
             'ocr_node = edge_vision.ocr_node:main',
             'overlay_node = edge_vision.overlay_node:main',
             'preprocess_node = edge_vision.preprocess_node:main',
+            'privacy_node = edge_vision.privacy_node:main',
             'recorder_node = edge_vision.recorder_node:main',
             'pipeline = edge_vision.pipeline:main',
             'tracker_node = edge_vision.tracker_node:main',

@@ -12,8 +12,8 @@ Publishes (relative names):
   ``score`` is the model's confidence; ``Detection2D.id`` is empty (the tracker fills it);
 - ``label_info`` (vision_msgs/LabelInfo, RELIABLE + TRANSIENT_LOCAL): class index -> name and
   the score threshold, so late joiners map names and indices;
-- ``mask`` (sensor_msgs/Image, mono8 class id per pixel, the image's header) for semantic
-  segmentation models.
+- ``mask`` (sensor_msgs/Image, mono8 class id per pixel, mono16 for models of more than 256
+  classes; the image's size and header) for semantic segmentation models.
 
 Newest frame only: with ``async_inference`` (default) the image input is a mailbox input
 (:meth:`edge_vision.node_base.EdgeVisionNode.add_input`): frames from DDS go to a one-slot
@@ -296,7 +296,8 @@ class InferenceNode(EdgeVisionNode):
         self._out_dets.emit(FrameDetections(frame.meta, result.detections, result.image_size,
                                             attach, self._labels))
         if self._out_mask is not None and result.mask is not None:
-            self._out_mask.emit(Frame(result.mask, frame.meta, 'mono8', frame.camera))
+            encoding = 'mono16' if result.mask.dtype.itemsize == 2 else 'mono8'
+            self._out_mask.emit(Frame(result.mask, frame.meta, encoding, frame.camera))
 
     # -- diagnostics -------------------------------------------------------------------------
 

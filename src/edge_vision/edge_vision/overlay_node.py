@@ -15,6 +15,8 @@ Subscribes (relative names; remap to choose the sources):
 - ``text`` (edge_vision_msgs/TextArray, RELIABLE: ocr_node's lines) when ``show_text`` is true:
   each line's outline and what was read, from the message of the image's stamp (else the newest
   within ``text_max_age_s``: reading is slower than the camera);
+  with ``publish_instances`` the mask of the *same stamp* and the results also give per-detection
+  instance masks: outlined in each result's colour and published on ``instance_mask``;
 - ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
@@ -28,6 +30,14 @@ Publishes, lazily (only while a topic has subscribers, e.g. rviz with
 ``config/edge_vision.rviz``), with the header of the source image:
 
 - ``image_annotated`` (sensor_msgs/Image, bgr8);
+- ``instance_mask`` (sensor_msgs/Image) when ``publish_instances`` is true: the instance image of
+  the results and the class mask of one stamp, with the header of that ``tracks`` message
+  (same stamp and frame_id as its image): pixel value ``i + 1`` = the pixels of detection ``i``
+  of that Detection2DArray (message order), 0 = none; mono8 below 255 detections, else mono16
+  (:mod:`edge_vision_core.segmentation` documents the convention). A result owns the mask
+  pixels of its own class name (``mask_labels`` names the mask's class ids); the higher score
+  wins overlaps. A mask whose ids ``mask_labels`` does not know is counted
+  (``instances_failed``), not published;
 - ``markers`` (visualization_msgs/MarkerArray) when ``publish_markers`` is true: every result as
   a rectangle at ``marker_depth_m`` in the image's optical frame and a text label, for rviz's
   3-D view (:func:`edge_vision.conversions.detections_to_markers`). A monocular detector
@@ -49,6 +59,7 @@ from visualization_msgs.msg import MarkerArray
 from edge_vision_core import CameraModel, ConversionError, EdgeVisionError, Frame, FrameDetections
 from edge_vision_core.config import check_config, param
 from edge_vision_core.inference.ocr import FrameText
+from edge_vision_core.segmentation import instance_encoding, instance_image
 from edge_vision_core.timing import RateMeter, StageTimer
 from edge_vision_core.viz import (
     TrailHistory,
@@ -56,6 +67,7 @@ from edge_vision_core.viz import (
     blend_heatmap,
     draw_detections,
     draw_hud,
+    draw_instance_outlines,
     draw_text_lines,
 )
 
@@ -97,6 +109,13 @@ class OverlayConfig:
     show_mask: bool = field(default=False, metadata=param(
         'Subscribe to mask (a segmentation class mask) and blend it over the image.',
         read_only=True))
+    publish_instances: bool = field(default=False, metadata=param(
+        'With show_mask: outline each result\'s own pixels of the mask with the same stamp and '
+        'publish them as instance_mask (pixel = index + 1 of the result in its '
+        'Detection2DArray).', read_only=True))
+    mask_labels: tuple[str, ...] = field(default=('background', 'person'), metadata=param(
+        'Class names of the mask\'s ids (the segmentation model\'s labels, e.g. '
+        'selfie-segmentation\'s), matched with the results\' class names for instances.'))
     mask_alpha: float = field(default=0.5, metadata=param(
         'Opacity of the segmentation classes.', min=0.0, max=1.0))
     mask_max_age_s: float = field(default=0.5, metadata=param(
@@ -144,6 +163,8 @@ class OverlayNode(EdgeVisionNode):
         self._texts: collections.deque[FrameText] = collections.deque(maxlen=10)
         self.masks_mismatched = 0
         self.texts_drawn = 0
+        self.instances_failed = 0
+        self._instances = None
         self._out = None
         self._markers = None
         self._camera: CameraModel | None = None
@@ -179,6 +200,10 @@ class OverlayNode(EdgeVisionNode):
             self._texts = collections.deque(maxlen=cfg.pairing_buffer)
             self.add_input('text', TextArray, msg_to_frame_text, self._texts.append,
                            results_qos())
+            if cfg.publish_instances:
+                self._instances = self.add_output(
+                    'instance_mask', Image, frame_to_image, stream_publisher_qos(qos),
+                    event_callbacks=publisher_event_callbacks(self, 'instance_mask'))
         if cfg.publish_markers:
             self._markers = self.add_output(
                 'markers', MarkerArray, self._markers_msg, results_qos(),
@@ -209,11 +234,15 @@ class OverlayNode(EdgeVisionNode):
                 blend_heatmap(image, heat.image, cfg.heatmap_alpha, 0.0, None)
             mask = _newest_for(self._masks, frame, cfg.mask_max_age_s) if cfg.show_mask \
                 else None
+            instances = None
             if mask is not None:
                 if mask.image.shape != image.shape[:2]:
                     self.masks_mismatched += 1
                 else:
                     blend_class_mask(image, mask.image, cfg.mask_alpha)
+                    if self._instances is not None and \
+                            mask.meta.stamp_ns == results.meta.stamp_ns:
+                        instances = self._instance_image(results, labels, mask, image)
             self._trails.update(results.detections)
             draw_detections(image, results.detections, labels,
                             self._trails if cfg.trail_length > 0 else None)
@@ -230,8 +259,25 @@ class OverlayNode(EdgeVisionNode):
                     f'{len(results.detections)} objects'])
         self.drawn += 1
         self._out.emit(Frame(image, frame.meta, 'bgr8', frame.camera))
+        if instances is not None:
+            self._instances.emit(instances)
         if self._markers is not None:
             self._markers.emit((frame, results, labels))
+
+    def _instance_image(self, results: FrameDetections, labels: tuple[str, ...] | None,
+                        mask: Frame, image: np.ndarray) -> Frame | None:
+        """The instance image of ``results`` and the class mask of their stamp, outlined on
+        ``image``; None (counted) when the mask's ids are not in ``mask_labels``."""
+        try:
+            inst = instance_image(results.detections, mask.image, labels,
+                                  self.config(OverlayConfig).mask_labels)
+        except EdgeVisionError as exc:
+            self.instances_failed += 1
+            self.last_error = str(exc)
+            self.get_logger().error(f'instance_mask: {exc}', throttle_duration_sec=5.0)
+            return None
+        draw_instance_outlines(image, inst, results.detections)
+        return Frame(inst, results.meta, instance_encoding(len(results.detections)))
 
     def _marker_model(self, frame: Frame) -> CameraModel:
         """The calibration the markers use: the frame's, the last camera_info's (rescaled to
@@ -265,6 +311,9 @@ class OverlayNode(EdgeVisionNode):
             values['masks_mismatched'] = self.masks_mismatched
         if self._port is not None and self.config(OverlayConfig).show_text:
             values['texts_drawn'] = self.texts_drawn
+        if self._instances is not None:
+            values.update(instances_failed=self.instances_failed,
+                          instances_published=self._instances.published)
         if self._markers is not None:
             values['markers_published'] = self._markers.published
         return values

@@ -32,6 +32,7 @@ from .inference_node import InferenceNode
 from .node_base import EdgeVisionNode
 from .overlay_node import OverlayNode
 from .preprocess_node import PreprocessNode
+from .privacy_node import PrivacyNode
 from .recorder_node import RecorderNode
 from .stages import remap_args, stage_remaps
 from .tracker_node import TrackerNode
@@ -45,6 +46,7 @@ STAGES: dict[str, type[EdgeVisionNode]] = {
     'preprocess': PreprocessNode,
     'inference': InferenceNode,
     'tracker': TrackerNode,
+    'privacy': PrivacyNode,
     'overlay': OverlayNode,
     'recorder': RecorderNode,
     'web': WebNode,

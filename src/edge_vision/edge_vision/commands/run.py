@@ -100,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ocr-classes', metavar='NAMES', default='',
                         help='with --ocr: read only inside detections of these classes '
                              '(comma-separated, e.g. "stop sign"; default: whole frames)')
+    parser.add_argument('--privacy', choices=('faces', 'persons', 'faces+persons'),
+                        help='anonymize before anything is written or sent (privacy_node): '
+                             'the video, bag images, snapshots and web/foxglove views show '
+                             'only filtered frames')
     # MQTT (mqtt_bridge_node): tracks, events and health to a broker; watch with edge-vision fleet
     parser.add_argument('--mqtt', metavar='URL', default='',
                         help='also publish to this MQTT broker (mqtt://localhost:1883, '
@@ -258,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, cap) if total else cap
 
     stages = select_stages(preprocess=not args.no_preprocess, tracking=not args.no_tracking,
-                           recorder=True, ocr=args.ocr)
+                           recorder=True, ocr=args.ocr, privacy=bool(args.privacy))
     if args.mqtt:
         stages.append('mqtt_bridge')
     if args.web:
@@ -295,6 +299,11 @@ def run(args: argparse.Namespace) -> int:
                              Parameter('video_fps', value=fps)],
                 'overlay': [Parameter('diagnostics_period', value=0.0)],
             }
+            if args.privacy:  # a file played losslessly is never late: no age limit
+                overrides['privacy'] = [
+                    Parameter('hide', value=args.privacy),
+                    Parameter('max_latency_s', value=0.0 if lossless else 0.5)]
+                overrides['camera'].append(Parameter('publish_compressed', value=False))
             if args.mqtt:
                 overrides['mqtt_bridge'] = mqtt
             if args.ocr:
@@ -330,7 +339,9 @@ def run(args: argparse.Namespace) -> int:
               f'({"every frame" if lossless else "newest frame"}; stages: '
               f'{" -> ".join(stages)})')
         with _Stop() as stop:
+            cpu_start = time.process_time()
             elapsed = _spin(comp, chains, args, total, stop)
+            cpu = time.process_time() - cpu_start
             stopped_by = stop.requested
             # the annotated frames trail the tracks by a stage: let the last ones reach the
             # video (the sources are stopped first, so nothing new comes in meanwhile)
@@ -351,6 +362,10 @@ def run(args: argparse.Namespace) -> int:
         _progress(done, total, done / max(1e-6, elapsed), final=True)
         reports = [(name, _report(nodes, elapsed, latency=not replay),
                     nodes['recorder'].output_dir) for name, nodes in chains]
+        for _, report, _ in reports:
+            # CPU of the whole process (every thread, every camera) per frame: less sensitive
+            # to other load on the machine than fps
+            report['cpu_ms_per_frame'] = cpu * 1e3 / max(1, done)
     except KeyboardInterrupt:
         sys.stderr.write('\ninterrupted: no report written\n')
         return 130
@@ -475,6 +490,9 @@ def _print_report(report: dict) -> None:
         ('tracker', 'update ms p50 / p95', _pair(report, 'tracker', 'update')),
         ('ocr', 'detect ms p50 / p95', _pair(report, 'ocr', 'det')),
         ('ocr', 'recognize ms p50 / p95', _pair(report, 'ocr', 'rec')),
+        ('privacy', 'filter ms p50 / p95', _pair(report, 'privacy', 'filter')),
+        ('privacy', 'frames filtered / withheld', _counts(report, 'privacy', 'frames_published',
+                                                          'frames_withheld')),
         ('overlay', 'draw ms p50', _fmt(report['stages'].get('overlay', {})
                                         .get('draw_ms_p50'))),
         ('pipeline', 'frames / seconds / fps',
@@ -489,6 +507,11 @@ def _print_report(report: dict) -> None:
     for stage, measure, value in rows:
         if value is not None and stage in report['stages'] or stage == 'pipeline':
             print(f'{stage:<12} {measure:<36} {value}')
+
+
+def _counts(report: dict, stage: str, *keys: str) -> str | None:
+    values = report['stages'].get(stage)
+    return ' / '.join(str(values.get(key, 0)) for key in keys) if values else None
 
 
 def _pair(report: dict, stage: str, key: str) -> str | None:
