@@ -12,11 +12,11 @@ Subscribes (relative names; remap to choose the sources):
   output) when ``show_mask`` is true: blended in one colour per class (background 0 left
   clear), paired with the image of the same stamp (else the newest within ``mask_max_age_s``);
   a mask of another size than its image is not drawn and counted (``masks_mismatched``);
+  with ``publish_instances`` the mask of the *same stamp* and the results also give per-detection
+  instance masks: outlined in each result's colour and published on ``instance_mask``;
 - ``text`` (edge_vision_msgs/TextArray, RELIABLE: ocr_node's lines) when ``show_text`` is true:
   each line's outline and what was read, from the message of the image's stamp (else the newest
   within ``text_max_age_s``: reading is slower than the camera);
-  with ``publish_instances`` the mask of the *same stamp* and the results also give per-detection
-  instance masks: outlined in each result's colour and published on ``instance_mask``;
 - ``image/camera_info`` (sensor_msgs/CameraInfo) when ``publish_markers`` is true: the
   calibration of ``image`` (preprocess publishes it; remap to ``camera_info`` when the overlay
   reads ``image_raw``). In a composed pipeline frames carry their calibration.
@@ -194,16 +194,16 @@ class OverlayNode(EdgeVisionNode):
             self._masks = collections.deque(maxlen=cfg.pairing_buffer)
             self.add_input('mask', Image, _mask_frame, self._masks.append,
                            stream_subscriber_qos(qos))
+            if cfg.publish_instances:
+                self._instances = self.add_output(
+                    'instance_mask', Image, frame_to_image, stream_publisher_qos(qos),
+                    event_callbacks=publisher_event_callbacks(self, 'instance_mask'))
         if cfg.show_text:
             from edge_vision_msgs.msg import TextArray  # built by make setup / colcon
 
             self._texts = collections.deque(maxlen=cfg.pairing_buffer)
             self.add_input('text', TextArray, msg_to_frame_text, self._texts.append,
                            results_qos())
-            if cfg.publish_instances:
-                self._instances = self.add_output(
-                    'instance_mask', Image, frame_to_image, stream_publisher_qos(qos),
-                    event_callbacks=publisher_event_callbacks(self, 'instance_mask'))
         if cfg.publish_markers:
             self._markers = self.add_output(
                 'markers', MarkerArray, self._markers_msg, results_qos(),
