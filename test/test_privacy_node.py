@@ -34,22 +34,29 @@ def _detail(image: np.ndarray, box) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
+#: the node's image subscription reliable, to match the driver's reliable publisher
+RELIABLE_IN = {'qos.subscriber_reliability': 'reliable'}
+
+
 def _driver(ros_context, ns, diagnostics):
     """A test node that publishes images and collects image_private(/compressed) and
     /diagnostics."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
     node = rclpy.create_node('privacy_driver', context=ros_context)
     pub = node.create_publisher(Image, f'{ns}/image',
                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     got = {'image': [], 'compressed': []}
-    node.create_subscription(Image, f'{ns}/image_private', got['image'].append,
-                             qos_profile_sensor_data)
+    # reliable both ways (the node's outputs are reliable; it subscribes reliably with
+    # RELIABLE_IN): best-effort 512x512 frames were all lost on the Jazzy wheels' Fast DDS 2.14
+    # in CI, the open problem test_doctor records; delivery is not what these tests check
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, f'{ns}/image_private', got['image'].append, reliable)
     node.create_subscription(CompressedImage, f'{ns}/image_private/compressed',
-                             got['compressed'].append, qos_profile_sensor_data)
+                             got['compressed'].append, reliable)
     diags = diagnostics(node)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
@@ -94,7 +101,8 @@ def test_hides_the_face_keeps_the_header_and_withholds_late_or_bad_frames(
 
     ns = '/privacy_test'
     proc = node_process('edge_vision.privacy_node', {
-        'threads': 1, 'method': 'blur', 'max_latency_s': 2.0, 'diagnostics_period': 0.3}, ns)
+        **RELIABLE_IN, 'threads': 1, 'method': 'blur', 'max_latency_s': 2.0,
+        'diagnostics_period': 0.3}, ns)
     node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
     name = f'{ns}/privacy_node'
 
@@ -208,7 +216,8 @@ def test_fails_closed_over_dds(case, node_process, ros_context, spin_until, diag
     make, expected = FAILS_CLOSED[case]
     ns = '/privacy_closed'
     proc = node_process('edge_vision.privacy_node', {
-        'threads': 1, 'diagnostics_period': 0.3, **make(tmp_path, constant_segmenter)}, ns)
+        **RELIABLE_IN, 'threads': 1, 'diagnostics_period': 0.3,
+        **make(tmp_path, constant_segmenter)}, ns)
     node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
     name = f'{ns}/privacy_node'
     assert spin_until(executor, lambda: diags.status(name) is not None and
@@ -240,8 +249,9 @@ def test_persons_hidden_by_the_segmentation_mask(node_process, ros_context, spin
     ns = '/privacy_persons'
     model = constant_segmenter(['background', 'person', 'car'], _scores())
     proc = node_process('edge_vision.privacy_node', {
-        'threads': 1, 'hide': 'persons', 'person_model': model, 'mask_dilation': 0.0,
-        'method': 'fill', 'fill_color': [0, 0, 255], 'max_latency_s': 0.0}, ns)
+        **RELIABLE_IN, 'threads': 1, 'hide': 'persons', 'person_model': model,
+        'mask_dilation': 0.0, 'method': 'fill', 'fill_color': [0, 0, 255],
+        'max_latency_s': 0.0}, ns)
     node, pub, got, diags, executor = _driver(ros_context, ns, diagnostics)
     assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 90), proc.output()
     msg = _image_msg(node, astronaut_bgr)
