@@ -523,6 +523,11 @@ def load_cached(config: TuneConfig | None = None, folder: Path | None = None
     if result.key != _key(fingerprint) or result.fingerprint != json.loads(
             json.dumps(fingerprint, default=str)):
         return None
+    # the same files elsewhere match the fingerprint: a tuning made in another checkout that
+    # was since removed names manifests that are gone, so it is stale too
+    if any(w.model.endswith(('.yaml', '.yml')) and not Path(w.model).is_file()
+           for w in result.workers):
+        return None
     result.cached = True
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -116,6 +117,16 @@ def test_tuning_is_cached_reused_by_auto_and_invalidated_by_a_model_change(tmp_p
     # model: auto follows the cached choice
     plan = plan_inference('auto', 'openvino', folder=cache, tune_config=config)
     assert plan.tuned and list(plan.workers) == result.workers
+    # a tuning whose chosen manifest is gone (made in a checkout since removed) is stale
+    chosen = [w.model for w in result.workers if w.model.endswith('.yaml')]
+    assert chosen, result.workers
+    saved_path = cache / 'nanodet-m-416.json'
+    saved = saved_path.read_text()
+    saved_path.write_text(saved.replace(json.dumps(chosen[0])[1:-1],
+                                        str(tmp_path / 'gone' / 'nanodet-m-416-int8.yaml')))
+    assert load_cached(config, cache) is None
+    saved_path.write_text(saved)
+    assert load_cached(config, cache) is not None
     # a changed model (its manifest's threshold) makes the cache stale
     manifest = tmp_path / 'nanodet-m-416.yaml'
     text = manifest.read_text()
