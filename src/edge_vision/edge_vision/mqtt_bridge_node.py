@@ -334,6 +334,7 @@ class MqttBridgeNode(EdgeVisionNode):
             'queue_depth': store.depth, 'queue_dropped_total': store.dropped,
             'sent': link.stats.sent, 'acked': link.stats.acked, 'rejected': link.stats.rejected,
             'stream_sent': link.stats.stream_sent, 'stream_skipped': link.stats.stream_skipped,
+            'subscriptions_refused': link.stats.subscriptions_refused,
             'events_sent': sum(bridge.events_sent.values()),
             'snapshots_sent': bridge.snapshots_sent,
             'commands_accepted': bridge.gate.accepted, 'commands_refused': bridge.gate.refused,
@@ -357,6 +358,9 @@ class MqttBridgeNode(EdgeVisionNode):
         if store.dropped or link.stats.rejected:
             return WARN, 'messages were dropped or refused (see queue_dropped_total, ' \
                          'rejected)', values
+        if link.stats.subscriptions_refused:
+            return WARN, 'the broker refused the command subscription (its ACL): remote ' \
+                         'commands cannot arrive', values
         return OK, self.lifecycle_state, values
 
 

@@ -283,6 +283,7 @@ class LinkStats:
     stream_sent: int = 0
     stream_skipped: int = 0  # stream messages not sent because the link was down
     received: int = 0
+    subscriptions_refused: int = 0  # subscriptions the broker refused (its ACL, MQTT 5 code)
 
 
 @dataclass
@@ -371,6 +372,7 @@ class MqttLink:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -384,6 +386,11 @@ class MqttLink:
         self._status_mid: int | None = None
         self.connected = False
         self.connected_since: float | None = None
+        #: True once the broker granted every subscription of the current connection: a
+        #: message published to a subscribed topic before that may never reach this client.
+        self.subscribed = False
+        self._pending_subscriptions: dict[int, str] = {}  # paho mid -> topic filter
+        self._subscription_refused = False  # on the current connection
         self.state = 'idle'
         self.last_error = ''
         self._last_logged = ('', 0.0)
@@ -665,6 +672,8 @@ class MqttLink:
         was = self.connected
         self.connected = False
         self.connected_since = None
+        self.subscribed = False
+        self._pending_subscriptions.clear()
         if was and not self._stop.is_set():
             if isinstance(reason, int):
                 reason = self._mqtt.error_string(reason)
@@ -708,8 +717,13 @@ class MqttLink:
         self._last_logged = ('', 0.0)
         self._log(logging.INFO, f'connected to {self.endpoint} (MQTT {self.cfg.protocol}, '
                                 f'session present: {bool(flags.session_present)})')
+        self.subscribed = self._subscription_refused = False
+        self._pending_subscriptions.clear()
         for topic, qos in self._subscriptions:
-            client.subscribe(topic, qos)
+            rc, mid = client.subscribe(topic, qos)
+            if rc == self._mqtt.MQTT_ERR_SUCCESS:
+                self._pending_subscriptions[mid] = topic
+        self.subscribed = not self._subscriptions
         if self.topics is not None:
             client.publish(self.topics['status'], self._status_payload('online'), qos=1,
                            retain=True)
@@ -718,6 +732,22 @@ class MqttLink:
                 self._on_connected()
             except Exception as exc:
                 self._log(logging.ERROR, f'on_connected failed: {type(exc).__name__}: {exc}')
+
+    def _handle_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any,
+                          properties: Any) -> None:
+        topic = self._pending_subscriptions.pop(mid, None)
+        if topic is None:
+            return
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            self._subscription_refused = True
+            self.stats.subscriptions_refused += 1
+            self._report(f'the broker refused the subscription to {topic} ({refused[0]}): '
+                         f'check that its ACL lets this client read it')
+            return
+        self._log(logging.INFO, f'subscribed to {topic}')
+        if not self._pending_subscriptions and not self._subscription_refused:
+            self.subscribed = True
 
     def _handle_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                            properties: Any) -> None:

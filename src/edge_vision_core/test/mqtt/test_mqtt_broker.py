@@ -185,6 +185,26 @@ def test_the_acl_keeps_a_device_to_its_own_topics(broker, tmp_path):
         fleet.close()
 
 
+def test_a_refused_subscription_is_reported_and_never_counts_as_subscribed():
+    # Mosquitto's acl_file grants every subscription and filters on delivery, so the refusal
+    # (an MQTT 5 SUBACK "Not authorized", as EMQX or HiveMQ send it) is fed to the callback
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    logs: list[str] = []
+    link = MqttLink(BrokerConfig(url='mqtt://127.0.0.1:1'), 'probe',
+                    subscriptions=(('site/cmd', 1), ('site/other', 1)),
+                    log=lambda level, text: logs.append(text))
+    link._pending_subscriptions.update({1: 'site/cmd', 2: 'site/other'})
+    link._handle_subscribe(None, None, 1, [ReasonCode(PacketTypes.SUBACK, identifier=0x87)],
+                           None)
+    assert link.stats.subscriptions_refused == 1
+    assert 'refused the subscription to site/cmd (Not authorized)' in link.last_error
+    link._handle_subscribe(None, None, 2, [ReasonCode(PacketTypes.SUBACK, identifier=1)], None)
+    assert logs[-1] == 'subscribed to site/other'
+    assert not link.subscribed  # one of the two was refused
+
+
 def test_a_full_store_drops_the_oldest_and_says_so_when_the_link_returns(broker, tmp_path):
     b = broker()
     fleet = Fleet(b)  # its persistent session waits at the broker while it is down
@@ -248,7 +268,8 @@ def test_commands_are_answered_and_refusals_never_stop_the_bridge(broker, tmp_pa
     bridge.start()
     topics = bridge.topics
     try:
-        assert wait_for(lambda: bridge.link.connected)
+        # commands sent before the broker granted the cmd subscription would never arrive
+        assert wait_for(lambda: bridge.link.subscribed), bridge.link.last_error
         image = np.random.default_rng(1).integers(0, 255, (480, 640, 3), np.uint8)
         bridge.on_image(Frame(image, FrameMeta(time.time_ns(), 'cam0_optical')))
         sends = [
