@@ -176,13 +176,13 @@ def main() -> None:
               f'{deepest[0]} = {deepest[1]}; grown since 1 min: '
               + (', '.join(f'{k} {a} -> {b}' for k, (a, b) in grew.items()) or 'none'))
     print(f'{"camera":<8} {"read":>7} {"recorded":>9} {"link drops":>10} {"gate":>6} '
-          f'{"errors":>6} {"in flight":>9} {"unaccounted":>11}')
+          f'{"errors":>6} {"in slots":>8} {"in flight":>9}')
     for name, c in final['counts'].items():
-        lost = c['read'] - c['recorded'] - c['link_drops'] - c['gate_drops'] - c['errors']
+        in_flight = c['read'] - c['recorded'] - c['link_drops'] - c['gate_drops'] - c['errors']
         print(f'{name:<8} {c["read"]:7d} {c["recorded"]:9d} {c["link_drops"]:10d} '
-              f'{c["gate_drops"]:6d} {c["errors"]:6d} {c["in_links"]:9d} {lost:11d}')
-    print(f'(in flight: frames inside a stage or a link slot when the run stopped, at most one '
-          f'per stage; outputs in {out})')
+              f'{c["gate_drops"]:6d} {c["errors"]:6d} {c["in_links"]:8d} {in_flight:9d}')
+    print(f'(in flight: read, but neither recorded nor dropped when the run stopped: in a link '
+          f'slot (in slots) or inside a stage, at most one per stage and slot; outputs in {out})')
 
 
 if __name__ == '__main__':
