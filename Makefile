@@ -35,7 +35,7 @@ setup-humble-core:
 	@$(NO_ROS_ENV) $(PYTHON) tools/setup_env.py --distro humble-core --venv $(HUMBLE_CORE_VENV)
 
 run: setup
-	$(VENV)/bin/edge-vision run $(ARGS)
+	$(VENV)/bin/edge-vision run --tune $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,6 +41,21 @@ def test_run_writes_tracks_video_and_report(tmp_path):
     ok, frame = cap.read()
     assert ok and frame.shape == (480, 640, 3)
     cap.release()
+
+
+def test_a_tuning_that_fails_leaves_the_run_on_the_untuned_default(tmp_path):
+    # make run tunes first (--tune); a cache it cannot write must not stop the main job
+    blocker = tmp_path / 'xdg'
+    blocker.write_text('a file where the cache folder would go')
+    out = tmp_path / 'out'
+    proc = subprocess.run([sys.executable, '-m', 'edge_vision.cli', 'run', '--tune', '--out',
+                           str(out), '--max-frames', '10', '--threads', '1', '--no-video'],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'XDG_CACHE_HOME': str(blocker)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'tuning failed' in proc.stderr and 'cannot write the tuning cache' in proc.stderr
+    assert 'no tuning yet' in proc.stderr + proc.stdout  # the shipped INT8 default runs
+    assert json.loads((out / 'report.json').read_text())['frames'] >= 10
 
 
 def test_run_refuses_a_missing_source(tmp_path):

@@ -454,7 +454,11 @@ def _inference_plan(args: argparse.Namespace) -> str:
         return arg.value() if isinstance(arg, FieldDefault) else arg
 
     if args.tune and args.model == 'auto':
-        tuned(TuneConfig(model=AUTO_MODEL), lambda line: print(line, file=sys.stderr))
+        try:
+            tuned(TuneConfig(model=AUTO_MODEL), lambda line: print(line, file=sys.stderr))
+        except Exception as exc:  # a first-run speed-up: never the reason the job does not run
+            print(f'edge-vision run: tuning failed ({type(exc).__name__}: {exc}); running the '
+                  f'untuned default', file=sys.stderr)
     plan = plan_inference(str(value(args.model)), str(value(args.backend)),
                           str(value(args.device)), int(value(args.threads)),
                           workers=args.workers)

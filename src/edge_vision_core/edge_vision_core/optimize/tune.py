@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -383,6 +384,17 @@ def cache_dir() -> Path:
     base = os.environ.get('XDG_CACHE_HOME', '').strip()
     root = Path(base).expanduser() if base else Path.home() / '.cache'
     return root / 'edge_vision' / 'tune'
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a cache folder that cannot be created or written, before a minute of measuring."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
+            pass
+    except OSError as exc:
+        raise ConfigError(f'cannot write the tuning cache {folder} ({exc.strerror or exc}): '
+                          f'set XDG_CACHE_HOME to a writable folder') from exc
 
 
 def usable_cores() -> int:
@@ -784,13 +796,16 @@ def tune(config: TuneConfig | None = None, progress: Callable[[str], None] | Non
         save: write ``<model>.json``, ``.txt`` and ``.png`` into the cache folder.
 
     Raises:
-        ConfigError: bad settings or no agreement images.
+        ConfigError: bad settings, no agreement images, or a cache folder that cannot be
+            written (checked before anything is measured).
         ModelError: a model that cannot be resolved or has no FP32 ONNX reference.
     """
     from ..optimize.bench.measure import loadavg
     from .images import agreement_sets
 
     config = config or TuneConfig()
+    if save:
+        _check_writable(folder or cache_dir())
     say = progress or (lambda line: _LOG.info('%s', line))
     started = time.monotonic()
     load_start = loadavg()

@@ -139,6 +139,16 @@ def test_tuning_is_cached_reused_by_auto_and_invalidated_by_a_model_change(tmp_p
     assert load_cached(dataclasses.replace(config, floor=0.9), cache) is None
 
 
+def test_a_cache_folder_that_cannot_be_written_is_refused_before_measuring(tmp_path):
+    model = _model_copy(tmp_path)
+    blocker = tmp_path / 'not-a-folder'
+    blocker.write_text('a file where the cache folder would go')
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match='cannot write the tuning cache .*XDG_CACHE_HOME'):
+        tune(_quick(model), lines.append, blocker / 'tune')
+    assert not any('measur' in line for line in lines), lines  # nothing was measured
+
+
 @pytest.mark.slow
 def test_tune_command_prints_its_table_and_reuses_the_cache(tmp_path):
     pytest.importorskip('edge_vision.cli')
