@@ -457,14 +457,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _check_writable(out_dir: Path) -> None:
+def check_writable(out_dir: Path, what: str = 'the output folder',
+                   fix: str = 'choose a folder you can write to') -> None:
+    """Create ``out_dir`` and write a file in it, or raise a ConfigError naming ``what`` and
+    ``fix`` (before any slow work whose results would have nowhere to go)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix='.write-test-'):
             pass
     except OSError as exc:
-        raise ConfigError(f'cannot write to the output folder {out_dir}: {exc.strerror or exc}'
-                          f'; choose a folder you can write to') from exc
+        raise ConfigError(f'cannot write to {what} {out_dir}: {exc.strerror or exc}; {fix}'
+                          ) from exc
 
 
 def _manifest_dict(source: ModelManifest, name: str, size: tuple[int, int], file: Path,
@@ -617,7 +620,7 @@ def optimize_model(model: str | Path | ModelManifest, out_dir: str | Path,
     say = progress or (lambda line: _LOG.info('%s', line))
     source = model if isinstance(model, ModelManifest) else resolve_model(model)
     out = Path(out_dir).expanduser()
-    _check_writable(out)
+    check_writable(out)
     native_w, native_h = source.input_size
     adapter = get_adapter(source.adapter)
     stride = adapter.size_multiple(source.options)

@@ -49,7 +49,6 @@ import logging
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -384,17 +383,6 @@ def cache_dir() -> Path:
     base = os.environ.get('XDG_CACHE_HOME', '').strip()
     root = Path(base).expanduser() if base else Path.home() / '.cache'
     return root / 'edge_vision' / 'tune'
-
-
-def _check_writable(folder: Path) -> None:
-    """Refuse a cache folder that cannot be created or written, before a minute of measuring."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
-            pass
-    except OSError as exc:
-        raise ConfigError(f'cannot write the tuning cache {folder} ({exc.strerror or exc}): '
-                          f'set XDG_CACHE_HOME to a writable folder') from exc
 
 
 def usable_cores() -> int:
@@ -804,8 +792,11 @@ def tune(config: TuneConfig | None = None, progress: Callable[[str], None] | Non
     from .images import agreement_sets
 
     config = config or TuneConfig()
-    if save:
-        _check_writable(folder or cache_dir())
+    if save:  # refused before a minute of measuring
+        from .recipes import check_writable
+
+        check_writable(folder or cache_dir(), 'the tuning cache',
+                       'set XDG_CACHE_HOME to a writable folder')
     say = progress or (lambda line: _LOG.info('%s', line))
     started = time.monotonic()
     load_start = loadavg()

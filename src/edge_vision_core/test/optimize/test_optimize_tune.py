@@ -144,7 +144,7 @@ def test_a_cache_folder_that_cannot_be_written_is_refused_before_measuring(tmp_p
     blocker = tmp_path / 'not-a-folder'
     blocker.write_text('a file where the cache folder would go')
     lines: list[str] = []
-    with pytest.raises(ConfigError, match='cannot write the tuning cache .*XDG_CACHE_HOME'):
+    with pytest.raises(ConfigError, match='cannot write to the tuning cache .*XDG_CACHE_HOME'):
         tune(_quick(model), lines.append, blocker / 'tune')
     assert not any('measur' in line for line in lines), lines  # nothing was measured
 

@@ -104,12 +104,12 @@ def run_benchmark(models: Sequence[str | Path], out_dir: str | Path,
         SourceError: unreadable evaluation images.
     """
     from ...inference.manifest import load_manifest, resolve_model
-    from ..recipes import _check_writable
+    from ..recipes import check_writable
 
     config = config or BenchConfig()
     say = progress or (lambda line: _LOG.info('%s', line))
     out = Path(out_dir).expanduser()
-    _check_writable(out)
+    check_writable(out)
     manifests = expand_models(models)
     reference_path = (Path(resolve_model(config.reference).source).resolve()
                       if config.reference else manifests[0])
