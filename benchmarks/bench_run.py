@@ -7,7 +7,9 @@ Usage::
 
 Each round plays the bundled clip once per model, alternating (other load on the machine hits
 both alike), through the whole composed lossless graph (camera, preprocess, inference, tracker,
-overlay, recorder writing annotated.mp4), each in its own process exactly as ``make run``.
+overlay, recorder writing annotated.mp4), each in its own process as ``make run`` does. ``auto``
+uses this device's cached tuning when there is one (``make run`` tunes first: run
+``edge-vision tune`` before this benchmark to compare what ``make run`` runs).
 Prints per model the pipeline fps of every round (best, median, spread) and the ratio to the
 first model's, then compares the last round's ``tracks.jsonl`` files with the first model's:
 
