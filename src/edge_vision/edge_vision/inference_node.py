@@ -90,9 +90,10 @@ class InferenceConfig:
     workers: int = field(default=0, metadata=param(
         'Inference workers (an inference pool: frames go to the worker that will finish '
         'first, results leave in frame order). 0 = auto: the tuned plan with model:=auto, '
-        'else one worker with every core (on 2 cores 1 x 2 threads beat 2 x 1: '
-        'benchmarks/bench_pool.py). N > 1: N detectors with threads each (0: the cores '
-        'split between them).', min=0, max=32, read_only=True))
+        'else one worker with every core (which is faster depends on the device and its '
+        'load: edge-vision tune measures it, benchmarks/bench_pool.py compares). N > 1: N '
+        'detectors with threads each (0: the cores split between them).', min=0, max=32,
+        read_only=True))
     max_reorder_ms: float = field(default=250.0, metadata=param(
         'With several workers on a live source, the longest a result waits for the frames '
         'before it; then those are skipped and counted (lossless pipelines never skip).',

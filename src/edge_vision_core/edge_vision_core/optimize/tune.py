@@ -986,8 +986,9 @@ def plan_inference(model: str, backend: str, device: str = 'auto', threads: int 
     :data:`AUTO_MODEL`) when there is one — its model variant,
     backend, device, precision, workers and threads; otherwise :data:`AUTO_FALLBACK_MODEL` on
     the given backend and device. ``workers == 0`` (auto): the tuned plan, else one worker with
-    every core (on the 2-core development machine 1 x 2 threads beat 2 x 1 in throughput and
-    latency: ``benchmarks/bench_pool.py``). ``workers == N``: N workers of the (tuned or given)
+    every core (which wins depends on the device and its load: on the idle 2-core development
+    machine 2 x 1 threads gave 1.26x the throughput of 1 x 2 at a higher latency, under load
+    1 x 2 won; ``benchmarks/bench_pool.py``). ``workers == N``: N workers of the (tuned or given)
     configuration with ``threads`` each, or the usable cores split between them.
 
     Raises:
