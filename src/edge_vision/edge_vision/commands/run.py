@@ -358,6 +358,13 @@ def run(args: argparse.Namespace) -> int:
                     n['recorder'].bag is not None and
                     n['recorder'].bag.waiting(n['recorder'].frames) for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
+            # what the MQTT bridge still holds for the broker (the run may end during an
+            # outage) goes out before the report, waiting up to its flush_timeout_s for the
+            # link to return; what is left stays in its store for the next start
+            for _, nodes in chains:
+                bridge = getattr(nodes.get('mqtt_bridge'), 'bridge', None)
+                if bridge is not None:
+                    bridge.link.drain(bridge.cfg.flush_timeout_s)
         done = sum(n['recorder'].frames for _, n in chains)
         _progress(done, total, done / max(1e-6, elapsed), final=True)
         reports = [(name, _report(nodes, elapsed, latency=not replay),

@@ -469,20 +469,24 @@ class MqttLink:
         self._thread.start()
 
     def drain(self, timeout_s: float) -> bool:
-        """Wait until the store is empty and nothing awaits acknowledgement (while connected);
-        True when everything was delivered."""
+        """Wait until the store is empty and nothing awaits acknowledgement; True when
+        everything was delivered. While the link is down this keeps waiting, up to
+        ``timeout_s``, for the network thread to reconnect (a broker restarting as the device
+        stops); without a running network thread it returns at once."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.store is None or (self.store.depth == 0 and not self._inflight):
                 return True
-            if not self.connected:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
                 return False
             time.sleep(0.02)
         return self.store is None or self.store.depth == 0
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
-        """Deliver what is queued (up to ``flush_timeout_s`` while connected), publish the
-        ``offline`` status, disconnect and stop the thread. What is left stays in the store."""
+        """Deliver what is queued (up to ``flush_timeout_s``, reconnecting meanwhile if the
+        link is down), publish the ``offline`` status, disconnect and stop the thread. What is
+        left stays in the store."""
         if self._thread is None:
             return
         if flush_timeout_s > 0:

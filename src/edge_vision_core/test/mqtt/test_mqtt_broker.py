@@ -257,6 +257,34 @@ def test_a_new_bridge_on_the_same_store_sends_what_the_old_one_queued(broker, tm
     assert len({e['epoch'] for e in fleet.events}) == 1
 
 
+def test_a_bridge_stopped_while_the_broker_restarts_delivers_its_queue(broker, tmp_path):
+    # a run that ends during a broker outage: stop() waits (up to flush_timeout_s) for the
+    # link to come back instead of leaving the queue on disk (the composed-pipeline test of
+    # test_mqtt_bridge_node met this when the clip ended 1.5 s into the outage)
+    b = broker()
+    fleet = Fleet(b)
+    bridge = make_bridge(b, tmp_path / 'dev1.sqlite', flush_timeout_s=20.0)
+    bridge.start()
+    restart = threading.Timer(1.0, b.start)
+    try:
+        assert wait_for(lambda: bridge.link.connected), bridge.link.last_error
+        b.kill()
+        assert wait_for(lambda: not bridge.link.connected)
+        for frame in range(20):
+            bridge.on_results(scene(frame), ['person'])
+        queued = bridge.store.depth
+        assert queued > 0
+        restart.start()
+        bridge.stop()
+        assert bridge.store.depth == 0, bridge.link.last_error
+        assert wait_for(lambda: len(fleet.events) >= queued), fleet.events
+    finally:
+        restart.join()
+        bridge.close()
+        fleet.close()
+    assert [e['seq'] for e in fleet.events] == list(range(1, queued + 1))
+
+
 def test_commands_are_answered_and_refusals_never_stop_the_bridge(broker, tmp_path):
     b = broker()
     fleet = Fleet(b)
