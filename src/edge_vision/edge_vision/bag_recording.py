@@ -261,11 +261,15 @@ class BagRecording:
         """Messages recorded on ``topic`` (a name relative to the node, or absolute)."""
         return self.writer.topic_counts().get(self.node.resolve_topic_name(topic), 0)
 
-    def waiting(self, frames: int) -> bool:
-        """True while the tracks of ``frames`` frames, or a first ``/diagnostics`` status when
-        that is recorded, have not reached the bag yet (they come over DDS; a short run can end
-        before any node's first diagnostics period)."""
+    def waiting(self, frames: int, text_frames: int = 0) -> bool:
+        """True while the tracks of ``frames`` frames, the text of ``text_frames`` frames (when
+        ``text`` is recorded), or a first ``/diagnostics`` status (when that is recorded) have
+        not reached the bag yet (they come over DDS; a short run can end before any node's
+        first diagnostics period, and OCR's last text after the last tracks)."""
         if self.count('tracks') < frames:
+            return True
+        if text_frames and self.writer.has_topic(self.node.resolve_topic_name('text')) and \
+                self.count('text') < text_frames:
             return True
         return '/diagnostics' in self.topics_config.topics and self.count('/diagnostics') == 0
 

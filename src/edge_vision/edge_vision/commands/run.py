@@ -352,11 +352,12 @@ def run(args: argparse.Namespace) -> int:
             while time.monotonic() < drain and any(_trailing(n['recorder'], args)
                                                    for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
-            # the bag takes the results and the nodes' health over DDS: let them arrive
+            # the bag takes the results, OCR text and the nodes' health over DDS: let them arrive
             drain = time.monotonic() + 5.0
             while time.monotonic() < drain and any(
                     n['recorder'].bag is not None and
-                    n['recorder'].bag.waiting(n['recorder'].frames) for _, n in chains):
+                    n['recorder'].bag.waiting(n['recorder'].frames, n['recorder'].text_frames)
+                    for _, n in chains):
                 comp.spin_once(timeout_sec=0.05)
             # what the MQTT bridge still holds for the broker (the run may end during an
             # outage) goes out before the report, waiting up to its flush_timeout_s for the
