@@ -195,7 +195,9 @@ def test_refused_settings_are_reported_and_the_node_stays_up(mqtt_broker, secret
         assert nodes[name].alive(), output
     assert 'Bad user name or password' in nodes['wrong_password'].output() or \
         'Not authorized' in nodes['wrong_password'].output()
-    assert 'configure failed' in nodes['plain_tcp'].output()
+    # the transition's own line follows the reason: wait for it too (it raced the reader)
+    assert 'configure failed' in nodes['plain_tcp'].wait_for_output('configure failed', 30), \
+        nodes['plain_tcp'].output()
     time.sleep(2.0)  # still retrying, still up
     assert all(node.alive() for node in nodes.values())
     assert "u'testdev'" not in broker.log()  # none of them got in
