@@ -389,3 +389,79 @@ def test_a_pool_of_two_workers_publishes_in_frame_order(node_process, ros_contex
     executor.shutdown()
     node.destroy_node()
     assert proc.stop() == 0
+
+
+def test_nodes_of_one_batch_group_share_a_detector_and_keep_their_own_frames(
+        ros_context, spin_until, publish_until, astronaut_bgr):
+    """Two cameras' inference nodes in one process with one batch_group: one detector serves
+    both, each node publishes its own camera's detections with that camera's header; a node
+    with other detector settings is refused naming both; the last node out closes the group."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from edge_vision.conversions import meta_to_header, msg_to_detections, numpy_to_image
+    from edge_vision.inference_node import InferenceNode
+    from edge_vision_core import FrameMeta
+    from edge_vision_core.inference import Detector, batching
+
+    data = pytest.importorskip('skimage.data')
+    images = {'a': astronaut_bgr, 'b': np.ascontiguousarray(data.coffee()[:, :, ::-1])}
+
+    def node(ns: str, model: str = 'nanodet-m-416-int8') -> InferenceNode:
+        return InferenceNode(context=ros_context, namespace=ns, parameter_overrides=[
+            Parameter('batch_group', value='test_cams'), Parameter('model', value=model),
+            Parameter('threads', value=1), Parameter('warmup_runs', value=0),
+            Parameter('diagnostics_period', value=0.0)])
+
+    nodes = {name: node(f'/batch_{name}') for name in images}
+    other = node('/batch_c', 'nanodet-m-416')
+    driver = rclpy.create_node('batch_driver', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        assert all(n.autostart() for n in nodes.values()), [n.last_error for n in nodes.values()]
+        shared = nodes['a']._shared
+        assert shared is not None and shared is nodes['b']._shared and shared.users == 2
+        assert not other.autostart()
+        assert "batch group 'test_cams' already runs" in other.last_error, other.last_error
+        assert '(nanodet-m-416-int8)' in other.last_error and \
+            'asks for onnxruntime:auto:1 (nanodet-m-416)' in other.last_error, other.last_error
+        assert shared.users == 2
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        got: dict[str, list] = {name: [] for name in images}
+        pubs, msgs = {}, []
+        for name, image in images.items():
+            pubs[name] = driver.create_publisher(Image, f'/batch_{name}/image', reliable)
+            driver.create_subscription(Detection2DArray, f'/batch_{name}/detections',
+                                       got[name].append, reliable)
+            header = meta_to_header(FrameMeta(1_000 + ord(name), f'cam_{name}'))
+            msgs.append((pubs[name], numpy_to_image(image, 'bgr8', header)))
+        for n in (*nodes.values(), driver):
+            executor.add_node(n)
+        assert publish_until(executor, msgs, lambda: all(got.values()), 60)
+        labels = nodes['a']._labels
+        with Detector.create(model='nanodet-m-416-int8', backend='onnxruntime',
+                             threads=1) as ref:
+            for name, image in images.items():
+                msg = got[name][-1]
+                assert msg.header.frame_id == f'cam_{name}'
+                assert msg.header.stamp.nanosec == 1_000 + ord(name)
+                want = ref.detect(image).detections
+                dets = msg_to_detections(msg, labels)
+                assert len(want.boxes) > 0
+                np.testing.assert_allclose(np.sort(dets.boxes, axis=0),
+                                           np.sort(want.boxes, axis=0), atol=0.05)
+        assert shared.stats.frames >= 2 and shared.stats.failed == 0
+        assert nodes['a'].stats()['batch_users'] == 2
+    finally:
+        executor.shutdown()
+        for n in (*nodes.values(), other):
+            n.release()
+            n.destroy_node()
+        driver.destroy_node()
+    assert shared.users == 0 and 'test_cams' not in batching._GROUPS
+    with pytest.raises(Exception, match='closed'):
+        shared.detector.detect(astronaut_bgr)

@@ -188,6 +188,56 @@ def test_cameras_n_reads_one_source_in_every_chain(tmp_path):
     assert proc.returncode == 2 and 'give one source' in proc.stderr
 
 
+def test_cameras_share_one_batched_detector_with_the_results_of_their_own(tmp_path):
+    """Two cameras (lossless): their inference nodes share one batch group (two single-thread
+    detectors taking what waits), and every camera gets, frame by frame, the detections a
+    detector of its own gives (--no-batch). The second camera sees the clip mirrored, so a
+    result handed to the wrong camera shows."""
+    from edge_vision_models import sample_path
+
+    cap = cv2.VideoCapture(str(sample_path()))
+    mirrored = tmp_path / 'mirrored.avi'
+    writer = None
+    for _ in range(12):
+        ok, frame = cap.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(mirrored), cv2.VideoWriter_fourcc(*'MJPG'), 10.0,
+                                     frame.shape[1::-1])
+        writer.write(np.ascontiguousarray(frame[:, ::-1]))
+    cap.release()
+    writer.release()
+
+    def rows(name: str, *extra: str) -> tuple[str, list[list[dict]], dict]:
+        out = tmp_path / name
+        proc = _run('--source', str(sample_path()), '--source', str(mirrored),
+                    '--max-frames', '12', '--no-tracking', '--no-video', '--out', str(out),
+                    *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        chains = [[json.loads(line) for line in (out / f'camera{i}' / 'tracks.jsonl')
+                   .read_text().splitlines()] for i in (0, 1)]
+        return proc.stdout, chains, json.loads((out / 'report.json').read_text())
+
+    out_b, batched, report_b = rows('batched', '--workers', '2')
+    out_s, single, report_s = rows('single', '--no-batch', '--workers', '1')
+    assert 'shared by every camera' in out_b and 'shared by every camera' not in out_s
+    stages = report_b['cameras']['camera0']['stages']['inference']
+    assert stages['batch_users'] == 2 and stages['batch_mean'] >= 1.0
+    assert stages['stale_frames_dropped'] == 0
+    assert 'batch_users' not in report_s['cameras']['camera0']['stages']['inference']
+
+    def key(chain: list[dict]) -> list[tuple]:
+        return [(x['frame'], x['class_name']) for x in chain if x['frame'] < 12]
+
+    assert [x['box'] for x in batched[0][:5]] != [x['box'] for x in batched[1][:5]]
+    for mine, own in zip(batched, single, strict=True):
+        assert key(mine) == key(own) and len(key(mine)) > 12
+        first = [[x for x in chain if x['frame'] < 12] for chain in (mine, own)]
+        for a, b in zip(*first, strict=True):
+            assert abs(a['score'] - b['score']) < 0.01
+            np.testing.assert_allclose(a['box'], b['box'], atol=0.5)
+
+
 def test_defaults_come_from_the_detector_options():
     from edge_vision.cli import build_parser
     from edge_vision_core.inference import DetectorOptions

@@ -24,6 +24,15 @@ the in-process link from the camera is that one slot and thread already (blockin
 composition is lossless). Either way inference runs under the node's handler lock, so a runtime
 parameter change (thresholds, NMS) lands between two frames, never during ``detect``.
 
+Several cameras, one detector: inference nodes of one process with the same ``batch_group``
+(``edge-vision run`` with several cameras sets it) share one detector, or one per worker
+(:class:`edge_vision_core.inference.batching.SharedDetector`): each node hands its frame over and
+waits for its result, and the frames of every camera waiting when a detector is free are
+inferred as one batch (one inference call where the model takes a batch, like the shipped INT8
+NanoDet). Each node still publishes its own camera's detections with that camera's header. The
+nodes must have equal detector settings (configure fails naming both otherwise), and a
+threshold changed at runtime on one of them changes it for all.
+
 Lifecycle: ``configure`` resolves the model (name, manifest or file), verifies its checksum, loads
 it on the backend and checks the model against its manifest; a missing, corrupt or mismatched
 model, an unknown backend or an absent device fails the transition with a message naming the
@@ -41,7 +50,7 @@ threads, precision, thresholds...), :class:`InferenceConfig`, ``qos.*``, ``autos
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -49,6 +58,11 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from edge_vision_core import EdgeVisionError, Frame, FrameDetections, FrameMeta
 from edge_vision_core.config import check_config, param
 from edge_vision_core.inference import Detector, DetectorOptions
+from edge_vision_core.inference.batching import (
+    SharedDetector,
+    join_batch_group,
+    leave_batch_group,
+)
 from edge_vision_core.inference.pool import InferencePool, PoolConfig, create_detectors
 from edge_vision_core.timing import RateMeter, StageTimer
 
@@ -94,6 +108,11 @@ class InferenceConfig:
         'load: edge-vision tune measures it, benchmarks/bench_pool.py compares). N > 1: N '
         'detectors with threads each (0: the cores split between them).', min=0, max=32,
         read_only=True))
+    batch_group: str = field(default='', metadata=param(
+        'Nodes of one process with the same non-empty batch_group share one detector (one '
+        'per worker) that infers the frames waiting from all of them as one batch. Their '
+        'detector settings and workers must be equal. Empty: this node has its own '
+        'detector(s).', read_only=True))
     max_reorder_ms: float = field(default=250.0, metadata=param(
         'With several workers on a live source, the longest a result waits for the frames '
         'before it; then those are skipped and counted (lossless pipelines never skip).',
@@ -113,6 +132,7 @@ class InferenceNode(EdgeVisionNode):
         self._detector: Detector | None = None  # the first worker's (labels, model)
         self._workers: list[tuple[Detector, threading.Lock]] = []
         self._pool: InferencePool | None = None
+        self._shared: SharedDetector | None = None
         self._pool_lock = threading.Lock()
         self._plan = ''
         self._pool_dropped_earlier = 0
@@ -142,22 +162,31 @@ class InferenceNode(EdgeVisionNode):
             self.load_parameters()
             options = self.config(DetectorOptions)
             settings = self.config(InferenceConfig)
+            group = settings.batch_group.strip()
             plan = plan_inference(options.model, options.backend, options.device,
                                   options.threads, options.precision, settings.workers)
-            detectors = create_detectors(options, plan.workers)
+            if group:
+                shared = join_batch_group(
+                    group, (options, plan.workers),
+                    lambda: self._shared_detector(options, plan, settings.warmup_runs),
+                    lambda key: f'{key[1][0]} with {_describe(key[0])}')
+                self._shared = shared
+                self._workers = list(shared.workers)
+            else:
+                detectors = create_detectors(options, plan.workers)
+                try:
+                    for detector in detectors:
+                        detector.warmup(settings.warmup_runs)
+                except EdgeVisionError as exc:
+                    for detector in detectors:
+                        detector.close()
+                    raise EdgeVisionError(f'the model does not run: {exc}') from exc
+                self._workers = [(d, threading.Lock()) for d in detectors]
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
-        try:
-            for detector in detectors:
-                detector.warmup(settings.warmup_runs)
-        except EdgeVisionError as exc:
-            for detector in detectors:
-                detector.close()
-            return self.fail(f'configure: the model does not run: {exc}')
-        detector = detectors[0]
+        detector = self._workers[0][0]
         self._detector = detector
-        self._workers = [(d, threading.Lock()) for d in detectors]
-        self._plan = plan.reason
+        self._plan = plan.reason + (f'; shared by batch group {group!r}' if group else '')
         self._labels = tuple(detector.labels)
         qos = self.config(QosConfig)
         attach = self.config(InferenceConfig).attach_frames
@@ -178,8 +207,22 @@ class InferenceNode(EdgeVisionNode):
                                      mailbox=self.config(InferenceConfig).async_inference)
         self.get_logger().info(
             f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
-            f'{detector.score_threshold:.2f}; {plan.reason}')
+            f'{detector.score_threshold:.2f}; {self._plan}')
         return TransitionCallbackReturn.SUCCESS
+
+    @staticmethod
+    def _shared_detector(options: DetectorOptions, plan, warmup_runs: int) -> list[Detector]:
+        """The detectors of a new batch group (its first node makes them): one per worker of
+        the plan, each taking the frames waiting when it is free."""
+        detectors = create_detectors(options, plan.workers)
+        try:
+            for detector in detectors:
+                detector.warmup(warmup_runs)
+        except EdgeVisionError as exc:
+            for detector in detectors:
+                detector.close()
+            raise EdgeVisionError(f'the model does not run: {exc}') from exc
+        return detectors
 
     def _publish_labels(self) -> None:
         self._out_labels.emit(self._labels)
@@ -211,10 +254,14 @@ class InferenceNode(EdgeVisionNode):
 
     def _close_detector(self) -> None:
         workers, self._workers = self._workers, []
+        shared, self._shared = self._shared, None
+        self._detector = None
+        if shared is not None:  # the group's last node closes its detector
+            leave_batch_group(shared)
+            return
         for detector, lock in workers:
             with lock:
                 detector.close()
-        self._detector = None
 
     def _close_pool(self, drain_s: float = 5.0) -> None:
         """Stop the pool; frames in it are delivered first (up to ``drain_s`` seconds)."""
@@ -248,6 +295,10 @@ class InferenceNode(EdgeVisionNode):
         """The image input's handler (under the node's handler lock): one worker infers
         here; several get the frame through the pool, which emits in frame order."""
         if self._detector is None:
+            return
+        shared = self._shared
+        if shared is not None:  # waits for the batch that takes this frame
+            self._emit(frame, shared.infer(self, frame.image))
             return
         if len(self._workers) == 1:
             detector, lock = self._workers[0]
@@ -306,6 +357,9 @@ class InferenceNode(EdgeVisionNode):
         values = super().stats()
         values.update(fps=self._rate.rate(), frames_received=self.frames_in,
                       stale_frames_dropped=self.stale_dropped, workers=len(self._workers))
+        shared = self._shared
+        if shared is not None:  # the group's batches (every camera of the group)
+            values.update(batch_mean=shared.stats.mean_batch, batch_users=shared.users)
         if self._detector is not None:
             values.update(classes=len(self._labels),
                           score_threshold=self._detector.score_threshold)
@@ -325,6 +379,14 @@ class InferenceNode(EdgeVisionNode):
         if self.processing_errors:
             return WARN, f'inference errors: {self.last_error}', values
         return OK, self.lifecycle_state, values
+
+
+def _describe(options: DetectorOptions) -> str:
+    """The settings of a batch group's key that differ from the defaults (for its error)."""
+    default = DetectorOptions()
+    changed = [f'{f.name}={getattr(options, f.name)!r}' for f in fields(options)
+               if getattr(options, f.name) != getattr(default, f.name)]
+    return ', '.join(changed) or 'the default settings'
 
 
 def _raise(exc: BaseException) -> None:

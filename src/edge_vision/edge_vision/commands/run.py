@@ -28,7 +28,10 @@ lines and ``<out>/text.jsonl`` has them.
 
 Several cameras (``--source`` given more than once, or ``--cameras N``) each get their own
 chain in the namespaces ``/camera0``, ``/camera1``... and their own ``<out>/camera<i>/`` files;
-``<out>/report.json`` then holds every camera's report and the totals.
+``<out>/report.json`` then holds every camera's report and the totals. Their inference nodes
+share one detector (``batch_group``; one per worker of the plan) that infers the frames waiting
+from every camera as one batch; ``--no-batch`` gives each camera its own detector(s) instead
+(``benchmarks/bench_run_cameras.py`` compares).
 
 Stopping: at the end of the files, after ``--max-frames`` frames per camera, after
 ``--duration`` seconds, or on the first Ctrl-C (or SIGTERM), which stops the sources and still
@@ -64,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cameras', type=int, default=0, metavar='N',
                         help='run N cameras (namespaces /camera0..); with one --source (or '
                              'none) every camera reads it')
+    parser.add_argument('--no-batch', action='store_true',
+                        help='several cameras: one detector per camera instead of one shared '
+                             'detector inferring the waiting frame of every camera as a batch')
     parser.add_argument('--out', default='out', help='output folder (default: out)')
     parser.add_argument('--model', default='auto',
                         help="model name or manifest; 'auto' (default): this device's tuned "
@@ -274,7 +280,10 @@ def run(args: argparse.Namespace) -> int:
     options = [Parameter(name, value=value)
                for name, value in given(args, OPTION_ARGS).items()]
     options.append(Parameter('workers', value=args.workers))
-    print(_inference_plan(args))
+    batched = len(plan) > 1 and not args.no_batch
+    if batched:
+        options.append(Parameter('batch_group', value='run'))
+    print(_inference_plan(args, batched))
     out_root = Path(args.out)
     print(apply_transport_defaults())
     context = Context()
@@ -454,8 +463,9 @@ def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total:
     return time.monotonic() - start
 
 
-def _inference_plan(args: argparse.Namespace) -> str:
-    """``inference: <what runs and why>``, tuning first when asked (``--tune``)."""
+def _inference_plan(args: argparse.Namespace, batched: bool = False) -> str:
+    """``inference: <what runs and why>``, tuning first when asked (``--tune``); ``batched``:
+    one detector shared by every camera (as inference_node plans a ``batch_group``)."""
     from edge_vision_core.optimize.tune import AUTO_MODEL, TuneConfig, plan_inference, tuned
 
     def value(arg: object) -> object:
@@ -470,7 +480,8 @@ def _inference_plan(args: argparse.Namespace) -> str:
     plan = plan_inference(str(value(args.model)), str(value(args.backend)),
                           str(value(args.device)), int(value(args.threads)),
                           workers=args.workers)
-    return f'inference: {plan.reason}'
+    shared = '; shared by every camera, their waiting frames batched' if batched else ''
+    return f'inference: {plan.reason}{shared}'
 
 
 def _report(nodes: dict, elapsed: float, latency: bool = True) -> dict:

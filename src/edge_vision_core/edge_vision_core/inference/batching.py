@@ -8,6 +8,12 @@ call for all of them where the model and runtime take a batch, see
 :meth:`~.backends.Backend.prepare_batch`), then ``on_result(camera, payload, result)`` per
 frame, in the order taken. A camera is therefore never more than one batch behind, and a slow
 camera does not hold the others: a batch is whatever is waiting when the detector is free.
+
+:class:`SharedDetector` puts a batcher behind a blocking call for consumers that each have one
+frame at a time (the inference nodes of several cameras in one process, see inference_node's
+``batch_group``): :meth:`SharedDetector.infer` waits for its frame's result, so frames that
+arrive together from different cameras are inferred together, and a consumer's own frames are
+never replaced. :func:`join_batch_group` / :func:`leave_batch_group` share one per group name.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import numpy as np
 
 from ..errors import ConfigError, EdgeVisionError
 
-__all__ = ['BatchStats', 'CameraBatcher', 'NewestFrames']
+__all__ = ['BatchStats', 'CameraBatcher', 'NewestFrames', 'SharedDetector',
+           'join_batch_group', 'leave_batch_group']
 
 K = TypeVar('K', bound=Hashable)
 P = TypeVar('P')
@@ -60,6 +67,12 @@ class NewestFrames(Generic[K, P]):
             out.append(self._slots.popitem(last=False))
         return out
 
+    def take_all(self) -> list[tuple[K, P]]:
+        """Every waiting item, whatever ``max_batch`` says."""
+        out = list(self._slots.items())
+        self._slots.clear()
+        return out
+
     def __len__(self) -> int:
         return len(self._slots)
 
@@ -84,34 +97,47 @@ class BatchStats:
 
 
 class CameraBatcher(Generic[K, P]):
-    """A thread that serves several cameras with one detector (see the module docstring).
+    """Threads that serve several cameras with one detector each (see the module docstring).
 
     Args:
-        detector: a :class:`~.detector.Detector` (only this thread uses it while running).
+        detector: a :class:`~.detector.Detector`, or a list of them: one thread per detector
+            (only that thread uses it while running), each taking whatever is waiting when
+            its detector is free (e.g. two single-threaded detectors on two cores).
         on_result: ``on_result(camera, payload, DetectionResult)`` per frame, from the
             batcher's thread, in the order the frames were taken.
         image_of: the image of a payload (default: the payload is the image).
         max_batch: most frames per inference call (0 = one per camera).
         on_error: ``on_error(exc)`` for a batch that raised (its frames are counted failed).
         name: the thread's name.
+        on_failed: ``on_failed(camera, payload, exc)`` per frame of a batch that raised.
     """
 
     def __init__(self, detector: Any, on_result: Callable[[K, P, Any], None],
                  image_of: Callable[[P], np.ndarray] | None = None, max_batch: int = 0,
                  on_error: Callable[[BaseException], None] | None = None,
-                 name: str = 'camera-batcher') -> None:
-        self.detector = detector
+                 name: str = 'camera-batcher',
+                 on_failed: Callable[[K, P, BaseException], None] | None = None) -> None:
+        detectors = list(detector) if isinstance(detector, (list, tuple)) else [detector]
+        if not detectors:
+            raise ConfigError('a camera batcher needs at least one detector')
+        self.detector = detectors[0]
+        self.detectors = detectors
+        self._on_failed = on_failed
         self._on_result = on_result
         self._image_of = image_of or (lambda payload: payload)
         self._on_error = on_error
         self._frames: NewestFrames[K, P] = NewestFrames(max_batch)
         self._cond = threading.Condition()
         self._closed = False
-        self._busy = False
+        self._busy = 0
         self.stats = BatchStats(replaced=self._frames.replaced)
         self.last_error = ''
-        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(d,), daemon=True,
+                             name=name if len(detectors) == 1 else f'{name}-{i}')
+            for i, d in enumerate(detectors)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, camera: K, payload: P) -> None:
         """Queue the newest frame of ``camera`` (replacing its waiting one, counted).
@@ -136,13 +162,17 @@ class CameraBatcher(Generic[K, P]):
                 self._cond.wait(min(left, 0.05))
         return True
 
-    def close(self) -> None:
-        """Stop the thread (waiting frames are dropped); safe to call twice."""
+    def close(self) -> list[tuple[K, P]]:
+        """Stop the thread; safe to call twice. Returns the frames that were still waiting
+        (dropped: the caller counts or answers them)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10.0)
+        for thread in self._threads:
+            if threading.current_thread() is not thread:
+                thread.join(timeout=10.0)
+        with self._cond:
+            return self._frames.take_all()
 
     def __enter__(self) -> CameraBatcher[K, P]:
         return self
@@ -150,7 +180,7 @@ class CameraBatcher(Generic[K, P]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _loop(self) -> None:
+    def _loop(self, detector: Any) -> None:
         while True:
             with self._cond:
                 while not self._closed and not len(self._frames):
@@ -158,23 +188,171 @@ class CameraBatcher(Generic[K, P]):
                 if self._closed:
                     return
                 batch = self._frames.take()
-                self._busy = True
+                self._busy += 1
             try:
-                results = self.detector.detect_batch([self._image_of(p) for _, p in batch])
+                results = detector.detect_batch([self._image_of(p) for _, p in batch])
             except Exception as exc:  # counted and reported; the thread goes on
                 self.last_error = f'{type(exc).__name__}: {exc}'
-                self.stats.failed += len(batch)
+                with self._cond:
+                    self.stats.failed += len(batch)
                 if self._on_error is not None:
                     self._on_error(exc)
+                if self._on_failed is not None:
+                    for camera, payload in batch:
+                        self._on_failed(camera, payload, exc)
                 results = None
             if results is not None:
-                self.stats.frames += len(batch)
-                self.stats.batches += 1
+                with self._cond:
+                    self.stats.frames += len(batch)
+                    self.stats.batches += 1
                 for (camera, payload), result in zip(batch, results, strict=True):
                     try:
                         self._on_result(camera, payload, result)
                     except Exception as exc:  # the consumer's error must not stop the others
                         self.last_error = f'on_result: {type(exc).__name__}: {exc}'
             with self._cond:
-                self._busy = False
+                self._busy -= 1
                 self._cond.notify_all()
+
+
+class _Request:
+    """One frame waiting in a :class:`SharedDetector`."""
+
+    __slots__ = ('image', 'done', 'result', 'error')
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Locked:
+    """The detector as the batcher's thread sees it: each batch under the shared lock, so
+    option changes land between batches."""
+
+    def __init__(self, detector: Any, lock: threading.Lock) -> None:
+        self._detector, self._lock = detector, lock
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Any]:
+        with self._lock:
+            return self._detector.detect_batch(images)
+
+
+class SharedDetector:
+    """One detector (or a few, one thread each) for several consumers of one process, their
+    frames batched.
+
+    Args:
+        detector: a :class:`~.detector.Detector` or a list of them (see
+            :class:`CameraBatcher`); the shared detector owns and closes them.
+        key: what the consumers must agree on (e.g. the detector settings), compared by
+            :func:`join_batch_group`.
+        name: the batcher threads' name.
+
+    Attributes:
+        detector: the first detector (labels, options).
+        workers: ``(detector, lock)`` per detector; the lock is held while it runs a batch
+            (change a detector's options only under its lock).
+        users: consumers that joined and have not left (see :func:`join_batch_group`).
+    """
+
+    def __init__(self, detector: Any, key: Hashable = None, name: str = 'shared-detector'
+                 ) -> None:
+        detectors = list(detector) if isinstance(detector, (list, tuple)) else [detector]
+        self.detector = detectors[0]
+        self.workers = [(d, threading.Lock()) for d in detectors]
+        self.key = key
+        self.users = 0
+        self._batcher: CameraBatcher[Hashable, _Request] = CameraBatcher(
+            [_Locked(d, lock) for d, lock in self.workers], self._answer,
+            image_of=lambda r: r.image, on_failed=self._fail, name=name)
+
+    @property
+    def stats(self) -> BatchStats:
+        """The batcher's counters (frames, batches, mean batch, failed)."""
+        return self._batcher.stats
+
+    def infer(self, consumer: Hashable, image: np.ndarray, timeout: float = 60.0) -> Any:
+        """Detect in ``image`` together with the frames other consumers have waiting, and
+        return its :class:`~.detector.DetectionResult`.
+
+        One consumer must not call this from two threads at once (its second frame would
+        replace the first, which then fails).
+
+        Raises:
+            EdgeVisionError: the batch failed (the detector's error), the shared detector was
+                closed, or no result came within ``timeout`` seconds.
+        """
+        request = _Request(image)
+        self._batcher.submit(consumer, request)
+        if not request.done.wait(timeout):
+            raise EdgeVisionError(f'the shared detector gave no result within {timeout:.0f} s '
+                                  f'(last error: {self._batcher.last_error or "none"})')
+        if request.error is not None:
+            if isinstance(request.error, EdgeVisionError):
+                raise request.error
+            raise EdgeVisionError(f'shared detector: {type(request.error).__name__}: '
+                                  f'{request.error}') from request.error
+        return request.result
+
+    def close(self) -> None:
+        """Stop the batcher (frames still waiting fail with an error) and close the
+        detectors."""
+        for _, request in self._batcher.close():
+            self._fail(None, request, EdgeVisionError('the shared detector was closed'))
+        for detector, lock in self.workers:
+            with lock:
+                detector.close()
+
+    @staticmethod
+    def _answer(consumer: Hashable, request: _Request, result: Any) -> None:
+        request.result = result
+        request.done.set()
+
+    @staticmethod
+    def _fail(consumer: Hashable, request: _Request, exc: BaseException) -> None:
+        request.error = exc
+        request.done.set()
+
+
+_GROUPS: dict[str, SharedDetector] = {}
+_GROUPS_LOCK = threading.Lock()
+
+
+def join_batch_group(group: str, key: Hashable, create: Callable[[], Any],
+                     describe: Callable[[Hashable], str] = str) -> SharedDetector:
+    """The shared detector of ``group`` in this process, made with ``create()`` by the first
+    consumer to join (which pays for loading the model); every join must be matched by a
+    :func:`leave_batch_group`.
+
+    Raises:
+        ConfigError: the group already runs another ``key`` (both named via ``describe``).
+        Whatever ``create`` raises (the group is then not made).
+    """
+    if not isinstance(group, str) or not group.strip():
+        raise ConfigError(f'a batch group needs a non-empty name, got {group!r}')
+    with _GROUPS_LOCK:
+        shared = _GROUPS.get(group)
+        if shared is None:
+            shared = SharedDetector(create(), key, name=f'batch-{group}')
+            _GROUPS[group] = shared
+        elif shared.key != key:
+            raise ConfigError(
+                f'batch group {group!r} already runs {describe(shared.key)}; this node asks for '
+                f'{describe(key)}: give every node of the group the same detector settings, or '
+                f'another batch_group')
+        shared.users += 1
+        return shared
+
+
+def leave_batch_group(shared: SharedDetector) -> None:
+    """Leave a group joined with :func:`join_batch_group`; the last to leave closes it."""
+    with _GROUPS_LOCK:
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        for name, other in list(_GROUPS.items()):
+            if other is shared:
+                del _GROUPS[name]
+    shared.close()

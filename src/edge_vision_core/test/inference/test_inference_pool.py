@@ -333,6 +333,142 @@ def test_camera_batcher_gives_each_camera_its_own_detections(model, real_images)
 
 
 
+
+def _wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_shared_detector_batches_what_its_consumers_have_waiting(real_images):
+    """Consumers that each wait for their own frame: frames that arrive while the detector is
+    busy are inferred together in one call, and each consumer gets its own frame's result."""
+    pytest.importorskip('onnxruntime')
+    from edge_vision_core.inference import Detector
+    from edge_vision_core.inference.batching import SharedDetector
+
+    images = list(real_images.values())[:3]
+    with Detector.create(model='nanodet-m-416-int8', backend='onnxruntime', threads=1) as ref:
+        expected = [ref.detect(image) for image in images]
+    shared = SharedDetector(Detector.create(model='nanodet-m-416-int8', backend='onnxruntime',
+                                            threads=1), key='k')
+    got: dict[str, object] = {}
+
+    def consumer(name: str, image: np.ndarray) -> None:
+        got[name] = shared.infer(name, image)
+
+    _, lock = shared.workers[0]
+    try:
+        with lock:  # the first frame is taken, then held: the next two wait together
+            threads = [threading.Thread(target=consumer, args=('first', images[0]))]
+            threads[0].start()
+            assert _wait_for(lambda: shared._batcher._busy == 1)
+            for name, image in (('a', images[1]), ('b', images[2])):
+                threads.append(threading.Thread(target=consumer, args=(name, image)))
+                threads[-1].start()
+            assert _wait_for(lambda: len(shared._batcher._frames) == 2)
+        for thread in threads:
+            thread.join(60)
+        assert shared.stats.frames == 3 and shared.stats.batches == 2  # 1 + a batch of 2
+        for name, want in zip(('first', 'a', 'b'), expected, strict=True):
+            np.testing.assert_allclose(got[name].detections.boxes, want.detections.boxes,
+                                       atol=1e-2)
+            np.testing.assert_array_equal(got[name].detections.class_ids,
+                                          want.detections.class_ids)
+    finally:
+        shared.close()
+    with pytest.raises(EdgeVisionError, match='closed'):
+        shared.infer('late', images[0])
+
+
+def test_a_failed_batch_fails_each_waiting_consumer_with_the_reason(real_images):
+    pytest.importorskip('onnxruntime')
+    from edge_vision_core.inference import Detector
+    from edge_vision_core.inference.batching import SharedDetector
+
+    detector = Detector.create(model='nanodet-m-416-int8', backend='onnxruntime', threads=1)
+    shared = SharedDetector(detector)
+    try:
+        with pytest.raises(EdgeVisionError, match='2-D|3 channels|image'):
+            shared.infer('cam', np.zeros((4,), np.uint8))  # not an image: the batch raises
+        assert shared.stats.failed == 1
+        result = shared.infer('cam', next(iter(real_images.values())))  # and it goes on
+        assert len(result.detections.boxes) > 0
+    finally:
+        shared.close()
+
+
+def test_batch_groups_share_one_detector_refuse_other_settings_and_close_with_the_last():
+    from edge_vision_core.inference.batching import join_batch_group, leave_batch_group
+
+    made: list[object] = []
+
+    class Fake:  # stands for a Detector: join/leave only create and close it
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def create() -> Fake:
+        made.append(Fake())
+        return made[-1]
+
+    one = join_batch_group('cams', ('nanodet', 'onnxruntime'), create)
+    two = join_batch_group('cams', ('nanodet', 'onnxruntime'), create)
+    assert one is two and len(made) == 1 and one.users == 2
+    with pytest.raises(ConfigError, match=r"'cams' already runs .*nanodet.*asks for .*yolo"):
+        join_batch_group('cams', ('yolo', 'openvino'), create)
+    other = join_batch_group('other', ('yolo', 'openvino'), create)
+    assert other is not one and len(made) == 2
+    leave_batch_group(one)
+    assert not made[0].closed
+    leave_batch_group(two)
+    assert made[0].closed  # the last one out closes it
+    three = join_batch_group('cams', ('yolo', 'openvino'), create)  # a new group of that name
+    assert three is not one and len(made) == 3
+    for shared in (other, three):
+        leave_batch_group(shared)
+    with pytest.raises(ConfigError, match='non-empty'):
+        join_batch_group(' ', 'k', create)
+
+
+def test_camera_batcher_runs_one_thread_per_detector():
+    """Two detectors: two batches run at once (each thread takes what waits when it is
+    free)."""
+    from edge_vision_core.inference.batching import CameraBatcher
+
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+
+    class Slow:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def detect_batch(self, images):
+            self.calls += 1
+            inside.release()
+            release.wait(10)
+            return [len(images)] * len(images)
+
+    slow = [Slow(), Slow()]
+    got: dict[str, object] = {}
+    batcher = CameraBatcher(slow, lambda cam, image, result: got.__setitem__(cam, result))
+    try:
+        batcher.submit('cam0', np.zeros(1))
+        assert inside.acquire(timeout=10)  # one thread holds cam0
+        batcher.submit('cam1', np.zeros(1))
+        assert inside.acquire(timeout=10)  # the other thread took cam1 meanwhile
+        release.set()
+        assert batcher.drain(10)
+    finally:
+        batcher.close()
+    assert [d.calls for d in slow] == [1, 1] and got == {'cam0': 1, 'cam1': 1}
+    assert batcher.stats.frames == 2 and batcher.stats.batches == 2
+
+
 def test_pool_throughput_runs_every_frame_once_and_reports_a_failed_worker():
     from edge_vision_core.inference.pool import pool_throughput
 
