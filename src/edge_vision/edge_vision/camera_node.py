@@ -23,9 +23,9 @@ from the next frame on.
 Parameters: ``source``, ``width``, ``height``, ``fps``, ``pixel_format``, ``loop`` (see
 :class:`edge_vision_core.io.sources.SourceConfig`), :class:`CameraConfig` (``frame_id``,
 ``camera_name``, ``camera_info_url``, ``rate``, ``publish_compressed``, ``jpeg_quality``,
-``reconnect_min_s``, ``reconnect_max_s``), ``qos.*`` (:class:`edge_vision.qos.QosConfig`),
-``autostart`` and ``diagnostics_period`` (:mod:`edge_vision.node_base`). ``ros2 param describe``
-shows each one's meaning and range.
+``reconnect_min_s``, ``reconnect_max_s``, ``max_frames``), ``qos.*``
+(:class:`edge_vision.qos.QosConfig`), ``autostart`` and ``diagnostics_period``
+(:mod:`edge_vision.node_base`). ``ros2 param describe`` shows each one's meaning and range.
 
 Lifecycle: ``configure`` validates the parameters and loads the calibration; ``activate`` opens
 the source and starts the capture thread; ``deactivate`` stops it and releases the device.
@@ -35,7 +35,8 @@ of its images or a dropped stream is logged clearly, shown on ``/diagnostics`` (
 ``reconnecting``, level ERROR, the reason) and retried with exponential backoff
 (``reconnect_min_s`` .. ``reconnect_max_s``, reset by the next frame) until it comes back; the
 stream then resumes by itself. An unreadable frame is skipped and counted; the end of a file
-without ``loop`` stops the stream with a message (the node stays up and can be re-activated).
+without ``loop`` stops the stream with a message (the node stays up and can be re-activated),
+and so does ``max_frames`` published frames.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class CameraConfig:
         max=60.0, unit='s'))
     reconnect_max_s: float = field(default=10.0, metadata=param(
         'Longest retry delay (the delay doubles up to this).', min=0.01, max=3600.0, unit='s'))
+    max_frames: int = field(default=0, metadata=param(
+        'Stop the stream after publishing this many frames (like the end of a file: state '
+        'finished; activate again for more); 0 = no limit.', min=0, max=2**31 - 1,
+        read_only=True))
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -269,6 +274,10 @@ class CameraNode(EdgeVisionNode):
                     1e9 / (source.native_fps or _DEFAULT_FOLDER_RATE))
                 self.get_logger().info(f'streaming from {source.description} at '
                                        f'{rate if rate > 0 else "max"} Hz')
+            if cfg.max_frames and self.frames_published >= cfg.max_frames:
+                self._finish(source, f'after max_frames={cfg.max_frames} frames of '
+                                     f'{source.description}')
+                return
             if self._stop.wait(pacer.next_delay()):
                 break
             try:
@@ -288,14 +297,12 @@ class CameraNode(EdgeVisionNode):
                     break
                 continue
             if frame is None:
-                self.state = 'finished'
                 early = getattr(source, 'ended_early', None)
                 note = (f' (it declares {early[1]} frames: truncated or damaged)'
                         if early else '')
-                self.get_logger().info(
-                    f'end of {source.description} after {self.frames_published} frames{note}; '
-                    f'the stream stops here (set loop:=true to repeat)')
-                source.close()
+                self._finish(source, f'end of {source.description} after '
+                                     f'{self.frames_published} frames{note}',
+                             ' (set loop:=true to repeat)')
                 return
             failures = 0
             self.retry_in_s = 0.0
@@ -305,6 +312,12 @@ class CameraNode(EdgeVisionNode):
                     continue  # camera faster than the requested rate: drop this frame
                 next_publish = max(next_publish + period, now)
             self._publish(frame, cfg)
+
+    def _finish(self, source, what: str, hint: str = '') -> None:
+        """The stream ends (end of a file, max_frames): state finished, source closed."""
+        self.state = 'finished'
+        self.get_logger().info(f'{what}; the stream stops here{hint}')
+        source.close()
 
     def _wait_to_retry(self, cfg: CameraConfig, failures: int, error: str, action: str
                        ) -> bool:

@@ -301,7 +301,9 @@ def run(args: argparse.Namespace) -> int:
             overrides = {
                 'camera': [Parameter('source', value=source),
                            Parameter('loop', value=args.loop),
-                           Parameter('rate', value=-1.0 if lossless else 0.0)],
+                           Parameter('rate', value=-1.0 if lossless else 0.0),
+                           # a file played losslessly stops at exactly --max-frames frames
+                           Parameter('max_frames', value=args.max_frames if lossless else 0)],
                 'inference': options,
                 'recorder': [Parameter('output_dir', value=str(out)),
                              Parameter('write_video', value=not args.no_video),
