@@ -86,6 +86,16 @@ def _sample_rows(image: np.ndarray) -> np.ndarray:
     return image[::step] if step > 1 else image
 
 
+def _mean_luma_u8(image: np.ndarray, encoding: str) -> float:
+    """Mean BT.601 luma / 255 of the rows :func:`_luma_weighted_histogram` reads (uint8)."""
+    img = _sample_rows(image)
+    if img.ndim == 2:
+        return float(cv2.mean(img)[0]) / 255.0
+    weights = _LUMA_WEIGHTS_BGR if encoding.startswith('bgr') else _LUMA_WEIGHTS_BGR[::-1]
+    means = cv2.mean(img)[:len(weights)]  # (cv2.mean pads to four values)
+    return sum(w * m for w, m in zip(weights, means, strict=True)) / 255.0
+
+
 def _luma_weighted_histogram(image: np.ndarray, encoding: str, scale: float
                              ) -> tuple[np.ndarray, np.ndarray]:
     """(weights, normalised values in [0, 1]) such that mean luma = sum(weights * values).
@@ -142,6 +152,14 @@ def exposure_gamma(image: np.ndarray, encoding: str, *, target: float = 0.45,
     tolerance = _check_finite('tolerance', tolerance, 0.0, 1.0)
     gamma_min = _check_finite('gamma_min', gamma_min, 0.01, 1.0)
     gamma_max = _check_finite('gamma_max', gamma_max, 1.0, 100.0)
+    if image.dtype == np.uint8:
+        # Most frames of a well-exposed camera lie inside the band: their mean luma (the
+        # weighted channel means, exactly what the histograms below sum to) settles it
+        # without the histograms. Only a mean clearly inside the band takes this path, so
+        # the answer is the one the histograms give.
+        fast = _mean_luma_u8(image, encoding)
+        if target - tolerance + 1e-6 <= fast <= target + tolerance - 1e-6:
+            return 1.0
     weights, values = _luma_weighted_histogram(image, encoding,
                                                full_scale(image.dtype, bit_depth))
     mean = float(weights @ values)

@@ -137,8 +137,14 @@ def measure_quality(image: np.ndarray, encoding: str, *, decimation: int = 1,
     gx = cv2.Sobel(luma, depth, 1, 0, ksize=3)
     gy = cv2.Sobel(luma, depth, 0, 1, ksize=3)
     tenengrad = (cv2.norm(gx, cv2.NORM_L2SQR) + cv2.norm(gy, cv2.NORM_L2SQR)) / count
-    under = np.count_nonzero(luma <= dark * scale) / count
-    over = np.count_nonzero(luma >= bright * scale) / count
+    if luma.dtype == np.uint8:  # integers: v <= d iff v <= floor(d); v >= b iff v > ceil(b) - 1
+        below = cv2.threshold(luma, math.floor(dark * scale), 255, cv2.THRESH_BINARY_INV)[1]
+        above = cv2.threshold(luma, math.ceil(bright * scale) - 1, 255, cv2.THRESH_BINARY)[1]
+        under = cv2.countNonZero(below) / count
+        over = cv2.countNonZero(above) / count
+    else:
+        under = np.count_nonzero(luma <= dark * scale) / count
+        over = np.count_nonzero(luma >= bright * scale) / count
 
     sigma = _noise_sigma(small, noise_method) * to8
     mean8 = mean * to8
@@ -194,28 +200,39 @@ def _noise_sigma(image: np.ndarray, method: str) -> float:
     if method not in NOISE_METHODS:
         raise ConfigError(f'unknown noise method {method!r}; expecting one of '
                           f'{", ".join(NOISE_METHODS)}')
-    # The operator is separable: [1, -2, 1] down the columns times [1, -2, 1] along the rows.
-    depth = cv2.CV_16S if image.dtype == np.uint8 else cv2.CV_32F  # |r| <= 16 * 255 fits int16
-    response = cv2.sepFilter2D(np.ascontiguousarray(image), depth, _SECOND_DIFFERENCE,
-                               _SECOND_DIFFERENCE)[1:-1, 1:-1]
-    if method == 'immerkaer':
-        mean_abs = cv2.norm(response, cv2.NORM_L1) / response.size
-        return math.sqrt(math.pi / 2.0) * mean_abs / 6.0
     channels = 1 if image.ndim == 2 else image.shape[2]
     medians = None
-    if response.dtype == np.int16:
-        # |r| saturated to 8 bits: values above 255 lie above the median (for sigma < ~60
-        # levels), so the median of the saturated values is the exact median, from a 256-bin
-        # histogram instead of a 4081-bin one.
-        magnitude = cv2.convertScaleAbs(response)
-        medians = [_histogram_median(magnitude, c, 256) for c in range(channels)]
+    if method == 'immerkaer_mad' and image.dtype == np.uint8:
+        # Channel by channel: filtering and histogramming contiguous planes is faster than
+        # the interleaved image (0.75 vs 0.91 ms for VGA bgr8 here), with the same values.
+        planes = cv2.split(image) if channels > 1 else [image]
+        medians = [_histogram_median(_saturated_response(plane), 0, 256) for plane in planes]
         if max(medians) >= 254.5:
             medians = None  # extreme noise: redo without saturation
     if medians is None:
+        response = _response(image)
+        if method == 'immerkaer':
+            mean_abs = cv2.norm(response, cv2.NORM_L1) / response.size
+            return math.sqrt(math.pi / 2.0) * mean_abs / 6.0
         flat = np.abs(response.astype(np.float32)).reshape(-1, channels)
         medians = [float(np.median(flat[:, c])) for c in range(channels)]
     rms = math.sqrt(sum(m * m for m in medians) / channels)
     return rms / (6.0 * _MAD_TO_SIGMA)
+
+
+def _response(image: np.ndarray) -> np.ndarray:
+    """Immerkaer's operator on every pixel that has all its neighbours (int16 for uint8)."""
+    # The operator is separable: [1, -2, 1] down the columns times [1, -2, 1] along the rows.
+    depth = cv2.CV_16S if image.dtype == np.uint8 else cv2.CV_32F  # |r| <= 16 * 255 fits int16
+    return cv2.sepFilter2D(np.ascontiguousarray(image), depth, _SECOND_DIFFERENCE,
+                           _SECOND_DIFFERENCE)[1:-1, 1:-1]
+
+
+def _saturated_response(plane: np.ndarray) -> np.ndarray:
+    """|response| of a uint8 plane saturated to 8 bits: values above 255 lie above the median
+    (for sigma < ~60 levels), so the median of the saturated values is the exact median, from
+    a 256-bin histogram instead of a 4081-bin one."""
+    return cv2.convertScaleAbs(_response(plane))
 
 
 def _histogram_median(values: np.ndarray, channel: int, bins: int) -> float:

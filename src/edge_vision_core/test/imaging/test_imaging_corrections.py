@@ -181,6 +181,25 @@ def test_exposure_gamma_hits_the_target_exactly_and_respects_the_band(load_image
     assert cor.exposure_gamma(black, 'mono8', gamma_min=0.3) == 0.3  # cannot brighten zero
 
 
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8'])
+@pytest.mark.parametrize('shape', [(240, 320), (1080, 1920)])  # 1080p: sampled rows
+def test_exposure_mean_without_histograms_is_the_histograms_mean(encoding, shape, load_image):
+    """The band test of 8-bit frames uses the channel means; they must be the mean luma the
+    histograms give (same rows, same weights, same channel order)."""
+    img, _ = _load_small(load_image, 'coffee')
+    img = cv2.resize(img, shape[::-1])
+    if encoding == 'rgb8':
+        img = np.ascontiguousarray(img[:, :, ::-1])
+    elif encoding == 'mono8':
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    weights, values = cor._luma_weighted_histogram(img, encoding, 255.0)
+    assert cor._mean_luma_u8(img, encoding) == pytest.approx(float(weights @ values), abs=1e-8)
+    mean = float(weights @ values)
+    for target, tolerance in ((mean, 0.01), (mean + 0.02, 0.01), (mean - 0.0101, 0.01)):
+        gamma = cor.exposure_gamma(img, encoding, target=target, tolerance=tolerance)
+        assert (gamma == 1.0) == (abs(target - mean) <= tolerance), (target, gamma)
+
+
 def test_exposure_on_16_bit_images_matches_8_bit(load_image):
     img, _ = _load_small(load_image, 'brick')
     dark = cv2.convertScaleAbs(img, alpha=0.3)

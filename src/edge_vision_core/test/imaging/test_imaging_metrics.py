@@ -122,6 +122,17 @@ def test_clipped_fractions_count_the_saturated_pixels():
     assert (m.underexposed, m.overexposed) == (0.10, 0.25)
 
 
+@pytest.mark.parametrize('dark, bright', [(0.0, 1.0), (0.02, 0.98), (0.1, 0.9),
+                                           (3 / 255, 250 / 255), (0.5, 0.5 + 1e-9)])
+def test_clipped_fractions_match_a_count_of_every_level(dark, bright, rng):
+    """The 8-bit fast path (thresholds at integer levels) counts exactly the pixels at or
+    below / at or above the levels, including levels that fall on an integer."""
+    img = rng.integers(0, 256, (120, 160), dtype=np.uint8)
+    m = measure_quality(img, 'mono8', dark_level=dark, bright_level=bright)
+    assert m.underexposed == np.count_nonzero(img <= dark * 255) / img.size
+    assert m.overexposed == np.count_nonzero(img >= bright * 255) / img.size
+
+
 def test_units_do_not_depend_on_bit_depth_or_channel_order(load_image, rng):
     img, enc = load_image('astronaut')
     noisy = _noisy(img, 6.0, rng)
