@@ -89,11 +89,12 @@ def _sample_rows(image: np.ndarray) -> np.ndarray:
 def _mean_luma_u8(image: np.ndarray, encoding: str) -> float:
     """Mean BT.601 luma / 255 of the rows :func:`_luma_weighted_histogram` reads (uint8)."""
     img = _sample_rows(image)
+    pixels = 255.0 * img.shape[0] * img.shape[1]
+    sums = cv2.sumElems(img)  # exact integer sums (in doubles); 7x faster than cv2.mean here
     if img.ndim == 2:
-        return float(cv2.mean(img)[0]) / 255.0
+        return sums[0] / pixels
     weights = _LUMA_WEIGHTS_BGR if encoding.startswith('bgr') else _LUMA_WEIGHTS_BGR[::-1]
-    means = cv2.mean(img)[:len(weights)]  # (cv2.mean pads to four values)
-    return sum(w * m for w, m in zip(weights, means, strict=True)) / 255.0
+    return sum(w * m for w, m in zip(weights, sums[:len(weights)], strict=True)) / pixels
 
 
 def _luma_weighted_histogram(image: np.ndarray, encoding: str, scale: float
