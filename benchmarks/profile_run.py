@@ -11,7 +11,8 @@ link worker, the executor), its share of the samples and the functions it spends
 time), then the most expensive call paths overall. The collapsed stacks are written to
 ``<out>/profile.txt`` (input of flamegraph.pl or https://speedscope.app); ``--svg`` writes a
 flame graph instead. Waiting for a lock counts as time in the waiting line (py-spy sees no
-difference).
+difference). ``--gil`` samples only the thread that holds the interpreter lock and says how
+much of the time some thread held it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 
-def summarize(path: Path, top: int) -> None:
+def summarize(path: Path, top: int) -> int:
     per_thread: collections.Counter = collections.Counter()
     self_time: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     inclusive: collections.Counter = collections.Counter()
@@ -54,6 +55,7 @@ def summarize(path: Path, top: int) -> None:
     print('\nmost expensive call paths (inclusive, share of all samples):')
     for frame, n in inclusive.most_common(top * 3):
         print(f'  {100 * n / total:5.1f} %  {frame}')
+    return total
 
 
 def main() -> None:
@@ -62,6 +64,11 @@ def main() -> None:
     parser.add_argument('--out', default='/tmp/edge_vision_profile', help='output folder')
     parser.add_argument('--svg', action='store_true', help='write a flame graph SVG instead')
     parser.add_argument('--top', type=int, default=8, help='functions listed per thread')
+    parser.add_argument('--gil', action='store_true',
+                        help="sample only the thread holding Python's GIL (py-spy --gil): "
+                             'also prints the share of the time some thread held it (near '
+                             '100 %% means the interpreter lock, not the cores, bounds the '
+                             'graph)')
     parser.add_argument('run_args', nargs=argparse.REMAINDER,
                         help='arguments of edge-vision run (after --)')
     args = parser.parse_args()
@@ -81,10 +88,13 @@ def main() -> None:
                 run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # attach once frames flow (start-up is not the hot path)
         target = out / ('profile.svg' if args.svg else 'profile.txt')
+        started = time.monotonic()
         spied = subprocess.run([spy, 'record', '--pid', str(run.pid), '--rate', str(args.rate),
                                 '--nonblocking', '--threads', '--format',
-                                'flamegraph' if args.svg else 'raw', '--output', str(target)],
+                                'flamegraph' if args.svg else 'raw', '--output', str(target),
+                                *(['--gil'] if args.gil else [])],
                                capture_output=True, text=True)
+        seconds = time.monotonic() - started
         run.wait()
     report = [line for line in log.read_text().splitlines() if 'fps' in line or 'ms p50' in line]
     print('\n'.join(report[-10:]))
@@ -92,7 +102,10 @@ def main() -> None:
         raise SystemExit(f'py-spy failed: {spied.stderr.strip()[-500:]}')
     print(f'\nprofile: {target}\n')
     if not args.svg:
-        summarize(target, args.top)
+        samples = summarize(target, args.top)
+        if args.gil:
+            print(f'\nthe GIL was held in {samples} samples of about {args.rate * seconds:.0f} '
+                  f'({100 * samples / (args.rate * seconds):.0f} % of {seconds:.1f} s)')
 
 
 if __name__ == '__main__':
