@@ -146,20 +146,25 @@ def _write_video(path: Path, frames: int, size=(320, 240), fps: float = 25.0,
     writer.release()
 
 
-def test_video_file_plays_at_its_own_rate_and_stops_cleanly(node_process, listener, tmp_path):
+def _streaming_file(node_process, listener, tmp_path, ns: str, **params):
+    """A camera_node on a 75-frame 25 fps file, and a listener that saw it from its first
+    frame: driven through its lifecycle (configure, wait for discovery, then activate), so
+    that no frame of the short file is published before the listener is connected."""
     video = tmp_path / 'clip.avi'
     _write_video(video, 75)
-    ns = '/cam_video'
-    # driven through its lifecycle: configure, wait for discovery, then activate, so that
-    # no frame of the short file is published before the listener is connected
     node = node_process('edge_vision.camera_node', {
         'source': str(video), 'camera_info_url': f'file://{tmp_path}/none.yaml',
-        'autostart': False}, ns)
+        'autostart': False, **params}, ns)
     sub = listener(ns)
     assert sub.transition(f'{ns}/camera_node', 'configure'), node.output()
     assert sub.spin_until(lambda: sub.node.count_publishers(f'{ns}/image_raw') > 0)
     sub.spin_for(1.0)
     assert sub.transition(f'{ns}/camera_node', 'activate'), node.output()
+    return node, sub
+
+
+def test_video_file_plays_at_its_own_rate_and_stops_cleanly(node_process, listener, tmp_path):
+    node, sub = _streaming_file(node_process, listener, tmp_path, '/cam_video')
     assert sub.spin_until(lambda: 'end of VideoFileSource' in node.output(), 30), node.output()
     sub.spin_for(0.5)
     assert 70 <= len(sub.images) <= 75, f'{len(sub.images)} of 75 frames'
@@ -171,17 +176,7 @@ def test_video_file_plays_at_its_own_rate_and_stops_cleanly(node_process, listen
 
 
 def test_max_frames_stops_the_stream_after_exactly_that_many(node_process, listener, tmp_path):
-    video = tmp_path / 'clip.avi'
-    _write_video(video, 75)
-    ns = '/cam_max'
-    node = node_process('edge_vision.camera_node', {
-        'source': str(video), 'camera_info_url': f'file://{tmp_path}/none.yaml',
-        'max_frames': 12, 'autostart': False}, ns)
-    sub = listener(ns)
-    assert sub.transition(f'{ns}/camera_node', 'configure'), node.output()
-    assert sub.spin_until(lambda: sub.node.count_publishers(f'{ns}/image_raw') > 0)
-    sub.spin_for(1.0)
-    assert sub.transition(f'{ns}/camera_node', 'activate'), node.output()
+    node, sub = _streaming_file(node_process, listener, tmp_path, '/cam_max', max_frames=12)
     assert sub.spin_until(lambda: 'after max_frames=12 frames' in node.output(), 30), \
         node.output()
     # the node's own count (best-effort delivery may lose a frame on some DDS builds), and

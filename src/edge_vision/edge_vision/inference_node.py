@@ -165,23 +165,16 @@ class InferenceNode(EdgeVisionNode):
             group = settings.batch_group.strip()
             plan = plan_inference(options.model, options.backend, options.device,
                                   options.threads, options.precision, settings.workers)
-            if group:
+            if group:  # the group's first node makes its detectors
                 shared = join_batch_group(
                     group, (options, plan.workers),
-                    lambda: self._shared_detector(options, plan, settings.warmup_runs),
+                    lambda: _warm_detectors(options, plan.workers, settings.warmup_runs),
                     lambda key: f'{key[1][0]} with {_describe(key[0])}')
                 self._shared = shared
                 self._workers = list(shared.workers)
             else:
-                detectors = create_detectors(options, plan.workers)
-                try:
-                    for detector in detectors:
-                        detector.warmup(settings.warmup_runs)
-                except EdgeVisionError as exc:
-                    for detector in detectors:
-                        detector.close()
-                    raise EdgeVisionError(f'the model does not run: {exc}') from exc
-                self._workers = [(d, threading.Lock()) for d in detectors]
+                self._workers = [(d, threading.Lock()) for d in _warm_detectors(
+                    options, plan.workers, settings.warmup_runs)]
         except EdgeVisionError as exc:
             return self.fail(f'configure: {exc}')
         detector = self._workers[0][0]
@@ -209,20 +202,6 @@ class InferenceNode(EdgeVisionNode):
             f'configured: {detector!r}, {len(self._labels)} classes, score threshold '
             f'{detector.score_threshold:.2f}; {self._plan}')
         return TransitionCallbackReturn.SUCCESS
-
-    @staticmethod
-    def _shared_detector(options: DetectorOptions, plan, warmup_runs: int) -> list[Detector]:
-        """The detectors of a new batch group (its first node makes them): one per worker of
-        the plan, each taking the frames waiting when it is free."""
-        detectors = create_detectors(options, plan.workers)
-        try:
-            for detector in detectors:
-                detector.warmup(warmup_runs)
-        except EdgeVisionError as exc:
-            for detector in detectors:
-                detector.close()
-            raise EdgeVisionError(f'the model does not run: {exc}') from exc
-        return detectors
 
     def _publish_labels(self) -> None:
         self._out_labels.emit(self._labels)
@@ -379,6 +358,19 @@ class InferenceNode(EdgeVisionNode):
         if self.processing_errors:
             return WARN, f'inference errors: {self.last_error}', values
         return OK, self.lifecycle_state, values
+
+
+def _warm_detectors(options: DetectorOptions, workers, warmup_runs: int) -> list[Detector]:
+    """One detector per worker spec, each warmed up (all closed if one does not run)."""
+    detectors = create_detectors(options, workers)
+    try:
+        for detector in detectors:
+            detector.warmup(warmup_runs)
+    except EdgeVisionError as exc:
+        for detector in detectors:
+            detector.close()
+        raise EdgeVisionError(f'the model does not run: {exc}') from exc
+    return detectors
 
 
 def _describe(options: DetectorOptions) -> str:

@@ -121,7 +121,6 @@ class CameraBatcher(Generic[K, P]):
         if not detectors:
             raise ConfigError('a camera batcher needs at least one detector')
         self.detector = detectors[0]
-        self.detectors = detectors
         self._on_failed = on_failed
         self._on_result = on_result
         self._image_of = image_of or (lambda payload: payload)
