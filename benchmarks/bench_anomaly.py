@@ -16,10 +16,11 @@
    round-1 default ``nanodet-r1`` (NanoDet backbone + colour statistics at 320 px), and
    variations of the default (input size, patch stride, layers, bank size, frame score).
 
-2. Nearest-neighbour search (``--nn``): time per 256x256 frame to find each patch's nearest
-   memory-bank row, per bank size and dimension, for NumPy/BLAS brute force (2 and 1 threads)
-   OpenCV's FLANN kd-trees and SciPy's cKDTree (exact and eps=1 approximate; the fraction of
-   patches whose exact nearest distance was found is reported).
+2. Nearest-neighbour search (``--nn``): time per frame (1600 patches) to find each patch's
+   nearest memory-bank row, per bank size, for NumPy/BLAS brute force (2 and 1 threads), FAISS
+   HNSW (alone and with the highest scores made exact, as the detector runs it), OpenCV's FLANN
+   kd-trees and SciPy's cKDTree (exact and eps=1 approximate; up to 8192 rows); the fraction of
+   patches whose exact nearest distance was found is reported.
 
 3. Speed (``--speed``): ``score()`` per 256x256 frame (median of the stages, best, and CPU
    time of all threads) of each configuration of ``--configs`` on each backend of
@@ -84,6 +85,10 @@ CONFIGS: dict[str, dict] = {
     'stride4': {'patch_stride': 4},
     'layers-8-16': {'layers': ('stride8', 'stride16')},
     'with-colour': {'layers': None},  # filled in main(): the default layers + color8, color16
+    # the default before every patch was kept: a greedy coreset of 8192 rows, exact search
+    'coreset-8192': {'coreset_ratio': 0.1, 'max_memory_bank': 8192, 'search': 'exact'},
+    'exact': {'search': 'exact'},
+    'ef-96': {'search_ef': 96},
     'bank-1024': {'max_memory_bank': 1024},
     'bank-2048': {'max_memory_bank': 2048},
     'bank-4096': {'max_memory_bank': 4096},
@@ -93,6 +98,9 @@ CONFIGS: dict[str, dict] = {
     'bank-4096-dim-128': {'max_memory_bank': 4096, 'feature_dim': 128},
     'no-projection': {'feature_dim': 4096},
     'no-reweight': {'reweight_neighbors': 0},
+    'reweight-9': {'reweight_neighbors': 9},
+    'no-position': {'position_correction': False},
+    'ratio-0.25': {'coreset_ratio': 0.25},
     'top1': {'score_top_k': 1},
     'top10': {'score_top_k': 10},
     'sigma-2': {'smoothing_sigma': 2.0},
@@ -154,19 +162,29 @@ def accuracy(root: Path, categories: tuple[str, ...], name: str, cfg: AnomalyCon
 
 
 def nn_search(dims: tuple[int, ...], banks: tuple[int, ...], repeats: int = 7) -> list[dict]:
-    """Time per 1024-patch frame (256x256 at stride 8) of nearest-bank-row search."""
+    """Time per 1600-patch frame (the default 320x320 input at stride 8) of nearest-bank-row
+    search: NumPy/BLAS brute force, FAISS HNSW (alone, and with the 16 highest scores made
+    exact as the detector does), OpenCV FLANN and SciPy cKDTree (the last two up to 8192
+    rows: they were far behind there). The bank is clustered with near-duplicates, as the
+    patches of many views of one scene are."""
     import cv2
     from threadpoolctl import threadpool_limits
 
-    from edge_vision_core.anomaly.patchcore import nearest_distances
+    from edge_vision_core.anomaly.patchcore import (
+        PatchCoreModel,
+        hnsw_available,
+        nearest_distances,
+    )
 
     rng = np.random.default_rng(0)
     rows = []
     for dim in dims:
         for size in banks:
-            bank = rng.normal(0, 1, (size, dim)).astype(np.float32)
-            queries = (bank[rng.integers(0, size, 1024)]
-                       + rng.normal(0, 0.3, (1024, dim))).astype(np.float32)
+            centres = rng.normal(0, 1, (max(size // 80, 1), dim)).astype(np.float32)
+            bank = (centres[rng.integers(0, len(centres), size)]
+                    + rng.normal(0, 0.15, (size, dim))).astype(np.float32)
+            queries = (bank[rng.integers(0, size, 1600)]
+                       + rng.normal(0, 0.15, (1600, dim))).astype(np.float32)
             exact = nearest_distances(queries, bank)
             timings = {}
             for label, threads in (('numpy-blas-2t', 2), ('numpy-blas-1t', 1)):
@@ -174,29 +192,39 @@ def nn_search(dims: tuple[int, ...], banks: tuple[int, ...], repeats: int = 7) -
                     best = min(_timed(nearest_distances, queries, bank)
                                for _ in range(repeats))
                 timings[label] = (best, 1.0)
-            index = cv2.flann_Index(bank, {'algorithm': 1, 'trees': 4})  # kd-tree forest
-            params = {'checks': 64}
-            best = min(_timed(index.knnSearch, queries, 1, params=params)
-                       for _ in range(repeats))
-            _, dist = index.knnSearch(queries, 1, params=params)
-            recall = float(np.mean(np.abs(np.sqrt(dist[:, 0]) - exact) < 1e-3))
-            timings['opencv-flann-kdtree'] = (best, recall)
-            try:
-                from scipy.spatial import cKDTree
-            except ImportError:
-                cKDTree = None
-            if cKDTree is not None:
-                tree = cKDTree(bank)
-                for eps in (0.0, 1.0):  # exact, then (1 + eps)-approximate
-                    best = min(_timed(tree.query, queries, k=1, eps=eps, workers=1)
-                               for _ in range(max(1, repeats // 3)))
-                    dist, _ = tree.query(queries, k=1, eps=eps, workers=1)
-                    recall = float(np.mean(np.abs(dist - exact) < 1e-3))
-                    timings[f'scipy-ckdtree-eps{eps:g}'] = (best, recall)
+            if hnsw_available():
+                for top in (0, 16):
+                    model = PatchCoreModel(bank, search='hnsw', exact_top=top)
+                    grid = queries.reshape(40, 40, dim)
+                    model.score(grid)  # builds the graph
+                    best = min(_timed(model.score, grid) for _ in range(repeats))
+                    found = model.score(grid).ravel()
+                    recall = float(np.mean(np.abs(found - exact) < 1e-3))
+                    timings[f'faiss-hnsw-ef32-top{top}'] = (best, recall)
+            if size <= 8192:
+                index = cv2.flann_Index(bank, {'algorithm': 1, 'trees': 4})  # kd-tree forest
+                params = {'checks': 64}
+                best = min(_timed(index.knnSearch, queries, 1, params=params)
+                           for _ in range(repeats))
+                _, dist = index.knnSearch(queries, 1, params=params)
+                recall = float(np.mean(np.abs(np.sqrt(dist[:, 0]) - exact) < 1e-3))
+                timings['opencv-flann-kdtree'] = (best, recall)
+                try:
+                    from scipy.spatial import cKDTree
+                except ImportError:
+                    cKDTree = None
+                if cKDTree is not None:
+                    tree = cKDTree(bank)
+                    for eps in (0.0, 1.0):  # exact, then (1 + eps)-approximate
+                        best = min(_timed(tree.query, queries, k=1, eps=eps, workers=1)
+                                   for _ in range(max(1, repeats // 3)))
+                        dist, _ = tree.query(queries, k=1, eps=eps, workers=1)
+                        recall = float(np.mean(np.abs(dist - exact) < 1e-3))
+                        timings[f'scipy-ckdtree-eps{eps:g}'] = (best, recall)
             for label, (ms, rec) in timings.items():
                 rows.append({'dim': dim, 'bank': size, 'method': label, 'ms': ms,
                              'exact_fraction': rec})
-                print(f'  D {dim:4d} bank {size:6d} {label:20s} {ms:7.2f} ms/frame, exact '
+                print(f'  D {dim:4d} bank {size:6d} {label:22s} {ms:7.2f} ms/frame, exact '
                       f'nearest for {100 * rec:5.1f} % of patches', flush=True)
     return rows
 
@@ -347,8 +375,8 @@ def main() -> int:
                           f'| {cells}')
                 print('(per defect: image AUROC / PRO)\n')
     if args.nn:
-        print('nearest-neighbour search, 1024 patches per frame:')
-        results['nn'] = nn_search((64, 128), (1024, 2048, 4096, 8192))
+        print('nearest-neighbour search, 1600 patches per frame:')
+        results['nn'] = nn_search((64,), (8192, 32768, 131072))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0

@@ -38,11 +38,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # GPU ONNX Runtime for JetPack (keeps Ubuntu's numpy, which the ROS messages are built against);
-# paho-mqtt 2.x for the MQTT bridge (Ubuntu 22.04's python3-paho-mqtt is 1.6).
+# paho-mqtt 2.x for the MQTT bridge (Ubuntu 22.04's python3-paho-mqtt is 1.6); faiss-cpu for the
+# anomaly memory bank's HNSW search.
 RUN NUMPY="$(python3 -c 'import numpy; print(numpy.__version__)')" \
  && echo "numpy==${NUMPY}" > /tmp/numpy-constraint.txt \
  && python3 -m pip install --no-cache-dir -c /tmp/numpy-constraint.txt \
-      --extra-index-url "${ORT_INDEX}" onnxruntime-gpu "paho-mqtt>=2"
+      --extra-index-url "${ORT_INDEX}" onnxruntime-gpu "paho-mqtt>=2" faiss-cpu
 
 COPY src /ws/src
 COPY launch /ws/launch

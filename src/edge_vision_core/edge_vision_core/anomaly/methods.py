@@ -140,26 +140,30 @@ class _PatchCoreFitter(MethodFitter):
     def __init__(self, config: Any) -> None:
         self._bank = MemoryBankBuilder(config.max_memory_bank, config.coreset_ratio,
                                        config.coreset_projection_dim, config.seed)
-        self._neighbors = int(config.reweight_neighbors)
+        self._model_args = _model_args(config)
         self._sources = np.empty(0, np.int64)
 
     def add(self, grid: np.ndarray, valid: np.ndarray, source: int) -> None:
         self._bank.add(grid[valid], source)
 
     def build(self) -> PatchCoreModel:
-        model, self._sources = self._bank.build()
-        model.neighbors = self._neighbors
+        model, self._sources = self._bank.build(**self._model_args)
         return model
 
     def without(self, model: MethodModel, sources: Sequence[int],
                 grids: Sequence[np.ndarray]) -> MethodModel:
         """The bank rows that came from other images (slightly conservative: the bank was
         selected with these images in it)."""
-        bank = model.arrays()['memory_bank']
-        rest = ~np.isin(self._sources, list(sources))
-        if len(rest) != len(bank) or not rest.any():
-            return model
-        return PatchCoreModel(bank[rest], self._neighbors)
+        drop = np.isin(self._sources, list(sources))
+        if not isinstance(model, PatchCoreModel) or len(drop) != model.size or drop.all():
+            return model  # not this fit's bank, or nothing would be left: score with it all
+        return model.without_rows(drop)
+
+
+def _model_args(config: Any) -> dict[str, Any]:
+    """The run-time settings of a :class:`PatchCoreModel` from an ``AnomalyConfig``."""
+    return {'neighbors': int(config.reweight_neighbors), 'search': config.search,
+            'ef_search': int(config.search_ef), 'exact_top': int(config.search_exact_top)}
 
 
 class PatchCore(AnomalyMethod):
@@ -178,7 +182,7 @@ class PatchCore(AnomalyMethod):
     def from_arrays(self, arrays: Mapping[str, np.ndarray], dim: int,
                     grid: tuple[int, int], config: Any) -> MethodModel:
         return PatchCoreModel(check_float32(arrays, 'memory_bank', (None, dim)),
-                              int(config.reweight_neighbors))
+                              **_model_args(config))
 
 
 # -- PaDiM ------------------------------------------------------------------------------------
