@@ -381,8 +381,10 @@ class PatchCoreModel:
         scores = self.nearest(flat)
         if self.search == 'hnsw' and self.exact_top > 0:
             k = min(self.exact_top, len(scores))
-            # a pass over the bank costs about the same for a few more queries: each pass
-            # takes the VERIFY_WIDTH * k highest not yet exact, so one is usually enough
+            # a pass over the bank costs about the same for a few more queries: the first pass
+            # takes the VERIFY_WIDTH * k highest not yet exact (on real frames one pass is
+            # usually enough), each further pass twice as many (a few passes at worst, where
+            # many neighbours were missed)
             wide = min(VERIFY_WIDTH * k, len(scores))
             exact = np.zeros(len(scores), bool)
             while True:
@@ -394,6 +396,7 @@ class PatchCoreModel:
                 todo = todo[~exact[todo]]
                 scores[todo] = self.exact_nearest(flat[todo])
                 exact[todo] = True
+                wide = min(2 * wide, len(scores))
         return scores.reshape(h, w)
 
     def arrays(self) -> dict[str, np.ndarray]:
