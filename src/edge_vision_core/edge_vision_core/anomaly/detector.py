@@ -64,6 +64,7 @@ from .features import (
 )
 from .methods import METHODS, MethodModel, check_float32, get_method
 from .model_file import BackboneRef, ModelHeader, load_model_file, save_model_file
+from .patchcore import AUTO_HNSW_ROWS, GREEDY_MAX_ROWS, SEARCH_METHODS
 from .postprocess import (
     ANOMALY_LABELS,
     THRESHOLD_MODES,
@@ -149,7 +150,7 @@ class AnomalyConfig:
         min=0, max=4096, read_only=True))
     coreset_ratio: float = field(default=1.0, metadata=param(
         'PatchCore: fraction of normal patches kept in the memory bank (1 = all; a bank of '
-        'up to 16384 rows is a greedy coreset, a larger one a random sample).',
+        f'up to {GREEDY_MAX_ROWS} rows is a greedy coreset, a larger one a random sample).',
         min=1e-4, max=1.0, read_only=True))
     max_memory_bank: int = field(default=131072, metadata=param(
         'PatchCore: most rows in the memory bank (bounds memory and time per frame; '
@@ -159,8 +160,8 @@ class AnomalyConfig:
     search: str = field(default='auto', metadata=param(
         'PatchCore nearest-neighbour search: exact (BLAS), hnsw (FAISS graph index, needs '
         'faiss-cpu; about 99 % of patches get their exact nearest row) or auto (hnsw for '
-        'banks over 16384 rows where FAISS is installed, else exact).',
-        choices=('auto', 'exact', 'hnsw'), read_only=True))
+        f'banks over {AUTO_HNSW_ROWS} rows where FAISS is installed, else exact).',
+        choices=SEARCH_METHODS, read_only=True))
     search_ef: int = field(default=32, metadata=param(
         'PatchCore hnsw search: candidates kept per query (more = closer to exact, slower).',
         min=1, max=4096, read_only=True))

@@ -34,6 +34,7 @@ bank *without* that image's rows (out-of-fold calibration without refitting).
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 
 import numpy as np
@@ -257,11 +258,9 @@ class PatchCoreModel:
             raise ConfigError(f'row mask of shape {drop.shape} for a bank of {self.size} rows')
         if self.search == 'exact':
             return PatchCoreModel(self.memory_bank[~drop], self.neighbors, 'exact')
-        other = PatchCoreModel.__new__(PatchCoreModel)
-        other.__dict__.update(self.__dict__)
         import faiss
 
-        other._index = self._hnsw_index()
+        other = copy.copy(self)  # the same bank arrays and graph (built in __init__)
         other._excluded = np.flatnonzero(drop).astype(np.int64)
         # both selectors are kept: FAISS's Python objects do not hold the one they wrap
         dropped = faiss.IDSelectorBatch(other._excluded)
