@@ -14,7 +14,8 @@
 
    Configurations (``--configs``): ``default`` (the shipped defaults: EfficientNet-Lite0), the
    round-1 default ``nanodet-r1`` (NanoDet backbone + colour statistics at 320 px), and
-   variations of the default (input size, patch stride, layers, bank size, frame score).
+   variations of the default (input size, patch stride, layers, bank size, frame score;
+   ``no-contrast`` is the default without its local-contrast layer).
 
 2. Nearest-neighbour search (``--nn``): time per frame (1600 patches) to find each patch's
    nearest memory-bank row, per bank size, for NumPy/BLAS brute force (2 and 1 threads), FAISS
@@ -84,6 +85,12 @@ CONFIGS: dict[str, dict] = {
     'input-384': {'input_width': 384, 'input_height': 384},
     'stride4': {'patch_stride': 4},
     'layers-8-16': {'layers': ('stride8', 'stride16')},
+    # the default before local contrast: the CNN stages alone
+    'no-contrast': {'layers': ('stride4', 'stride8', 'stride16')},
+    'contrast16': {'layers': ('stride4', 'stride8', 'stride16', 'contrast16')},
+    'no-background': {'background_quantile': 0.0},
+    # the default before local contrast and the background level (plain patch distances)
+    'plain': {'layers': ('stride4', 'stride8', 'stride16'), 'background_quantile': 0.0},
     'with-colour': {'layers': None},  # filled in main(): the default layers + color8, color16
     # the default before every patch was kept: a greedy coreset of 8192 rows, exact search
     'coreset-8192': {'coreset_ratio': 0.1, 'max_memory_bank': 8192, 'search': 'exact'},

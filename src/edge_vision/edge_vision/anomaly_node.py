@@ -9,8 +9,9 @@ Publishes, every output with the image's header:
   confidence ``score / (score + threshold)`` (0.5 at the threshold, so ``> 0.5`` means
   anomalous) and ``normal`` with one minus it;
 - ``anomaly/heatmap`` (sensor_msgs/Image): per-pixel anomaly at the image's size, ``32FC1``
-  (raw patch distances, comparable to the threshold) or ``mono8`` (0 = normal, 128 = the
-  threshold, 255 = twice it), see ``heatmap_encoding``;
+  (raw patch distances above the frame's background level, comparable to the threshold;
+  negative below that level) or ``mono8`` (0 = normal, 128 = the threshold, 255 = twice it),
+  see ``heatmap_encoding``;
 - ``anomaly/regions`` (vision_msgs/Detection2DArray): connected regions above the threshold as
   boxes in image pixels, ``class_id`` = ``anomaly``, score = their peak confidence.
 

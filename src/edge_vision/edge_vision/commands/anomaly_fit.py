@@ -34,10 +34,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        + f' ({d.method})')
     model.add_argument('--backbone', default=d.backbone,
                        help=f'CNN backbone ({d.backbone}, ImageNet; or nanodet-m-416-backbone, '
-                            f'COCO), a feature manifest .json, or none (colour statistics only)')
+                            f'COCO), a feature manifest .json, or none (built-in layers only)')
     model.add_argument('--layers', default=','.join(d.layers),
                        help='comma-separated feature layers: stride4/8/16 (backbone), '
-                            f'color4/8/16 (colour statistics) ({",".join(d.layers)})')
+                            'contrast4/8/16 (local contrast), color4/8/16 (colour statistics) '
+                            f'({",".join(d.layers)})')
     model.add_argument('--input-size', default='', metavar='WxH',
                        help='model input, multiples of 16 (default: from the first image, '
                             'longer side --max-side)')
@@ -53,6 +54,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f'PatchCore: most memory-bank rows ({d.max_memory_bank})')
     model.add_argument('--coreset-ratio', type=float, default=d.coreset_ratio,
                        help=f'PatchCore: fraction of normal patches kept ({d.coreset_ratio})')
+    model.add_argument('--background', type=float, default=d.background_quantile, metavar='Q',
+                       help='patch scores above this quantile of the frame\'s own, capped at the '
+                            f'normal frames\' level (0 = plain distances) '
+                            f'({d.background_quantile})')
     thr = parser.add_argument_group('threshold')
     thr.add_argument('--false-alarm-rate', type=float, default=None, metavar='R',
                      help=f'calibrate for this fraction of normal frames flagged '
@@ -96,7 +101,8 @@ def config_from_args(args: argparse.Namespace):
         method=args.method, backbone=args.backbone, layers=layers, input_width=width,
         input_height=height, max_input_side=args.max_side, resize=args.resize,
         feature_dim=args.feature_dim, max_memory_bank=args.max_bank,
-        coreset_ratio=args.coreset_ratio, calibration_folds=args.folds,
+        coreset_ratio=args.coreset_ratio, background_quantile=args.background,
+        calibration_folds=args.folds,
         backend=args.backend, device=args.device, threads=args.threads, seed=args.seed, **extra)
 
 

@@ -68,6 +68,7 @@ from .patchcore import AUTO_HNSW_ROWS, GREEDY_MAX_ROWS, SEARCH_METHODS
 from .postprocess import (
     ANOMALY_LABELS,
     THRESHOLD_MODES,
+    background_level,
     border_correction,
     border_rings,
     calibrate_threshold,
@@ -104,7 +105,7 @@ class AnomalyConfig:
     backbone: str = field(default=DEFAULT_BACKBONE, metadata=param(
         f'CNN backbone for the stride* layers: {DEFAULT_BACKBONE} (ImageNet-pretrained, the '
         'default), nanodet-m-416-backbone (COCO, round 1), a feature manifest .json path, or '
-        'none (colour statistics only).', read_only=True))
+        'none (built-in colour statistics and local contrast only).', read_only=True))
     backend: str = field(default='onnxruntime', metadata=param(
         'Inference runtime of the backbone: onnxruntime or openvino.', read_only=True))
     device: str = field(default='auto', metadata=param(
@@ -132,10 +133,12 @@ class AnomalyConfig:
         'the image edge see plausible context instead of the network\'s zero padding.',
         min=0, max=256, unit='px', read_only=True))
     layers: tuple[str, ...] = field(
-        default=('stride4', 'stride8', 'stride16'), metadata=param(
+        default=('stride4', 'stride8', 'stride16', 'contrast8'), metadata=param(
             'Feature layers combined into patch embeddings: backbone stages stride4, stride8, '
-            'stride16 and colour/gradient statistics color4, color8, color16 (measured: the '
-            'colour statistics cost accuracy under brightness changes, stride4 adds PRO).',
+            'stride16, local contrast contrast4, contrast8, contrast16 (each cell\'s Lab '
+            'against its surroundings: faint stains, not exposure) and colour/gradient '
+            'statistics color4, color8, color16 (measured: the colour statistics cost accuracy '
+            'under brightness changes, contrast8 finds faint stains, stride4 adds PRO).',
             read_only=True))
     patch_stride: int = field(default=8, metadata=param(
         'Patch grid stride in model-input pixels (4, 8 or 16; 0 = the finest layer\'s): finer '
@@ -191,6 +194,12 @@ class AnomalyConfig:
         'Rescale each patch position by how much normal images vary there (from the held-out '
         'calibration scores): corners and edges that a small shift or rotation moves stop '
         'deciding the frame score of normal images.', read_only=True))
+    background_quantile: float = field(default=0.9, metadata=param(
+        'Patch scores are measured above the frame\'s own background: this quantile of its '
+        'patch scores, capped at the highest seen on the normal calibration frames (so a '
+        'frame that is anomalous all over still scores high), is subtracted; 0 = off '
+        '(measured: a normal frame that is blurred or noisy all over no longer outscores a '
+        'small defect, +0.007 image AUROC held-out).', min=0.0, max=0.99, read_only=True))
     smoothing_sigma: float = field(default=4.0, metadata=param(
         'Gaussian smoothing of the heatmap, in model-input pixels.', min=0.0, max=64.0,
         unit='px', read_only=True))
@@ -266,11 +275,12 @@ class AnomalyResult:
     """What one frame produced.
 
     Attributes:
-        score: frame anomaly score (max of the smoothed heatmap; the units of the patch
-            distances, comparable only to this model's threshold).
+        score: frame anomaly score (max of the smoothed heatmap, at least 0; the units of the
+            patch distances, comparable only to this model's threshold).
         threshold: the threshold in force.
         is_anomalous: ``score > threshold``.
-        heatmap: (H, W) float32 smoothed patch scores on the input image's pixels.
+        heatmap: (H, W) float32 smoothed patch scores on the input image's pixels, measured
+            above the frame's background level (``background_quantile``; negative below it).
         regions: anomalous regions (boxes in image pixels, ``scores`` = peak confidence,
             ``class_ids`` 0 = ``labels[0]`` = "anomaly").
         timings: stage milliseconds.
@@ -295,7 +305,8 @@ class AnomalyResult:
         """(H, W) uint8 heatmap for display: 0 = score 0, 255 = ``max_value`` and above
         (default: twice the threshold, so the threshold is mid-grey 128)."""
         top = max_value if max_value > 0 else 2.0 * max(self.threshold, 1e-12)
-        return cv2.convertScaleAbs(self.heatmap, alpha=255.0 / top)
+        # below the frame's background (background_quantile) the scores are negative: black
+        return cv2.convertScaleAbs(np.maximum(self.heatmap, 0.0), alpha=255.0 / top)
 
 
 @dataclass(frozen=True)
@@ -566,6 +577,15 @@ class AnomalyDetector:
         if cfg.position_correction:
             position = position_scale(patches, np.logical_and.reduce([k[2] for k in kept]))
             patches = [p * position for p in patches]
+        cap = 0.0
+        if cfg.background_quantile > 0:
+            levels = [background_level(p, k[2], cfg.background_quantile)
+                      for p, k in zip(patches, kept, strict=True)]
+            cap = max(levels)
+            # not clipped at 0: the smoothed map's peak is then exactly the peak above the
+            # background (measured, tuning split: clipping the patches cost 0.005 image AUROC,
+            # clipping the map 0.006 pixel AUROC and 0.011 PRO)
+            patches = [p - level for p, level in zip(patches, levels, strict=True)]
         scores = [_frame_score(held_models[i], k[1], patches[i], k[2], stride, k[3],
                                cfg.smoothing_sigma, cfg.score_top_k)[0]
                   for i, k in enumerate(kept)]
@@ -577,7 +597,7 @@ class AnomalyDetector:
         self._projection = projection
         self._position = position
         self._header = self._make_header(model, stride, scales, correction, threshold, scores,
-                                         count)
+                                         count, cap)
         report = FitReport(count, len(kept), num_patches, model.size, threshold, tuple(scores),
                            extractor.input_size, feature_seconds, fit_seconds)
         _LOG.info('anomaly model fitted on %d frames (%d scored out-of-fold) in %.1f s: %s of '
@@ -680,6 +700,10 @@ class AnomalyDetector:
                 border_rings(valid, len(correction) - 1)]
         if self._position is not None:
             patch = patch * self._position
+        if header.background_quantile > 0:
+            level = min(background_level(patch, valid, header.background_quantile),
+                        header.background_cap)
+            patch = patch - level
         t2 = time.perf_counter()
         frame_score, smoothed = _frame_score(self._model, grid, patch, valid, stride,
                                              features.transform, header.smoothing_sigma,
@@ -724,8 +748,8 @@ class AnomalyDetector:
             ModelError: unreadable/corrupt/forged file, another format version, an invalid
                 header field, arrays of other shapes than the header declares, or a model
                 made for another backbone (naming both; or another backbone file checksum),
-                another version of the colour statistics, or another input size than
-                configured.
+                another version of the built-in colour or contrast layers, or another input
+                size than configured.
         """
         self._check_open()
         header, arrays = load_model_file(path)
@@ -744,7 +768,7 @@ class AnomalyDetector:
                                 backbone_digest=extractor.digest if header.uses_backbone
                                 else None, input_size=extractor.input_size)
         if extractor.color and header.color_features != extractor.color:
-            raise ModelError(f'anomaly model {source} was fitted with colour statistics '
+            raise ModelError(f'anomaly model {source} was fitted with built-in features '
                              f'{header.color_features!r}, this edge_vision_core computes '
                              f'{extractor.color!r}; refit the model (edge-vision anomaly-fit)')
         projection = arrays.pop('projection', None)
@@ -841,7 +865,7 @@ class AnomalyDetector:
 
     def _make_header(self, model: MethodModel, stride: int, scales: list[float],
                      correction: np.ndarray, threshold: float, scores: list[float],
-                     count: int) -> ModelHeader:
+                     count: int, background_cap: float) -> ModelHeader:
         from .. import __version__
 
         cfg = self.config
@@ -865,6 +889,8 @@ class AnomalyDetector:
             smoothing_sigma=cfg.smoothing_sigma,
             score_top_k=cfg.score_top_k,
             reweight_neighbors=cfg.reweight_neighbors,
+            background_quantile=float(cfg.background_quantile),
+            background_cap=float(background_cap),
             threshold=float(threshold),
             calibration={
                 'mode': cfg.threshold_mode, 'false_alarm_rate': cfg.false_alarm_rate,
@@ -894,6 +920,7 @@ def _frame_score(model: MethodModel, grid: np.ndarray, patch: np.ndarray, valid:
     flat = smoothed.ravel()
     k = min(int(top_k), flat.size)
     top = float(flat.max()) if k <= 1 else float(np.partition(flat, flat.size - k)[-k:].mean())
+    top = max(top, 0.0)  # measured above the frame's background, the map can be negative
     masked = np.where(valid, patch, -np.inf)
     cell = np.unravel_index(int(np.argmax(masked)), patch.shape)
     return top * model.frame_weight(grid, (int(cell[0]), int(cell[1]))), smoothed

@@ -10,7 +10,8 @@ Layout (NumPy ``.npz``, read with ``allow_pickle=False``; nothing in it is ever 
   ``method``                a name of :data:`~.methods.METHODS` (``patchcore``, ``padim``)
   ``backbone``              ``{"id": ..., "digest": ...}``: the CNN backbone and the SHA-256 of
                             its model file (``{"id": "none", "digest": ""}`` without one)
-  ``color_features``        version of the colour statistics used (``''`` = none)
+  ``color_features``        versions of the built-in layers used, joined by ``+`` (colour
+                            statistics, local contrast; ``''`` = none)
   ``input_size``            ``[width, height]`` of the model input (multiples of 16)
   ``resize``                ``letterbox`` or ``stretch``
   ``context_margin``        mirrored border around the input, pixels
@@ -25,6 +26,9 @@ Layout (NumPy ``.npz``, read with ``allow_pickle=False``; nothing in it is ever 
   ``smoothing_sigma``       heatmap smoothing (model-input pixels) the threshold assumes
   ``score_top_k``           the frame score is the mean of this many top heatmap pixels
   ``reweight_neighbors``    PatchCore's frame-score reweighting (0 = off)
+  ``background_quantile``   patch scores are measured above this quantile of the frame's own
+                            patch scores (0 = off, as in a model without the field) ...
+  ``background_cap``        ... capped at the highest such quantile of the calibration frames
   ``threshold``             the calibrated frame-score threshold
   ``calibration``           how it was calibrated (mode, parameters, number of frames, scores)
   ``fit``, ``created``      fitting settings; UTC time, edge_vision_core version, frames used
@@ -98,13 +102,15 @@ def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
     return check
 
 
-def _number(low: float = -math.inf) -> Callable[[Any], float]:
+def _number(low: float = -math.inf, below: float = math.inf) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
             raise _InvalidValueError(f'must be a finite number, got {value!r}')
         if value < low:
             raise _InvalidValueError(f'must be >= {low}, got {value}')
+        if value >= below:
+            raise _InvalidValueError(f'must be < {below}, got {value}')
         return float(value)
     return check
 
@@ -187,6 +193,8 @@ class ModelHeader:
     position_correction: bool = False
     score_top_k: int = 1
     reweight_neighbors: int = 0
+    background_quantile: float = 0.0
+    background_cap: float = 0.0
     calibration: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
     created: dict[str, Any] = field(default_factory=dict)
@@ -307,6 +315,8 @@ _HEADER_FIELDS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     'position_correction': (_boolean, False),
     'score_top_k': (_integer(1, 1 << 20), False),
     'reweight_neighbors': (_integer(0, 1024), False),
+    'background_quantile': (_number(0.0, 1.0), False),
+    'background_cap': (_number(0.0), False),
     'calibration': (_mapping, False),
     'fit': (_mapping, False),
     'created': (_mapping, False),

@@ -15,6 +15,10 @@ Pure functions (NumPy/OpenCV):
   their ``quantile`` or the score a Gumbel (extreme-value) fit expects to be exceeded with the
   target ``false_alarm_rate`` (frame scores are maxima over many patches, and the Gumbel fit
   extrapolates beyond the few calibration images a robot usually has).
+- :func:`background_level`: a quantile of one frame's own patch scores. The detector subtracts
+  it (capped at the highest level of the normal calibration frames) before the map is made, so
+  a frame that is a little blurred, noisy or different all over does not outscore a small
+  defect, while a frame that is anomalous all over keeps a high score (its level is capped).
 - :func:`confidence`: ``score / (score + threshold)``, a monotone map to [0, 1) that is 0.5 at
   the threshold (what ``Detections.scores`` and a ``vision_msgs`` hypothesis carry).
 """
@@ -37,6 +41,7 @@ __all__ = [
     'border_rings',
     'ANOMALY_LABELS',
     'THRESHOLD_MODES',
+    'background_level',
     'calibrate_threshold',
     'confidence',
     'find_regions',
@@ -110,6 +115,20 @@ def border_correction(patch_scores: Sequence[np.ndarray], rings: Sequence[np.nda
     factors[ok] = np.clip(interior / means[ok], 0.25, 1.0)
     factors[num_rings] = 1.0
     return factors.astype(np.float32)
+
+
+def background_level(patch_scores: np.ndarray, valid: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of one frame's patch scores on its valid cells (0 without any).
+
+    Args:
+        patch_scores: (h, w) patch scores of one frame.
+        valid: (h, w) bool cells on the image (letterbox padding excluded).
+        quantile: in [0, 1).
+    """
+    values = patch_scores[valid] if valid.shape == patch_scores.shape else patch_scores.ravel()
+    if values.size == 0:
+        return 0.0
+    return float(np.quantile(values, quantile))
 
 
 def position_scale(patch_scores: Sequence[np.ndarray], valid: np.ndarray,

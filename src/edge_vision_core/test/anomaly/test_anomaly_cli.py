@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from edge_vision_core.anomaly import load_model_file
+
 cli = pytest.importorskip('edge_vision.cli')
 
 
@@ -29,12 +31,15 @@ def test_fit_then_evaluate_with_the_model_file(small_bench, tmp_path, capsys):
 def test_evaluate_every_category_with_fitting(small_bench, tmp_path, capsys):
     heat = tmp_path / 'heat'
     assert cli.main(['eval-anomaly', '--data', str(small_bench), '--fit', '--backbone', 'none',
-                     '--layers', 'color8,color16', '--input-size', '128x128',
+                     '--layers', 'color8,contrast8', '--background', '0.5',
+                     '--input-size', '128x128',
                      '--heatmaps', str(heat), '--save-models', str(tmp_path)]) == 0
     table = capsys.readouterr().out
     for text in ('image AUROC', 'pixel AUROC', 'brick', 'coffee', 'ALL', 'MEAN', 'hole'):
         assert text in table
     assert (tmp_path / 'brick.npz').is_file() and (tmp_path / 'coffee.npz').is_file()
+    header, _ = load_model_file(tmp_path / 'brick.npz')
+    assert header.layers == ('color8', 'contrast8') and header.background_quantile == 0.5
     assert len(list((heat / 'coffee').rglob('*.png'))) == 15
 
 

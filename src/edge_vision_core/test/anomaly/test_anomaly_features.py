@@ -14,6 +14,7 @@ import skimage.data
 from edge_vision_core import ConfigError, ModelError
 from edge_vision_core.anomaly.features import (
     COLOR_LAYERS,
+    CONTRAST_LAYERS,
     DEFAULT_BACKBONE,
     FeatureExtractor,
     FeatureManifest,
@@ -114,8 +115,49 @@ def test_colour_statistics_of_a_flat_and_a_striped_image():
     assert m[8].mean() > 50  # L varies inside the cells
 
 
+def _exposure(image: np.ndarray, gain: float, offset: float, slope: float) -> np.ndarray:
+    """The same view under other exposure: gain, offset and a left-right illumination ramp."""
+    ramp = np.linspace(-slope / 2, slope / 2, image.shape[1], dtype=np.float32)
+    out = image.astype(np.float32) * gain + offset + ramp[None, :, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def test_local_contrast_sees_a_faint_stain_and_not_the_exposure():
+    """A blob 25 % of the way to black (radius 10 px) on a real texture moves the contrast of
+    its cells far more than a 10 % gain, an offset of 8 and a ramp of 12 grey levels move any
+    cell; the colour statistics' mean L moves more under that exposure change than under the
+    stain."""
+    texture = cv2.cvtColor(skimage.data.gravel()[:256, :256], cv2.COLOR_GRAY2BGR)
+    yy, xx = np.mgrid[0:256, 0:256]
+    alpha = 0.25 * np.exp(-((xx - 160) ** 2 + (yy - 96) ** 2) / (2 * 7.0 ** 2))
+    stained = np.round(texture * (1 - alpha[..., None])).astype(np.uint8)
+    brighter = _exposure(texture, 1.1, 8.0, 12.0)
+    with FeatureExtractor((256, 256), ['contrast8', 'color8']) as extractor:
+        assert extractor.color == 'color-gradient/2+local-contrast/1'
+        base, stain, light = (extractor.extract(x).maps for x in (texture, stained, brighter))
+    assert base['contrast8'].shape == (3, 32, 32)
+    by_stain = np.abs(stain['contrast8'][0] - base['contrast8'][0])
+    by_light = np.abs(light['contrast8'][0] - base['contrast8'][0])
+    cy, cx = np.unravel_index(np.argmax(by_stain), by_stain.shape)
+    assert abs(cy - 96 // 8) <= 1 and abs(cx - 160 // 8) <= 1  # the stain's own cells
+    assert by_stain.max() > 3 * by_light.max()
+    mean_l = (np.abs(stain['color8'][0] - base['color8'][0]).max(),
+              np.abs(light['color8'][0] - base['color8'][0]).max())
+    assert mean_l[1] > mean_l[0]  # absolute statistics: exposure outweighs the stain
+
+
+def test_local_contrast_of_a_flat_image_is_zero_at_every_stride():
+    flat = np.full((64, 96, 3), (30, 120, 200), np.uint8)
+    with FeatureExtractor((96, 64), list(CONTRAST_LAYERS)) as extractor:
+        assert extractor.id == 'none' and extractor.color == 'local-contrast/1'
+        maps = extractor.extract(flat).maps
+    for name, stride in CONTRAST_LAYERS.items():
+        assert maps[name].shape == (3, 64 // stride, 96 // stride)
+        assert np.abs(maps[name]).max() < 1e-4
+
+
 def test_letterbox_and_margin_keep_the_image_geometry(image):
-    with FeatureExtractor((320, 320), ['color8'], margin=32) as extractor:
+    with FeatureExtractor((320, 320), ['color8', 'contrast8'], margin=32) as extractor:
         boxed, transform = extractor.prepare(image)
         features = extractor.extract(image)
     assert boxed.shape == (320 + 64, 320 + 64, 3)
@@ -125,6 +167,7 @@ def test_letterbox_and_margin_keep_the_image_geometry(image):
     np.testing.assert_array_equal(inner, cv2.resize(image, (320, 240)))
     np.testing.assert_array_equal(boxed[32 + 39], boxed[32 + 41])
     assert features.maps['color8'].shape == (11, 40, 40)
+    assert features.maps['contrast8'].shape == (3, 40, 40)
 
 
 @pytest.mark.parametrize('kwargs, error, message', [

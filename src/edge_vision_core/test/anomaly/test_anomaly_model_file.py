@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,12 +130,21 @@ def test_models_made_for_something_else_or_malformed_are_refused(saved, tmp_path
     assert 'x.npz' in str(info.value)
 
 
-def test_colour_statistics_of_another_version_are_refused(small_bench, tmp_path, fast):
-    with AnomalyDetector(fast, backbone='none', layers=('color8',)) as det:
+@pytest.mark.parametrize('layers, stored, old', [
+    (('color8',), 'color-gradient/2', 'color-gradient/0'),
+    (('color8', 'contrast8'), 'color-gradient/2+local-contrast/1',
+     'color-gradient/2+local-contrast/0'),
+    (('contrast8',), 'local-contrast/1', 'color-gradient/2'),
+])
+def test_built_in_layers_of_another_version_are_refused(small_bench, tmp_path, fast, layers,
+                                                        stored, old):
+    with AnomalyDetector(fast, backbone='none', layers=layers) as det:
         det.fit(small_bench / 'brick' / 'train' / 'good')
-        path = det.save(tmp_path / 'colour.npz')
-    bad = rewrite(path, tmp_path / 'old.npz', {'color_features': 'color-gradient/0'})
-    with pytest.raises(ModelError, match='colour statistics.*refit'):
+        path = det.save(tmp_path / 'builtin.npz')
+    assert raw_header(path)[0]['color_features'] == stored
+    AnomalyDetector.from_file(path).close()  # its own version loads
+    bad = rewrite(path, tmp_path / 'old.npz', {'color_features': old})
+    with pytest.raises(ModelError, match=re.escape(f'built-in features {old!r}') + '.*refit'):
         AnomalyDetector.from_file(bad)
 
 
