@@ -199,7 +199,8 @@ class AnomalyConfig:
         'patch scores, capped at the highest seen on the normal calibration frames (so a '
         'frame that is anomalous all over still scores high), is subtracted; 0 = off '
         '(measured: a normal frame that is blurred or noisy all over no longer outscores a '
-        'small defect, +0.007 image AUROC held-out).', min=0.0, max=0.99, read_only=True))
+        'small defect: +0.014 image AUROC on the tuning split, +0.006 held-out).', min=0.0,
+        max=0.99, read_only=True))
     smoothing_sigma: float = field(default=4.0, metadata=param(
         'Gaussian smoothing of the heatmap, in model-input pixels.', min=0.0, max=64.0,
         unit='px', read_only=True))
