@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
+import sys
+import threading
 from collections.abc import Iterable
 
-__all__ = ['FieldDefault', 'given']
+__all__ = ['FieldDefault', 'StopSignals', 'given']
 
 
 class FieldDefault:
@@ -43,3 +46,35 @@ def given(args: argparse.Namespace, names: Iterable[str] | dict[str, str]) -> di
     mapping = names if isinstance(names, dict) else {name: name for name in names}
     return {field: getattr(args, arg) for arg, field in mapping.items()
             if not isinstance(getattr(args, arg), FieldDefault)}
+
+
+class StopSignals:
+    """The first SIGINT/SIGTERM asks a long-running command to stop (it finishes cleanly:
+    ``requested`` names the signal); a second SIGINT aborts (KeyboardInterrupt). Handlers are
+    installed explicitly, so SIGINT works even where it was inherited as ignored (a job started
+    in the background by a non-interactive shell), and restored on exit.
+
+    Args:
+        doing: what the command does once asked, for the message (``stopping and ...``).
+    """
+
+    def __init__(self, doing: str = 'stopping') -> None:
+        self.requested = ''
+        self._doing = doing
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        sys.stderr.write(f'\n{self.requested}: {self._doing} (Ctrl-C again to abort)\n')
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

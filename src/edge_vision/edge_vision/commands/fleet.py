@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from . import StopSignals
+
 HELP = 'live table of the devices on an MQTT broker; events to JSON lines; send commands'
 
 
@@ -136,11 +138,12 @@ def run(args: argparse.Namespace) -> int:
     link.start()
     end = time.monotonic() + args.duration if args.duration > 0 else float('inf')
     try:
-        if table:
-            _live_table(state, lock, link, end)
-        else:
-            while time.monotonic() < end:
-                time.sleep(0.2)
+        with StopSignals('disconnecting') as stop:
+            if table:
+                _live_table(state, lock, link, end, stop)
+            else:
+                while time.monotonic() < end and not stop.requested:
+                    time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
@@ -166,7 +169,8 @@ def _read_lines(lines: object) -> object:
             continue
 
 
-def _live_table(state: object, lock: threading.Lock, link: object, end: float) -> None:
+def _live_table(state: object, lock: threading.Lock, link: object, end: float,
+                stop: StopSignals) -> None:
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -191,7 +195,7 @@ def _live_table(state: object, lock: threading.Lock, link: object, end: float) -
         return table
 
     with Live(render(), console=Console(), refresh_per_second=2) as live:
-        while time.monotonic() < end:
+        while time.monotonic() < end and not stop.requested:
             time.sleep(0.5)
             live.update(render())
 

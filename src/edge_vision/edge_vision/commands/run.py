@@ -42,14 +42,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from ..stages import select_stages
-from . import FieldDefault, given
+from . import FieldDefault, StopSignals, given
 
 HELP = 'run the full pipeline on the bundled clip (or --source) and report per-stage timing'
 #: the arguments whose defaults are DetectorOptions' (one place for them)
@@ -154,32 +152,6 @@ def _progress(done: int, total: int, fps: float, final: bool = False) -> None:
         text = f'\r{done} frames  {fps:5.1f} fps'
     sys.stderr.write(text + ('\n' if final else ''))
     sys.stderr.flush()
-
-
-class _Stop:
-    """The first SIGINT/SIGTERM asks the run to stop (it finishes and writes its report); a
-    second SIGINT aborts (KeyboardInterrupt). Handlers are restored on exit."""
-
-    def __init__(self) -> None:
-        self.requested = ''
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-        sys.stderr.write(f'\n{self.requested}: stopping and writing the report '
-                         f'(Ctrl-C again to abort)\n')
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -349,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'edge-vision run: {sources} -> {args.out}/ '
               f'({"every frame" if lossless else "newest frame"}; stages: '
               f'{" -> ".join(stages)})')
-        with _Stop() as stop:
+        with StopSignals('stopping and writing the report') as stop:
             cpu_start = time.process_time()
             elapsed = _spin(comp, chains, args, total, stop)
             cpu = time.process_time() - cpu_start
@@ -437,7 +409,7 @@ def _trailing(recorder, args: argparse.Namespace) -> bool:
 
 
 def _spin(comp, chains: list[tuple[str, dict]], args: argparse.Namespace, total: int,
-          stop: _Stop) -> float:
+          stop: StopSignals) -> float:
     """Spin until every camera is done, a limit is reached or a stop is asked; the seconds."""
     start = time.monotonic()
     last_progress = 0.0
