@@ -100,6 +100,11 @@ def _log(level: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.send:
         return _send(args)
+    with StopSignals('disconnecting') as stop:  # first: no signal is missed once files open
+        return _watch(args, stop)
+
+
+def _watch(args: argparse.Namespace, stop: StopSignals) -> int:
     from edge_vision_core.mqtt import FleetState, MqttLink
     from edge_vision_core.mqtt.schema import Topics
 
@@ -138,12 +143,11 @@ def run(args: argparse.Namespace) -> int:
     link.start()
     end = time.monotonic() + args.duration if args.duration > 0 else float('inf')
     try:
-        with StopSignals('disconnecting') as stop:
-            if table:
-                _live_table(state, lock, link, end, stop)
-            else:
-                while time.monotonic() < end and not stop.requested:
-                    time.sleep(0.2)
+        if table:
+            _live_table(state, lock, link, end, stop)
+        else:
+            while time.monotonic() < end and not stop.requested:
+                time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
