@@ -4,7 +4,7 @@ Layout (NumPy ``.npz``, read with ``allow_pickle=False``; nothing in it is ever 
 
 - ``header``: uint8 array holding UTF-8 JSON, the fields of :class:`ModelHeader` plus
   ``format`` (``"edge_vision.anomaly"``) and ``format_version`` (:data:`FORMAT_VERSION`; an
-  incompatible change increments it):
+  incompatible change increments it; :data:`READABLE_VERSIONS` are read):
 
   ========================  ===================================================================
   ``method``                a name of :data:`~.methods.METHODS` (``patchcore``, ``padim``)
@@ -64,12 +64,17 @@ import numpy as np
 from ..errors import ModelError
 from ..io.files import atomic_write
 
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'BackboneRef', 'ModelHeader', 'load_model_file',
-           'save_model_file']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'BackboneRef', 'ModelHeader',
+           'load_model_file', 'save_model_file']
 
 FORMAT = 'edge_vision.anomaly'
 #: 2: typed header (score_top_k, reweight_neighbors added), EfficientNet-Lite0 default backbone.
-FORMAT_VERSION = 2
+#: 3: background_quantile/background_cap (scores above the frame's background level): an older
+#: reader that ignored them would compare plain distances with a threshold calibrated above the
+#: background, so it must refuse the file instead.
+FORMAT_VERSION = 3
+#: versions this code reads (a version-2 file has no background level: plain distances).
+READABLE_VERSIONS = (2, 3)
 _REFIT = 'refit the model (edge-vision anomaly-fit)'
 
 
@@ -407,13 +412,16 @@ def load_model_file(path: str | Path) -> tuple[ModelHeader, dict[str, np.ndarray
                          f'{raw.get("format") if isinstance(raw, dict) else None!r}, '
                          f'expected {FORMAT!r})')
     version = raw.get('format_version')
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ', '.join(str(v) for v in READABLE_VERSIONS)
         raise ModelError(f'anomaly model {path} has format version {version}, this '
-                         f'edge_vision_core reads version {FORMAT_VERSION}; refit the model '
+                         f'edge_vision_core reads versions {readable}; refit the model '
                          f'with this version (edge-vision anomaly-fit) or use the edge_vision '
                          f'release that wrote it')
-    header = ModelHeader.from_json(
-        {k: v for k, v in raw.items() if k not in ('format', 'format_version')}, str(path))
+    # a version-2 model scores plain distances, whatever its header says
+    skip = {'format', 'format_version'} | (
+        {'background_quantile', 'background_cap'} if version == 2 else set())
+    header = ModelHeader.from_json({k: v for k, v in raw.items() if k not in skip}, str(path))
     from .methods import get_method
 
     missing = [a for a in get_method(header.method).array_names if a not in arrays]

@@ -73,3 +73,4 @@ def test_a_normal_frame_changed_all_over_counts_less_than_a_local_defect(make_de
         det.fit(small_bench / 'brick' / 'train' / 'good')
         margins[quantile] = (det.score(defect).score - det.score(blurred).score) / det.threshold
     assert margins[0.9] > margins[0.0], margins
+

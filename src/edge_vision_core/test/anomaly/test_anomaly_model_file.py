@@ -257,3 +257,20 @@ def test_nothing_to_save(tmp_path, fast):
         with pytest.raises(ModelError, match='nothing to save'):
             det.save(tmp_path / 'x.npz')
     assert not (tmp_path / 'x.npz').exists()
+
+
+def test_a_version_2_model_file_scores_plain_distances(small_bench, read_folder, make_detector,
+                                                       tmp_path):
+    """Version 2 had no background level: such a file (here one fitted without it, its version
+    set back to 2 and stray background fields added) loads and scores plain distances, as the
+    release that wrote it did; version 3 exists so that such a release refuses new files."""
+    det = make_detector(background_quantile=0.0)
+    det.fit(small_bench / 'brick' / 'train' / 'good')
+    path = det.save(tmp_path / 'plain.npz')
+    assert raw_header(path)[0]['format_version'] == 3
+    old = rewrite(path, tmp_path / 'v2.npz', {'format_version': 2, 'background_quantile': 0.9,
+                                              'background_cap': 0.5})
+    image = read_folder(small_bench / 'brick' / 'test' / 'hole')[0]
+    with AnomalyDetector.from_file(old) as loaded:
+        assert loaded.model_info.background_quantile == 0.0
+        assert loaded.score(image).score == pytest.approx(det.score(image).score, rel=1e-5)
