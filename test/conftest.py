@@ -60,6 +60,24 @@ def spin_until() -> Callable[..., bool]:
     return _spin
 
 
+@pytest.fixture
+def call_service(spin_until) -> Callable[..., object]:
+    """``call_service(executor, client, request, attempts=3, timeout=10)``: the response of
+    an idempotent service call, asked again when no answer came: a response can be lost when
+    the server has not yet matched the client's response reader, although wait_for_service
+    returned (seen with the Jazzy wheels' Fast DDS 2.14). None after every attempt."""
+
+    def _call(executor, client, request, attempts: int = 3, timeout: float = 10.0):
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if spin_until(executor, future.done, timeout):
+                return future.result()
+            client.remove_pending_request(future)
+        return None
+
+    return _call
+
+
 class NodeProcess:
     """A node executable in its own process (what ``ros2 run`` does), stopped with SIGINT."""
 
