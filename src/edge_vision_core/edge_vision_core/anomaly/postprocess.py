@@ -125,7 +125,7 @@ def background_level(patch_scores: np.ndarray, valid: np.ndarray, quantile: floa
         valid: (h, w) bool cells on the image (letterbox padding excluded).
         quantile: in [0, 1).
     """
-    values = patch_scores[valid] if valid.shape == patch_scores.shape else patch_scores.ravel()
+    values = patch_scores[valid]
     if values.size == 0:
         return 0.0
     return float(np.quantile(values, quantile))
