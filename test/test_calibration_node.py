@@ -86,7 +86,8 @@ def test_every_node_keeps_its_parameter_and_lifecycle_services(ros_context, modu
         node.destroy_node()
 
 
-def test_calibration_node_parameters_and_lifecycle_over_dds(node_process, ros_context):
+def test_calibration_node_parameters_and_lifecycle_over_dds(node_process, ros_context,
+                                                             call_service):
     import rclpy
     from lifecycle_msgs.srv import GetState
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -102,9 +103,8 @@ def test_calibration_node_parameters_and_lifecycle_over_dds(node_process, ros_co
     def call(srv_type, name, request):
         client = node.create_client(srv_type, f'{ns}/calibration_node/{name}')
         assert client.wait_for_service(timeout_sec=30), cal.output()
-        future = client.call_async(request)
-        executor.spin_until_future_complete(future, timeout_sec=20)
-        return future.result()
+        # parameter sets and state reads: asked again if the answer is lost (call_service)
+        return call_service(executor, client, request)
 
     value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.5)
     result = call(SetParameters, 'set_parameters', SetParameters.Request(

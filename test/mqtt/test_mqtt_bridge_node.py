@@ -203,19 +203,19 @@ def test_refused_settings_are_reported_and_the_node_stays_up(mqtt_broker, secret
     assert "u'testdev'" not in broker.log()  # none of them got in
 
 
-def _parameter(executor, client, name: str) -> object:
+def _parameter(call_service, executor, client, name: str) -> object:
     """A parameter of /cmdtest/tracker_node, read through its GetParameters service."""
     from rcl_interfaces.srv import GetParameters
 
     assert client.wait_for_service(timeout_sec=30.0)
-    future = client.call_async(GetParameters.Request(names=[name]))
-    executor.spin_until_future_complete(future, timeout_sec=10.0)
-    value = future.result().values[0]
+    answer = call_service(executor, client, GetParameters.Request(names=[name]))
+    assert answer is not None, f'no answer to GetParameters({name})'
+    value = answer.values[0]
     return {2: value.integer_value, 3: value.double_value}.get(value.type)
 
 
 def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_process,
-                                                   ros_context, tmp_path):
+                                                   ros_context, tmp_path, call_service):
     import rclpy
     from rcl_interfaces.srv import GetParameters
     from rclpy.executors import SingleThreadedExecutor
@@ -256,7 +256,8 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         assert send(command('ping', {}, 'p1'), 'p1')['ok']
         reply = send(command('set_parameter', high(0.42), 's1'), 's1')
         assert reply['ok'], reply
-        assert _parameter(executor, params, 'high_threshold') == pytest.approx(0.42)
+        assert _parameter(call_service, executor, params,
+                          'high_threshold') == pytest.approx(0.42)
         refused = {
             'forged': send(command('set_parameter', high(0.11), 'f1', key=b'x' * 32), 'f1'),
             'not_allowed': send(command('set_parameter', {
@@ -272,8 +273,9 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
         assert 'malformed command' in garbage['error']
         assert not any(r['ok'] for r in refused.values())
         # nothing executed: the values are what the one accepted command set
-        assert _parameter(executor, params, 'high_threshold') == pytest.approx(0.42)
-        assert _parameter(executor, params, 'min_hits') == 2
+        assert _parameter(call_service, executor, params,
+                          'high_threshold') == pytest.approx(0.42)
+        assert _parameter(call_service, executor, params, 'min_hits') == 2
         # learning normal appearance, started and stopped remotely through the anomaly node
         learn = send(command('learn_normal', {}, 'l1'), 'l1')
         assert learn['ok'] and 'next 30 frames' in learn['result']['message'], learn
