@@ -78,6 +78,40 @@ def call_service(spin_until) -> Callable[..., object]:
     return _call
 
 
+#: the state each lifecycle transition ends in (lifecycle_msgs' primary state labels)
+_TRANSITION_GOALS = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
+                     'cleanup': 'unconfigured', 'shutdown': 'finalized'}
+
+
+@pytest.fixture
+def change_state(spin_until, call_service) -> Callable[..., bool]:
+    """``change_state(executor, node, node_name, label, timeout=20)``: drive a lifecycle
+    transition (``configure``, ``activate``...) through ``node_name/change_state``, as ``ros2
+    lifecycle set`` does; whether it succeeded. A transition is not idempotent, so it is asked
+    once; when its answer is lost (call_service), the node's state says whether it happened."""
+
+    def _change(executor, node, node_name: str, label: str, timeout: float = 20.0) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        client = node.create_client(ChangeState, f'{node_name}/change_state')
+        state = node.create_client(GetState, f'{node_name}/get_state')
+        try:
+            assert client.wait_for_service(timeout_sec=30), f'no {node_name}/change_state'
+            future = client.call_async(ChangeState.Request(
+                transition=Transition(id=getattr(Transition, f'TRANSITION_{label.upper()}'))))
+            if spin_until(executor, future.done, timeout):
+                return future.result().success
+            client.remove_pending_request(future)
+            answer = call_service(executor, state, GetState.Request())
+            return answer is not None and answer.current_state.label == _TRANSITION_GOALS[label]
+        finally:
+            node.destroy_client(client)
+            node.destroy_client(state)
+
+    return _change
+
+
 class NodeProcess:
     """A node executable in its own process (what ``ros2 run`` does), stopped with SIGINT."""
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ros
 class Listener:
     """Subscribes to a camera namespace from the test process."""
 
-    def __init__(self, context, namespace: str) -> None:
+    def __init__(self, context, namespace: str, change_state=None) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -41,6 +41,7 @@ class Listener:
                                  self.compressed.append, qos_profile_sensor_data)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
+        self._change_state = change_state  # conftest's change_state fixture
 
     def subscribe_compressed(self) -> None:
         self.node.create_subscription(*self._compressed_args)
@@ -59,19 +60,7 @@ class Listener:
     def transition(self, node_name: str, label: str) -> bool:
         """Drive a lifecycle transition (``configure``, ``activate``...) through the node's
         ``change_state`` service, as ``ros2 lifecycle set`` does."""
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-
-        ids = {'configure': Transition.TRANSITION_CONFIGURE,
-               'activate': Transition.TRANSITION_ACTIVATE,
-               'deactivate': Transition.TRANSITION_DEACTIVATE,
-               'cleanup': Transition.TRANSITION_CLEANUP}
-        client = self.node.create_client(ChangeState, f'{node_name}/change_state')
-        assert client.wait_for_service(timeout_sec=20)
-        future = client.call_async(ChangeState.Request(transition=Transition(id=ids[label])))
-        assert self.spin_until(future.done, 20)
-        self.node.destroy_client(client)
-        return future.result().success
+        return self._change_state(self.executor, self.node, node_name, label)
 
     def diagnostic_values(self, node_name: str) -> dict[str, str]:
         for array in reversed(self.diagnostics):
@@ -87,11 +76,11 @@ class Listener:
 
 
 @pytest.fixture
-def listener(ros_context):
+def listener(ros_context, change_state):
     created = []
 
     def _make(namespace: str) -> Listener:
-        created.append(Listener(ros_context, namespace))
+        created.append(Listener(ros_context, namespace, change_state))
         return created[-1]
 
     yield _make

@@ -245,12 +245,11 @@ def test_a_parameter_change_during_a_slow_detect_lands_between_frames(ros_contex
 
 
 def test_read_only_parameters_can_be_fixed_while_unconfigured(node_process, ros_context,
-                                                              spin_until, call_service):
+                                                              spin_until, call_service,
+                                                              change_state):
     """After a failed configure the log's advice works: set the read-only `model` over DDS,
     then configure and activate through the lifecycle service."""
     import rclpy
-    from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState
     from rcl_interfaces.srv import SetParameters
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -267,26 +266,21 @@ def test_read_only_parameters_can_be_fixed_while_unconfigured(node_process, ros_
     labels = []
     node.create_subscription(LabelInfo, f'{ns}/label_info', labels.append, latched_qos())
     set_params = node.create_client(SetParameters, f'{ns}/inference_node/set_parameters')
-    change = node.create_client(ChangeState, f'{ns}/inference_node/change_state')
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
 
     def call(client, request):
         assert client.wait_for_service(timeout_sec=30), proc.output()
-        if client is set_params:  # idempotent: asked again if the answer is lost
-            answer = call_service(executor, client, request, timeout=30)
-            assert answer is not None, proc.output()
-            return answer
-        future = client.call_async(request)  # a transition: asked once
-        assert spin_until(executor, future.done, 60), proc.output()
-        return future.result()
+        answer = call_service(executor, client, request, timeout=30)  # asked again if lost
+        assert answer is not None, proc.output()
+        return answer
 
     result = call(set_params, SetParameters.Request(
         parameters=[Parameter('model', value='nanodet-m-416').to_parameter_msg()]))
     assert result.results[0].successful, result.results[0].reason
-    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
-        assert call(change, ChangeState.Request(
-            transition=Transition(id=transition))).success, proc.output()
+    for transition in ('configure', 'activate'):
+        assert change_state(executor, node, f'{ns}/inference_node', transition, 60), \
+            proc.output()
     assert spin_until(executor, lambda: bool(labels), 30), proc.output()
     assert len(labels[-1].class_map) == 80
     # configured again: read-only parameters are locked while the model is in use
