@@ -530,6 +530,7 @@ class Fuzzer:
         self.status: dict[str, str] = {}
         self.level = 0
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
+        self._clients: dict[tuple[type, str], Any] = {}
 
     @staticmethod
     def _keep(store: list) -> Callable[[Any], None]:
@@ -579,15 +580,28 @@ class Fuzzer:
 
     def call(self, proc: Any, srv_type: type, name: str, request: Any,
              timeout: float = CHUNK_TIMEOUT) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not self.wait(proc, client.service_is_ready, timeout):
-                return None
+        """The response, or None when none came. One client per service for the fuzzer's
+        life: a client made for each call is where the Jazzy wheels' Fast DDS 2.14 loses
+        responses (sent before the server matched the new client's response reader); an
+        idempotent request (parameters, states, a calibration) whose answer is lost is asked
+        once more."""
+        from lifecycle_msgs.srv import GetState
+        from rcl_interfaces.srv import ListParameters, SetParameters
+        from sensor_msgs.srv import SetCameraInfo
+
+        key = (srv_type, name)
+        if key not in self._clients:
+            self._clients[key] = self.node.create_client(srv_type, name)
+        client = self._clients[key]
+        if not self.wait(proc, client.service_is_ready, timeout):
+            return None
+        idempotent = srv_type in (GetState, ListParameters, SetParameters, SetCameraInfo)
+        for _ in range(2 if idempotent else 1):
             future = client.call_async(request)
-            self.wait(proc, future.done, timeout)
-            return future.result() if future.done() else None
-        finally:
-            self.node.destroy_client(client)
+            if self.wait(proc, future.done, timeout):
+                return future.result()
+            client.remove_pending_request(future)
+        return None
 
     def close(self) -> None:
         self.executor.shutdown()
