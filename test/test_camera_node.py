@@ -355,7 +355,8 @@ def test_folder_emptied_and_refilled_with_new_names(node_process, listener, tmp_
     sub.images.clear()
     assert sub.spin_until(lambda: _levels(sub.images) >= {200, 201}, 20), node.output()
     assert sub.spin_until(lambda: _state(sub, name) == 'streaming', 5)
-    assert node.alive() and node.stop() == 0
+    assert node.alive(), node.output()
+    assert node.stop() == 0, node.output()
 
 
 def test_video_truncated_while_streaming_is_reported_and_resumes(node_process, listener,
@@ -379,7 +380,8 @@ def test_video_truncated_while_streaming_is_reported_and_resumes(node_process, l
     sub.images.clear()
     assert sub.spin_until(lambda: max(_levels(sub.images), default=0) > 150, 30), \
         node.output()  # frames far past the cut: the whole file plays again
-    assert node.alive() and node.stop() == 0
+    assert node.alive(), node.output()
+    assert node.stop() == 0, node.output()
 
 
 def test_video_deleted_while_streaming_then_back(node_process, listener, tmp_path):
@@ -398,7 +400,8 @@ def test_video_deleted_while_streaming_then_back(node_process, listener, tmp_pat
     _write_video(video, 20)
     assert sub.spin_until(lambda: len(sub.images) >= count + 5, 20), node.output()
     assert sub.spin_until(lambda: _state(sub, name) == 'streaming', 5)
-    assert node.alive() and node.stop() == 0
+    assert node.alive(), node.output()
+    assert node.stop() == 0, node.output()
 
 
 def test_missing_v4l2_device_is_retried_with_backoff(node_process, listener, tmp_path):
@@ -422,7 +425,8 @@ def test_missing_v4l2_device_is_retried_with_backoff(node_process, listener, tmp
     assert int(values['reconnects']) >= 3 and not sub.images
     assert any(s.level == bytes([2]) for a in sub.diagnostics for s in a.status
                if s.name.endswith(name))  # ERROR while the device is missing
-    assert node.alive() and node.stop() == 0
+    assert node.alive(), node.output()
+    assert node.stop() == 0, node.output()
 
 
 class MjpegServer:
@@ -524,4 +528,5 @@ def test_stream_that_drops_is_reconnected(node_process, listener, tmp_path, mjpe
     count = len(sub.images)
     assert sub.spin_until(lambda: len(sub.images) >= count + 5, 30), node.output()
     assert sub.spin_until(lambda: _state(sub, name) == 'streaming', 5)
-    assert node.alive() and node.stop() == 0
+    assert node.alive(), node.output()
+    assert node.stop() == 0, node.output()

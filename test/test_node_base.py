@@ -156,3 +156,84 @@ def test_an_unknown_lifecycle_transition_is_refused_not_fatal(ros_context, spin_
     finally:
         probe.release()
         probe.destroy_node()
+
+
+# A node executable whose executor meets the shutdown rclpy's signal thread can cause: the
+# context shut down after the executor checked it and before it made its next wait set. A
+# Waitable's get_num_entities runs in exactly that window, so it shuts the context down there
+# (or, with RAISE, fails there while the context is fine: a real error, which must surface).
+_WINDOW_NODE = '''
+import os
+import sys
+
+import rclpy
+from rclpy.waitable import NumberOfEntities, Waitable
+
+from edge_vision.node_base import EdgeVisionNode, run_node
+
+
+class InTheWindow(Waitable):
+    def __init__(self, node):
+        super().__init__(node.default_callback_group)
+        self.calls = 0
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+    def is_ready(self, wait_set):
+        return False
+
+    def take_data(self):
+        return None
+
+    async def execute(self, taken_data):
+        return None
+
+    def get_num_entities(self):
+        self.calls += 1
+        if self.calls == 5:
+            if os.environ.get('RAISE'):
+                raise RuntimeError('a bug while spinning')
+            rclpy.try_shutdown()
+        return NumberOfEntities()
+
+    def add_to_wait_set(self, wait_set):
+        pass
+
+
+class WindowNode(EdgeVisionNode):
+    def __init__(self):
+        super().__init__('window_node')
+        self.add_waitable(InTheWindow(self))
+        self.create_timer(0.01, lambda: None)
+
+
+raise SystemExit(run_node(WindowNode, sys.argv))
+'''
+
+
+@pytest.mark.parametrize('bug', [False, True])
+def test_a_shutdown_that_races_the_executor_is_a_clean_stop_and_a_real_error_is_not(tmp_path,
+                                                                                   bug):
+    """rclpy raises RCLError ("the given context is not valid") instead of
+    ExternalShutdownException when its signal thread shuts the context down between the
+    executor's check and its wait set; a camera_node stopped with SIGINT exited 1 that way in
+    a fresh-clone run. run_node treats that as the stop it is (exit 0, no traceback), while an
+    error raised with the context still valid still ends the process with its traceback."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / 'window_node.py'
+    script.write_text(_WINDOW_NODE)
+    env = dict(os.environ, RAISE='1' if bug else '')
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    log = done.stdout + done.stderr
+    if bug:
+        assert done.returncode == 1 and 'a bug while spinning' in log, log
+    else:
+        assert done.returncode == 0 and 'Traceback' not in log, log

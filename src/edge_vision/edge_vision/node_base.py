@@ -87,7 +87,7 @@ from .qos import (
 from .synced import LabelTable, SyncedHandler, SyncedInput
 
 __all__ = ['BaseConfig', 'EdgeVisionNode', 'LabelTable', 'SyncedInput',
-           'TransitionCallbackReturn', 'run_node']
+           'TransitionCallbackReturn', 'run_node', 'spin_until_stopped']
 
 # DiagnosticStatus levels as ints (the message field is a byte).
 C = TypeVar('C')
@@ -648,6 +648,26 @@ def _quiet_signals() -> None:
             pass
 
 
+def spin_until_stopped(spin: Callable[[], None], context: Any = None) -> None:
+    """Run ``spin()`` (an executor's spin) until ``context`` (the default one when None) is
+    shut down by SIGINT/SIGTERM through rclpy's signal handlers, and return.
+
+    rclpy's handlers shut the context down from their own thread. When that lands between the
+    executor's check of the context and its next wait set, rclpy raises RCLError ("the given
+    context is not valid") instead of ExternalShutdownException, a known rclpy race
+    (ros2/ros2cli#854, ros-visualization/rqt#357): a node stopped with Ctrl-C then exited 1 with
+    a traceback. An error raised once the context is shut down is that stop; one raised while
+    the context is still valid is a real error and propagates.
+    """
+    try:
+        spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok(context=context):
+            raise
+
+
 def run_node(factory: Callable[[], EdgeVisionNode], args: Sequence[str] | None = None) -> int:
     """``main()`` body of every node executable: DDS defaults, init, autostart, spin, shutdown.
 
@@ -666,7 +686,7 @@ def run_node(factory: Callable[[], EdgeVisionNode], args: Sequence[str] | None =
         node.autostart()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        spin_until_stopped(executor.spin)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except EdgeVisionError as exc:

@@ -29,7 +29,7 @@ from .camera_node import CameraNode
 from .compose import Composition
 from .foxglove_node import FoxgloveNode
 from .inference_node import InferenceNode
-from .node_base import EdgeVisionNode
+from .node_base import EdgeVisionNode, spin_until_stopped
 from .overlay_node import OverlayNode
 from .preprocess_node import PreprocessNode
 from .privacy_node import PrivacyNode
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             comp.nodes[0].get_logger().error(f'stage did not start: {error}')
         for link in comp.links:
             comp.nodes[0].get_logger().info(str(link))
-        comp.spin()
+        spin_until_stopped(comp.spin)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigError as exc:
