@@ -300,7 +300,10 @@ def test_the_store_survives_a_kill_9_of_the_node(mqtt_broker, secret, node_proce
 
     broker = mqtt_broker(start=False)  # down while the first node runs
     store = tmp_path / 'store.sqlite'
-    params = _bridge_params(broker, secret, store, **{'events.leave_after_s': 0.5})
+    # no camera_lost/camera_back between the start and the frames: this test counts the track
+    # events (on the Jazzy wheels the warm-up below can take longer than the 3 s default)
+    params = _bridge_params(broker, secret, store, **{'events.leave_after_s': 0.5,
+                                                      'events.camera_timeout_s': 300.0})
     first = node_process('edge_vision.mqtt_bridge_node', params, '/saf')
     node = rclpy.create_node('store_test_publisher', context=ros_context)
     pub = node.create_publisher(Detection2DArray, '/saf/tracks', results_qos())
@@ -331,7 +334,13 @@ def test_the_store_survives_a_kill_9_of_the_node(mqtt_broker, secret, node_proce
             with sqlite3.connect(f'file:{store}?mode=ro', uri=True) as db:
                 return db.execute('SELECT COUNT(*) FROM outbox').fetchone()[0]
 
-        assert wait_for(lambda: store.is_file() and queued() == 3, 30), first.output()
+        def outbox() -> list:  # what was queued, for the failure message
+            with sqlite3.connect(f'file:{store}?mode=ro', uri=True) as db:
+                return [(t, bytes(p[:400])) for t, p in
+                        db.execute('SELECT topic, payload FROM outbox').fetchall()]
+
+        assert wait_for(lambda: store.is_file() and queued() == 3, 30), \
+            (outbox() if store.is_file() else 'no store', first.output())
         first.proc.kill()  # kill -9: no flush, no goodbye
         first.proc.wait(10)
         broker.start()
