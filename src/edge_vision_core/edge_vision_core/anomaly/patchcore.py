@@ -64,8 +64,8 @@ HNSW_LINKS = 16
 VERIFY_WIDTH = 2
 #: the largest bank :class:`MemoryBankBuilder` selects greedily; larger ones are random samples.
 GREEDY_MAX_ROWS = 16384
-#: hnsw: the exhaustive pass of :meth:`PatchCoreModel.exact_nearest` is split into column
-#: ranges of at least this many bank rows, one per search thread (FAISS's thread count).
+#: hnsw: the exhaustive pass of :meth:`PatchCoreModel.exact_nearest` is split into ranges of
+#: at least this many bank rows, one per search thread (:func:`_search_threads`).
 SPLIT_MIN_ROWS = 8192
 
 
@@ -218,18 +218,46 @@ def _augmented_nearest(q: np.ndarray, bank_t: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(out, 0.0, out=out), out=out)
 
 
-def _split_nearest(q: np.ndarray, bank_t: np.ndarray) -> np.ndarray:
-    """:func:`_augmented_nearest` with the bank's columns split into one range (of at least
-    :data:`SPLIT_MIN_ROWS`) per search thread (:func:`_in_parallel`), their minima combined."""
-    m = bank_t.shape[1]
+def _blocked_nearest(q2: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray) -> np.ndarray:
+    """``min over rows m of |m|^2 - 2 q.m`` for the rows of ``q2`` (= ``-2 q``) against an
+    (M, D) ``bank``: products of at most :data:`_SPLIT_QUERIES` queries x
+    :data:`_SPLIT_BLOCK` bank rows, each minimised while it is still in the cache (a 1-2 MB
+    buffer, not the whole (N, M) product)."""
+    n, m = len(q2), len(bank)
+    best = np.full(n, np.inf, np.float32)
+    prod = np.empty((min(n, _SPLIT_QUERIES), min(m, _SPLIT_BLOCK)), np.float32)
+    part = np.empty(len(prod), np.float32)
+    for start in range(0, n, _SPLIT_QUERIES):
+        rows = q2[start:start + _SPLIT_QUERIES]
+        k = len(rows)
+        for first in range(0, m, _SPLIT_BLOCK):
+            block = bank[first:first + _SPLIT_BLOCK]
+            out = prod[:k, :len(block)]
+            if not out.flags.c_contiguous:  # the last, shorter block
+                out = np.empty((k, len(block)), np.float32)
+            np.dot(rows, block.T, out=out)
+            out += bank_sq[first:first + len(block)]
+            out.min(axis=1, out=part[:k])
+            np.minimum(best[start:start + k], part[:k], out=best[start:start + k])
+    return best
+
+
+def _split_nearest(q: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray) -> np.ndarray:
+    """Exhaustive nearest-row distances of the rows of ``q`` in an (M, D) ``bank`` with its
+    squared row norms: the bank split into one row range (of at least
+    :data:`SPLIT_MIN_ROWS`) per search thread (:func:`_in_parallel`), each searched by
+    :func:`_blocked_nearest`, their minima combined."""
+    m = len(bank)
     parts = max(1, min(_search_threads()[1], m // SPLIT_MIN_ROWS))
     edges = np.linspace(0, m, parts + 1).astype(int)
-    results = _in_parallel([(_augmented_nearest, q, bank_t[:, a:b])
+    q2 = q * np.float32(-2.0)
+    results = _in_parallel([(_blocked_nearest, q2, bank[a:b], bank_sq[a:b])
                             for a, b in zip(edges[:-1], edges[1:], strict=True)])
     best = results[0]
     for other in results[1:]:
         np.minimum(best, other, out=best)
-    return best
+    best += np.einsum('ij,ij->i', q, q)
+    return np.sqrt(np.maximum(best, 0.0, out=best), out=best)
 
 
 def _hnsw_search(index, rows: np.ndarray, params) -> np.ndarray:
@@ -276,6 +304,9 @@ _POOL: list = [None, 1, None]
 _POOL_LOCK = threading.Lock()
 #: hnsw: queries per search thread below which a search is not split.
 SPLIT_MIN_QUERIES = 64
+#: :func:`_blocked_nearest`: queries and bank rows per product (1-2 MB of float32).
+_SPLIT_QUERIES = 64
+_SPLIT_BLOCK = 8192
 
 
 class PatchCoreModel:
@@ -305,11 +336,9 @@ class PatchCoreModel:
         self.search = resolve_search(search, len(bank))
         self.ef_search = int(ef_search)
         self.exact_top = int(exact_top)
-        # the bank is kept once, as the augmented (D', M) matrix of the exhaustive search:
-        # ``memory_bank`` and the squared norms are views of it (not a second 33 MB copy)
-        self._bank_t = _augmented_bank(bank)
-        self._sq = self._bank_t[bank.shape[1]]
-        self.memory_bank = self._bank_t[:bank.shape[1]].T
+        self.memory_bank = bank
+        self._sq = np.einsum('ij,ij->i', bank, bank)
+        self._bank_t: np.ndarray | None = None  # exact: the augmented bank, made once
         self._index = None  # hnsw: the FAISS graph (which holds its own copy of the bank)
         self._excluded: np.ndarray | None = None  # hnsw: rows left out (see without_rows)
         self._selector: tuple = ()  # hnsw: FAISS selectors of the rows searched
@@ -348,7 +377,7 @@ class PatchCoreModel:
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
             try:
-                index.add(np.ascontiguousarray(self.memory_bank))
+                index.add(self.memory_bank)
             finally:
                 faiss.omp_set_num_threads(threads)
             self._index = index
@@ -415,16 +444,18 @@ class PatchCoreModel:
     def exact_nearest(self, queries: np.ndarray) -> np.ndarray:
         """:meth:`nearest` by exhaustive search (the rows this model leaves out skipped).
 
-        An HNSW model splits the bank into one column range per search thread
-        (:func:`_split_nearest`, one BLAS thread each): a pass of 32 queries over 128,000 rows
-        took 12.5 ms on one thread and 6.3-7.6 ms on two (2-core AMD EPYC).
-        BLAS's own threads are not used for it: two such processes on two cores took 1.5 s a
-        pass instead of 15 ms with them spinning against each other. A model that leaves
-        rows out (the fit's out-of-fold calibration) searches the graph's copy with FAISS's
-        selector instead.
+        An HNSW model splits the bank into one row range per search thread
+        (:func:`_split_nearest`, one BLAS thread each, products in cache-sized blocks): a pass
+        of 32 queries over 128,000 rows took 12.5 ms with FAISS on one thread and 6.2-7.3 ms
+        split in two (2-core AMD EPYC, bank in the cache). BLAS's own threads are not used:
+        two such processes on two cores took 1.5 s a pass instead of 15 ms with them spinning
+        against each other. A model that leaves rows out (the fit's out-of-fold calibration)
+        searches the graph's copy with FAISS's selector instead.
         """
         q = np.ascontiguousarray(queries, np.float32)
         if self.search != 'hnsw':
+            if self._bank_t is None:
+                self._bank_t = _augmented_bank(self.memory_bank, self._sq)
             return _augmented_nearest(q, self._bank_t)
         import faiss
 
@@ -436,7 +467,7 @@ class PatchCoreModel:
                 dist, _ = flat.search(q, 1, params=params)
             return np.sqrt(np.maximum(dist[:, 0], 0.0))
         with one_blas_thread():
-            return _split_nearest(q, self._bank_t)
+            return _split_nearest(q, self.memory_bank, self._sq)
 
     def score(self, grid: np.ndarray) -> np.ndarray:
         """Patch scores of an (h, w, D) embedding grid -> (h, w) float32 distances.
@@ -476,7 +507,7 @@ class PatchCoreModel:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What the model file stores."""
-        return {'memory_bank': np.ascontiguousarray(self.memory_bank)}
+        return {'memory_bank': self.memory_bank}
 
 
 class MemoryBankBuilder:

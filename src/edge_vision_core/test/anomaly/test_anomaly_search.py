@@ -84,7 +84,7 @@ def test_hnsw_scores_are_reproducible(scene):
 
 def test_searches_split_over_threads_match_one_search(scene, monkeypatch):
     """The HNSW model's per-frame searches run on several threads: the graph search split by
-    queries, the exhaustive pass by bank columns (three threads here, uneven ranges), with
+    queries, the exhaustive pass by bank rows (three threads here, uneven ranges), with
     the same results as one search over everything."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -101,9 +101,9 @@ def test_searches_split_over_threads_match_one_search(scene, monkeypatch):
         monkeypatch.setattr(patchcore, '_search_threads', lambda: (pool, 3))
         monkeypatch.setattr(patchcore, 'SPLIT_MIN_ROWS', 6000)  # 20,000 rows: 3 ranges
         calls = []
-        real = patchcore._augmented_nearest
-        monkeypatch.setattr(patchcore, '_augmented_nearest',
-                            lambda q, b: calls.append(b.shape[1]) or real(q, b))
+        real = patchcore._blocked_nearest
+        monkeypatch.setattr(patchcore, '_blocked_nearest',
+                            lambda q2, b, sq: calls.append(len(b)) or real(q2, b, sq))
         np.testing.assert_array_equal(model.nearest(queries), whole)
         split = model.exact_nearest(queries)
     assert sorted(calls) == [6666, 6667, 6667]
