@@ -112,7 +112,8 @@ class AnomalyConfig:
         "Device of the backend (cpu, cuda | CPU, GPU, NPU, AUTO); 'auto' picks the best here.",
         read_only=True))
     threads: int = field(default=0, metadata=param(
-        'CPU inference threads; 0 lets the runtime decide.', min=0, max=256, read_only=True))
+        'CPU threads of the backbone\'s inference and of the memory bank\'s search; 0 lets '
+        'the runtime decide (the search: one per core).', min=0, max=256, read_only=True))
     method: str = field(default='patchcore', metadata=param(
         '; '.join(f'{m.name} ({m.description})' for m in METHODS.values()) + '.',
         choices=tuple(METHODS), read_only=True))

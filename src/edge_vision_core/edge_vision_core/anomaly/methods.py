@@ -163,7 +163,8 @@ class _PatchCoreFitter(MethodFitter):
 def _model_args(config: Any) -> dict[str, Any]:
     """The run-time settings of a :class:`PatchCoreModel` from an ``AnomalyConfig``."""
     return {'neighbors': int(config.reweight_neighbors), 'search': config.search,
-            'ef_search': int(config.search_ef), 'exact_top': int(config.search_exact_top)}
+            'ef_search': int(config.search_ef), 'exact_top': int(config.search_exact_top),
+            'threads': int(config.threads)}
 
 
 class PatchCore(AnomalyMethod):

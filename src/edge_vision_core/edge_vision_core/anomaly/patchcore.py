@@ -242,13 +242,14 @@ def _blocked_nearest(q2: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray) -> n
     return best
 
 
-def _split_nearest(q: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray) -> np.ndarray:
+def _split_nearest(q: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray,
+                   threads: int) -> np.ndarray:
     """Exhaustive nearest-row distances of the rows of ``q`` in an (M, D) ``bank`` with its
     squared row norms: the bank split into one row range (of at least
-    :data:`SPLIT_MIN_ROWS`) per search thread (:func:`_in_parallel`), each searched by
-    :func:`_blocked_nearest`, their minima combined."""
+    :data:`SPLIT_MIN_ROWS`) per search thread (:func:`_in_parallel`, at most ``threads``),
+    each searched by :func:`_blocked_nearest`, their minima combined."""
     m = len(bank)
-    parts = max(1, min(_search_threads()[1], m // SPLIT_MIN_ROWS))
+    parts = max(1, min(threads, m // SPLIT_MIN_ROWS))
     edges = np.linspace(0, m, parts + 1).astype(int)
     q2 = q * np.float32(-2.0)
     results = _in_parallel([(_blocked_nearest, q2, bank[a:b], bank_sq[a:b])
@@ -320,6 +321,8 @@ class PatchCoreModel:
         ef_search: HNSW: candidates kept while searching (more = closer to exact, slower).
         exact_top: HNSW: this many highest patch scores of a frame are made exact
             (:meth:`score`; 0 = none).
+        threads: HNSW: search threads a frame uses at most (0 = one per core, the
+            process's :func:`_search_threads`).
 
     Raises:
         ConfigError: a bad bank, or ``hnsw`` without FAISS.
@@ -328,7 +331,7 @@ class PatchCoreModel:
     method = 'patchcore'
 
     def __init__(self, memory_bank: np.ndarray, neighbors: int = 0, search: str = 'exact',
-                 ef_search: int = 32, exact_top: int = 16) -> None:
+                 ef_search: int = 32, exact_top: int = 16, threads: int = 0) -> None:
         bank = np.ascontiguousarray(memory_bank, np.float32)
         if bank.ndim != 2 or len(bank) == 0:
             raise ConfigError(f'memory bank must be (M >= 1, D), got {bank.shape}')
@@ -336,6 +339,7 @@ class PatchCoreModel:
         self.search = resolve_search(search, len(bank))
         self.ef_search = int(ef_search)
         self.exact_top = int(exact_top)
+        self.threads = max(0, int(threads))
         self.memory_bank = bank
         self._sq = np.einsum('ij,ij->i', bank, bank)
         self._bank_t: np.ndarray | None = None  # exact: the augmented bank, made once
@@ -394,11 +398,16 @@ class PatchCoreModel:
             if self._selector:
                 params.sel = self._selector[1]
             index = self._hnsw_index()
-            parts = max(1, min(_search_threads()[1], len(q) // SPLIT_MIN_QUERIES))
+            parts = max(1, min(self._threads(), len(q) // SPLIT_MIN_QUERIES))
             dist = np.concatenate(_in_parallel(
                 [(_hnsw_search, index, rows, params) for rows in np.array_split(q, parts)]))
             return np.sqrt(np.maximum(dist, 0.0))
         return self.exact_nearest(q)
+
+    def _threads(self) -> int:
+        """Search threads of one frame: ``threads``, at most the process's."""
+        count = _search_threads()[1]
+        return min(count, self.threads) if self.threads else count
 
     @property
     def dim(self) -> int:
@@ -467,7 +476,7 @@ class PatchCoreModel:
                 dist, _ = flat.search(q, 1, params=params)
             return np.sqrt(np.maximum(dist[:, 0], 0.0))
         with one_blas_thread():
-            return _split_nearest(q, self.memory_bank, self._sq)
+            return _split_nearest(q, self.memory_bank, self._sq, self._threads())
 
     def score(self, grid: np.ndarray) -> np.ndarray:
         """Patch scores of an (h, w, D) embedding grid -> (h, w) float32 distances.

@@ -107,6 +107,17 @@ def test_searches_split_over_threads_match_one_search(scene, monkeypatch):
         np.testing.assert_array_equal(model.nearest(queries), whole)
         split = model.exact_nearest(queries)
     assert sorted(calls) == [6666, 6667, 6667]
+    # the model's ``threads`` bounds them (the anomaly config's threads): 2 of the 3 here
+    two = PatchCoreModel(bank, search='hnsw', threads=2)
+    with ThreadPoolExecutor(3, initializer=faiss.omp_set_num_threads, initargs=(1,)) as pool:
+        monkeypatch.setattr(patchcore, '_search_threads', lambda: (pool, 3))
+        widths = []
+        real_parallel = patchcore._in_parallel
+        monkeypatch.setattr(patchcore, '_in_parallel',
+                            lambda c: widths.append(len(c)) or real_parallel(c))
+        np.testing.assert_array_equal(two.nearest(queries), whole)
+        np.testing.assert_allclose(two.exact_nearest(queries), split, rtol=1e-5, atol=1e-5)
+    assert widths == [2, 2]
     np.testing.assert_allclose(split, exact.ravel(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(split, nearest_distances(queries, bank), rtol=1e-4, atol=1e-4)
 
