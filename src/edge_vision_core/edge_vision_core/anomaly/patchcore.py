@@ -267,7 +267,8 @@ def _hnsw_search(index, rows: np.ndarray, params) -> np.ndarray:
 
 
 def _search_threads() -> tuple[ThreadPoolExecutor | None, int]:
-    """The process's search threads: (executor, count); no executor where the count is 1.
+    """The process's search threads: (executor of ``count - 1`` threads, ``count``); the
+    caller's thread is the other one (:func:`_in_parallel`); no executor where the count is 1.
 
     As many as FAISS's OpenMP would use (``OMP_NUM_THREADS``, else the cores), each limited to
     one OpenMP thread: an HNSW search split over these threads is as fast as FAISS's own
@@ -283,7 +284,7 @@ def _search_threads() -> tuple[ThreadPoolExecutor | None, int]:
             count = max(1, int(faiss.omp_get_max_threads()))
             pool = None
             if count > 1:
-                pool = ThreadPoolExecutor(count, thread_name_prefix='patchcore-search',
+                pool = ThreadPoolExecutor(count - 1, thread_name_prefix='patchcore-search',
                                           initializer=faiss.omp_set_num_threads,
                                           initargs=(1,))
             _POOL[:] = [pool, count, os.getpid()]
@@ -291,13 +292,25 @@ def _search_threads() -> tuple[ThreadPoolExecutor | None, int]:
 
 
 def _in_parallel(calls: list[tuple]) -> list:
-    """``[f(*args) for f, *args in calls]``, one call per search thread where there are
-    several (FAISS's searches and NumPy's matrix products release the GIL)."""
+    """``[f(*args) for f, *args in calls]``: the first call on this thread, each other one on a
+    search thread (FAISS's searches and NumPy's matrix products release the GIL), every one
+    with a single OpenMP thread."""
     pool = _search_threads()[0]
-    if pool is None or len(calls) == 1:
-        return [call[0](*call[1:]) for call in calls]
-    futures = [pool.submit(*call) for call in calls]
-    return [future.result() for future in futures]
+    futures = [pool.submit(*call) for call in calls[1:]] if pool is not None else []
+    first = _one_omp_thread(calls[0])
+    return [first, *(future.result() for future in futures)]
+
+
+def _one_omp_thread(call: tuple) -> object:
+    """``f(*args)`` with FAISS's OpenMP limited to this thread (its setting put back)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return call[0](*call[1:])
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 #: [executor or None, thread count, process id] of :func:`_search_threads`.
