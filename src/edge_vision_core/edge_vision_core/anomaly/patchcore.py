@@ -296,7 +296,9 @@ def _in_parallel(calls: list[tuple]) -> list:
     search thread (FAISS's searches and NumPy's matrix products release the GIL), every one
     with a single OpenMP thread."""
     pool = _search_threads()[0]
-    futures = [pool.submit(*call) for call in calls[1:]] if pool is not None else []
+    if pool is None:
+        return [_one_omp_thread(call) for call in calls]
+    futures = [pool.submit(*call) for call in calls[1:]]
     first = _one_omp_thread(calls[0])
     return [first, *(future.result() for future in futures)]
 

@@ -118,6 +118,10 @@ def test_searches_split_over_threads_match_one_search(scene, monkeypatch):
         np.testing.assert_array_equal(two.nearest(queries), whole)
         np.testing.assert_allclose(two.exact_nearest(queries), split, rtol=1e-4, atol=1e-4)
     assert widths == [2, 2]
+    # one thread (one core, or OMP_NUM_THREADS=1): every share on the caller's thread
+    monkeypatch.setattr(patchcore, '_search_threads', lambda: (None, 1))
+    assert patchcore._in_parallel([(int, '1'), (int, '2'), (int, '3')]) == [1, 2, 3]
+    np.testing.assert_array_equal(model.nearest(queries), whole)
     np.testing.assert_allclose(split, exact.ravel(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(split, nearest_distances(queries, bank), rtol=1e-4, atol=1e-4)
 
