@@ -22,8 +22,14 @@ from edge_vision_core.anomaly.patchcore import (
 
 
 def brute_force(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
-    diff = queries.astype(np.float64)[:, None, :] - bank.astype(np.float64)[None, :, :]
-    return np.sqrt((diff ** 2).sum(axis=2).min(axis=1))
+    """Nearest-row distances from every difference vector in float64, a few queries at a time
+    (all at once, the scene's 1,200 x 20,000 x 16 differences took 3 GB and 15 s)."""
+    bank = bank.astype(np.float64)
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), 16):
+        diff = queries[start:start + 16].astype(np.float64)[:, None, :] - bank[None, :, :]
+        out[start:start + 16] = np.sqrt(np.einsum('qmd,qmd->qm', diff, diff).min(axis=1))
+    return out
 
 
 def clustered(rows: int, dim: int = 16, seed: int = 0) -> np.ndarray:
