@@ -67,6 +67,11 @@ GREEDY_MAX_ROWS = 16384
 #: hnsw: the exhaustive pass of :meth:`PatchCoreModel.exact_nearest` is split into ranges of
 #: at least this many bank rows, one per search thread (:func:`_search_threads`).
 SPLIT_MIN_ROWS = 8192
+#: hnsw: queries per search thread below which a search is not split.
+SPLIT_MIN_QUERIES = 64
+#: :func:`_blocked_nearest`: queries and bank rows per product (1-2 MB of float32).
+_SPLIT_QUERIES = 64
+_SPLIT_BLOCK = 8192
 
 
 def hnsw_available() -> bool:
@@ -214,8 +219,14 @@ def _augmented_nearest(q: np.ndarray, bank_t: np.ndarray) -> np.ndarray:
         np.multiply(block, np.float32(-2.0), out=aug[:k, :d])
         np.dot(aug[:k], bank_t, out=prod[:k])
         prod[:k].min(axis=1, out=out[start:start + k])
-    out += np.einsum('ij,ij->i', q, q)
-    return np.sqrt(np.maximum(out, 0.0, out=out), out=out)
+    return _to_distances(out, q)
+
+
+def _to_distances(partial: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Euclidean distances from the minima of ``|m|^2 - 2 q.m`` (in place): plus ``|q|^2``,
+    clipped at 0 (rounding), square root."""
+    partial += np.einsum('ij,ij->i', q, q)
+    return np.sqrt(np.maximum(partial, 0.0, out=partial), out=partial)
 
 
 def _blocked_nearest(q2: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray) -> np.ndarray:
@@ -257,8 +268,7 @@ def _split_nearest(q: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray,
     best = results[0]
     for other in results[1:]:
         np.minimum(best, other, out=best)
-    best += np.einsum('ij,ij->i', q, q)
-    return np.sqrt(np.maximum(best, 0.0, out=best), out=best)
+    return _to_distances(best, q)
 
 
 def _hnsw_search(index, rows: np.ndarray, params) -> np.ndarray:
@@ -318,11 +328,6 @@ def _one_omp_thread(call: tuple) -> object:
 #: [executor or None, thread count, process id] of :func:`_search_threads`.
 _POOL: list = [None, 1, None]
 _POOL_LOCK = threading.Lock()
-#: hnsw: queries per search thread below which a search is not split.
-SPLIT_MIN_QUERIES = 64
-#: :func:`_blocked_nearest`: queries and bank rows per product (1-2 MB of float32).
-_SPLIT_QUERIES = 64
-_SPLIT_BLOCK = 8192
 
 
 class PatchCoreModel:
