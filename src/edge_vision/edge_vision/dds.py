@@ -9,6 +9,9 @@ image stream (the shared-memory segment is smaller than one frame): the classic 
 - Fast DDS with ``FASTDDS_BUILTIN_TRANSPORTS`` or a profiles file already set: nothing;
 - otherwise Fast DDS gets the bundled ``fastdds_large_frames.xml`` profile (a 16 MB
   shared-memory segment plus UDPv4), which works from Humble's Fast DDS 2.6 to Kilted's 3.2.
+  Fast DDS 2.x reads it from ``FASTRTPS_DEFAULT_PROFILES_FILE``, 3.x from
+  ``FASTDDS_DEFAULT_PROFILES_FILE``; the distro is ``ROS_DISTRO`` in a sourced install and,
+  in a venv of PyPI wheels (no ``ROS_DISTRO``), the one of the installed rclpy.
 
 Measured with ``edge-vision doctor`` (VGA bgr8 at 30 Hz, 90 frames, reliable publisher,
 best-effort subscriber, Fast DDS 3.2, two processes on 2 cores): default transports 40-69
@@ -22,12 +25,28 @@ import os
 from collections.abc import MutableMapping
 from importlib import resources
 
-__all__ = ['apply_transport_defaults', 'large_frames_profile']
+__all__ = ['apply_transport_defaults', 'large_frames_profile', 'wheels_distro']
 
 # Fast DDS 2.x reads the first, 3.x the second (and warns that the first is deprecated).
 _PROFILE_VARS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
-# Distros that ship Fast DDS 2.x; later ones (and the Kilted wheels, with no ROS_DISTRO) ship 3.x.
+# Distros that ship Fast DDS 2.x; later ones ship 3.x.
 _FASTDDS2_DISTROS = ('foxy', 'galactic', 'humble', 'iron', 'jazzy')
+# rclpy's major version in each ROS 2 distro (no ROS_DISTRO is set in a venv of PyPI wheels).
+_RCLPY_DISTROS = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
+
+
+def wheels_distro(rclpy_version: str | None = None) -> str:
+    """The ROS 2 distro of the rclpy wheels installed here (or of ``rclpy_version``)."""
+    if rclpy_version is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            rclpy_version = version('rclpy')
+        except PackageNotFoundError:
+            return 'unknown distro'
+    major = rclpy_version.split('.', 1)[0]
+    name = _RCLPY_DISTROS.get(int(major)) if major.isdigit() else None
+    return name or f'rclpy {rclpy_version}'
 
 
 def large_frames_profile() -> str:
@@ -51,7 +70,10 @@ def apply_transport_defaults(environ: MutableMapping[str, str] | None = None) ->
         if env.get(var):
             return f'Fast DDS: {var}={env[var]} kept as configured'
     profile = large_frames_profile()
-    old = env.get('ROS_DISTRO', '').lower() in _FASTDDS2_DISTROS
+    # The Jazzy wheels' Fast DDS 2.14 reads only the 2.x variable: deciding by ROS_DISTRO alone
+    # gave them the 3.x one, so they ran without the profile (lost VGA frames, 20 s lease).
+    distro = env.get('ROS_DISTRO') or wheels_distro()
+    old = distro.lower() in _FASTDDS2_DISTROS
     var = _PROFILE_VARS[0] if old else _PROFILE_VARS[1]
     env[var] = profile
     return f'Fast DDS: large-frame profile {var}={profile}'

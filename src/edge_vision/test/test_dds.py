@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+import pytest
 
 from edge_vision.dds import apply_transport_defaults, large_frames_profile
 
@@ -12,11 +16,32 @@ def test_profile_file_ships_with_the_package():
     assert '<segment_size>16777216</segment_size>' in text
 
 
-def test_kilted_wheels_get_the_fast_dds_3_variable():
-    env: dict[str, str] = {}
+def test_kilted_gets_the_fast_dds_3_variable():
+    env = {'ROS_DISTRO': 'kilted'}
     note = apply_transport_defaults(env)
-    assert env == {'FASTDDS_DEFAULT_PROFILES_FILE': large_frames_profile()}
+    assert env == {'ROS_DISTRO': 'kilted', 'FASTDDS_DEFAULT_PROFILES_FILE': large_frames_profile()}
     assert 'large-frame profile' in note
+
+
+def _fast_dds_libraries() -> list[Path]:
+    """The Fast DDS libraries of this environment: a venv of wheels or a sourced install."""
+    prefixes = [Path(sys.prefix)] + [
+        Path(p) for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    return [lib for prefix in prefixes for pattern in ('libfastrtps.so*', 'libfastdds.so*')
+            for lib in sorted((prefix / 'lib').glob(pattern))]
+
+
+def test_the_installed_fast_dds_reads_the_variable_set():
+    """The variable chosen here is one the Fast DDS library of this environment reads (the
+    Jazzy wheels, with no ROS_DISTRO, were once given the 3.x name their 2.14 ignores)."""
+    libraries = _fast_dds_libraries()
+    if not libraries:
+        pytest.skip('no Fast DDS library found in this environment')
+    env = {k: v for k, v in os.environ.items() if k in ('ROS_DISTRO', 'RMW_IMPLEMENTATION')}
+    env.pop('RMW_IMPLEMENTATION', None)
+    apply_transport_defaults(env)
+    (chosen,) = [k for k in env if k.endswith('_DEFAULT_PROFILES_FILE')]
+    assert chosen.encode() in libraries[0].read_bytes(), (chosen, libraries[0])
 
 
 def test_humble_and_jazzy_get_the_fast_dds_2_variable():

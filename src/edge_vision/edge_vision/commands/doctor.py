@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..dds import apply_transport_defaults
+from ..dds import apply_transport_defaults, wheels_distro
 
 HELP = 'check the ROS 2 environment: rclpy, type hashes, and image delivery over DDS'
 NAMESPACE = '/edge_vision_doctor'
@@ -244,24 +244,6 @@ def _graph_hashes(node) -> dict[str, str]:
             if type_hash is not None:
                 out[info.topic_type] = str(type_hash)
     return out
-
-
-# rclpy's major version in each ROS 2 distro (no ROS_DISTRO is set in a venv of PyPI wheels).
-_RCLPY_DISTROS = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
-
-
-def wheels_distro(rclpy_version: str | None = None) -> str:
-    """The ROS 2 distro of the rclpy wheels installed here (or of ``rclpy_version``)."""
-    if rclpy_version is None:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            rclpy_version = version('rclpy')
-        except PackageNotFoundError:
-            return 'unknown distro'
-    major = rclpy_version.split('.', 1)[0]
-    name = _RCLPY_DISTROS.get(int(major)) if major.isdigit() else None
-    return name or f'rclpy {rclpy_version}'
 
 
 def _cv2_version() -> str:
