@@ -42,6 +42,8 @@ Only the standard library is used here: this runs before anything is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import glob
 import hashlib
@@ -51,6 +53,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -152,6 +155,25 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = No
     if proc.returncode != 0:
         tail = '\n'.join((proc.stdout or '').splitlines()[-40:])
         raise SetupError(f'command failed ({proc.returncode}): {" ".join(cmd)}\n{tail}')
+
+
+@contextlib.contextmanager
+def one_at_a_time(step: str):
+    """Hold a lock shared by every set-up of this checkout while ``step`` runs: ``make test``
+    sets the three legs up side by side, and apt/dpkg and the editable installs (which write
+    ``src/*/*.egg-info``) must not run twice at once. Other steps write only their own venv."""
+    tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f'edge_vision_setup_{tag}.lock'
+    with open(path, 'a') as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f'waiting for another set-up of this checkout to finish {step}')
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_list(path: Path) -> list[str]:
@@ -595,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         mode = detect_mode() if args.distro == 'kilted' else 'wheels'
     try:
         if not args.no_apt:
-            ensure_debian_packages(debian_packages())
+            with one_at_a_time('the Debian packages'):
+                ensure_debian_packages(debian_packages())
         python = shutil.which('python3') if mode == 'ros' else find_wheels_python(args.distro)
         if python is None:
             raise SetupError('python3 not found on PATH')
@@ -610,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
         check = ['edge_vision_core', 'edge_vision_models']
         if mode == 'ros' or spec.ros:
             check += ['rclpy', 'sensor_msgs.msg', *build_interfaces(venv, mode), 'edge_vision']
-        install_project(venv, PACKAGES if mode == 'ros' else spec.packages)
+        with one_at_a_time('the editable install'):
+            install_project(venv, PACKAGES if mode == 'ros' else spec.packages)
         write_setup_sh(venv, ros_wheels=(mode == 'wheels' and spec.ros))
         if not imports_ok(venv, check):
             raise SetupError(f'set-up finished but one of {check} does not import in {venv}')
