@@ -255,7 +255,7 @@ def test_commands_run_only_when_signed_and_allowed(mqtt_broker, secret, node_pro
             bridge.output()
         assert send(command('ping', {}, 'p1'), 'p1')['ok']
         reply = send(command('set_parameter', high(0.42), 's1'), 's1')
-        assert reply['ok'], reply
+        assert reply['ok'], reply.get('error')
         assert _parameter(call_service, executor, params,
                           'high_threshold') == pytest.approx(0.42)
         refused = {

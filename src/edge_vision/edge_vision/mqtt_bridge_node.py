@@ -84,6 +84,13 @@ __all__ = ['MqttBridgeNode', 'main', 'parameter_overrides']
 
 #: How long a command waits for a service to appear and answer.
 SERVICE_TIMEOUT_S = 5.0
+#: An unanswered request to an idempotent service (parameter types, setting a value) is sent
+#: again after this long: Fast DDS's server drops a response when the caller's response reader
+#: is not matched yet (~100 ms wait), so a client's first calls can lose their answer.
+RESEND_S = 1.0
+#: A new client waits this long after its service first looks ready before sending a request
+#: that must not be repeated (learn_normal, stop_learning), for the same reason.
+SETTLE_S = 0.5
 
 
 class MqttBridgeNode(EdgeVisionNode):
@@ -100,6 +107,7 @@ class MqttBridgeNode(EdgeVisionNode):
         self._stages: dict[str, dict[str, Any]] = {}
         self._camera_status = ''
         self._service_clients: dict[tuple[type, str], Any] = {}
+        self._settled_clients: set[tuple[type, str]] = set()
         self._guard = self.create_guard_condition(self._run_graph_commands)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -253,7 +261,7 @@ class MqttBridgeNode(EdgeVisionNode):
                 reply(bool(response.success), '' if response.success else response.message,
                       {'message': response.message})
 
-        self._call(Trigger, name, Trigger.Request(), done)
+        self._call(Trigger, name, Trigger.Request(), done, idempotent=False)
 
     def _set_parameter(self, command: Command, reply: Callable[..., None]) -> None:
         node, name, value = (command.args[k] for k in ('node', 'name', 'value'))
@@ -288,36 +296,63 @@ class MqttBridgeNode(EdgeVisionNode):
                    GetParameterTypes.Request(names=[name]), typed)
 
     def _call(self, srv_type: type, name: str, request: Any,
-              done: Callable[[Any, str], None]) -> None:
+              done: Callable[[Any, str], None], idempotent: bool = True) -> None:
         """Call a service without blocking the executor: wait for it to appear, then for its
-        answer, each up to SERVICE_TIMEOUT_S; ``done(response or None, error)`` once."""
+        answer, each up to SERVICE_TIMEOUT_S; ``done(response or None, error)`` once.
+
+        An idempotent request is sent again every RESEND_S until one answer arrives (the first
+        wins); another is sent once, SETTLE_S after a new client first sees its service."""
         key = (srv_type, name)
         client = self._service_clients.get(key)
         if client is None:
             client = self._service_clients[key] = self.create_client(srv_type, name)
-        deadline = time.monotonic() + SERVICE_TIMEOUT_S
-        state: dict[str, Any] = {'future': None, 'finished': False}
+        now = time.monotonic()
+        deadline = now + SERVICE_TIMEOUT_S
+        state: dict[str, Any] = {'futures': [], 'sent': 0.0, 'ready': None, 'finished': False}
 
         def finish(response: Any, error: str = '') -> None:
             if state['finished']:
                 return
             state['finished'] = True
             self.destroy_timer(timer)
+            for future in state['futures']:
+                if not future.done():
+                    future.cancel()
             done(response, error)
 
+        def answered(future: Any) -> None:
+            if future.cancelled():
+                return
+            if future.result() is not None:
+                finish(future.result())
+            else:
+                finish(None, f'service {name} failed: {future.exception()}')
+
+        def send(now: float) -> None:
+            future = client.call_async(request)
+            state['futures'].append(future)
+            state['sent'] = now
+            future.add_done_callback(answered)
+
         def poll() -> None:
-            future = state['future']
-            if future is None:
+            now = time.monotonic()
+            if not state['futures']:
                 if client.service_is_ready():
-                    state['future'] = client.call_async(request)
-                    state['future'].add_done_callback(
-                        lambda f: finish(f.result()) if f.result() is not None else
-                        finish(None, f'service {name} failed: {f.exception()}'))
-                elif time.monotonic() > deadline:
+                    if state['ready'] is None:
+                        state['ready'] = now
+                    fresh = key not in self._settled_clients
+                    if idempotent or not fresh or now - state['ready'] >= SETTLE_S:
+                        self._settled_clients.add(key)
+                        send(now)
+                elif now > deadline:
                     finish(None, f'service {name} is not available (is that node running?)')
-            elif time.monotonic() > deadline + SERVICE_TIMEOUT_S and not future.done():
-                future.cancel()
+                return
+            # an answer is awaited SERVICE_TIMEOUT_S past the appearance deadline (idempotent,
+            # sent again meanwhile) or past the one request
+            if now > (deadline if idempotent else state['sent']) + SERVICE_TIMEOUT_S:
                 finish(None, f'no answer from {name} within {SERVICE_TIMEOUT_S:g} s')
+            elif idempotent and now - state['sent'] >= RESEND_S:
+                send(now)
 
         timer = self.create_timer(0.05, poll)
 
