@@ -16,7 +16,9 @@ image stream (the shared-memory segment is smaller than one frame): the classic 
 Measured with ``edge-vision doctor`` (VGA bgr8 at 30 Hz, 90 frames, reliable publisher,
 best-effort subscriber, Fast DDS 3.2, two processes on 2 cores): default transports 40-69
 frames delivered, ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` 34-82, this profile 90/90 in every
-run. Set ``EDGE_VISION_DDS_DEFAULTS=0`` to turn this off.
+run. The Jazzy wheels' Fast DDS 2.14.5 (``doctor --seconds 1.5 --rate 20``, two CPU hogs
+beside it): 7-15 of 30 frames without the profile, 30/30 with it in 5 of 5 runs.
+Set ``EDGE_VISION_DDS_DEFAULTS=0`` to turn this off.
 """
 
 from __future__ import annotations
