@@ -8,6 +8,7 @@ saw: the replay must give the same tracks (``edge-vision compare`` finds no diff
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -68,6 +69,7 @@ def runs(tmp_path_factory):
 
 def test_the_bag_holds_every_topic_with_its_type_count_schema_and_cdr(runs):
     import importlib
+    import importlib.metadata
     import importlib.util
 
     from mcap.reader import make_reader
@@ -95,6 +97,12 @@ def test_the_bag_holds_every_topic_with_its_type_count_schema_and_cdr(runs):
             assert schema.data.decode() == full_definition(schema.name)
             assert yaml.safe_load(channel.metadata['offered_qos_profiles'])[0]['history'] == 1
         assert summary.statistics.message_count == sum(counts.values())
+    with open(runs['live'], 'rb') as f:  # the distro recorded (rosbag2 reads it), never ''
+        (meta,) = [m.metadata for m in make_reader(f).iter_metadata() if m.name == 'rosbag2']
+    sourced = os.environ.get('ROS_DISTRO')
+    wheels = {'7': 'jazzy', '9': 'kilted'}.get(
+        '' if sourced else importlib.metadata.version('rclpy').split('.')[0])
+    assert meta['ROS_DISTRO'] == (sourced or wheels) and meta['ROS_DISTRO'], meta
     stamps: dict[str, list[int]] = {}
     for item in bag.messages():
         package, _, name = item.type.split('/')

@@ -28,7 +28,6 @@ Every message's ``log_time`` is the node clock when it arrived; schemas carry th
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from .conversions import (
     meta_to_header,
     numpy_to_compressed,
 )
+from .dds import ros_distro
 from .qos import results_qos, stream_subscriber_qos
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class BagRecording:
         self.config = config
         self.topics_config = topics
         self.writer = BagWriter(config, library='edge_vision (rosbag2 MCAP profile)',
-                                ros_distro=os.environ.get('ROS_DISTRO', ''))
+                                ros_distro=ros_distro())
         self.skipped: list[str] = []
         self._raw: list[tuple[str, type, str, QoSProfile]] = []
         self._subscriptions: list[Any] = []

@@ -27,7 +27,7 @@ import os
 from collections.abc import MutableMapping
 from importlib import resources
 
-__all__ = ['apply_transport_defaults', 'large_frames_profile', 'wheels_distro']
+__all__ = ['apply_transport_defaults', 'large_frames_profile', 'ros_distro', 'wheels_distro']
 
 # Fast DDS 2.x reads the first, 3.x the second (and warns that the first is deprecated).
 _PROFILE_VARS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
@@ -49,6 +49,16 @@ def wheels_distro(rclpy_version: str | None = None) -> str:
     major = rclpy_version.split('.', 1)[0]
     name = _RCLPY_DISTROS.get(int(major)) if major.isdigit() else None
     return name or f'rclpy {rclpy_version}'
+
+
+def ros_distro(environ: MutableMapping[str, str] | None = None) -> str:
+    """The ROS 2 distro in use: ``ROS_DISTRO`` of a sourced install, else the one of the
+    installed rclpy wheels ('' when neither is known)."""
+    env = os.environ if environ is None else environ
+    if env.get('ROS_DISTRO'):
+        return env['ROS_DISTRO']
+    name = wheels_distro()
+    return name if name in _RCLPY_DISTROS.values() else ''
 
 
 def large_frames_profile() -> str:
@@ -74,8 +84,7 @@ def apply_transport_defaults(environ: MutableMapping[str, str] | None = None) ->
     profile = large_frames_profile()
     # The Jazzy wheels' Fast DDS 2.14 reads only the 2.x variable: deciding by ROS_DISTRO alone
     # gave them the 3.x one, so they ran without the profile (lost VGA frames, 20 s lease).
-    distro = env.get('ROS_DISTRO') or wheels_distro()
-    old = distro.lower() in _FASTDDS2_DISTROS
+    old = ros_distro(env).lower() in _FASTDDS2_DISTROS
     var = _PROFILE_VARS[0] if old else _PROFILE_VARS[1]
     env[var] = profile
     return f'Fast DDS: large-frame profile {var}={profile}'

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from edge_vision.dds import apply_transport_defaults, large_frames_profile
+from edge_vision.dds import apply_transport_defaults, large_frames_profile, ros_distro
 
 
 def test_profile_file_ships_with_the_package():
@@ -64,3 +66,12 @@ def test_user_choices_are_kept():
     env = {'EDGE_VISION_DDS_DEFAULTS': '0'}
     apply_transport_defaults(env)
     assert env == {'EDGE_VISION_DDS_DEFAULTS': '0'}
+
+
+def test_the_distro_is_the_sourced_one_else_the_wheels_one():
+    assert ros_distro({'ROS_DISTRO': 'humble'}) == 'humble'
+    wheels = ros_distro({})
+    if importlib.util.find_spec('rclpy') is not None and not os.environ.get('ROS_DISTRO'):
+        # a venv of PyPI wheels (make setup): rclpy 7.x is Jazzy's, 9.x Kilted's
+        major = importlib.metadata.version('rclpy').split('.')[0]
+        assert wheels == {'7': 'jazzy', '9': 'kilted'}[major]
