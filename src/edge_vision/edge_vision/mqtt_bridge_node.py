@@ -306,8 +306,7 @@ class MqttBridgeNode(EdgeVisionNode):
         client = self._service_clients.get(key)
         if client is None:
             client = self._service_clients[key] = self.create_client(srv_type, name)
-        now = time.monotonic()
-        deadline = now + SERVICE_TIMEOUT_S
+        deadline = time.monotonic() + SERVICE_TIMEOUT_S
         state: dict[str, Any] = {'futures': [], 'sent': 0.0, 'ready': None, 'finished': False}
 
         def finish(response: Any, error: str = '') -> None:
