@@ -203,7 +203,11 @@ def test_camera_motion_pairs_images_with_detections_by_stamp(node_process, ros_c
                                                              diagnostics):
     """With camera_motion the tracker's one input pairs each detections message with the image
     of its stamp; detections whose image never comes are dropped and counted, never paired with
-    another image."""
+    another image. The tracker is frozen (SIGSTOP) while three images are sent: it must still
+    get them (a reader keeping only the newest frame lost two, and their detections)."""
+    import os
+    import signal
+
     from edge_vision.conversions import meta_to_header, numpy_to_image
     from edge_vision_core import FrameMeta
 
@@ -232,6 +236,10 @@ def test_camera_motion_pairs_images_with_detections_by_stamp(node_process, ros_c
     tracks.clear()
     paired, orphans = [], []
     for i in range(12):
+        if i == 1:
+            os.kill(proc.proc.pid, signal.SIGSTOP)  # a stalled node: CPU contention, a slow GC
+        elif i == 4:
+            os.kill(proc.proc.pid, signal.SIGCONT)
         stamp = 5_000_000_000 + i * 100_000_000
         if i in (4, 8):
             orphans.append(stamp)  # detections without an image

@@ -83,6 +83,7 @@ from .qos import (
     results_qos,
     stream_subscriber_qos,
     subscription_event_callbacks,
+    with_min_depth,
 )
 from .synced import LabelTable, SyncedHandler, SyncedInput
 
@@ -280,7 +281,8 @@ class EdgeVisionNode(LifecycleNode):
             encoding: the encoding the handler gets frames in (``'passthrough'``: as sent).
             capacity: messages kept per side while waiting for the partner.
             replace_labels: each ``label_info`` replaces the class names instead of adding.
-            image_qos: QoS of the image subscription (default: the node's ``qos.*``).
+            image_qos: QoS of the image subscription (default: the node's ``qos.*``); its
+                history is raised to ``capacity`` frames when shorter.
             labels_topic: the ``vision_msgs/LabelInfo`` topic.
 
         Returns:
@@ -290,6 +292,12 @@ class EdgeVisionNode(LifecycleNode):
             binding = self.params.get(QosConfig)
             image_qos = stream_subscriber_qos(binding.config if binding is not None and
                                               binding._config is not None else None)
+        # the frame a results message refers to is not the newest one: a reader that keeps only
+        # the newest frame loses, whenever the node stalls for two frame periods (CPU
+        # contention, a garbage collection), the images whose results are on their way, and
+        # those results are then dropped unpaired. Room for as many frames as the pairing buffer
+        # holds (the history holds only frames not yet taken).
+        image_qos = with_min_depth(image_qos, capacity)
         port = SyncedInput(self, image_topic, results_topic, handler, image=image,
                            encoding=encoding, capacity=capacity, replace_labels=replace_labels,
                            image_qos=image_qos,

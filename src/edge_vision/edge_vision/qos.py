@@ -6,8 +6,13 @@ Defaults (REP-2003, "Sensor data and map QoS settings"):
   VOLATILE. A reliable publisher serves reliable subscribers (``ros2 topic echo``, rviz2's
   default) and best-effort ones alike.
 - image-like subscribers: BEST_EFFORT, KEEP_LAST 1: they match any publisher and always process
-  the newest frame (a slow node never builds a queue).
-- results (``detections``, ``tracks``, ``anomaly``...): RELIABLE, KEEP_LAST 10 both ways.
+  the newest frame (a slow node never builds a queue). An image that a node pairs with results
+  by stamp (tracker with camera motion, overlay, OCR on regions, privacy filter on detections,
+  recorder) is not the newest frame: that subscription keeps as many frames as the
+  node's pairing buffer (:func:`with_min_depth`), so a node that stalls for a moment does not
+  lose the images whose results are on their way.
+- results (``detections``, ``tracks``, ``anomaly``...): RELIABLE; publishers KEEP_LAST 10,
+  subscribers KEEP_LAST 100 (room for a burst after a stall).
 - ``label_info`` and other "latched" facts: RELIABLE + TRANSIENT_LOCAL, depth 1, so late
   joiners get the last value.
 
@@ -39,6 +44,7 @@ __all__ = [
     'stream_publisher_qos',
     'stream_subscriber_qos',
     'subscription_event_callbacks',
+    'with_min_depth',
 ]
 
 _RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
@@ -60,7 +66,8 @@ class QosConfig:
         'frames; "reliable" only matches reliable publishers.',
         choices=('reliable', 'best_effort'), read_only=True))
     subscriber_depth: int = field(default=1, metadata=param(
-        'History depth of image subscribers (1 = always the newest frame).', min=1, max=100,
+        'History depth of image subscribers (1 = always the newest frame; an image paired with '
+        'results by stamp keeps at least as many frames as the pairing buffer).', min=1, max=100,
         read_only=True))
 
     def __post_init__(self) -> None:
@@ -79,6 +86,18 @@ def stream_subscriber_qos(cfg: QosConfig | None = None) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=cfg.subscriber_depth,
                       reliability=_RELIABILITY[cfg.subscriber_reliability],
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def with_min_depth(profile: QoSProfile, depth: int) -> QoSProfile:
+    """``profile`` with a KEEP_LAST history of at least ``depth`` (a new profile; KEEP_ALL is
+    kept as it is)."""
+    if profile.history == HistoryPolicy.KEEP_ALL or profile.depth >= depth:
+        return profile
+    return QoSProfile(history=profile.history, depth=depth, reliability=profile.reliability,
+                      durability=profile.durability, deadline=profile.deadline,
+                      lifespan=profile.lifespan, liveliness=profile.liveliness,
+                      liveliness_lease_duration=profile.liveliness_lease_duration,
+                      avoid_ros_namespace_conventions=profile.avoid_ros_namespace_conventions)
 
 
 def results_qos(depth: int = 10) -> QoSProfile:
