@@ -32,8 +32,10 @@ Commands (``.../cmd``, signed with the device's key unless ``require_signed_comm
 each answered on ``.../cmd/reply``): ``ping``, ``snapshot``, ``set_parameter`` (through the
 target node's ``rcl_interfaces/srv/GetParameterTypes`` and ``SetParameters`` services, only for
 ``allowed_parameters``), ``learn_normal`` / ``stop_learning`` (``std_srvs/Trigger`` on
-``<anomaly_node>/learn_normal`` and ``/stop_learning``). Anything else, or anything malformed,
-unsigned, stale or replayed, is refused with a reply and logged; nothing runs.
+``<anomaly_node>/learn_normal`` and ``/stop_learning``; their clients are made at activation,
+and each request is sent once, after the client has seen its service for ``SETTLE_S``).
+Anything else, or anything malformed, unsigned, stale or replayed, is refused with a reply and
+logged; nothing runs.
 
 Lifecycle: ``configure`` validates the parameters (plain TCP with credentials is refused unless
 ``broker.allow_insecure``), reads the password, key and certificate files and opens the store;
@@ -88,9 +90,13 @@ SERVICE_TIMEOUT_S = 5.0
 #: again after this long: Fast DDS's server drops a response when the caller's response reader
 #: is not matched yet (~100 ms wait), so a client's first calls can lose their answer.
 RESEND_S = 1.0
-#: A new client waits this long after its service first looks ready before sending a request
-#: that must not be repeated (learn_normal, stop_learning), for the same reason.
+#: A request that must not be repeated (learn_normal, stop_learning) is sent only once its
+#: client has seen the service ready for this long, for the same reason. Their clients are made
+#: at activation and watched, so a command that arrives later does not wait, and a restarted
+#: anomaly node (a new server that must match the client again) is waited for again.
 SETTLE_S = 0.5
+#: The learning commands, each the std_srvs/Trigger service of its name on the anomaly node.
+LEARNING_COMMANDS = ('learn_normal', 'stop_learning')
 
 
 class MqttBridgeNode(EdgeVisionNode):
@@ -107,7 +113,8 @@ class MqttBridgeNode(EdgeVisionNode):
         self._stages: dict[str, dict[str, Any]] = {}
         self._camera_status = ''
         self._service_clients: dict[tuple[type, str], Any] = {}
-        self._settled_clients: set[tuple[type, str]] = set()
+        self._ready_since: dict[tuple[type, str], float] = {}
+        self._watch_timer = None
         self._guard = self.create_guard_condition(self._run_graph_commands)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -155,13 +162,19 @@ class MqttBridgeNode(EdgeVisionNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.bridge.start()
         self._timer = self.create_timer(0.5, self._tick)
+        cfg = self.config(BridgeConfig)
+        for cmd in LEARNING_COMMANDS:
+            if cmd in cfg.allowed_commands:
+                self._client(Trigger, f'{self._target(cfg.anomaly_node)}/{cmd}')
+        self._watch_timer = self.create_timer(0.1, self._watch_services)
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         result = super().on_deactivate(state)
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        for timer in (self._timer, self._watch_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._timer = self._watch_timer = None
         if self.bridge is not None:
             self.bridge.stop()
         return result
@@ -251,8 +264,7 @@ class MqttBridgeNode(EdgeVisionNode):
         if command.cmd == 'set_parameter':
             self._set_parameter(command, reply)
             return
-        service = 'learn_normal' if command.cmd == 'learn_normal' else 'stop_learning'
-        name = f'{self._target(self.config(BridgeConfig).anomaly_node)}/{service}'
+        name = f'{self._target(self.config(BridgeConfig).anomaly_node)}/{command.cmd}'
 
         def done(response: Any, error: str) -> None:
             if response is None:
@@ -301,13 +313,11 @@ class MqttBridgeNode(EdgeVisionNode):
         answer, each up to SERVICE_TIMEOUT_S; ``done(response or None, error)`` once.
 
         An idempotent request is sent again every RESEND_S until one answer arrives (the first
-        wins); another is sent once, SETTLE_S after a new client first sees its service."""
+        wins); another is sent once, when its client has seen the service ready for SETTLE_S."""
         key = (srv_type, name)
-        client = self._service_clients.get(key)
-        if client is None:
-            client = self._service_clients[key] = self.create_client(srv_type, name)
+        client = self._client(srv_type, name)
         deadline = time.monotonic() + SERVICE_TIMEOUT_S
-        state: dict[str, Any] = {'futures': [], 'sent': 0.0, 'ready': None, 'finished': False}
+        state: dict[str, Any] = {'futures': [], 'sent': 0.0, 'finished': False}
 
         def finish(response: Any, error: str = '') -> None:
             if state['finished']:
@@ -337,11 +347,8 @@ class MqttBridgeNode(EdgeVisionNode):
             now = time.monotonic()
             if not state['futures']:
                 if client.service_is_ready():
-                    if state['ready'] is None:
-                        state['ready'] = now
-                    fresh = key not in self._settled_clients
-                    if idempotent or not fresh or now - state['ready'] >= SETTLE_S:
-                        self._settled_clients.add(key)
+                    self._ready_since.setdefault(key, now)
+                    if idempotent or now - self._ready_since[key] >= SETTLE_S:
                         send(now)
                 elif now > deadline:
                     finish(None, f'service {name} is not available (is that node running?)')
@@ -354,6 +361,24 @@ class MqttBridgeNode(EdgeVisionNode):
                 send(now)
 
         timer = self.create_timer(0.05, poll)
+
+    def _client(self, srv_type: type, name: str) -> Any:
+        """The node's one client of service ``name`` (made on first use)."""
+        key = (srv_type, name)
+        client = self._service_clients.get(key)
+        if client is None:
+            client = self._service_clients[key] = self.create_client(srv_type, name)
+        return client
+
+    def _watch_services(self) -> None:
+        """Since when each client has seen its service ready (forgotten while it is not: a
+        server that comes back is new and must match the client again)."""
+        now = time.monotonic()
+        for key, client in self._service_clients.items():
+            if client.service_is_ready():
+                self._ready_since.setdefault(key, now)
+            else:
+                self._ready_since.pop(key, None)
 
     # -- diagnostics -----------------------------------------------------------------------
 
