@@ -65,8 +65,11 @@ def test_malformed_messages_never_end_a_node(node_process, ros_context, spin_unt
     from vision_msgs.msg import Detection2DArray
 
     ns = '/bad_input'
-    extra = {'inference_node': {'threads': 1, 'warmup_runs': 0},
-             'anomaly_node': {'backbone': 'none', 'layers': '[color8, color16]'},
+    # each bad image is sent once: readers with room for all of them, so a node that stalls
+    # for a moment (five nodes starting on two cores) does not lose one to a newer frame
+    extra = {'inference_node': {'threads': 1, 'warmup_runs': 0, 'qos.subscriber_depth': 10},
+             'anomaly_node': {'backbone': 'none', 'layers': '[color8, color16]',
+                              'qos.subscriber_depth': 10},
              'recorder_node': {'output_dir': str(tmp_path), 'write_video': False}}
     procs = {name: node_process(f'edge_vision.{name}', {
         'diagnostics_period': 0.3, **extra.get(name, {})}, ns) for name in NODES}
