@@ -117,7 +117,11 @@ def _run_publisher(args: argparse.Namespace) -> int:
         delay = start + (i + 1) * period - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-    time.sleep(0.5)  # let the last reliable samples drain
+    # the last reliable samples may still be on their way: exit once the subscriber has
+    # acknowledged them all (a fixed pause lost the tail when the subscriber was busy)
+    from rclpy.duration import Duration
+    for pub in (pub_img, pub_det):
+        pub.wait_for_all_acked(Duration(seconds=5))
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
