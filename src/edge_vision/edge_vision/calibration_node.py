@@ -4,7 +4,8 @@ Hold a chessboard or ChArUco board in front of the camera and move it around: th
 views that add coverage (x, y, size and skew, like ROS camera_calibration's progress bars),
 rejects blurred, moving, border-touching and redundant ones, and when coverage is complete (or
 on request) solves for the camera model, writes the camera_info_manager YAML and, optionally,
-sends it to the camera's ``set_camera_info`` service.
+sends it to the camera's ``set_camera_info`` service (waiting up to ``SEND_TIMEOUT_S`` for it;
+what the camera answers, or that it did not, is logged).
 
 Subscribes ``image`` (sensor_msgs/Image, best effort; remap it to the camera's ``image_raw``),
 processed at most ``max_rate_hz`` times per second (the images skipped meanwhile are counted
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
@@ -53,6 +55,10 @@ from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_n
 from .qos import QosConfig, results_qos, stream_subscriber_qos
 
 __all__ = ['CalibrationNode', 'CalibrationNodeConfig', 'main']
+
+
+#: How long a new camera model waits for the camera's ``set_camera_info`` service and answer.
+SEND_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -186,15 +192,55 @@ class CalibrationNode(EdgeVisionNode):
                f'saved to {path}'
         self.get_logger().info(text)
         if self._client is not None:
-            if self._client.service_is_ready():
-                self._client.call_async(SetCameraInfo.Request(
-                    camera_info=model_to_camera_info(result.model)))
-                text += f'; sent to {cfg.set_camera_info_service}'
-            else:
-                text += f'; {cfg.set_camera_info_service} is not available, not sent'
-                self.get_logger().warning(text)
+            self._send_camera_info(result.model, str(path))
+            text += f'; sending it to {cfg.set_camera_info_service}'
         self._publish_progress()
         return text
+
+    def _send_camera_info(self, model: object, saved_to: str) -> None:
+        """Give the camera its new model through its ``set_camera_info`` service without
+        blocking: wait up to SEND_TIMEOUT_S for the service, send again every second until one
+        answer comes (setting the same model twice is harmless, and a first answer can be lost
+        while the server has not matched this client), and log what the camera said."""
+        client, service = self._client, self.config(CalibrationNodeConfig).set_camera_info_service
+        request = SetCameraInfo.Request(camera_info=model_to_camera_info(model))
+        deadline = time.monotonic() + SEND_TIMEOUT_S
+        state = {'sent': 0.0, 'done': False}
+        logger = self.get_logger()
+
+        def finish(message: str, error: bool) -> None:
+            if not state['done']:
+                state['done'] = True
+                self.destroy_timer(timer)
+                (logger.error if error else logger.info)(message)
+
+        def answered(future: Any) -> None:
+            if future.cancelled() or state['done']:
+                return
+            response = future.result()
+            if response is None:
+                finish(f'{service} failed: {future.exception()}; the model is in {saved_to}',
+                       True)
+            elif response.success:
+                finish(f'camera model accepted by {service}', False)
+            else:
+                finish(f'{service} refused the camera model: {response.status_message}; it is '
+                       f'in {saved_to}', True)
+
+        def poll() -> None:
+            now = time.monotonic()
+            if self._client is not client:  # cleaned up meanwhile
+                finish(f'not sent to {service}: the node was cleaned up; the camera model is in '
+                       f'{saved_to}', True)
+            elif now > deadline:
+                finish(f'{service} did not answer within {SEND_TIMEOUT_S:g} s (is the camera '
+                       f'running?): the camera model is not set there; it is in {saved_to}',
+                       True)
+            elif client.service_is_ready() and now - state['sent'] >= 1.0:
+                state['sent'] = now
+                client.call_async(request).add_done_callback(answered)
+
+        timer = self.create_timer(0.1, poll)
 
     def _on_calibrate(self, request: Trigger.Request, response: Trigger.Response
                       ) -> Trigger.Response:
