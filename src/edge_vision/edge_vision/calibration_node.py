@@ -4,8 +4,9 @@ Hold a chessboard or ChArUco board in front of the camera and move it around: th
 views that add coverage (x, y, size and skew, like ROS camera_calibration's progress bars),
 rejects blurred, moving, border-touching and redundant ones, and when coverage is complete (or
 on request) solves for the camera model, writes the camera_info_manager YAML and, optionally,
-sends it to the camera's ``set_camera_info`` service (waiting up to ``SEND_TIMEOUT_S`` for it;
-what the camera answers, or that it did not, is logged).
+sends it to the camera's ``set_camera_info`` service (:class:`edge_vision.services.ServiceCaller`:
+waiting for it and sent again until answered; what the camera answers, or that it did not, is
+logged).
 
 Subscribes ``image`` (sensor_msgs/Image, best effort; remap it to the camera's ``image_raw``),
 processed at most ``max_rate_hz`` times per second (the images skipped meanwhile are counted
@@ -53,12 +54,9 @@ from edge_vision_core.config import check_config, param
 from .conversions import image_to_frame, meta_to_header, model_to_camera_info
 from .node_base import OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, results_qos, stream_subscriber_qos
+from .services import ServiceCaller
 
 __all__ = ['CalibrationNode', 'CalibrationNodeConfig', 'main']
-
-
-#: How long a new camera model waits for the camera's ``set_camera_info`` service and answer.
-SEND_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ class CalibrationNode(EdgeVisionNode):
         self._saved_to = ''
         self._progress = None
         self._triggers = []
-        self._client = None
+        self._service_caller = ServiceCaller(self)
 
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
@@ -117,8 +115,8 @@ class CalibrationNode(EdgeVisionNode):
             self.create_service(Trigger, '~/calibrate',
                                 self.guard('calibrate', self._on_calibrate)),
             self.create_service(Trigger, '~/reset', self.guard('reset', self._on_reset))]
-        if cfg.set_camera_info_service:
-            self._client = self.create_client(SetCameraInfo, cfg.set_camera_info_service)
+        if cfg.set_camera_info_service:  # made now, so it is matched before the result comes
+            self._service_caller.client(SetCameraInfo, cfg.set_camera_info_service)
         self.get_logger().info(f'looking for a {self._cal.target.describe()}')
         return TransitionCallbackReturn.SUCCESS
 
@@ -126,9 +124,7 @@ class CalibrationNode(EdgeVisionNode):
         for service in self._triggers:
             self.destroy_service(service)
         self._triggers = []
-        if self._client is not None:
-            self.destroy_client(self._client)
-            self._client = None
+        self._service_caller.close()
         self._cal = None
         return super().on_cleanup(state)
 
@@ -191,7 +187,7 @@ class CalibrationNode(EdgeVisionNode):
         text = f'calibrated from {len(result.view_errors)} views: RMS {result.rms:.3f} px, ' \
                f'saved to {path}'
         self.get_logger().info(text)
-        if self._client is not None:
+        if cfg.set_camera_info_service:
             self._send_camera_info(result.model, str(path))
             text += f'; sending it to {cfg.set_camera_info_service}'
         self._publish_progress()
@@ -199,48 +195,22 @@ class CalibrationNode(EdgeVisionNode):
 
     def _send_camera_info(self, model: object, saved_to: str) -> None:
         """Give the camera its new model through its ``set_camera_info`` service without
-        blocking: wait up to SEND_TIMEOUT_S for the service, send again every second until one
-        answer comes (setting the same model twice is harmless, and a first answer can be lost
-        while the server has not matched this client), and log what the camera said."""
-        client, service = self._client, self.config(CalibrationNodeConfig).set_camera_info_service
-        request = SetCameraInfo.Request(camera_info=model_to_camera_info(model))
-        deadline = time.monotonic() + SEND_TIMEOUT_S
-        state = {'sent': 0.0, 'done': False}
+        blocking (sent again until answered: setting the same model twice is harmless) and log
+        what the camera said, or that it said nothing."""
+        service = self.config(CalibrationNodeConfig).set_camera_info_service
         logger = self.get_logger()
 
-        def finish(message: str, error: bool) -> None:
-            if not state['done']:
-                state['done'] = True
-                self.destroy_timer(timer)
-                (logger.error if error else logger.info)(message)
-
-        def answered(future: Any) -> None:
-            if future.cancelled() or state['done']:
-                return
-            response = future.result()
+        def done(response: Any, error: str) -> None:
             if response is None:
-                finish(f'{service} failed: {future.exception()}; the model is in {saved_to}',
-                       True)
+                logger.error(f'camera model not set by {service}: {error}; it is in {saved_to}')
             elif response.success:
-                finish(f'camera model accepted by {service}', False)
+                logger.info(f'camera model accepted by {service}')
             else:
-                finish(f'{service} refused the camera model: {response.status_message}; it is '
-                       f'in {saved_to}', True)
+                logger.error(f'{service} refused the camera model: {response.status_message}; '
+                             f'it is in {saved_to}')
 
-        def poll() -> None:
-            now = time.monotonic()
-            if self._client is not client:  # cleaned up meanwhile
-                finish(f'not sent to {service}: the node was cleaned up; the camera model is in '
-                       f'{saved_to}', True)
-            elif now > deadline:
-                finish(f'{service} did not answer within {SEND_TIMEOUT_S:g} s (is the camera '
-                       f'running?): the camera model is not set there; it is in {saved_to}',
-                       True)
-            elif client.service_is_ready() and now - state['sent'] >= 1.0:
-                state['sent'] = now
-                client.call_async(request).add_done_callback(answered)
-
-        timer = self.create_timer(0.1, poll)
+        self._service_caller.call(SetCameraInfo, service,
+                            SetCameraInfo.Request(camera_info=model_to_camera_info(model)), done)
 
     def _on_calibrate(self, request: Trigger.Request, response: Trigger.Response
                       ) -> Trigger.Response:

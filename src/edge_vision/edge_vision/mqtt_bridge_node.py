@@ -33,7 +33,8 @@ each answered on ``.../cmd/reply``): ``ping``, ``snapshot``, ``set_parameter`` (
 target node's ``rcl_interfaces/srv/GetParameterTypes`` and ``SetParameters`` services, only for
 ``allowed_parameters``), ``learn_normal`` / ``stop_learning`` (``std_srvs/Trigger`` on
 ``<anomaly_node>/learn_normal`` and ``/stop_learning``; their clients are made at activation,
-and each request is sent once, after the client has seen its service for ``SETTLE_S``).
+and each request is sent once, after the client has seen its service for
+:data:`edge_vision.services.SETTLE_S`; parameter requests are sent again until answered).
 Anything else, or anything malformed, unsigned, stale or replayed, is refused with a reply and
 logged; nothing runs.
 
@@ -51,7 +52,6 @@ Parameters: :class:`edge_vision_core.mqtt.BridgeConfig`, ``broker.*``
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -81,20 +81,10 @@ from .conversions import (
 )
 from .node_base import ERROR, OK, WARN, EdgeVisionNode, TransitionCallbackReturn, run_node
 from .qos import QosConfig, results_qos, stream_subscriber_qos
+from .services import ServiceCaller
 
 __all__ = ['MqttBridgeNode', 'main', 'parameter_overrides']
 
-#: How long a command waits for a service to appear and answer.
-SERVICE_TIMEOUT_S = 5.0
-#: An unanswered request to an idempotent service (parameter types, setting a value) is sent
-#: again after this long: Fast DDS's server drops a response when the caller's response reader
-#: is not matched yet (~100 ms wait), so a client's first calls can lose their answer.
-RESEND_S = 1.0
-#: A request that must not be repeated (learn_normal, stop_learning) is sent only once its
-#: client has seen the service ready for this long, for the same reason. Their clients are made
-#: at activation and watched, so a command that arrives later does not wait, and a restarted
-#: anomaly node (a new server that must match the client again) is waited for again.
-SETTLE_S = 0.5
 #: The learning commands, each the std_srvs/Trigger service of its name on the anomaly node.
 LEARNING_COMMANDS = ('learn_normal', 'stop_learning')
 
@@ -112,9 +102,7 @@ class MqttBridgeNode(EdgeVisionNode):
         self._timer = None
         self._stages: dict[str, dict[str, Any]] = {}
         self._camera_status = ''
-        self._service_clients: dict[tuple[type, str], Any] = {}
-        self._ready_since: dict[tuple[type, str], float] = {}
-        self._watch_timer = None
+        self._service_caller = ServiceCaller(self)
         self._guard = self.create_guard_condition(self._run_graph_commands)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -163,18 +151,18 @@ class MqttBridgeNode(EdgeVisionNode):
         self.bridge.start()
         self._timer = self.create_timer(0.5, self._tick)
         cfg = self.config(BridgeConfig)
-        for cmd in LEARNING_COMMANDS:
+        for cmd in LEARNING_COMMANDS:  # made now, so they are matched before a command comes
             if cmd in cfg.allowed_commands:
-                self._client(Trigger, f'{self._target(cfg.anomaly_node)}/{cmd}')
-        self._watch_timer = self.create_timer(0.1, self._watch_services)
+                self._service_caller.client(Trigger, f'{self._target(cfg.anomaly_node)}/{cmd}')
+        self._service_caller.watch()
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         result = super().on_deactivate(state)
-        for timer in (self._timer, self._watch_timer):
-            if timer is not None:
-                self.destroy_timer(timer)
-        self._timer = self._watch_timer = None
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self._service_caller.unwatch()
         if self.bridge is not None:
             self.bridge.stop()
         return result
@@ -273,7 +261,7 @@ class MqttBridgeNode(EdgeVisionNode):
                 reply(bool(response.success), '' if response.success else response.message,
                       {'message': response.message})
 
-        self._call(Trigger, name, Trigger.Request(), done, idempotent=False)
+        self._service_caller.call(Trigger, name, Trigger.Request(), done, idempotent=False)
 
     def _set_parameter(self, command: Command, reply: Callable[..., None]) -> None:
         node, name, value = (command.args[k] for k in ('node', 'name', 'value'))
@@ -290,7 +278,7 @@ class MqttBridgeNode(EdgeVisionNode):
                 return
             request = SetParameters.Request(parameters=[ParameterMsg(name=name,
                                                                      value=msg_value)])
-            self._call(SetParameters, f'{target}/set_parameters', request, applied)
+            self._service_caller.call(SetParameters, f'{target}/set_parameters', request, applied)
 
         def applied(response: Any, error: str) -> None:
             if response is None:
@@ -304,81 +292,8 @@ class MqttBridgeNode(EdgeVisionNode):
             else:
                 reply(False, f'{target} refused {name}={value!r}: {result.reason}')
 
-        self._call(GetParameterTypes, f'{target}/get_parameter_types',
-                   GetParameterTypes.Request(names=[name]), typed)
-
-    def _call(self, srv_type: type, name: str, request: Any,
-              done: Callable[[Any, str], None], idempotent: bool = True) -> None:
-        """Call a service without blocking the executor: wait for it to appear, then for its
-        answer, each up to SERVICE_TIMEOUT_S; ``done(response or None, error)`` once.
-
-        An idempotent request is sent again every RESEND_S until one answer arrives (the first
-        wins); another is sent once, when its client has seen the service ready for SETTLE_S."""
-        key = (srv_type, name)
-        client = self._client(srv_type, name)
-        deadline = time.monotonic() + SERVICE_TIMEOUT_S
-        state: dict[str, Any] = {'futures': [], 'sent': 0.0, 'finished': False}
-
-        def finish(response: Any, error: str = '') -> None:
-            if state['finished']:
-                return
-            state['finished'] = True
-            self.destroy_timer(timer)
-            for future in state['futures']:
-                if not future.done():
-                    future.cancel()
-            done(response, error)
-
-        def answered(future: Any) -> None:
-            if future.cancelled():
-                return
-            if future.result() is not None:
-                finish(future.result())
-            else:
-                finish(None, f'service {name} failed: {future.exception()}')
-
-        def send(now: float) -> None:
-            future = client.call_async(request)
-            state['futures'].append(future)
-            state['sent'] = now
-            future.add_done_callback(answered)
-
-        def poll() -> None:
-            now = time.monotonic()
-            if not state['futures']:
-                if client.service_is_ready():
-                    self._ready_since.setdefault(key, now)
-                    if idempotent or now - self._ready_since[key] >= SETTLE_S:
-                        send(now)
-                elif now > deadline:
-                    finish(None, f'service {name} is not available (is that node running?)')
-                return
-            # an answer is awaited SERVICE_TIMEOUT_S past the appearance deadline (idempotent,
-            # sent again meanwhile) or past the one request
-            if now > (deadline if idempotent else state['sent']) + SERVICE_TIMEOUT_S:
-                finish(None, f'no answer from {name} within {SERVICE_TIMEOUT_S:g} s')
-            elif idempotent and now - state['sent'] >= RESEND_S:
-                send(now)
-
-        timer = self.create_timer(0.05, poll)
-
-    def _client(self, srv_type: type, name: str) -> Any:
-        """The node's one client of service ``name`` (made on first use)."""
-        key = (srv_type, name)
-        client = self._service_clients.get(key)
-        if client is None:
-            client = self._service_clients[key] = self.create_client(srv_type, name)
-        return client
-
-    def _watch_services(self) -> None:
-        """Since when each client has seen its service ready (forgotten while it is not: a
-        server that comes back is new and must match the client again)."""
-        now = time.monotonic()
-        for key, client in self._service_clients.items():
-            if client.service_is_ready():
-                self._ready_since.setdefault(key, now)
-            else:
-                self._ready_since.pop(key, None)
+        self._service_caller.call(GetParameterTypes, f'{target}/get_parameter_types',
+                            GetParameterTypes.Request(names=[name]), typed)
 
     # -- diagnostics -----------------------------------------------------------------------
 
